@@ -1,0 +1,109 @@
+import picomatch from "picomatch";
+import { z } from "zod";
+
+import { ToolInputError } from "../errors.js";
+import { readWorkspaceFile, replaceInWorkspaceFile, writeWorkspaceFile } from "../workspace/files.js";
+import type { AgentTool } from "./loop.js";
+
+/** What the file tools need from a clone: its root and a .gitignore-aware file index. */
+export interface WorkspaceIndex {
+  readonly root: string;
+  /** Tracked plus untracked, not-ignored files, `/`-separated, sorted. */
+  listFiles(): Promise<string[]>;
+  /** `path:line:text` matches of an extended regular expression. */
+  grep(pattern: string, options?: { ignoreCase?: boolean; pathspec?: string }): Promise<string[]>;
+}
+
+const RelativePath = z.string().min(1).max(1024).describe("Path relative to the repository root, `/`-separated");
+
+/** Lines shown by one `read_file` call when no range is given. */
+const DEFAULT_READ_LINES = 400;
+
+function numbered(content: string, start: number, end: number | undefined): string {
+  const lines = content.split("\n");
+  const last = Math.min(end ?? start + DEFAULT_READ_LINES - 1, lines.length);
+  const body = lines
+    .slice(start - 1, last)
+    .map((line, i) => `${String(start + i).padStart(5)}\t${line}`)
+    .join("\n");
+  const more = last < lines.length ? `\n[lines ${last + 1}-${lines.length} not shown; pass start_line/end_line to read them]` : "";
+  return `${body}${more}`;
+}
+
+/**
+ * The Coder's file tools, each confined to the workspace: list_files, read_file, search,
+ * write_file and edit_file. Refusals (a path outside the clone, `.git/`, a binary or
+ * oversized file, an ambiguous edit) throw {@link ToolInputError} or `PathEscapeError`,
+ * which the loop returns to the model as an `is_error` tool_result.
+ */
+export function createFileTools(workspace: WorkspaceIndex): AgentTool<any>[] {
+  const listFiles: AgentTool<{ glob?: string | undefined }> = {
+    name: "list_files",
+    description: "List files in the repository (honours .gitignore). Optionally filter with a glob such as `src/**/*.ts`.",
+    input: z.object({ glob: z.string().max(256).optional() }),
+    async run({ glob }) {
+      const files = await workspace.listFiles();
+      const isMatch = glob ? picomatch(glob, { dot: true }) : undefined;
+      const matches = isMatch ? files.filter((file) => isMatch(file)) : files;
+      return matches.length > 0 ? matches.join("\n") : "No files match.";
+    },
+  };
+
+  const readFile: AgentTool<{ path: string; start_line?: number | undefined; end_line?: number | undefined }> = {
+    name: "read_file",
+    description: "Read a text file with numbered lines. Use start_line/end_line (1-based, inclusive) for long files.",
+    input: z.object({
+      path: RelativePath,
+      start_line: z.number().int().min(1).optional(),
+      end_line: z.number().int().min(1).optional(),
+    }),
+    async run({ path, start_line, end_line }) {
+      if (start_line !== undefined && end_line !== undefined && end_line < start_line) {
+        throw new ToolInputError("end_line must not be before start_line");
+      }
+      const content = await readWorkspaceFile(workspace.root, path);
+      if (content === "") return "(empty file)";
+      return numbered(content, start_line ?? 1, end_line);
+    },
+  };
+
+  const search: AgentTool<{ pattern: string; glob?: string | undefined; ignore_case?: boolean | undefined }> = {
+    name: "search",
+    description: "Search file contents with an extended regular expression (honours .gitignore). Returns path:line:text.",
+    input: z.object({
+      pattern: z.string().min(1).max(500),
+      glob: z.string().max(256).optional().describe("Limit the search to paths matching this glob"),
+      ignore_case: z.boolean().optional(),
+    }),
+    async run({ pattern, glob, ignore_case }) {
+      const lines = await workspace.grep(pattern, {
+        ignoreCase: ignore_case ?? false,
+        ...(glob ? { pathspec: `:(glob)${glob}` } : {}),
+      });
+      return lines.length > 0 ? lines.join("\n") : "No matches.";
+    },
+  };
+
+  const writeFile: AgentTool<{ path: string; content: string }> = {
+    name: "write_file",
+    description: "Create a file or replace its whole content. Prefer edit_file for changes to existing files.",
+    input: z.object({ path: RelativePath, content: z.string() }),
+    async run({ path, content }) {
+      await writeWorkspaceFile(workspace.root, path, content);
+      return `Wrote ${path} (${Buffer.byteLength(content, "utf8")} bytes).`;
+    },
+  };
+
+  const editFile: AgentTool<{ path: string; old_text: string; new_text: string }> = {
+    name: "edit_file",
+    description:
+      "Replace old_text with new_text in a file. old_text must match the file exactly once, including whitespace; include surrounding lines to make it unique.",
+    input: z.object({ path: RelativePath, old_text: z.string().min(1), new_text: z.string() }),
+    async run({ path, old_text, new_text }) {
+      await replaceInWorkspaceFile(workspace.root, path, old_text, new_text);
+      return `Edited ${path}.`;
+    },
+  };
+
+  return [listFiles, readFile, search, writeFile, editFile];
+}

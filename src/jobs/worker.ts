@@ -1,0 +1,212 @@
+import { randomUUID } from "node:crypto";
+
+import type { Logger } from "pino";
+
+import { isMissionControlError, JobAbortedError } from "../errors.js";
+import type { Db } from "../ledger/db.js";
+import type { Job } from "../ledger/schema.js";
+import { redactSecrets } from "../redact.js";
+import { claimJob, completeJob, enqueueJob, failJob, type JobSpec, renewLease, scheduleRetry } from "./queue.js";
+
+/** What running a job produced: follow-up jobs to enqueue atomically with its completion. */
+export interface JobResult {
+  next?: JobSpec | undefined;
+}
+
+/** Runs one claimed job. `signal` aborts when the lease is lost or the worker stops hard. */
+export type JobRunner = (job: Job, signal: AbortSignal, log: Logger) => Promise<JobResult>;
+
+/** Called once when a job fails for good, with a short reason fit for the issue. */
+export type JobFailureHandler = (job: Job, reason: string, log: Logger) => Promise<void>;
+
+/** Settings of {@link Worker}. Times in milliseconds. */
+export interface WorkerOptions {
+  db: Db;
+  log: Logger;
+  run: JobRunner;
+  onFailed: JobFailureHandler;
+  concurrency: number;
+  pollMs: number;
+  leaseMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** Identifies this process's leases; random by default. */
+  owner?: string;
+}
+
+/** How a failed attempt is handled. */
+export interface FailureDecision {
+  retry: boolean;
+  /** Milliseconds until the next attempt. */
+  delayMs: number;
+  /** Short, human, secret-free reason. */
+  reason: string;
+}
+
+/**
+ * The one translator from errors to outcomes: typed errors say whether they are retryable
+ * (GitHub 5xx and rate limits, Anthropic 429/529/5xx, network errors) and how long to wait;
+ * anything else is permanent. Exponential backoff with ±20 % jitter, honouring `retry-after`.
+ *
+ * @param attempts - attempts made so far, including the one that failed
+ */
+export function decideFailure(err: unknown, attempts: number, maxAttempts: number, base: number, max: number): FailureDecision {
+  const typed = isMissionControlError(err) ? err : undefined;
+  const reason = redactSecrets(typed?.userMessage ?? "An internal error stopped the job; the operator's logs have the details.").slice(0, 500);
+  if (!typed?.retryable || attempts >= maxAttempts) return { retry: false, delayMs: 0, reason };
+  const backoff = Math.min(max, base * 2 ** (attempts - 1)) * (0.8 + Math.random() * 0.4);
+  return { retry: true, delayMs: Math.max(typed.retryAfterMs ?? 0, Math.round(backoff)), reason };
+}
+
+/**
+ * Claims jobs from the durable queue and runs them: at most `concurrency` at once, and (by the
+ * queue's lock key) at most one per issue. Leases are renewed while a job runs; a job whose
+ * worker died is reclaimed after its lease expires. Completion and the next stage's enqueue
+ * happen in one transaction, fenced by the lease.
+ */
+export class Worker {
+  readonly owner: string;
+  readonly #options: WorkerOptions;
+  readonly #running = new Map<number, { promise: Promise<void>; abort: AbortController }>();
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = true;
+  #ticking = false;
+  #tickAgain = false;
+
+  constructor(options: WorkerOptions) {
+    this.#options = options;
+    this.owner = options.owner ?? `worker-${randomUUID()}`;
+  }
+
+  /** Starts polling. */
+  start(): void {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#schedule(0);
+  }
+
+  /** Asks for an immediate look at the queue (after an enqueue in this process). */
+  notify(): void {
+    if (!this.#stopped) void this.#tick();
+  }
+
+  /** Number of jobs this worker is running. */
+  get activeJobs(): number {
+    return this.#running.size;
+  }
+
+  /**
+   * Stops claiming jobs and waits up to `deadlineMs` for running ones; after that their signals
+   * abort and their leases are left to expire, so another worker picks them up.
+   */
+  async stop(deadlineMs = 30_000): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    const all = Promise.all([...this.#running.values()].map((r) => r.promise));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), deadlineMs);
+    });
+    const outcome = await Promise.race([all.then(() => "done" as const), deadline]);
+    clearTimeout(timer);
+    if (outcome === "timeout") for (const { abort } of this.#running.values()) abort.abort(new JobAbortedError("worker stopped"));
+  }
+
+  /** Resolves when no job is running and none is claimable now (tests and graceful drains). */
+  async idle(): Promise<void> {
+    while (this.#running.size > 0) await Promise.all([...this.#running.values()].map((r) => r.promise));
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#tick(), ms);
+    this.#timer.unref?.();
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#ticking) {
+      this.#tickAgain = true;
+      return;
+    }
+    this.#ticking = true;
+    try {
+      do {
+        this.#tickAgain = false;
+        while (!this.#stopped && this.#running.size < this.#options.concurrency) {
+          const job = await claimJob(this.#options.db, this.owner, this.#options.leaseMs);
+          if (!job) break;
+          this.#launch(job);
+        }
+      } while (this.#tickAgain && !this.#stopped);
+    } catch (err) {
+      this.#options.log.error({ err }, "claiming a job failed");
+    } finally {
+      this.#ticking = false;
+      this.#schedule(this.#options.pollMs);
+    }
+  }
+
+  #launch(job: Job): void {
+    const abort = new AbortController();
+    const promise = this.#execute(job, abort).finally(() => {
+      this.#running.delete(job.id);
+      this.notify();
+    });
+    this.#running.set(job.id, { promise, abort });
+  }
+
+  async #execute(job: Job, abort: AbortController): Promise<void> {
+    const { db, leaseMs } = this.#options;
+    const log = this.#options.log.child({ jobId: job.id, job: job.kind, deliveryId: job.delivery_id, lockKey: job.lock_key, attempt: job.attempts });
+    const heartbeat = setInterval(() => {
+      renewLease(db, job.id, this.owner, leaseMs).then(
+        (held) => {
+          if (!held) abort.abort(new JobAbortedError("lease lost"));
+        },
+        (err) => log.warn({ err }, "lease renewal failed"),
+      );
+    }, Math.max(50, Math.floor(leaseMs / 3)));
+    heartbeat.unref?.();
+    const started = Date.now();
+    log.info("job started");
+    try {
+      const result = await this.#options.run(job, abort.signal, log);
+      if (abort.signal.aborted) throw abort.signal.reason;
+      const committed = await db.transaction().execute(async (trx) => {
+        if (!(await completeJob(trx, job.id, this.owner))) return false;
+        if (result.next) await enqueueJob(trx, result.next);
+        return true;
+      });
+      if (committed) log.info({ durationMs: Date.now() - started, next: result.next?.kind }, "job succeeded");
+      else log.warn("job finished after its lease was lost; its result was discarded");
+    } catch (err) {
+      await this.#handleError(job, err, log);
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  async #handleError(job: Job, err: unknown, log: Logger): Promise<void> {
+    const { db, retryBaseMs, retryMaxMs } = this.#options;
+    if (err instanceof JobAbortedError) {
+      log.warn({ reason: err.message }, "job aborted; it will be picked up again");
+      return;
+    }
+    const decision = decideFailure(err, job.attempts, job.max_attempts, retryBaseMs, retryMaxMs);
+    const detail = redactSecrets(err instanceof Error ? `${err.name}: ${err.message}` : String(err)).slice(0, 2000);
+    if (decision.retry) {
+      const held = await scheduleRetry(db, job.id, this.owner, Date.now() + decision.delayMs, detail);
+      log.warn({ err, delayMs: decision.delayMs, held }, "job failed; retrying");
+      return;
+    }
+    const held = await failJob(db, job.id, this.owner, detail);
+    log.error({ err, held }, "job failed");
+    if (!held) return;
+    try {
+      await this.#options.onFailed(job, decision.reason, log);
+    } catch (hookErr) {
+      log.error({ err: hookErr }, "failure handler failed");
+    }
+  }
+}

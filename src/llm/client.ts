@@ -1,0 +1,132 @@
+import Anthropic from "@anthropic-ai/sdk";
+
+import { LlmApiError } from "../errors.js";
+import type { PriceTable } from "./pricing.js";
+
+// The only importer of @anthropic-ai/sdk: the rest of the code uses these type aliases.
+export type {
+  ContentBlock,
+  ContentBlockParam,
+  Message,
+  MessageCreateParamsNonStreaming as MessageRequest,
+  MessageParam,
+  TextBlock,
+  TextBlockParam,
+  Tool,
+  ToolResultBlockParam,
+  ToolUseBlock,
+  Usage,
+} from "@anthropic-ai/sdk/resources/messages";
+import type { Message, MessageCreateParamsNonStreaming } from "@anthropic-ai/sdk/resources/messages";
+
+/** Connection settings for the Messages API. */
+export interface AnthropicOptions {
+  apiKey: string;
+  /** Defaults to `https://api.anthropic.com` (the SDK also reads ANTHROPIC_BASE_URL). */
+  baseURL?: string | undefined;
+  /** Retries the SDK itself makes on 408/409/429/5xx/529 and connection errors, with backoff. */
+  maxRetries: number;
+  /** Milliseconds before a request times out. */
+  timeoutMs: number;
+}
+
+/** What one Messages API call cost, for the ledger. */
+export interface UsageRecord {
+  model: string;
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens: number;
+  cache_read_input_tokens: number;
+  /** USD. */
+  cost_usd: number;
+  /** The API's `request-id` response header. */
+  request_id: string | null;
+}
+
+/** The narrow surface agents use: one Messages API call whose usage is already recorded. */
+export interface Llm {
+  /**
+   * Sends `POST /v1/messages` (non-streaming) and returns the message once its usage has been
+   * recorded.
+   *
+   * @throws {UnknownModelError} before any request when the model has no price
+   * @throws {LlmApiError} `retryable` for 429, 529, 5xx and connection errors (after the SDK's own retries)
+   */
+  createMessage(request: MessageCreateParamsNonStreaming, options?: { signal?: AbortSignal }): Promise<Message>;
+}
+
+/** Creates the SDK client. The key is held by the SDK only; it is never logged or passed on. */
+export function createAnthropic(options: AnthropicOptions): Anthropic {
+  return new Anthropic({
+    apiKey: options.apiKey,
+    baseURL: options.baseURL ?? null,
+    maxRetries: options.maxRetries,
+    timeout: options.timeoutMs,
+  });
+}
+
+/**
+ * Wraps the SDK so that every call is priced and handed to `onUsage` before the caller sees
+ * the response: each turn's usage reaches the ledger before the next call can be made.
+ *
+ * @param onUsage - persists the record (the ledger); if it throws, the call's result is not returned
+ */
+export function createRecordingLlm(
+  anthropic: Anthropic,
+  prices: PriceTable,
+  onUsage: (record: UsageRecord) => Promise<void>,
+): Llm {
+  return {
+    async createMessage(request, options) {
+      prices.priceOf(request.model); // refuse before spending anything unpriced
+      let message: Message;
+      let requestId: string | null | undefined;
+      try {
+        const result = await anthropic.messages.create(request, { signal: options?.signal }).withResponse();
+        message = result.data;
+        requestId = result.request_id;
+      } catch (err) {
+        throw toLlmApiError(err);
+      }
+      const model = prices.has(message.model) ? message.model : request.model;
+      const usage = message.usage;
+      await onUsage({
+        model,
+        input_tokens: usage.input_tokens,
+        output_tokens: usage.output_tokens,
+        cache_creation_input_tokens: usage.cache_creation_input_tokens ?? 0,
+        cache_read_input_tokens: usage.cache_read_input_tokens ?? 0,
+        cost_usd: prices.costUsd(model, usage),
+        request_id: requestId ?? null,
+      });
+      return message;
+    },
+  };
+}
+
+function retryAfterMs(headers: Headers | undefined): number | undefined {
+  const value = headers?.get("retry-after");
+  if (!value) return undefined;
+  const seconds = Number(value);
+  return Number.isFinite(seconds) ? seconds * 1000 : undefined;
+}
+
+/** Maps the SDK's errors onto {@link LlmApiError}; 429, 529, 5xx and network errors are retryable. */
+function toLlmApiError(err: unknown): unknown {
+  if (err instanceof Anthropic.APIUserAbortError) return err;
+  if (err instanceof Anthropic.APIConnectionError) {
+    return new LlmApiError(0, "connection to the Anthropic API failed", { retryable: true, cause: err });
+  }
+  if (err instanceof Anthropic.APIError) {
+    const status = err.status ?? 0;
+    const retryable = status === 408 || status === 409 || status === 429 || status >= 500;
+    const type = (err.error as { error?: { type?: string } } | undefined)?.error?.type ?? "error";
+    const after = retryAfterMs(err.headers);
+    return new LlmApiError(status, `Messages API ${status} ${type}`, {
+      retryable,
+      cause: err,
+      ...(after === undefined ? {} : { retryAfterMs: after }),
+    });
+  }
+  return err;
+}

@@ -1,0 +1,204 @@
+import { mkdir, rm } from "node:fs/promises";
+import path from "node:path";
+
+import { simpleGit, type SimpleGit } from "simple-git";
+
+import { GitCommandError } from "../errors.js";
+import { redactSecrets } from "../redact.js";
+
+// The only importer of simple-git.
+
+/** The identity commits are made with. */
+export interface GitIdentity {
+  name: string;
+  email: string;
+}
+
+/** Options for {@link cloneRepository}. */
+export interface CloneOptions {
+  /** The payload's `repository.clone_url` (works for GitHub Enterprise), or a local path in tests. */
+  cloneUrl: string;
+  /** Folder to clone into; replaced if it exists. */
+  dir: string;
+  /** Installation access token, sent per command as an HTTP header; `null` for unauthenticated remotes. */
+  token: string | null;
+  /** Branch to check out; defaults to the remote's HEAD. */
+  branch?: string;
+  /** Shallow clone depth in commits; omit for full history. */
+  depth?: number;
+}
+
+/**
+ * The environment every git child process gets: an allowlist, never `process.env`, so no
+ * secret of the app reaches git or its hooks. The token, when given, travels as
+ * `http.<origin>/.extraHeader` through GIT_CONFIG_* variables — never in argv, a URL, or
+ * `.git/config` — and only for that origin.
+ */
+function gitEnv(remoteUrl: string, token: string | null, extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: process.env.HOME ?? "/tmp",
+    LANG: "C.UTF-8",
+    GIT_TERMINAL_PROMPT: "0",
+    GIT_CONFIG_NOSYSTEM: "1",
+    ...extra,
+  };
+  if (token && /^https?:\/\//i.test(remoteUrl)) {
+    const origin = new URL(remoteUrl).origin;
+    const basic = Buffer.from(`x-access-token:${token}`).toString("base64");
+    env.GIT_CONFIG_COUNT = "1";
+    env.GIT_CONFIG_KEY_0 = `http.${origin}/.extraheader`;
+    env.GIT_CONFIG_VALUE_0 = `AUTHORIZATION: basic ${basic}`;
+  }
+  return env;
+}
+
+function git(baseDir: string, env: Record<string, string>): SimpleGit {
+  // GIT_CONFIG_COUNT carries the auth header; simple-git asks for that to be allowed explicitly.
+  return simpleGit({ baseDir, unsafe: { allowUnsafeConfigEnvCount: true } }).env(env);
+}
+
+async function run<T>(command: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const text = redactSecrets(err instanceof Error ? err.message : String(err));
+    const retryable = /Could not resolve host|Connection (timed out|reset)|HTTP 5\d\d|early EOF|The remote end hung up/i.test(text);
+    throw new GitCommandError(command, text, { retryable });
+  }
+}
+
+/** A clone on disk. Every network command authenticates with the token given at creation. */
+export class GitWorkspace {
+  readonly root: string;
+  readonly #remoteUrl: string;
+  #token: string | null;
+
+  constructor(root: string, remoteUrl: string, token: string | null) {
+    this.root = root;
+    this.#remoteUrl = remoteUrl;
+    this.#token = token;
+  }
+
+  #git(extra?: Record<string, string>): SimpleGit {
+    return git(this.root, gitEnv(this.#remoteUrl, this.#token, extra));
+  }
+
+  /** Replaces the token used for later network commands (tokens expire after an hour). */
+  setToken(token: string | null): void {
+    this.#token = token;
+  }
+
+  /** Paths of tracked files plus untracked files not ignored by .gitignore, sorted, `/`-separated. */
+  async listFiles(): Promise<string[]> {
+    const out = await run("ls-files", () =>
+      this.#git().raw(["ls-files", "--cached", "--others", "--exclude-standard", "-z"]),
+    );
+    return [...new Set(out.split("\0").filter(Boolean))].sort();
+  }
+
+  /**
+   * Searches tracked and untracked, not-ignored files with `git grep -E`.
+   *
+   * @returns `path:line:text` lines; empty when nothing matched
+   */
+  async grep(pattern: string, options: { ignoreCase?: boolean; pathspec?: string } = {}): Promise<string[]> {
+    const args = ["grep", "-n", "-I", "-E", "--untracked", "--no-color", "--full-name"];
+    if (options.ignoreCase) args.push("-i");
+    args.push("-e", pattern);
+    if (options.pathspec) args.push("--", options.pathspec);
+    try {
+      const out = await this.#git().raw(args);
+      return out.split("\n").filter(Boolean);
+    } catch (err) {
+      // git grep exits 1 when nothing matched; simple-git reports that as an error with no output.
+      const message = err instanceof Error ? err.message : String(err);
+      if (message.trim() === "") return [];
+      throw new GitCommandError("grep", redactSecrets(message));
+    }
+  }
+
+  /** `true` when the remote has the branch. */
+  async remoteBranchExists(branch: string): Promise<boolean> {
+    const out = await run("ls-remote", () => this.#git().raw(["ls-remote", "--heads", "origin", branch]));
+    return out.trim().length > 0;
+  }
+
+  /** Fetches `branch` from origin and checks it out, tracking the remote branch. */
+  async checkoutRemoteBranch(branch: string): Promise<void> {
+    await run("fetch", () => this.#git().raw(["fetch", "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]));
+    await run("checkout", () => this.#git().raw(["checkout", "-B", branch, `origin/${branch}`]));
+  }
+
+  /** Creates `branch` at the current HEAD and checks it out. */
+  async createBranch(branch: string): Promise<void> {
+    await run("checkout", () => this.#git().raw(["checkout", "-b", branch]));
+  }
+
+  /** `true` when the work tree has changes (including untracked, not-ignored files). */
+  async hasChanges(): Promise<boolean> {
+    const status = await run("status", () => this.#git().status());
+    return !status.isClean();
+  }
+
+  /** Paths changed in the work tree, relative to the root. */
+  async changedFiles(): Promise<string[]> {
+    const status = await run("status", () => this.#git().status());
+    return status.files.map((f) => f.path).sort();
+  }
+
+  /**
+   * Stages everything and commits as `author` (also the committer).
+   *
+   * @returns the new commit's sha
+   */
+  async commitAll(message: string, author: GitIdentity): Promise<string> {
+    const env = {
+      GIT_AUTHOR_NAME: author.name,
+      GIT_AUTHOR_EMAIL: author.email,
+      GIT_COMMITTER_NAME: author.name,
+      GIT_COMMITTER_EMAIL: author.email,
+    };
+    await run("add", () => this.#git(env).raw(["add", "--all"]));
+    await run("commit", () => this.#git(env).raw(["commit", "--no-verify", "-m", message]));
+    return this.headSha();
+  }
+
+  /** The sha of HEAD. */
+  async headSha(): Promise<string> {
+    return (await run("rev-parse", () => this.#git().raw(["rev-parse", "HEAD"]))).trim();
+  }
+
+  /** Commits on HEAD that `base` (a ref such as `origin/main`) does not have. */
+  async commitsAhead(base: string): Promise<number> {
+    const out = await run("rev-list", () => this.#git().raw(["rev-list", "--count", `${base}..HEAD`]));
+    return Number(out.trim());
+  }
+
+  /** Pushes `branch` to origin. Never forces: a rejected push is an error. */
+  async push(branch: string): Promise<void> {
+    await run("push", () => this.#git().raw(["push", "origin", `refs/heads/${branch}:refs/heads/${branch}`]));
+  }
+}
+
+/**
+ * Clones a repository into `options.dir` (removed first if present).
+ *
+ * @throws {GitCommandError} with credentials scrubbed from the message; `retryable` for network failures
+ */
+export async function cloneRepository(options: CloneOptions): Promise<GitWorkspace> {
+  await rm(options.dir, { recursive: true, force: true });
+  await mkdir(path.dirname(options.dir), { recursive: true });
+  const args = ["--no-tags", "--single-branch"];
+  if (options.depth) args.push("--depth", String(options.depth));
+  if (options.branch) args.push("--branch", options.branch);
+  await run("clone", () =>
+    git(path.dirname(options.dir), gitEnv(options.cloneUrl, options.token)).clone(options.cloneUrl, options.dir, args),
+  );
+  return new GitWorkspace(options.dir, options.cloneUrl, options.token);
+}
+
+/** Removes a workspace folder. */
+export async function removeWorkspace(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
