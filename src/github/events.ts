@@ -148,7 +148,15 @@ export async function handleIssueTrigger(context: IssueTriggerContext, deps: Eve
  * An invalid file falls back to the safe defaults and is logged with the bad keys.
  */
 async function readRepoConfig(context: IssueTriggerContext, log: Logger): Promise<RepoConfig> {
-  const raw = await context.config<Record<string, unknown>>(REPO_CONFIG_FILE);
+  let raw: unknown;
+  try {
+    raw = await context.config<Record<string, unknown>>(REPO_CONFIG_FILE);
+  } catch (err) {
+    // Probot's config plugin throws on YAML it cannot parse; transient HTTP errors still propagate.
+    if (typeof (err as { status?: unknown }).status === "number") throw err;
+    log.warn({ err }, `unreadable .github/${REPO_CONFIG_FILE}; using defaults`);
+    return parseRepoConfig(null).config;
+  }
   const { config, problems } = parseRepoConfig(raw);
   if (problems.length > 0) log.warn({ problems }, `invalid .github/${REPO_CONFIG_FILE}; using defaults`);
   return config;

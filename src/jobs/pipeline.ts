@@ -101,6 +101,7 @@ export async function runStage(deps: PipelineDeps, job: Job, signal: AbortSignal
       installationId: task.installation_id,
       lockKey: job.lock_key,
       dedupeKey: `task:${task.id}:run:${task.run}:${next}`,
+      deliveryId: job.delivery_id,
       payload: job.payload === "{}" ? {} : jobPayload(job),
       maxAttempts: deps.maxAttempts,
     },

@@ -158,8 +158,19 @@ export class Worker {
 
   async #execute(job: Job, abort: AbortController): Promise<void> {
     const { db, leaseMs } = this.#options;
-    const log = this.#options.log.child({ jobId: job.id, job: job.kind, deliveryId: job.delivery_id, lockKey: job.lock_key, attempt: job.attempts });
+    const [repo, issue] = job.lock_key.split("#");
+    const log = this.#options.log.child({
+      deliveryId: job.delivery_id,
+      jobId: job.id,
+      job: job.kind,
+      repo,
+      issue: Number(issue),
+      lockKey: job.lock_key,
+      attempt: job.attempts,
+    });
     const heartbeat = setInterval(() => {
+      // A stopped (or killed) worker stops renewing: its lease expires and another worker resumes the job.
+      if (abort.signal.aborted) return clearInterval(heartbeat);
       renewLease(db, job.id, this.owner, leaseMs).then(
         (held) => {
           if (!held) abort.abort(new JobAbortedError("lease lost"));
@@ -181,6 +192,10 @@ export class Worker {
       if (committed) log.info({ durationMs: Date.now() - started, next: result.next?.kind }, "job succeeded");
       else log.warn("job finished after its lease was lost; its result was discarded");
     } catch (err) {
+      if (abort.signal.aborted) {
+        log.warn({ reason: String(abort.signal.reason) }, "job aborted; another worker will resume it after the lease expires");
+        return;
+      }
       await this.#handleError(job, err, log);
     } finally {
       clearInterval(heartbeat);

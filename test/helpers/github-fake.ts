@@ -1,0 +1,410 @@
+import { randomBytes } from "node:crypto";
+
+import nock from "nock";
+
+import { git, pullRequestFiles } from "./git-fixtures.js";
+
+/** One request the app sent to GitHub's REST API. */
+export interface RecordedRequest {
+  method: string;
+  /** Path below the REST base URL, decoded, without the query. */
+  path: string;
+  query: URLSearchParams;
+  body: any;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+interface FakeIssue {
+  number: number;
+  title: string;
+  body: string;
+  state: "open" | "closed";
+  user: { login: string; type: string };
+  labels: string[];
+}
+
+interface FakeComment {
+  id: number;
+  issue_number: number;
+  body: string;
+  user: { login: string; type: string };
+  created_at: string;
+  updated_at: string;
+  html_url: string;
+}
+
+interface FakePull {
+  number: number;
+  title: string;
+  body: string;
+  head: string;
+  base: string;
+  draft: boolean;
+  state: "open" | "closed";
+  user: { login: string; type: string };
+}
+
+interface FakeReview {
+  id: number;
+  pull_number: number;
+  event: string;
+  body: string;
+  commit_id: string;
+  user: { login: string; type: string };
+}
+
+type Reply = [number, unknown, Record<string, string>?];
+
+interface Injection {
+  method: string;
+  path: RegExp;
+  remaining: number;
+  reply?: Reply;
+  /** Apply the request to the state, then never answer (the caller's process "dies"). */
+  hang?: boolean;
+}
+
+/** Options of {@link FakeGitHub}. */
+export interface FakeGitHubOptions {
+  /** REST base URL, e.g. `https://ghe.example.test/api/v3`. */
+  baseUrl: string;
+  owner: string;
+  repo: string;
+  /** Bare repository backing the repository: PR files are computed from it with git. */
+  bare: string;
+  installationId: number;
+  appSlug?: string;
+  /** Repository permission of each login; anyone else has `read`. */
+  permissions?: Record<string, "admin" | "maintain" | "write" | "triage" | "read">;
+  /** Content of `.github/mission-control.yml`; absent → 404. */
+  repoConfigYaml?: string;
+}
+
+/**
+ * A stateful stand-in for GitHub's REST API, served through nock: issues, comments, labels,
+ * pull requests (files computed from the real bare repository), reviews, installation
+ * tokens. Every request is recorded so tests can assert what was sent. It answers 422 when a
+ * pull request's author approves or requests changes on it, as GitHub does.
+ */
+export class FakeGitHub {
+  readonly requests: RecordedRequest[] = [];
+  readonly issues = new Map<number, FakeIssue>();
+  readonly comments: FakeComment[] = [];
+  /** Every body a comment had, in order, by comment id (creation included). */
+  readonly commentHistory = new Map<number, string[]>();
+  readonly labelEvents: Array<{ issue: number; action: "add" | "remove"; label: string }> = [];
+  readonly pulls: FakePull[] = [];
+  readonly reviews: FakeReview[] = [];
+  /** Installation tokens handed out. */
+  readonly tokens: string[] = [];
+  readonly appLogin: string;
+  readonly #options: FakeGitHubOptions;
+  readonly #prefix: string;
+  readonly #origin: string;
+  readonly #injections: Injection[] = [];
+  readonly #hung: Array<() => void> = [];
+  #nextId = 1000;
+  #scope: nock.Scope | undefined;
+
+  constructor(options: FakeGitHubOptions) {
+    this.#options = options;
+    const url = new URL(options.baseUrl);
+    this.#origin = url.origin;
+    this.#prefix = url.pathname.replace(/\/$/, "");
+    this.appLogin = `${options.appSlug ?? "mission-control-test"}[bot]`;
+  }
+
+  /** Adds an issue to the repository. */
+  addIssue(issue: Partial<FakeIssue> & { number: number }): FakeIssue {
+    const full: FakeIssue = {
+      title: "An issue",
+      body: "",
+      state: "open",
+      user: { login: "reporter", type: "User" },
+      labels: [],
+      ...issue,
+    };
+    this.issues.set(full.number, full);
+    return full;
+  }
+
+  /** Adds a comment as if a person had written it at `at` (ISO). */
+  addComment(issueNumber: number, body: string, login = "someone", at = new Date().toISOString()): FakeComment {
+    const comment = this.#newComment(issueNumber, body, { login, type: "User" }, at);
+    return comment;
+  }
+
+  /** The next `times` requests matching `method` and `path` get `reply` instead of the normal answer. */
+  failNext(method: string, path: RegExp, reply: Reply, times = 1): void {
+    this.#injections.push({ method, path, remaining: times, reply });
+  }
+
+  /** The next matching request changes the state but is never answered. */
+  hangNext(method: string, path: RegExp): void {
+    this.#injections.push({ method, path, remaining: 1, hang: true });
+  }
+
+  /** Requests matching `method` and a path regex. */
+  requestsTo(method: string, path: RegExp): RecordedRequest[] {
+    return this.requests.filter((r) => r.method === method && path.test(r.path));
+  }
+
+  /** Labels of an issue now. */
+  labelsOf(issueNumber: number): string[] {
+    return [...(this.issues.get(issueNumber)?.labels ?? [])];
+  }
+
+  /** Starts intercepting. Call {@link stop} in afterEach. */
+  start(): this {
+    const scope = nock(this.#origin).persist();
+    for (const method of ["GET", "POST", "PATCH", "PUT", "DELETE"]) {
+      const fake = this;
+      scope.intercept((uri) => uri.startsWith(`${this.#prefix}/`), method).reply(function (uri, body, callback) {
+        void fake.#handle(method, uri, body, this.req.headers).then(
+          (reply) => {
+            if (reply) callback(null, reply as any);
+          },
+          (err: unknown) => callback(err as Error, [500, { message: String(err) }]),
+        );
+      });
+    }
+    this.#scope = scope;
+    return this;
+  }
+
+  /** Stops intercepting and abandons hung requests. */
+  stop(): void {
+    this.#scope?.persist(false);
+    this.#hung.length = 0;
+  }
+
+  #json(status: number, data: unknown, headers: Record<string, string> = {}): Reply {
+    return [status, data, { "content-type": "application/json; charset=utf-8", ...headers }];
+  }
+
+  #newComment(issueNumber: number, body: string, user: { login: string; type: string }, at = new Date().toISOString()): FakeComment {
+    const id = this.#nextId++;
+    const comment: FakeComment = {
+      id,
+      issue_number: issueNumber,
+      body,
+      user,
+      created_at: at,
+      updated_at: at,
+      html_url: `https://ghe.example.test/${this.#options.owner}/${this.#options.repo}/issues/${issueNumber}#issuecomment-${id}`,
+    };
+    this.comments.push(comment);
+    this.commentHistory.set(id, [body]);
+    return comment;
+  }
+
+  #issueJson(issue: FakeIssue) {
+    return {
+      number: issue.number,
+      title: issue.title,
+      body: issue.body,
+      state: issue.state,
+      user: issue.user,
+      labels: issue.labels.map((name) => ({ name })),
+      html_url: `https://ghe.example.test/${this.#options.owner}/${this.#options.repo}/issues/${issue.number}`,
+    };
+  }
+
+  #pullJson(pull: FakePull) {
+    const sha = this.#sha(pull.head);
+    return {
+      number: pull.number,
+      title: pull.title,
+      body: pull.body,
+      state: pull.state,
+      draft: pull.draft,
+      merged: false,
+      merged_at: null,
+      user: pull.user,
+      html_url: `https://ghe.example.test/${this.#options.owner}/${this.#options.repo}/pull/${pull.number}`,
+      head: { ref: pull.head, sha, label: `${this.#options.owner}:${pull.head}` },
+      base: { ref: pull.base, sha: this.#sha(pull.base) },
+    };
+  }
+
+  #reviewJson(review: FakeReview) {
+    return {
+      id: review.id,
+      body: review.body,
+      state: review.event === "APPROVE" ? "APPROVED" : review.event === "REQUEST_CHANGES" ? "CHANGES_REQUESTED" : "COMMENTED",
+      user: review.user,
+      commit_id: review.commit_id,
+      html_url: `https://ghe.example.test/${this.#options.owner}/${this.#options.repo}/pull/${review.pull_number}#pullrequestreview-${review.id}`,
+    };
+  }
+
+  #sha(ref: string): string {
+    return pullRequestFilesSha(this.#options.bare, ref);
+  }
+
+  async #handle(method: string, uri: string, rawBody: unknown, headers: Record<string, string | string[] | undefined>): Promise<Reply | undefined> {
+    const url = new URL(uri, this.#origin);
+    const path = decodeURIComponent(url.pathname.slice(this.#prefix.length));
+    const body = typeof rawBody === "string" && rawBody.length > 0 ? safeJson(rawBody) : rawBody;
+    this.requests.push({ method, path, query: url.searchParams, body, headers });
+
+    const injection = this.#injections.find((i) => i.method === method && i.path.test(path) && i.remaining > 0);
+    if (injection) {
+      injection.remaining--;
+      if (injection.reply) return injection.reply;
+      if (injection.hang) {
+        this.#route(method, path, url.searchParams, body);
+        return new Promise<undefined>((resolve) => this.#hung.push(() => resolve(undefined)));
+      }
+    }
+    return this.#route(method, path, url.searchParams, body);
+  }
+
+  #route(method: string, path: string, query: URLSearchParams, body: any): Reply {
+    const { owner, repo } = this.#options;
+    const repoPath = `/repos/${owner}/${repo}`;
+    const m = (pattern: string) => new RegExp(`^${pattern}$`).exec(path);
+    let match: RegExpExecArray | null;
+
+    if (method === "POST" && (match = m("/app/installations/(\\d+)/access_tokens"))) {
+      if (Number(match[1]) !== this.#options.installationId) return this.#json(404, { message: "Not Found" });
+      const token = `ghs_${randomBytes(18).toString("hex")}`;
+      this.tokens.push(token);
+      return this.#json(201, { token, expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: { contents: "write" } });
+    }
+    if (method === "GET" && path === "/app") return this.#json(200, { id: 1, slug: this.#options.appSlug ?? "mission-control-test", name: "Mission Control (test)" });
+    if (method === "GET" && (match = m("/users/([^/]+)"))) {
+      return this.#json(200, { id: 4_100_000, login: match[1], type: match[1]?.endsWith("[bot]") ? "Bot" : "User" });
+    }
+    if (method === "GET" && (match = m(`/repos/[^/]+/[^/]+/contents/\\.github/mission-control\\.yml`))) {
+      if (path.startsWith(repoPath) && this.#options.repoConfigYaml !== undefined) {
+        return [200, this.#options.repoConfigYaml, { "content-type": "text/plain; charset=utf-8" }];
+      }
+      return this.#json(404, { message: "Not Found" });
+    }
+    if (!path.startsWith(`${repoPath}/`)) return this.#json(404, { message: `Not Found: ${method} ${path}` });
+    const rest = path.slice(repoPath.length);
+    const r = (pattern: string) => new RegExp(`^${pattern}$`).exec(rest);
+
+    if (method === "GET" && (match = r("/collaborators/([^/]+)/permission"))) {
+      const role = this.#options.permissions?.[match[1] ?? ""] ?? "read";
+      const permission = role === "maintain" ? "write" : role === "triage" ? "read" : role;
+      return this.#json(200, { permission, role_name: role, user: { login: match[1] } });
+    }
+    if ((match = r("/issues/(\\d+)"))) {
+      const issue = this.issues.get(Number(match[1]));
+      if (!issue) return this.#json(404, { message: "Not Found" });
+      if (method === "GET") return this.#json(200, this.#issueJson(issue));
+    }
+    if ((match = r("/issues/(\\d+)/comments"))) {
+      const issueNumber = Number(match[1]);
+      if (method === "GET") {
+        const page = this.comments.filter((c) => c.issue_number === issueNumber);
+        return this.#json(200, page);
+      }
+      if (method === "POST") return this.#json(201, this.#newComment(issueNumber, body.body, { login: this.appLogin, type: "Bot" }));
+    }
+    if (method === "PATCH" && (match = r("/issues/comments/(\\d+)"))) {
+      const comment = this.comments.find((c) => c.id === Number(match?.[1]));
+      if (!comment) return this.#json(404, { message: "Not Found" });
+      comment.body = body.body;
+      comment.updated_at = new Date().toISOString();
+      this.commentHistory.get(comment.id)?.push(body.body);
+      return this.#json(200, comment);
+    }
+    if ((match = r("/issues/(\\d+)/labels"))) {
+      const issue = this.issues.get(Number(match[1]));
+      if (!issue) return this.#json(404, { message: "Not Found" });
+      if (method === "POST") {
+        for (const label of body.labels as string[]) {
+          if (!issue.labels.includes(label)) {
+            issue.labels.push(label);
+            this.labelEvents.push({ issue: issue.number, action: "add", label });
+          }
+        }
+        return this.#json(200, issue.labels.map((name) => ({ name })));
+      }
+    }
+    if (method === "DELETE" && (match = r("/issues/(\\d+)/labels/(.+)"))) {
+      const issue = this.issues.get(Number(match[1]));
+      const label = match[2] ?? "";
+      if (!issue || !issue.labels.includes(label)) return this.#json(404, { message: "Label does not exist" });
+      issue.labels = issue.labels.filter((l) => l !== label);
+      this.labelEvents.push({ issue: issue.number, action: "remove", label });
+      return this.#json(200, issue.labels.map((name) => ({ name })));
+    }
+    if (r("/pulls")) {
+      if (method === "GET") {
+        const head = query.get("head");
+        const state = query.get("state") ?? "open";
+        const found = this.pulls.filter((p) => (!head || `${owner}:${p.head}` === head) && (state === "all" || p.state === state));
+        return this.#json(200, found.map((p) => this.#pullJson(p)));
+      }
+      if (method === "POST") {
+        if (this.pulls.some((p) => p.head === body.head && p.state === "open")) {
+          return this.#json(422, { message: "Validation Failed", errors: [{ message: `A pull request already exists for ${owner}:${body.head}.` }] });
+        }
+        try {
+          this.#sha(body.head);
+        } catch {
+          return this.#json(422, { message: "Validation Failed", errors: [{ field: "head", code: "invalid" }] });
+        }
+        const pull: FakePull = {
+          number: this.#nextId++,
+          title: body.title,
+          body: body.body,
+          head: body.head,
+          base: body.base,
+          draft: Boolean(body.draft),
+          state: "open",
+          user: { login: this.appLogin, type: "Bot" },
+        };
+        this.pulls.push(pull);
+        return this.#json(201, this.#pullJson(pull));
+      }
+    }
+    if ((match = r("/pulls/(\\d+)"))) {
+      const pull = this.pulls.find((p) => p.number === Number(match?.[1]));
+      if (!pull) return this.#json(404, { message: "Not Found" });
+      if (method === "GET") return this.#json(200, this.#pullJson(pull));
+    }
+    if (method === "GET" && (match = r("/pulls/(\\d+)/files"))) {
+      const pull = this.pulls.find((p) => p.number === Number(match?.[1]));
+      if (!pull) return this.#json(404, { message: "Not Found" });
+      return this.#json(200, pullRequestFiles(this.#options.bare, pull.base, pull.head));
+    }
+    if ((match = r("/pulls/(\\d+)/reviews"))) {
+      const pull = this.pulls.find((p) => p.number === Number(match?.[1]));
+      if (!pull) return this.#json(404, { message: "Not Found" });
+      if (method === "GET") return this.#json(200, this.reviews.filter((rv) => rv.pull_number === pull.number).map((rv) => this.#reviewJson(rv)));
+      if (method === "POST") {
+        if (body.event !== "COMMENT" && pull.user.login === this.appLogin) {
+          return this.#json(422, { message: "Unprocessable Entity", errors: ["Can not approve your own pull request"] });
+        }
+        const review: FakeReview = {
+          id: this.#nextId++,
+          pull_number: pull.number,
+          event: body.event,
+          body: body.body,
+          commit_id: body.commit_id,
+          user: { login: this.appLogin, type: "Bot" },
+        };
+        this.reviews.push(review);
+        return this.#json(200, this.#reviewJson(review));
+      }
+    }
+    return this.#json(404, { message: `Not Found: ${method} ${path}` });
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function pullRequestFilesSha(bare: string, ref: string): string {
+  return git(["--git-dir", bare, "rev-parse", `refs/heads/${ref}`]);
+}

@@ -1,0 +1,274 @@
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+
+import { GitCommandError } from "../../src/errors.js";
+import { cloneRepository, type GitWorkspace, removeWorkspace } from "../../src/workspace/git.js";
+import {
+  cleanupTempDirs,
+  createSeededBareRepo,
+  FAKE_TOKEN,
+  filesContaining,
+  type GitHttpServer,
+  gitSync,
+  makeTempDir,
+  startGitHttpServer,
+} from "./fixtures.js";
+
+const SEED_FILES = {
+  "README.md": "# Demo\n",
+  ".gitignore": "*.log\n",
+  "src/app.ts": "export function login() {\n  return 'TODO: login';\n}\n",
+  "src/util.ts": "export const Answer = 42;\n",
+};
+
+const BOT = { name: "mission-control[bot]", email: "123+mission-control[bot]@users.noreply.github.com" };
+
+/** The token, and the Basic credential that carries it, must never be written to disk. */
+const TOKEN_FORMS = [FAKE_TOKEN, Buffer.from(`x-access-token:${FAKE_TOKEN}`).toString("base64")];
+
+function expectNoTokenUnder(dir: string): void {
+  for (const form of TOKEN_FORMS) expect(filesContaining(dir, form)).toEqual([]);
+}
+
+afterAll(() => {
+  cleanupTempDirs();
+});
+
+describe("cloneRepository and GitWorkspace against a local bare repository", () => {
+  let base: string;
+  let bare: string;
+  let ws: GitWorkspace;
+
+  beforeEach(async () => {
+    base = makeTempDir("mc-git-");
+    bare = createSeededBareRepo(base, SEED_FILES);
+    ws = await cloneRepository({ cloneUrl: bare, dir: path.join(base, "work", "clone"), token: FAKE_TOKEN, branch: "main" });
+  });
+
+  afterEach(() => {
+    cleanupTempDirs();
+  });
+
+  it("clones the branch into the given folder, creating its parents", async () => {
+    expect(ws.root).toBe(path.join(base, "work", "clone"));
+    expect(readFileSync(path.join(ws.root, "src", "app.ts"), "utf8")).toBe(SEED_FILES["src/app.ts"]);
+    expect(await ws.headSha()).toBe(gitSync(base, ["--git-dir", bare, "rev-parse", "refs/heads/main"]).trim());
+    expect(gitSync(ws.root, ["rev-parse", "--abbrev-ref", "HEAD"]).trim()).toBe("main");
+  });
+
+  it("replaces an existing folder at the clone destination", async () => {
+    const dir = path.join(base, "again");
+    await mkdir(dir);
+    await writeFile(path.join(dir, "stale.txt"), "stale");
+    const again = await cloneRepository({ cloneUrl: bare, dir, token: null });
+    expect(existsSync(path.join(dir, "stale.txt"))).toBe(false);
+    expect(await again.listFiles()).toContain("README.md");
+  });
+
+  it("listFiles lists tracked and untracked files but honours .gitignore", async () => {
+    await writeFile(path.join(ws.root, "x.log"), "ignored\n");
+    await writeFile(path.join(ws.root, "new.txt"), "untracked\n");
+    const files = await ws.listFiles();
+    expect(files).toContain("new.txt");
+    expect(files).not.toContain("x.log");
+    expect(files).toEqual([".gitignore", "README.md", "new.txt", "src/app.ts", "src/util.ts"]);
+  });
+
+  it("grep returns path:line:text matches and [] when nothing matches", async () => {
+    expect(await ws.grep("TODO")).toEqual(["src/app.ts:2:  return 'TODO: login';"]);
+    expect(await ws.grep("no-such-text-anywhere")).toEqual([]);
+  });
+
+  it("grep honours ignoreCase, pathspec, untracked files and .gitignore", async () => {
+    await writeFile(path.join(ws.root, "notes.txt"), "answer pending\n");
+    await writeFile(path.join(ws.root, "debug.log"), "answer in a log\n");
+    expect(await ws.grep("answer")).toEqual(["notes.txt:1:answer pending"]);
+    expect(await ws.grep("answer", { ignoreCase: true })).toEqual(["notes.txt:1:answer pending", "src/util.ts:1:export const Answer = 42;"]);
+    expect(await ws.grep("answer", { ignoreCase: true, pathspec: "src" })).toEqual(["src/util.ts:1:export const Answer = 42;"]);
+    expect(await ws.grep("(login|Answer) ")).toHaveLength(1); // extended regular expressions
+  });
+
+  it("grep turns a malformed pattern into a GitCommandError", async () => {
+    const error = await ws.grep("(").catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(GitCommandError);
+    expect((error as GitCommandError).code).toBe("git_failed");
+  });
+
+  it("creates a branch, commits as the given identity and pushes it", async () => {
+    const branch = "mc/issue-12-fix-the-login-page";
+    expect(await ws.hasChanges()).toBe(false);
+    await ws.createBranch(branch);
+    await writeFile(path.join(ws.root, "src", "app.ts"), "export function login() {\n  return 'done';\n}\n");
+    await mkdir(path.join(ws.root, "docs"));
+    await writeFile(path.join(ws.root, "docs", "login.md"), "# Login\n");
+    expect(await ws.hasChanges()).toBe(true);
+    expect(await ws.changedFiles()).toEqual(["docs/login.md", "src/app.ts"]);
+
+    const sha = await ws.commitAll("Resolve #12: Fix the login page", BOT);
+    expect(sha).toMatch(/^[0-9a-f]{40}$/);
+    expect(await ws.headSha()).toBe(sha);
+    expect(await ws.hasChanges()).toBe(false);
+    expect(await ws.commitsAhead("origin/main")).toBe(1);
+
+    await ws.push(branch);
+    expect(gitSync(base, ["--git-dir", bare, "rev-parse", `refs/heads/${branch}`]).trim()).toBe(sha);
+    const identity = gitSync(base, ["--git-dir", bare, "log", "-1", "--format=%an|%ae|%cn|%ce|%s", `refs/heads/${branch}`]).trim();
+    expect(identity).toBe(`${BOT.name}|${BOT.email}|${BOT.name}|${BOT.email}|Resolve #12: Fix the login page`);
+    // The default branch on the remote is untouched.
+    expect(gitSync(base, ["--git-dir", bare, "rev-list", "--count", "refs/heads/main"]).trim()).toBe("1");
+
+    expect(await ws.remoteBranchExists(branch)).toBe(true);
+    expect(await ws.remoteBranchExists("mc/issue-99-something-else")).toBe(false);
+  });
+
+  it("never force-pushes: a push that is not a fast-forward fails with GitCommandError", async () => {
+    await writeFile(path.join(ws.root, "a.txt"), "from the clone\n");
+    await ws.commitAll("clone commit", BOT);
+
+    const other = await cloneRepository({ cloneUrl: bare, dir: path.join(base, "other"), token: null, branch: "main" });
+    await writeFile(path.join(other.root, "b.txt"), "from elsewhere\n");
+    const remoteSha = await other.commitAll("other commit", BOT);
+    await other.push("main");
+
+    await expect(ws.push("main")).rejects.toBeInstanceOf(GitCommandError);
+    expect(gitSync(base, ["--git-dir", bare, "rev-parse", "refs/heads/main"]).trim()).toBe(remoteSha);
+  });
+
+  it("checkoutRemoteBranch fetches a pushed branch into a second clone and tracks it", async () => {
+    const branch = "mc/issue-3-resume";
+    await ws.createBranch(branch);
+    await writeFile(path.join(ws.root, "resume.txt"), "pushed earlier\n");
+    const sha = await ws.commitAll("earlier run", BOT);
+    await ws.push(branch);
+
+    const second = await cloneRepository({ cloneUrl: bare, dir: path.join(base, "second"), token: FAKE_TOKEN, branch: "main" });
+    expect(existsSync(path.join(second.root, "resume.txt"))).toBe(false);
+    expect(await second.remoteBranchExists(branch)).toBe(true);
+    await second.checkoutRemoteBranch(branch);
+    expect(await second.headSha()).toBe(sha);
+    expect(gitSync(second.root, ["rev-parse", "--abbrev-ref", "HEAD"]).trim()).toBe(branch);
+    expect(readFileSync(path.join(second.root, "resume.txt"), "utf8")).toBe("pushed earlier\n");
+    expect(await second.commitsAhead("origin/main")).toBe(1);
+    expect(await second.hasChanges()).toBe(false);
+  });
+
+  it("checkoutRemoteBranch of a branch the remote lacks fails with GitCommandError", async () => {
+    await expect(ws.checkoutRemoteBranch("does-not-exist")).rejects.toBeInstanceOf(GitCommandError);
+  });
+
+  it("createBranch refuses a branch that already exists", async () => {
+    await expect(ws.createBranch("main")).rejects.toBeInstanceOf(GitCommandError);
+  });
+
+  it("writes the token nowhere under .git/ after clone, commit and push", async () => {
+    await ws.createBranch("feature");
+    await writeFile(path.join(ws.root, "f.txt"), "f\n");
+    await ws.commitAll("feature", BOT);
+    await ws.push("feature");
+    expect(readFileSync(path.join(ws.root, ".git", "config"), "utf8")).not.toContain(FAKE_TOKEN);
+    expectNoTokenUnder(path.join(ws.root, ".git"));
+  });
+
+  it("removeWorkspace deletes the clone", async () => {
+    await removeWorkspace(ws.root);
+    expect(existsSync(ws.root)).toBe(false);
+  });
+});
+
+describe("cloneRepository failures", () => {
+  afterEach(() => {
+    cleanupTempDirs();
+  });
+
+  it("throws GitCommandError (git_failed, not retryable) for a missing repository, without the token", async () => {
+    const base = makeTempDir("mc-git-missing-");
+    const error = await cloneRepository({
+      cloneUrl: path.join(base, "does-not-exist.git"),
+      dir: path.join(base, "clone"),
+      token: FAKE_TOKEN,
+      branch: "main",
+    }).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(GitCommandError);
+    const gitError = error as GitCommandError;
+    expect(gitError.code).toBe("git_failed");
+    expect(gitError.retryable).toBe(false);
+    expect(gitError.message).toMatch(/^git clone failed: /);
+    for (const text of [gitError.message, gitError.stderr, gitError.userMessage]) {
+      for (const form of TOKEN_FORMS) expect(text).not.toContain(form);
+    }
+  });
+
+  it("throws GitCommandError for a branch the remote lacks", async () => {
+    const base = makeTempDir("mc-git-branch-");
+    const bare = createSeededBareRepo(base, SEED_FILES);
+    await expect(cloneRepository({ cloneUrl: bare, dir: path.join(base, "c"), token: null, branch: "nope" })).rejects.toBeInstanceOf(
+      GitCommandError,
+    );
+  });
+});
+
+/**
+ * Over smart HTTP (loopback `git http-backend`) the token is actually used: the server answers
+ * 401 to any request without `Authorization: basic base64(x-access-token:<token>)`.
+ */
+describe("GitWorkspace over HTTP with an installation token", () => {
+  let projectRoot: string;
+  let server: GitHttpServer;
+
+  beforeAll(async () => {
+    projectRoot = makeTempDir("mc-git-http-");
+    createSeededBareRepo(projectRoot, SEED_FILES, "repo.git");
+    server = await startGitHttpServer(projectRoot, FAKE_TOKEN);
+  });
+
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it("clones and pushes with the token as a header, and never writes it to disk or into a URL", async () => {
+    const dir = path.join(makeTempDir("mc-git-http-clone-"), "clone");
+    const ws = await cloneRepository({ cloneUrl: `${server.baseUrl}/repo.git`, dir, token: FAKE_TOKEN, branch: "main" });
+    await ws.createBranch("mc/issue-5-http");
+    await writeFile(path.join(ws.root, "http.txt"), "over http\n");
+    const sha = await ws.commitAll("http commit", BOT);
+    await ws.push("mc/issue-5-http");
+    expect(await ws.remoteBranchExists("mc/issue-5-http")).toBe(true);
+
+    expect(gitSync(projectRoot, ["--git-dir", path.join(projectRoot, "repo.git"), "rev-parse", "refs/heads/mc/issue-5-http"]).trim()).toBe(sha);
+    expect(server.requests.some((r) => r.url.includes("git-receive-pack"))).toBe(true);
+    for (const request of server.requests) expect(request.url).not.toContain(FAKE_TOKEN);
+
+    const config = readFileSync(path.join(ws.root, ".git", "config"), "utf8");
+    expect(config).toContain(`${server.baseUrl}/repo.git`);
+    expect(config).not.toContain(FAKE_TOKEN);
+    expect(config.toLowerCase()).not.toContain("extraheader");
+    expectNoTokenUnder(path.join(ws.root, ".git"));
+  });
+
+  it("fails without a token (the server demands it), and setToken restores access", async () => {
+    const dir = path.join(makeTempDir("mc-git-http-anon-"), "clone");
+    await expect(cloneRepository({ cloneUrl: `${server.baseUrl}/repo.git`, dir, token: null })).rejects.toBeInstanceOf(GitCommandError);
+
+    const ws = await cloneRepository({ cloneUrl: `${server.baseUrl}/repo.git`, dir, token: FAKE_TOKEN, branch: "main" });
+    ws.setToken(null);
+    await expect(ws.remoteBranchExists("main")).rejects.toBeInstanceOf(GitCommandError);
+    ws.setToken(FAKE_TOKEN);
+    await expect(ws.remoteBranchExists("main")).resolves.toBe(true);
+  });
+
+  it("keeps the token out of the error of a failed HTTP clone", async () => {
+    const dir = path.join(makeTempDir("mc-git-http-missing-"), "clone");
+    const error = await cloneRepository({ cloneUrl: `${server.baseUrl}/missing.git`, dir, token: FAKE_TOKEN }).catch(
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(GitCommandError);
+    const gitError = error as GitCommandError;
+    expect(gitError.code).toBe("git_failed");
+    for (const text of [gitError.message, gitError.stderr, gitError.userMessage]) {
+      for (const form of TOKEN_FORMS) expect(text).not.toContain(form);
+    }
+  });
+});
