@@ -47,6 +47,7 @@ export interface CoderResult {
 export function branchName(issueNumber: number, title: string): string {
   const slug = title
     .normalize("NFKD")
+    .replace(/\p{M}/gu, "")
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, "-")
     .replace(/^-+|-+$/g, "")

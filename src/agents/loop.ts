@@ -10,8 +10,8 @@ export interface AgentTool<I = unknown> {
   description: string;
   input: z.ZodType<I>;
   /**
-   * Runs the tool. A thrown error becomes an `is_error: true` tool_result carrying its message,
-   * so the model can recover; the loop goes on.
+   * Runs the tool. A thrown `ToolInputError` or `PathEscapeError` becomes an `is_error: true`
+   * tool_result carrying its message, so the model can recover; any other error ends the loop.
    */
   run(input: I): Promise<string>;
   /** When set, a successful call ends the loop and its input is the loop's result. */

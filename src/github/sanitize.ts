@@ -18,8 +18,9 @@ const WRAPPER_TAGS = /<(\/?)(issue|comment|comments|title|body|plan|file|reposit
  */
 export function sanitizeUntrustedText(text: string): string {
   let out = text.normalize("NFC");
-  out = out.replace(/<!--[\s\S]*?(?:-->|$)/g, "");
+  // Invisible characters first: one inside `<!--` would otherwise hide the comment from the next step.
   out = out.replace(INVISIBLE, "");
+  out = out.replace(/<!--[\s\S]*?(?:-->|$)/g, "");
   out = redactSecrets(out);
   out = out.replace(WRAPPER_TAGS, (_match, slash: string, name: string) => `&lt;${slash}${name}`);
   return out.trim();

@@ -6,7 +6,7 @@ import { isMissionControlError, JobAbortedError } from "../errors.js";
 import type { Db } from "../ledger/db.js";
 import type { Job } from "../ledger/schema.js";
 import { redactSecrets } from "../redact.js";
-import { claimJob, completeJob, enqueueJob, failJob, type JobSpec, renewLease, scheduleRetry } from "./queue.js";
+import { claimJob, completeJob, enqueueJob, failJob, type JobSpec, releaseJob, renewLease, scheduleRetry } from "./queue.js";
 
 /** What running a job produced: follow-up jobs to enqueue atomically with its completion. */
 export interface JobResult {
@@ -54,7 +54,7 @@ export function decideFailure(err: unknown, attempts: number, maxAttempts: numbe
   const typed = isMissionControlError(err) ? err : undefined;
   const reason = redactSecrets(typed?.userMessage ?? "An internal error stopped the job; the operator's logs have the details.").slice(0, 500);
   if (!typed?.retryable || attempts >= maxAttempts) return { retry: false, delayMs: 0, reason };
-  const backoff = Math.min(max, base * 2 ** (attempts - 1)) * (0.8 + Math.random() * 0.4);
+  const backoff = Math.min(max, base * 2 ** (attempts - 1) * (0.8 + Math.random() * 0.4));
   return { retry: true, delayMs: Math.max(typed.retryAfterMs ?? 0, Math.round(backoff)), reason };
 }
 
@@ -70,7 +70,7 @@ export class Worker {
   readonly #running = new Map<number, { promise: Promise<void>; abort: AbortController }>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = true;
-  #ticking = false;
+  #ticking: Promise<void> | undefined;
   #tickAgain = false;
 
   constructor(options: WorkerOptions) {
@@ -102,6 +102,7 @@ export class Worker {
   async stop(deadlineMs = 30_000): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
+    await this.#ticking;
     const all = Promise.all([...this.#running.values()].map((r) => r.promise));
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<"timeout">((resolve) => {
@@ -112,7 +113,7 @@ export class Worker {
     if (outcome === "timeout") for (const { abort } of this.#running.values()) abort.abort(new JobAbortedError("worker stopped"));
   }
 
-  /** Resolves when no job is running and none is claimable now (tests and graceful drains). */
+  /** Resolves when this worker has no job running. */
   async idle(): Promise<void> {
     while (this.#running.size > 0) await Promise.all([...this.#running.values()].map((r) => r.promise));
   }
@@ -124,26 +125,35 @@ export class Worker {
     this.#timer.unref?.();
   }
 
-  async #tick(): Promise<void> {
+  #tick(): Promise<void> {
     if (this.#ticking) {
       this.#tickAgain = true;
-      return;
+      return this.#ticking;
     }
-    this.#ticking = true;
+    this.#ticking = this.#claimAvailable().finally(() => {
+      this.#ticking = undefined;
+      this.#schedule(this.#options.pollMs);
+    });
+    return this.#ticking;
+  }
+
+  async #claimAvailable(): Promise<void> {
     try {
       do {
         this.#tickAgain = false;
         while (!this.#stopped && this.#running.size < this.#options.concurrency) {
           const job = await claimJob(this.#options.db, this.owner, this.#options.leaseMs);
           if (!job) break;
+          if (this.#stopped) {
+            // stop() came while the claim was in flight: hand the job straight back.
+            await releaseJob(this.#options.db, job.id, this.owner);
+            break;
+          }
           this.#launch(job);
         }
       } while (this.#tickAgain && !this.#stopped);
     } catch (err) {
       this.#options.log.error({ err }, "claiming a job failed");
-    } finally {
-      this.#ticking = false;
-      this.#schedule(this.#options.pollMs);
     }
   }
 

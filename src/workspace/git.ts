@@ -3,7 +3,7 @@ import path from "node:path";
 
 import { simpleGit, type SimpleGit } from "simple-git";
 
-import { GitCommandError } from "../errors.js";
+import { GitCommandError, ToolInputError } from "../errors.js";
 import { redactSecrets } from "../redact.js";
 
 // The only importer of simple-git.
@@ -114,13 +114,14 @@ export class GitWorkspace {
       // git grep exits 1 when nothing matched; simple-git reports that as an error with no output.
       const message = err instanceof Error ? err.message : String(err);
       if (message.trim() === "") return [];
-      throw new GitCommandError("grep", redactSecrets(message));
+      // Anything else is almost always the model's pattern (e.g. an unbalanced parenthesis): tell it.
+      throw new ToolInputError(`search failed: ${redactSecrets(message).trim().slice(0, 300)}`);
     }
   }
 
   /** `true` when the remote has the branch. */
   async remoteBranchExists(branch: string): Promise<boolean> {
-    const out = await run("ls-remote", () => this.#git().raw(["ls-remote", "--heads", "origin", branch]));
+    const out = await run("ls-remote", () => this.#git().raw(["ls-remote", "--heads", "origin", `refs/heads/${branch}`]));
     return out.trim().length > 0;
   }
 

@@ -1,7 +1,7 @@
 import { lstat, realpath } from "node:fs/promises";
 import path from "node:path";
 
-import { PathEscapeError } from "../errors.js";
+import { PathEscapeError, ToolInputError } from "../errors.js";
 
 /**
  * Resolves a model-supplied, workspace-relative path to an absolute path inside `root`.
@@ -13,6 +13,7 @@ import { PathEscapeError } from "../errors.js";
  * @param requested - the path as the model wrote it, `/`-separated
  * @returns the absolute path (through the real root)
  * @throws {PathEscapeError} with a reason the model can act on
+ * @throws {ToolInputError} when a parent of the path is a file
  */
 export async function resolveInWorkspace(root: string, requested: string): Promise<string> {
   if (typeof requested !== "string" || requested.trim() === "") {
@@ -46,7 +47,9 @@ export async function resolveInWorkspace(root: string, requested: string): Promi
       break;
     } catch (err) {
       if (err instanceof PathEscapeError) throw err;
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOTDIR") throw new ToolInputError(`${requested}: a parent of this path is a file, not a folder`);
+      if (code !== "ENOENT") throw err;
       if (await lstat(existing).then(() => true, () => false)) {
         throw new PathEscapeError(requested, "a symbolic link on this path points to nothing");
       }

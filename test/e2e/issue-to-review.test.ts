@@ -69,6 +69,7 @@ describe("labelling an issue `agent` runs plan → code → review on GitHub", (
     expect(response.status).toBeLessThan(300);
 
     await vi.waitFor(async () => expect(await settledStage(app)).toBe("done"), { timeout: 20_000, interval: 50 });
+    await app.worker.idle();
     const { github, anthropic, bare } = world;
 
     // Plan comment: one, with the Definition of Done and test plan.

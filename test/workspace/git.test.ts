@@ -4,7 +4,7 @@ import path from "node:path";
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
-import { GitCommandError } from "../../src/errors.js";
+import { GitCommandError, ToolInputError } from "../../src/errors.js";
 import { cloneRepository, type GitWorkspace, removeWorkspace } from "../../src/workspace/git.js";
 import {
   cleanupTempDirs,
@@ -91,10 +91,11 @@ describe("cloneRepository and GitWorkspace against a local bare repository", () 
     expect(await ws.grep("(login|Answer) ")).toHaveLength(1); // extended regular expressions
   });
 
-  it("grep turns a malformed pattern into a GitCommandError", async () => {
+  it("grep turns a malformed pattern into a ToolInputError the model can act on", async () => {
     const error = await ws.grep("(").catch((err: unknown) => err);
-    expect(error).toBeInstanceOf(GitCommandError);
-    expect((error as GitCommandError).code).toBe("git_failed");
+    expect(error).toBeInstanceOf(ToolInputError);
+    expect((error as ToolInputError).code).toBe("tool_input");
+    expect((error as ToolInputError).message).toContain("search failed");
   });
 
   it("creates a branch, commits as the given identity and pushes it", async () => {
