@@ -7,7 +7,7 @@ import type { FakeAnthropic } from "../helpers/anthropic-fake.js";
 import { type RunningApp, startApp, TEST_ANTHROPIC_KEY, TEST_PRIVATE_KEY, tempDir } from "../helpers/app-harness.js";
 import { branches, fileAt } from "../helpers/git-fixtures.js";
 import type { FakeGitHub } from "../helpers/github-fake.js";
-import { deliver } from "../helpers/webhooks.js";
+import { deliver, examplePayload } from "../helpers/webhooks.js";
 import { createWorld, ISSUE, labeledPayload, OWNER, PLAN, REPO, scriptHappyPath, SECRET, USAGE } from "./scenario.js";
 
 let app: RunningApp | undefined;
@@ -232,6 +232,25 @@ describe("webhook guards", () => {
     expect(jobs).toHaveLength(1);
     expect(jobs[0]?.delivery_id).toBe("delivery-1");
     expect(await app.db.selectFrom("deliveries").selectAll().execute()).toHaveLength(1);
+  });
+
+  it("starts on issues.opened when the new issue already carries the label", async () => {
+    const { app, world } = await boot();
+    await app.worker.stop(0);
+    const payload = examplePayload("issues", "opened");
+    const labeled = labeledPayload({ cloneUrl: world.bare });
+    Object.assign(payload, { repository: labeled.repository, sender: labeled.sender, installation: labeled.installation });
+    payload.issue.number = ISSUE;
+    payload.issue.state = "open";
+    payload.issue.labels = [{ ...labeled.label, name: "agent" }];
+    const response = await deliver(app.url, { event: "issues", payload, secret: SECRET });
+    expect(response.status).toBeLessThan(300);
+    const jobs = await app.db.selectFrom("jobs").select(["kind", "delivery_id"]).execute();
+    expect(jobs).toEqual([{ kind: "plan", delivery_id: response.id }]);
+
+    payload.issue.labels = [];
+    await deliver(app.url, { event: "issues", payload: { ...payload, issue: { ...payload.issue, number: ISSUE + 1 } }, secret: SECRET });
+    expect(await app.db.selectFrom("jobs").select("id").execute()).toHaveLength(1);
   });
 
   it("answers /healthz with the database and queue depth", async () => {

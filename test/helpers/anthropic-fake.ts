@@ -57,6 +57,7 @@ export class FakeAnthropic {
   readonly requests: RecordedMessageRequest[] = [];
   readonly #scripts = new Map<string, ScriptedTurn[]>();
   #scope: nock.Scope | undefined;
+  #interceptor: nock.Interceptor | undefined;
   #counter = 0;
 
   /** Appends turns to an agent's script. */
@@ -77,10 +78,9 @@ export class FakeAnthropic {
 
   start(): this {
     const fake = this;
-    this.#scope = nock(ANTHROPIC_TEST_URL)
-      .persist()
-      .post("/v1/messages")
-      .reply(function (_uri, body) {
+    this.#scope = nock(ANTHROPIC_TEST_URL).persist();
+    this.#interceptor = this.#scope.post("/v1/messages");
+    this.#interceptor.reply(function (_uri, body) {
         const raw = typeof body === "string" ? body : JSON.stringify(body);
         const parsed = typeof body === "string" ? JSON.parse(body) : body;
         const systemText = JSON.stringify(parsed.system ?? "");
@@ -120,5 +120,7 @@ export class FakeAnthropic {
 
   stop(): void {
     this.#scope?.persist(false);
+    if (this.#interceptor) nock.removeInterceptor(this.#interceptor);
+    this.#interceptor = undefined;
   }
 }

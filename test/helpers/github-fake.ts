@@ -105,6 +105,7 @@ export class FakeGitHub {
   readonly #hung: Array<() => void> = [];
   #nextId = 1000;
   #scope: nock.Scope | undefined;
+  readonly #interceptors: nock.Interceptor[] = [];
 
   constructor(options: FakeGitHubOptions) {
     this.#options = options;
@@ -159,7 +160,9 @@ export class FakeGitHub {
     const scope = nock(this.#origin).persist();
     for (const method of ["GET", "POST", "PATCH", "PUT", "DELETE"]) {
       const fake = this;
-      scope.intercept((uri) => uri.startsWith(`${this.#prefix}/`), method).reply(function (uri, body, callback) {
+      const interceptor = scope.intercept((uri) => uri.startsWith(`${this.#prefix}/`), method);
+      this.#interceptors.push(interceptor);
+      interceptor.reply(function (uri, body, callback) {
         void fake.#handle(method, uri, body, this.req.headers).then(
           (reply) => {
             if (reply) callback(null, reply as any);
@@ -175,6 +178,7 @@ export class FakeGitHub {
   /** Stops intercepting and abandons hung requests. */
   stop(): void {
     this.#scope?.persist(false);
+    for (const interceptor of this.#interceptors.splice(0)) nock.removeInterceptor(interceptor);
     this.#hung.length = 0;
   }
 
