@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import type { ApplicationFunction } from "probot";
 
 import type { ServerEnv } from "./config/env.js";
-import { handleIssueTrigger } from "./github/events.js";
+import { handleComment, handleIssueClosed, handleIssueTrigger, handlePullRequestClosed, handleReviewSubmitted } from "./github/events.js";
 import { queueDepth } from "./jobs/queue.js";
 import type { Worker } from "./jobs/worker.js";
 import { type Db, isDatabaseReachable } from "./ledger/db.js";
@@ -30,10 +30,28 @@ export function createApp(options: AppOptions): ApplicationFunction {
     const { db, env } = options;
     const log = options.log;
     const { worker } = createServices(app, { env, db, log });
-    const eventDeps = { db, log, maxAttempts: env.JOB_MAX_ATTEMPTS, onEnqueued: () => worker.notify() };
+    let slug: Promise<string> | undefined;
+    const appSlug = () => {
+      slug ??= app.auth().then(async (octokit) => (await octokit.request("GET /app")).data?.slug ?? "mission-control");
+      slug.catch(() => (slug = undefined));
+      return slug;
+    };
+    const eventDeps = { db, log, maxAttempts: env.JOB_MAX_ATTEMPTS, appSlug, onEnqueued: () => worker.notify() };
 
     app.on(["issues.labeled", "issues.opened"], async (context) => {
       await handleIssueTrigger(context, eventDeps);
+    });
+    app.on("issues.closed", async (context) => {
+      await handleIssueClosed(context, eventDeps);
+    });
+    app.on("issue_comment.created", async (context) => {
+      await handleComment(context, eventDeps);
+    });
+    app.on("pull_request.closed", async (context) => {
+      await handlePullRequestClosed(context, eventDeps);
+    });
+    app.on("pull_request_review.submitted", async (context) => {
+      await handleReviewSubmitted(context, eventDeps);
     });
 
     addHandler(async (req: IncomingMessage, res: ServerResponse) => {

@@ -125,3 +125,93 @@ export class JobAbortedError extends MissionControlError {
 export function isMissionControlError(err: unknown): err is MissionControlError {
   return err instanceof MissionControlError;
 }
+
+/** A lifecycle transition that the state machine does not allow; nothing was written. */
+export class IllegalTransitionError extends MissionControlError {
+  readonly from: string | null;
+  readonly to: string;
+  constructor(taskId: number, from: string | null, to: string) {
+    super("illegal_transition", `Task ${taskId} cannot go from ${from ?? "(new)"} to ${to}.`);
+    this.from = from;
+    this.to = to;
+  }
+}
+
+/** A budget limit, as `ledger/budgets.ts` defines it (a type-only reference: no runtime import). */
+type BudgetLimitRef = import("./ledger/budgets.js").BudgetLimit;
+
+/**
+ * A Messages API call was refused before it was made: its worst-case cost would take a `block`
+ * budget over its limit. Nothing was reserved. Not retryable: waiting for `resetsAt` (or raising
+ * the limit) is a human decision.
+ */
+export class BudgetExceededError extends MissionControlError {
+  /** The limit that refused the call. */
+  readonly limit: BudgetLimitRef;
+  /** What the limit counts for this call: `*`, the installation id, `owner/repo`, the agent, the task id. */
+  readonly scopeKey: string;
+  /** USD already spent (recorded usage + held reservations) in the limit's current window. */
+  readonly spentUsd: number;
+  /** USD this call would need at worst. */
+  readonly requestedUsd: number;
+  /** Epoch ms at which the window ends and spend restarts from 0; `null` for a `total` limit. */
+  readonly resetsAt: number | null;
+
+  /** @param details.scopeLabel - human name of the scope, e.g. `repository octo/widgets` */
+  constructor(details: {
+    limit: BudgetLimitRef;
+    scopeKey: string;
+    scopeLabel: string;
+    spentUsd: number;
+    requestedUsd: number;
+    resetsAt: number | null;
+  }) {
+    const { limit, scopeLabel, spentUsd, requestedUsd, resetsAt } = details;
+    const reset =
+      resetsAt === null
+        ? "This limit does not reset."
+        : `Resets ${new Date(resetsAt).toISOString().slice(0, 16).replace("T", " ")} UTC.`;
+    const text =
+      `Budget exceeded: ${scopeLabel} ${limit.period} limit ${budgetUsd(limit.limitUsd)}, spent ${budgetUsd(spentUsd)} ` +
+      `(this call needs up to ${budgetUsd(requestedUsd)}). ${reset}`;
+    super("budget_exceeded", `${text} Limit set by ${limit.source}.`, { retryable: false, userMessage: text });
+    this.limit = limit;
+    this.scopeKey = details.scopeKey;
+    this.spentUsd = spentUsd;
+    this.requestedUsd = requestedUsd;
+    this.resetsAt = resetsAt;
+  }
+}
+
+/** `$1.23`; amounts under a cent keep four decimals (`$0.0042`) so they do not read as `$0.00`. */
+function budgetUsd(amount: number): string {
+  return `$${amount !== 0 && Math.abs(amount) < 0.01 ? amount.toFixed(4) : amount.toFixed(2)}`;
+}
+
+/**
+ * The command sandbox (bubblewrap) is missing or could not start, so a repository command was
+ * not run. Never retried: the server needs bubblewrap installed, or the operator must opt out
+ * with `SANDBOX=off`. Commands are never run unsandboxed as a fallback.
+ */
+export class SandboxUnavailableError extends MissionControlError {
+  /** What failed, for logs (bwrap's own stderr or the spawn error), already scrubbed of secrets. */
+  readonly reason: string;
+  constructor(reason: string, options: { cause?: unknown } = {}) {
+    super("sandbox_unavailable", `The command sandbox is unavailable: ${reason}`, {
+      retryable: false,
+      cause: options.cause,
+      userMessage:
+        "Repository commands cannot run on this server: the operator must install bubblewrap (bwrap), or set SANDBOX=off to run them without isolation.",
+    });
+    this.reason = reason;
+  }
+}
+
+/** New LLM calls are paused: PAUSE=1 in the server environment, or `/stop all` by an organisation owner. */
+export class PausedError extends MissionControlError {
+  constructor(by: string) {
+    super("paused", `LLM calls are paused (${by}).`, {
+      userMessage: `New LLM calls are paused (${by}). An organisation owner's \`/retry\` resumes them; PAUSE=1 must be removed by the operator.`,
+    });
+  }
+}

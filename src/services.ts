@@ -1,39 +1,58 @@
+import path from "node:path";
+
 import type { Logger } from "pino";
 import type { Probot } from "probot";
 
+import type { CommandOutcome } from "./agents/tester.js";
 import type { ServerEnv } from "./config/env.js";
 import { createOctokitOutput } from "./github/output/octokit-output.js";
-import { failTask, type PipelineDeps, runStage } from "./jobs/pipeline.js";
+import { createMeteredLlm } from "./jobs/metered-llm.js";
+import { failTask, type PipelineDeps } from "./jobs/pipeline.js";
+import { runJob } from "./jobs/run-job.js";
 import { Worker } from "./jobs/worker.js";
+import { serverBudgetLimits } from "./ledger/budgets.js";
 import type { Db } from "./ledger/db.js";
-import { recordUsage } from "./ledger/usage.js";
-import { createAnthropic, createRecordingLlm } from "./llm/client.js";
+import { createAnthropic } from "./llm/client.js";
 import { PriceTable } from "./llm/pricing.js";
 import { cloneRepository } from "./workspace/git.js";
+import { runSandboxed } from "./workspace/sandbox.js";
 
 /** What the composition root needs from outside. */
 export interface ServiceOptions {
   env: ServerEnv;
   db: Db;
   log: Logger;
+  /** The full server environment (budget variables are read from it). */
+  rawEnv?: Record<string, string | undefined>;
+}
+
+/** Paths a sandboxed command must never see: the app's secrets, database and other clones. */
+function hiddenPaths(env: ServerEnv, rawEnv: Record<string, string | undefined>): string[] {
+  const paths = [path.resolve(".env"), path.dirname(path.resolve(env.DATABASE_PATH)), path.resolve(env.WORKSPACES_DIR)];
+  if (rawEnv.PRIVATE_KEY_PATH) paths.push(path.resolve(rawEnv.PRIVATE_KEY_PATH));
+  return paths;
 }
 
 /**
  * The composition root: wires the pipeline's ports to their real implementations (Octokit
- * through Probot's auth, the Anthropic SDK with the ledger, simple-git) and builds the worker.
+ * through Probot's auth, the Anthropic SDK metered by the budget ledger, simple-git,
+ * bubblewrap) and builds the worker.
  *
- * @throws {ConfigError} when MODEL_PRICES is malformed or the default model has no price
+ * @throws {ConfigError} when MODEL_PRICES or a budget variable is malformed, or the default model has no price
  */
 export function createServices(app: Probot, options: ServiceOptions): { worker: Worker; pipeline: PipelineDeps } {
   const { env, db, log } = options;
+  const rawEnv = options.rawEnv ?? process.env;
   const prices = new PriceTable(env.MODEL_PRICES);
   prices.priceOf(env.DEFAULT_MODEL);
+  const serverLimits = serverBudgetLimits(rawEnv);
   const anthropic = createAnthropic({
     apiKey: env.ANTHROPIC_API_KEY,
     baseURL: env.ANTHROPIC_BASE_URL,
     maxRetries: env.ANTHROPIC_MAX_RETRIES,
     timeoutMs: env.ANTHROPIC_TIMEOUT_MS,
   });
+  const hidePaths = hiddenPaths(env, rawEnv);
 
   const pipeline: PipelineDeps = {
     db,
@@ -41,30 +60,42 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
       const [installationOctokit, appOctokit] = await Promise.all([app.auth(installationId), app.auth()]);
       return createOctokitOutput({ installationOctokit, appOctokit, installationId, owner, repo });
     },
-    llm: (context) =>
-      createRecordingLlm(anthropic, prices, (usage) =>
-        recordUsage(db, {
-          ...usage,
-          created_at: Date.now(),
-          installation_id: context.installationId,
-          repository: context.repository,
-          subject_number: context.subjectNumber,
-          task_id: context.taskId,
-          job_id: context.jobId,
-          agent: context.agent,
-        }),
-      ),
+    llm: (context) => createMeteredLlm({ db, anthropic, prices, serverLimits, pausedByOperator: env.PAUSE === "1", log }, context),
     clone: cloneRepository,
+    sandbox: (root) => async (command, { timeoutMs, network }) => {
+      const result = await runSandboxed(
+        {
+          mode: env.SANDBOX,
+          network,
+          hidePaths,
+          limits: { timeoutMs, memoryBytes: env.SANDBOX_MEMORY_BYTES, maxProcesses: env.SANDBOX_MAX_PROCESSES },
+        },
+        { cwd: root, command },
+      );
+      const outcome: CommandOutcome = {
+        command: result.command,
+        exitCode: result.exitCode,
+        timedOut: result.timedOut,
+        durationMs: result.durationMs,
+        stdout: result.stdout,
+        stderr: result.stderr,
+        truncated: result.truncated,
+      };
+      return outcome;
+    },
     workspacesDir: env.WORKSPACES_DIR,
+    workspacesMaxBytes: env.WORKSPACES_MAX_BYTES,
     defaultModel: env.DEFAULT_MODEL,
     maxAttempts: env.JOB_MAX_ATTEMPTS,
+    coderCeilings: { maxTurns: env.CODER_MAX_TURNS, maxMinutes: env.CODER_MAX_MINUTES, maxOutputTokens: env.CODER_MAX_OUTPUT_TOKENS },
+    allowSetupNetwork: env.SANDBOX_SETUP_NETWORK === "on",
   };
 
   const worker = new Worker({
     db,
     log: log.child({ component: "worker" }),
-    run: (job, signal, jobLog) => runStage(pipeline, job, signal, jobLog),
-    onFailed: (job, reason, jobLog) => failTask(pipeline, job, reason, jobLog),
+    run: (job, signal, jobLog) => runJob(pipeline, job, signal, jobLog),
+    onFailed: (job, reason, error, jobLog) => failTask(pipeline, job, reason, error, jobLog),
     concurrency: env.WORKER_CONCURRENCY,
     pollMs: env.WORKER_POLL_MS,
     leaseMs: env.JOB_LEASE_MS,

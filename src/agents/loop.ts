@@ -34,7 +34,16 @@ export interface ToolLoopOptions {
   maxTokens: number;
   /** When set, the loop must end with this terminal tool; a plain answer gets one reminder per turn left. */
   requireTool?: string;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
+  /** Output tokens all turns together may produce; no call is made once they are spent. */
+  maxOutputTokens?: number;
+  /** Epoch ms after which no call is made (wall-clock limit). */
+  deadline?: number;
+  /**
+   * Characters of tool output kept in the conversation; older tool results are replaced by a
+   * one-line note once the total passes it, before the context window fills.
+   */
+  contextBudgetChars?: number;
 }
 
 /** How the loop ended. */
@@ -80,8 +89,16 @@ export async function runToolLoop(options: ToolLoopOptions): Promise<ToolLoopRes
   if (last) last.cache_control = { type: "ephemeral" };
   const messages = [...options.messages];
   let finalText = "";
+  let outputTokens = 0;
 
   for (let turn = 1; turn <= options.maxTurns; turn++) {
+    if (options.maxOutputTokens !== undefined && outputTokens >= options.maxOutputTokens) {
+      throw new AgentLimitError("output_tokens", `The ${options.agent} used its ${options.maxOutputTokens} output tokens without finishing.`);
+    }
+    if (options.deadline !== undefined && Date.now() >= options.deadline) {
+      throw new AgentLimitError("wall_clock", `The ${options.agent} ran out of its time limit without finishing.`);
+    }
+    if (options.contextBudgetChars !== undefined) trimToolResults(messages, options.contextBudgetChars);
     const response = await options.llm.createMessage(
       {
         model: options.model,
@@ -92,6 +109,7 @@ export async function runToolLoop(options: ToolLoopOptions): Promise<ToolLoopRes
       },
       { signal: options.signal },
     );
+    outputTokens += response.usage.output_tokens;
     messages.push({ role: "assistant", content: response.content as ContentBlockParam[] });
     finalText = textOf(response) || finalText;
 
@@ -139,6 +157,40 @@ export async function runToolLoop(options: ToolLoopOptions): Promise<ToolLoopRes
     throw new AgentOutputError(options.agent, `did not call ${options.requireTool} within ${options.maxTurns} turns`);
   }
   throw new AgentLimitError("turns", `The ${options.agent} used all ${options.maxTurns} turns without finishing.`);
+}
+
+/** The note that replaces a trimmed tool result. */
+const TRIMMED = (chars: number) => `[earlier tool output trimmed to save context: ${chars} characters]`;
+
+/**
+ * Replaces the oldest tool results' content with a short note until the tool output in the
+ * conversation fits `budgetChars`. The latest user turn is never trimmed. Mutates `messages`.
+ *
+ * @returns characters removed
+ */
+export function trimToolResults(messages: MessageParam[], budgetChars: number): number {
+  const results: ToolResultBlockParam[] = [];
+  messages.slice(0, -1).forEach((message) => {
+    if (message.role !== "user" || typeof message.content === "string") return;
+    for (const block of message.content) if (block.type === "tool_result") results.push(block as ToolResultBlockParam);
+  });
+  const size = (block: ToolResultBlockParam) => (typeof block.content === "string" ? block.content.length : JSON.stringify(block.content ?? "").length);
+  let total = results.reduce((sum, block) => sum + size(block), 0);
+  const last = messages.at(-1);
+  if (last && last.role === "user" && typeof last.content !== "string") {
+    for (const block of last.content) if (block.type === "tool_result") total += size(block as ToolResultBlockParam);
+  }
+  let removed = 0;
+  for (const block of results) {
+    if (total <= budgetChars) break;
+    const before = size(block);
+    if (typeof block.content === "string" && block.content.startsWith("[earlier tool output trimmed")) continue;
+    block.content = TRIMMED(before);
+    const after = size(block);
+    total -= before - after;
+    removed += before - after;
+  }
+  return removed;
 }
 
 /**

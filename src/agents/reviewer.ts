@@ -1,113 +1,488 @@
 import { z } from "zod";
 
+import { GitHubApiError, isMissionControlError } from "../errors.js";
+import { escapePatchForPrompt, escapeWrapperTags, partitionComments } from "../github/diff-lines.js";
 import { marker } from "../github/output/ensure.js";
-import type { BotIdentity, GitHubPort, PullRequestFile, ReviewData, ReviewEvent } from "../github/output/port.js";
+import type {
+  BotIdentity,
+  CheckConclusion,
+  CheckRunData,
+  GitHubPort,
+  PullRequestData,
+  PullRequestFile,
+  ReviewData,
+  ReviewEvent,
+} from "../github/output/port.js";
 import { sanitizeUntrustedText } from "../github/sanitize.js";
 import type { Plan } from "./architect.js";
 import { type AgentRuntime, attr } from "./context.js";
 import { runToolLoop } from "./loop.js";
 import { loadPrompt } from "./prompts.js";
 
-/** The Reviewer's structured verdict: the `submit_review` tool's input. */
+/** One inline comment the model proposes: on `line` of `side` (RIGHT = new file, LEFT = old file) of `path`. */
+export const ReviewComment = z
+  .object({
+    path: z.string().min(1).max(1024),
+    line: z.number().int().min(1),
+    side: z.enum(["LEFT", "RIGHT"]).default("RIGHT"),
+    body: z.string().min(1).max(8000),
+  })
+  .strict();
+export type ReviewComment = z.infer<typeof ReviewComment>;
+
+/** The Reviewer's structured output: the `submit_review` tool's input. */
 export const ReviewVerdict = z
   .object({
-    verdict: z.enum(["approve", "request_changes"]),
-    summary: z.string().min(1).max(20_000),
+    event: z.enum(["approve", "request_changes", "comment"]),
+    body: z.string().min(1).max(20_000),
+    comments: z.array(ReviewComment).max(50).default([]),
   })
   .strict();
 export type ReviewVerdict = z.infer<typeof ReviewVerdict>;
 
-/** Characters of diff sent to the model; files past it are listed as not reviewed. */
-const DIFF_BUDGET_CHARS = 120_000;
+/** The verdict a review publishes. */
+export type Verdict = ReviewVerdict["event"];
 
-/** Splits the PR's files into those whose patch fits the budget and those left out. */
-export function renderDiff(files: readonly PullRequestFile[], budget = DIFF_BUDGET_CHARS): { text: string; notReviewed: string[] } {
-  const parts: string[] = [];
-  const notReviewed: string[] = [];
-  let used = 0;
+/** Name of the check run that carries the verdict on pull requests the app itself opened. */
+export const REVIEW_CHECK_NAME = "Mission Control / Review";
+
+/** Characters of diff sent to the model in one call; a larger diff is reviewed in parts. */
+const DIFF_BUDGET_CHARS = 120_000;
+/** Model calls one review may make; files that still do not fit are listed as not reviewed. */
+const MAX_PARTS = 4;
+/** GitHub refuses a review body over 65,536 characters; leave room for the markers. */
+const BODY_LIMIT = 65_000;
+/** Room the "Not reviewed" list may take in the body before it is clipped (with a count of the rest). */
+const NOT_REVIEWED_LIMIT = 16_000;
+
+const NO_PATCH = "no textual diff: binary or too large";
+const OVER_BUDGET = "over the review size budget";
+
+/** A file the review did not cover, and why. */
+export interface NotReviewedFile {
+  path: string;
+  reason: typeof NO_PATCH | typeof OVER_BUDGET | `${typeof OVER_BUDGET} (more than ${number} parts)`;
+}
+
+/** A group of files whose rendered patches fit one model call. */
+export interface DiffPart {
+  files: PullRequestFile[];
+  /** The `<patch>` elements of these files, joined by newlines. */
+  text: string;
+}
+
+function patchBlock(file: PullRequestFile & { patch: string }): string {
+  return `<patch path="${attr(file.filename)}" status="${attr(file.status)}">\n${escapePatchForPrompt(file.patch)}\n</patch>`;
+}
+
+/**
+ * Packs the files' patches into at most `maxParts` parts of at most `budgetChars` characters
+ * each (first fit, in the API's order). A file without a patch (binary, or too large for GitHub
+ * to diff), a file whose patch alone is over the budget, and files that fit no part are listed
+ * as not reviewed, with the reason. Nothing is clipped: a file is reviewed whole or not at all.
+ */
+export function splitDiff(
+  files: readonly PullRequestFile[],
+  options: { budgetChars?: number; maxParts?: number } = {},
+): { parts: DiffPart[]; notReviewed: NotReviewedFile[] } {
+  const budget = options.budgetChars ?? DIFF_BUDGET_CHARS;
+  const maxParts = options.maxParts ?? MAX_PARTS;
+  const parts: Array<{ files: PullRequestFile[]; blocks: string[]; used: number }> = [];
+  const notReviewed: NotReviewedFile[] = [];
   for (const file of files) {
     if (file.patch === undefined) {
-      notReviewed.push(`${file.filename} (no textual diff: binary or too large)`);
+      notReviewed.push({ path: file.filename, reason: NO_PATCH });
       continue;
     }
-    const block = `<patch path="${attr(file.filename)}" status="${attr(file.status)}">\n${file.patch}\n</patch>`;
-    if (used + block.length > budget) {
-      notReviewed.push(`${file.filename} (over the review size budget)`);
+    const block = patchBlock({ ...file, patch: file.patch });
+    if (block.length > budget) {
+      notReviewed.push({ path: file.filename, reason: OVER_BUDGET });
       continue;
     }
-    parts.push(block);
-    used += block.length;
+    let part = parts.find((p) => p.used + block.length <= budget);
+    if (!part && parts.length < maxParts) {
+      part = { files: [], blocks: [], used: 0 };
+      parts.push(part);
+    }
+    if (!part) {
+      notReviewed.push({ path: file.filename, reason: maxParts > 1 ? `${OVER_BUDGET} (more than ${maxParts} parts)` : OVER_BUDGET });
+      continue;
+    }
+    part.files.push(file);
+    part.blocks.push(block);
+    part.used += block.length;
   }
-  return { text: parts.join("\n"), notReviewed };
+  return { parts: parts.map((p) => ({ files: p.files, text: p.blocks.join("\n") })), notReviewed };
+}
+
+/**
+ * Renders as many of the files' patches as fit `budget` characters (one part) as `<patch>`
+ * elements, and lists the rest as `path (reason)`.
+ */
+export function renderDiff(files: readonly PullRequestFile[], budget = DIFF_BUDGET_CHARS): { text: string; notReviewed: string[] } {
+  const { parts, notReviewed } = splitDiff(files, { budgetChars: budget, maxParts: 1 });
+  return { text: parts[0]?.text ?? "", notReviewed: notReviewed.map(describeNotReviewed) };
+}
+
+function describeNotReviewed(file: NotReviewedFile): string {
+  return `${file.path} (${file.reason})`;
 }
 
 /** What the Reviewer did. */
 export interface ReviewResult {
   review: ReviewData;
-  verdict: ReviewVerdict["verdict"];
-  /** `true` when a review of this head sha already existed (resumed job): nothing was posted. */
+  /** The verdict as published (after the tests-failing and approval-disabled rules). */
+  verdict: Verdict;
+  /** `true` when a review of this head sha already existed (resumed job): the model was not called and nothing was posted. */
   reused: boolean;
+  headSha: string;
+  /** Comments placed inline on the diff. */
+  inlineComments: number;
+  /** Comments the model aimed outside the diff, written into the review body instead. */
+  foldedComments: number;
+  /** Files the review did not cover, as `path (reason)`. */
+  notReviewed: string[];
+  /** The "Mission Control / Review" check run, on pull requests the app opened; otherwise `null`. */
+  checkRun: CheckRunData | null;
 }
 
+/** Input of {@link reviewPullRequest}. */
+export interface ReviewInput {
+  pullNumber: number;
+  plan: Plan | null;
+  /** Re-review: the head sha reviewed last time; only what changed since is reviewed and commented on (GitHub compare API). */
+  sinceSha: string | null;
+  /** The Tester's check is failing on this head: never approve, in either form. */
+  testsFailing: boolean;
+  /** Repo config review.approve (default true); false limits the Reviewer to COMMENT / REQUEST_CHANGES. */
+  allowApprove: boolean;
+  /** Characters of diff per model call (default 120,000); a larger diff is reviewed in up to 4 parts. */
+  budgetChars?: number | undefined;
+}
+
+/** What a review body records about itself, so a resumed job can report it without the model. */
+const ReviewMeta = z.object({
+  /** The event the model chose (before the rules). */
+  model: z.enum(["approve", "request_changes", "comment"]),
+  verdict: z.enum(["approve", "request_changes", "comment"]),
+  inline: z.number().int().min(0),
+  folded: z.number().int().min(0),
+  notReviewed: z.array(z.string()),
+  /** Files with a textual diff left out for size: an approval is withheld while any is. */
+  overBudget: z.number().int().min(0),
+});
+type ReviewMeta = z.infer<typeof ReviewMeta>;
+
+function metaMarker(meta: ReviewMeta): string {
+  return marker(`review-meta:${Buffer.from(JSON.stringify(meta)).toString("base64url")}`);
+}
+
+function readMeta(review: ReviewData): ReviewMeta {
+  const encoded = /<!-- mission-control:review-meta:([A-Za-z0-9_-]+) -->/.exec(review.body)?.[1];
+  if (encoded) {
+    try {
+      const parsed = ReviewMeta.safeParse(JSON.parse(Buffer.from(encoded, "base64url").toString("utf8")));
+      if (parsed.success) return parsed.data;
+    } catch {
+      // fall through to the visible text
+    }
+  }
+  // A review written before the meta marker existed: read the visible verdict.
+  const verdict: Verdict =
+    review.state === "CHANGES_REQUESTED" || review.body.includes("Verdict: **changes requested**")
+      ? "request_changes"
+      : review.state === "APPROVED" || review.body.includes("Verdict: **approve**")
+        ? "approve"
+        : "comment";
+  return { model: verdict, verdict, inline: 0, folded: 0, notReviewed: [], overBudget: 0 };
+}
+
+/** Applies the rules that may turn the model's approval into a comment, and says why. */
+function decide(model: Verdict, rules: { testsFailing: boolean; allowApprove: boolean; overBudget: number }): { verdict: Verdict; withheld: string[] } {
+  if (model !== "approve") return { verdict: model, withheld: [] };
+  const withheld: string[] = [];
+  if (rules.testsFailing) withheld.push("Approval is withheld while the tests are failing on this commit.");
+  if (!rules.allowApprove) withheld.push("Approval is turned off for this repository (`review.approve: false`), so this review only comments.");
+  if (rules.overBudget > 0) {
+    withheld.push(`Approval is withheld because ${rules.overBudget} changed file(s) were too large to review (listed below).`);
+  }
+  return { verdict: withheld.length > 0 ? "comment" : "approve", withheld };
+}
+
+const SEVERITY: Record<Verdict, number> = { approve: 0, comment: 1, request_changes: 2 };
+const VERDICT_TEXT: Record<Verdict, string> = { approve: "approve", request_changes: "changes requested", comment: "comment" };
+const CONCLUSION: Record<Verdict, CheckConclusion> = { approve: "success", request_changes: "failure", comment: "neutral" };
+
 /**
- * Reviews a pull request's diff and submits a GitHub review. GitHub refuses APPROVE and
- * REQUEST_CHANGES from a pull request's own author (HTTP 422), so on PRs the app opened the
- * review event is COMMENT and the verdict is stated in the body.
+ * Reviews a pull request's diff and submits one GitHub review with inline comments.
  *
- * Idempotent per head sha: a review carrying this head's marker is reused, not repeated.
+ * - **Output**: the model calls `submit_review` (`{ event, body, comments }`). Comments on lines
+ *   GitHub can place (see `partitionComments`) go inline; the rest are written into the body
+ *   under "Comments on lines outside the diff", so the review is never refused with a 422.
+ * - **Size**: a diff over `budgetChars` is reviewed in parts (one model call each, at most 4),
+ *   then merged into one review whose event is the most severe of the parts. Files not
+ *   reviewed (no patch, over the budget) are listed in the body; an approval is withheld while
+ *   a changed text file was left out for size.
+ * - **Re-review**: with `sinceSha` (≠ head) only `compare(sinceSha...head)` is reviewed.
+ * - **Verdict**: with `testsFailing` or `!allowApprove` an approval becomes a comment, with a
+ *   line saying why. On a pull request the app opened (`author === bot.login`) GitHub refuses
+ *   APPROVE and REQUEST_CHANGES from its author, so the event is COMMENT and the verdict is the
+ *   conclusion of the check run "Mission Control / Review" on the head sha (approve → success,
+ *   request_changes → failure, comment → neutral). On anyone else's pull request the event
+ *   carries the verdict and no check run is made.
+ * - **Idempotent** per head sha: a review by the bot carrying `marker("review:<sha>")` is reused
+ *   without calling the model; the check run is still brought to its completed state.
  *
- * @throws {AgentOutputError} when the model never calls `submit_review`
+ * @throws {AgentOutputError} when the model never calls `submit_review` (the check run, if any,
+ *   is completed as a failure first)
+ * @throws {GitHubApiError} when GitHub refuses a call
  */
 export async function reviewPullRequest(
   runtime: AgentRuntime,
   deps: { github: GitHubPort; bot: BotIdentity },
-  input: { pullNumber: number; plan: Plan | null },
+  input: ReviewInput,
 ): Promise<ReviewResult> {
   const { github, bot } = deps;
   const pr = await github.getPullRequest(input.pullNumber);
-  const tag = marker(`review:${pr.headSha}`);
-  const previous = (await github.listReviews(input.pullNumber)).find((r) => r.body.includes(tag));
+  const headSha = pr.headSha;
+  const own = pr.author === bot.login;
+  const tag = marker(`review:${headSha}`);
+
+  // Only our own reviews count: anyone can paste the marker into a review of theirs.
+  const previous = (await github.listReviews(pr.number)).find((r) => r.author === bot.login && r.body.includes(tag));
   if (previous) {
-    const verdict = previous.body.includes("Verdict: **changes requested**") ? "request_changes" : "approve";
-    return { review: previous, verdict, reused: true };
+    const meta = readMeta(previous);
+    const { verdict, withheld } = own ? decide(meta.model, { testsFailing: input.testsFailing, allowApprove: input.allowApprove, overBudget: meta.overBudget }) : { verdict: meta.verdict, withheld: [] };
+    const checkRun = own ? await completeCheck(github, headSha, verdict, checkSummary(verdict, withheld, previous, meta.notReviewed)) : null;
+    return {
+      review: previous,
+      verdict,
+      reused: true,
+      headSha,
+      inlineComments: meta.inline,
+      foldedComments: meta.folded,
+      notReviewed: meta.notReviewed,
+      checkRun,
+    };
   }
 
-  const files = await github.listPullRequestFiles(input.pullNumber);
-  const diff = renderDiff(files);
+  const check = own ? await github.ensureCheckRun({ name: REVIEW_CHECK_NAME, headSha, externalId: `review:${headSha}`, status: "in_progress" }) : null;
+  try {
+    return await review(runtime, github, pr, input, { tag, own, check });
+  } catch (err) {
+    if (check && isMissionControlError(err) && !err.retryable && err.code !== "job_aborted") {
+      // A permanent failure must not leave the check spinning, nor look neutral (which passes a required check).
+      await github
+        .updateCheckRun(check.id, {
+          status: "completed",
+          conclusion: "failure",
+          output: { title: "The review could not be completed", summary: err.userMessage },
+        })
+        .catch(() => undefined);
+    }
+    throw err;
+  }
+}
+
+async function review(
+  runtime: AgentRuntime,
+  github: GitHubPort,
+  pr: PullRequestData,
+  input: ReviewInput,
+  ctx: { tag: string; own: boolean; check: CheckRunData | null },
+): Promise<ReviewResult> {
+  const headSha = pr.headSha;
+  const scope = await reviewScope(github, pr, input.sinceSha);
+  const { parts, notReviewed } = splitDiff(scope.files, { budgetChars: input.budgetChars ?? DIFF_BUDGET_CHARS });
+  const overBudget = notReviewed.filter((f) => f.reason !== NO_PATCH).length;
+
+  const outputs: ReviewVerdict[] = [];
+  for (const [index, part] of parts.entries()) {
+    outputs.push(await reviewPart(runtime, pr, input.plan, { part, index, count: parts.length, all: scope.files, notReviewed, sinceSha: scope.sinceSha }));
+  }
+
+  const model: Verdict = outputs.reduce<Verdict>((worst, o) => (SEVERITY[o.event] > SEVERITY[worst] ? o.event : worst), outputs.length > 0 ? "approve" : "comment");
+  const { verdict, withheld } = decide(model, { testsFailing: input.testsFailing, allowApprove: input.allowApprove, overBudget });
+  const { inline, folded } = partitionComments(
+    scope.files,
+    outputs.flatMap((o) => o.comments),
+    scope.sinceSha ? { pullRequestFiles: scope.pullRequestFiles } : {},
+  );
+  const notReviewedText = notReviewed.map(describeNotReviewed);
+  const meta: ReviewMeta = { model, verdict, inline: inline.length, folded: folded.length, notReviewed: notReviewedText, overBudget };
+
+  const summaries =
+    outputs.length === 0
+      ? "_No file of this pull request could be reviewed: every changed file is listed below._"
+      : outputs.length === 1
+        ? (outputs[0]?.body ?? "")
+        : outputs
+            .map((o, i) => `### Part ${i + 1} of ${outputs.length}: ${(parts[i]?.files ?? []).map((f) => `\`${f.filename}\``).join(", ")}\n\n${o.body}`)
+            .join("\n\n");
+  const foldedText =
+    folded.length === 0
+      ? ""
+      : `### Comments on lines outside the diff (${folded.length})\n\nGitHub only accepts inline comments on lines shown in the diff, so these are here instead.\n\n${folded
+          .map((c) => `- \`${c.path}:${c.line}\`${c.side === "LEFT" ? " (old file)" : ""}: ${c.reason}\n${quote(c.body)}`)
+          .join("\n")}`;
+  const heading = scope.sinceSha ? `## 🔎 Re-review: changes since \`${scope.sinceSha.slice(0, 7)}\`` : "## 🔎 Review";
+  const head = [
+    `${ctx.tag}\n${metaMarker(meta)}\n${heading}`,
+    scope.note,
+    `Verdict: **${VERDICT_TEXT[verdict]}**${verdict !== model ? ` (the Reviewer found no blocking problems)` : ""}`,
+    withheld.map((w) => `> ${w}`).join("\n"),
+  ]
+    .filter(Boolean)
+    .join("\n\n");
+  const notReviewedSection = renderNotReviewed(notReviewedText);
+  const room = BODY_LIMIT - head.length - notReviewedSection.length - 8;
+  const middle = clip([summaries, foldedText].filter(Boolean).join("\n\n"), room);
+  const body = [head, middle, notReviewedSection].filter(Boolean).join("\n\n");
+
+  const event: ReviewEvent = ctx.own ? "COMMENT" : verdict === "approve" ? "APPROVE" : verdict === "request_changes" ? "REQUEST_CHANGES" : "COMMENT";
+  const posted = await github.createReview({ pullNumber: pr.number, commitId: headSha, event, body, comments: inline });
+  const checkRun = ctx.check ? await completeCheck(github, headSha, verdict, checkSummary(verdict, withheld, posted, notReviewedText), ctx.check) : null;
+  return {
+    review: posted,
+    verdict,
+    reused: false,
+    headSha,
+    inlineComments: inline.length,
+    foldedComments: folded.length,
+    notReviewed: notReviewedText,
+    checkRun,
+  };
+}
+
+/** Which files the review covers: the compare since the last reviewed sha, or the whole pull request. */
+async function reviewScope(
+  github: GitHubPort,
+  pr: PullRequestData,
+  sinceSha: string | null,
+): Promise<{ files: PullRequestFile[]; pullRequestFiles: PullRequestFile[]; sinceSha: string | null; note: string }> {
+  const pullRequestFiles = await github.listPullRequestFiles(pr.number);
+  if (!sinceSha || sinceSha === pr.headSha) return { files: pullRequestFiles, pullRequestFiles, sinceSha: null, note: "" };
+  let files: PullRequestFile[];
+  try {
+    files = await github.compareCommits(sinceSha, pr.headSha);
+  } catch (err) {
+    // 404: the sha is gone (force-push); 422/404 "no common ancestor". Review everything instead.
+    if (err instanceof GitHubApiError && (err.status === 404 || err.status === 422)) {
+      return { files: pullRequestFiles, pullRequestFiles, sinceSha: null, note: `_The previously reviewed commit \`${sinceSha.slice(0, 7)}\` is no longer comparable with the head, so the whole pull request was reviewed._` };
+    }
+    throw err;
+  }
+  if (files.length === 0) {
+    return { files: pullRequestFiles, pullRequestFiles, sinceSha: null, note: `_No file changed since \`${sinceSha.slice(0, 7)}\`, so the whole pull request was reviewed._` };
+  }
+  return { files, pullRequestFiles, sinceSha, note: "" };
+}
+
+/** One model call over one part of the diff. */
+async function reviewPart(
+  runtime: AgentRuntime,
+  pr: PullRequestData,
+  plan: Plan | null,
+  ctx: { part: DiffPart; index: number; count: number; all: PullRequestFile[]; notReviewed: NotReviewedFile[]; sinceSha: string | null },
+): Promise<ReviewVerdict> {
   const prompt = loadPrompt("reviewer");
-  const plan = input.plan ? `<plan>\n${JSON.stringify(input.plan, null, 2)}\n</plan>\n\n` : "";
+  const shown = new Set(ctx.part.files.map((f) => f.filename));
+  const skipped = new Map(ctx.notReviewed.map((f) => [f.path, f.reason]));
+  const others = ctx.all
+    .filter((f) => !shown.has(f.filename))
+    .map((f) => `<file path="${attr(f.filename)}" status="${attr(f.status)}" ${skipped.has(f.filename) ? `not_reviewed="${attr(skipped.get(f.filename) ?? "")}"` : `reviewed="in another part"`} />`);
+  const planText = plan ? `<plan>\n${escapeWrapperTags(JSON.stringify(plan, null, 2))}\n</plan>` : "";
+  const notes: string[] = [];
+  if (ctx.sinceSha) {
+    notes.push(
+      `This is a re-review. The patches show only what changed since commit ${ctx.sinceSha}, which was reviewed before; review these changes, and place inline comments only on their lines.`,
+    );
+  }
+  if (ctx.count > 1) {
+    notes.push(
+      `The diff is large, so it is reviewed in ${ctx.count} parts; this is part ${ctx.index + 1}. Review only the patches shown: the other files are listed in <other_files> and are reviewed separately (or not at all, when marked not_reviewed), so do not report them as missing.`,
+    );
+  }
+  const pullRequest = [
+    `<pull_request number="${attr(pr.number)}">`,
+    `<title>${sanitizeUntrustedText(pr.title)}</title>`,
+    ctx.part.text,
+    ...(others.length > 0 ? [`<other_files>\n${others.join("\n")}\n</other_files>`] : []),
+    "</pull_request>",
+  ].join("\n");
+  const ask = `Review ${ctx.sinceSha ? "these changes" : "this diff"} and submit your review with submit_review.`;
+  const content = [pullRequest, planText.trimEnd(), ...notes, ask].filter(Boolean).join("\n\n");
+
   const { result } = await runToolLoop({
     llm: runtime.llm,
     agent: "reviewer",
     model: runtime.model,
     system: prompt.text,
-    messages: [
-      {
-        role: "user",
-        content: `<pull_request number="${attr(pr.number)}">\n<title>${sanitizeUntrustedText(pr.title)}</title>\n${diff.text}\n</pull_request>\n\n${plan}Review this diff and submit your verdict with submit_review.`,
-      },
-    ],
+    messages: [{ role: "user", content }],
     tools: [
       {
         name: "submit_review",
-        description: "Submit the review: a verdict and a Markdown summary of findings. Call it exactly once.",
+        description:
+          "Submit the review: the event (approve, request_changes or comment), a Markdown summary of findings, and inline comments on lines shown in the patches. Call it exactly once.",
         input: ReviewVerdict,
         terminal: true,
         run: async () => "Review received.",
       },
     ],
     maxTurns: 3,
-    maxTokens: prompt.maxTokens ?? 4096,
+    maxTokens: prompt.maxTokens ?? 8192,
     requireTool: "submit_review",
     signal: runtime.signal,
   });
-  const verdict = ReviewVerdict.parse(result);
-  const ownPullRequest = pr.author === bot.login;
-  const event: ReviewEvent = ownPullRequest ? "COMMENT" : verdict.verdict === "approve" ? "APPROVE" : "REQUEST_CHANGES";
-  const verdictLine = `Verdict: **${verdict.verdict === "approve" ? "approve" : "changes requested"}**`;
-  const notReviewed =
-    diff.notReviewed.length > 0 ? `\n\n**Not reviewed** (${diff.notReviewed.length}):\n${diff.notReviewed.map((f) => `- ${f}`).join("\n")}` : "";
-  const body = `${tag}\n## 🔎 Review\n\n${verdictLine}\n\n${verdict.summary}${notReviewed}`;
-  const review = await github.createReview({ pullNumber: pr.number, commitId: pr.headSha, event, body });
-  return { review, verdict: verdict.verdict, reused: false };
+  return ReviewVerdict.parse(result);
+}
+
+/** Brings the review check run to `completed` with the verdict's conclusion (skipped when it already is). */
+async function completeCheck(
+  github: GitHubPort,
+  headSha: string,
+  verdict: Verdict,
+  output: { title: string; summary: string },
+  known?: CheckRunData,
+): Promise<CheckRunData> {
+  const check = known ?? (await github.ensureCheckRun({ name: REVIEW_CHECK_NAME, headSha, externalId: `review:${headSha}`, status: "in_progress" }));
+  const conclusion = CONCLUSION[verdict];
+  if (check.status === "completed" && check.conclusion === conclusion) return check;
+  return github.updateCheckRun(check.id, { status: "completed", conclusion, output });
+}
+
+function checkSummary(verdict: Verdict, withheld: string[], review: ReviewData, notReviewed: string[]): { title: string; summary: string } {
+  const title = withheld.length > 0 ? "Approval withheld" : verdict === "approve" ? "Approved" : verdict === "request_changes" ? "Changes requested" : "Comments only";
+  const lines = [`Verdict: **${VERDICT_TEXT[verdict]}**`, ...withheld, review.htmlUrl ? `The review: ${review.htmlUrl}` : ""];
+  if (notReviewed.length > 0) lines.push(`${notReviewed.length} file(s) were not reviewed; the review lists them.`);
+  return { title, summary: lines.filter(Boolean).join("\n\n") };
+}
+
+function renderNotReviewed(files: string[]): string {
+  if (files.length === 0) return "";
+  const lines: string[] = [];
+  let used = 0;
+  for (const [i, file] of files.entries()) {
+    const line = `- ${file.replace(/[\r\n]/g, " ")}`;
+    if (used + line.length > NOT_REVIEWED_LIMIT) {
+      lines.push(`- … and ${files.length - i} more (list clipped to fit GitHub's size limit on a review)`);
+      break;
+    }
+    lines.push(line);
+    used += line.length + 1;
+  }
+  return `### Not reviewed (${files.length})\n\n${lines.join("\n")}`;
+}
+
+function quote(text: string): string {
+  return text
+    .split("\n")
+    .map((line) => `  > ${line}`)
+    .join("\n");
+}
+
+function clip(text: string, room: number): string {
+  if (text.length <= room) return text;
+  const note = "\n\n_[The rest of this review was clipped to fit GitHub's limit on the size of a review body.]_";
+  return `${text.slice(0, Math.max(0, room - note.length))}${note}`;
 }

@@ -2,7 +2,7 @@ import picomatch from "picomatch";
 import { z } from "zod";
 
 import { ToolInputError } from "../errors.js";
-import { readWorkspaceFile, replaceInWorkspaceFile, writeWorkspaceFile } from "../workspace/files.js";
+import { deleteWorkspaceFile, readWorkspaceFile, replaceInWorkspaceFile, writeWorkspaceFile } from "../workspace/files.js";
 import type { AgentTool } from "./loop.js";
 
 /** What the file tools need from a clone: its root and a .gitignore-aware file index. */
@@ -30,13 +30,36 @@ function numbered(content: string, start: number, end: number | undefined): stri
   return `${body}${more}`;
 }
 
+/** Options of {@link createFileTools}. */
+export interface FileToolOptions {
+  /** Globs (repo config `protected_paths`) that may not be changed… */
+  protectedPaths?: readonly string[];
+  /** …unless a maintainer approved this issue/PR with /approve. */
+  protectedPathsApproved?: boolean;
+  /**
+   * Runs one of the repository's own commands (tests, lint, build) in the sandbox and returns
+   * a summary with exit code and log tail. Absent: no `run_command` tool is offered.
+   */
+  runCommand?: (command: string) => Promise<string>;
+}
+
 /**
- * The Coder's file tools, each confined to the workspace: list_files, read_file, search,
- * write_file and edit_file. Refusals (a path outside the clone, `.git/`, a binary or
- * oversized file, an ambiguous edit) throw {@link ToolInputError} or `PathEscapeError`,
- * which the loop returns to the model as an `is_error` tool_result.
+ * The Coder's tools, each confined to the workspace: list_files, read_file, search,
+ * write_file, edit_file, delete_file and (when given a runner) run_command. Refusals (a path
+ * outside the clone, `.git/`, a protected path, a binary or oversized file, an ambiguous
+ * edit) throw {@link ToolInputError} or `PathEscapeError`, which the loop returns to the
+ * model as an `is_error` tool_result.
  */
-export function createFileTools(workspace: WorkspaceIndex): AgentTool<any>[] {
+export function createFileTools(workspace: WorkspaceIndex, options: FileToolOptions = {}): AgentTool<any>[] {
+  const isProtected = picomatch([...(options.protectedPaths ?? [])], { dot: true });
+  const guardWrite = (path: string) => {
+    if ((options.protectedPaths?.length ?? 0) > 0 && !options.protectedPathsApproved && isProtected(path.replace(/^\.\//, ""))) {
+      throw new ToolInputError(
+        `${path} is a protected path (repository config protected_paths); it cannot be changed until a maintainer approves this issue with /approve`,
+      );
+    }
+  };
+
   const listFiles: AgentTool<{ glob?: string | undefined }> = {
     name: "list_files",
     description: "List files in the repository (honours .gitignore). Optionally filter with a glob such as `src/**/*.ts`.",
@@ -89,6 +112,7 @@ export function createFileTools(workspace: WorkspaceIndex): AgentTool<any>[] {
     description: "Create a file or replace its whole content. Prefer edit_file for changes to existing files.",
     input: z.object({ path: RelativePath, content: z.string() }),
     async run({ path, content }) {
+      guardWrite(path);
       await writeWorkspaceFile(workspace.root, path, content);
       return `Wrote ${path} (${Buffer.byteLength(content, "utf8")} bytes).`;
     },
@@ -100,10 +124,33 @@ export function createFileTools(workspace: WorkspaceIndex): AgentTool<any>[] {
       "Replace old_text with new_text in a file. old_text must match the file exactly once, including whitespace; include surrounding lines to make it unique.",
     input: z.object({ path: RelativePath, old_text: z.string().min(1), new_text: z.string() }),
     async run({ path, old_text, new_text }) {
+      guardWrite(path);
       await replaceInWorkspaceFile(workspace.root, path, old_text, new_text);
       return `Edited ${path}.`;
     },
   };
 
-  return [listFiles, readFile, search, writeFile, editFile];
+  const deleteFile: AgentTool<{ path: string }> = {
+    name: "delete_file",
+    description: "Delete a file from the repository.",
+    input: z.object({ path: RelativePath }),
+    async run({ path }) {
+      guardWrite(path);
+      await deleteWorkspaceFile(workspace.root, path);
+      return `Deleted ${path}.`;
+    },
+  };
+
+  const tools: AgentTool<any>[] = [listFiles, readFile, search, writeFile, editFile, deleteFile];
+  const runCommand = options.runCommand;
+  if (runCommand) {
+    tools.push({
+      name: "run_command",
+      description:
+        "Run one of the repository's own commands (tests, lint, build) from the repository root, in a sandbox without network access. Returns the exit code and the end of the output.",
+      input: z.object({ command: z.string().min(1).max(1000) }),
+      run: ({ command }: { command: string }) => runCommand(command),
+    });
+  }
+  return tools;
 }

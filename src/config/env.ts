@@ -39,6 +39,22 @@ export const ServerEnv = z.object({
   JOB_RETRY_BASE_MS: positiveInt(5_000),
   /** Ceiling of one retry delay, in milliseconds. */
   JOB_RETRY_MAX_MS: positiveInt(10 * 60_000),
+  /** Largest total size of the clones under WORKSPACES_DIR, in bytes; the oldest are pruned first. */
+  WORKSPACES_MAX_BYTES: positiveInt(20 * 2 ** 30),
+  /** `bwrap` runs repository commands in bubblewrap; `off` runs them unsandboxed (operator's choice only). */
+  SANDBOX: z.enum(["bwrap", "off"]).default("bwrap"),
+  /** `on` lets the repository's `test.setup` command reach the network (dependency installs). */
+  SANDBOX_SETUP_NETWORK: z.enum(["on", "off"]).default("off"),
+  /** Memory limit of a sandboxed command, in bytes. */
+  SANDBOX_MEMORY_BYTES: positiveInt(2 * 2 ** 30),
+  /** Process-count limit of a sandboxed command. */
+  SANDBOX_MAX_PROCESSES: positiveInt(256),
+  /** `1` stops every new LLM call (kill switch). */
+  PAUSE: z.enum(["0", "1"]).default("0"),
+  /** Server ceilings the repository config cannot raise. */
+  CODER_MAX_TURNS: positiveInt(60),
+  CODER_MAX_MINUTES: positiveInt(60),
+  CODER_MAX_OUTPUT_TOKENS: positiveInt(400_000),
 });
 export type ServerEnv = z.infer<typeof ServerEnv>;
 

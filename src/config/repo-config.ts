@@ -12,6 +12,66 @@ const AgentModels = z
   })
   .strict();
 
+const CoderConfig = z
+  .object({
+    /** Messages API calls the Coder may make in one job; the next one is never made. */
+    max_turns: z.number().int().min(1).max(200).default(30),
+    /** `max_tokens` of each Coder call. */
+    max_tokens: z.number().int().min(256).max(64_000).default(8_192),
+    /** Output tokens the Coder may produce in one job, all turns together. */
+    max_output_tokens: z.number().int().min(1_000).max(2_000_000).default(100_000),
+    /** Wall-clock time of one Coder job, in minutes. */
+    max_minutes: z.number().min(1).max(240).default(30),
+    /** Coder revisions of one PR (after reviews or failing tests) before a human is asked. */
+    max_rework_cycles: z.number().int().min(0).max(20).default(3),
+  })
+  .strict();
+
+const TestConfig = z
+  .object({
+    /** The repository's test command; detected from package.json, pyproject, Makefile, go.mod, Cargo.toml when absent. */
+    command: z.string().min(1).max(1000).optional(),
+    /** Installs dependencies before the tests; runs with network only if the operator allows it (SANDBOX_SETUP_NETWORK=on). */
+    setup: z.string().min(1).max(1000).optional(),
+    /** Wall-clock limit of the test command, in minutes. */
+    timeout_minutes: z.number().min(1).max(120).default(15),
+  })
+  .strict();
+
+const ReviewConfig = z
+  .object({
+    /** `false` limits the Reviewer to COMMENT and REQUEST_CHANGES: it never approves. */
+    approve: z.boolean().default(true),
+  })
+  .strict();
+
+const AgentBudget = z
+  .object({
+    daily_usd: z.number().positive().optional(),
+    weekly_usd: z.number().positive().optional(),
+    monthly_usd: z.number().positive().optional(),
+  })
+  .strict();
+
+/** Budget limits of this repository (USD). They may add or lower limits, never raise the server's ceilings. */
+const BudgetConfig = z
+  .object({
+    daily_usd: z.number().positive().optional(),
+    weekly_usd: z.number().positive().optional(),
+    monthly_usd: z.number().positive().optional(),
+    /** Limit of one issue/PR's task, all runs together. */
+    per_task_usd: z.number().positive().optional(),
+    /** Share of a limit at which one alert comment is posted (0 < threshold < 1). */
+    threshold: z.number().gt(0).lt(1).default(0.8),
+    /** `block` stops at the limit; `warn` only comments. */
+    action: z.enum(["warn", "block"]).default("block"),
+    agents: z
+      .object({ architect: AgentBudget.optional(), coder: AgentBudget.optional(), reviewer: AgentBudget.optional(), tester: AgentBudget.optional() })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
 /**
  * `.github/mission-control.yml`, read from the repository's default branch only. Every key is
  * optional; unknown keys are refused so that a typo is reported instead of silently ignored.
@@ -22,15 +82,16 @@ export const RepoConfig = z
     trigger_label: z.string().min(1).max(50).default("agent"),
     /** Model per agent; each falls back to the server's DEFAULT_MODEL. */
     models: AgentModels.default({}),
-    coder: z
-      .object({
-        /** Messages API calls the Coder may make for one job. */
-        max_turns: z.number().int().min(1).max(200).default(30),
-        /** `max_tokens` of each Coder call. */
-        max_tokens: z.number().int().min(256).max(64_000).default(8_192),
-      })
-      .strict()
-      .default({ max_turns: 30, max_tokens: 8_192 }),
+    coder: CoderConfig.default(CoderConfig.parse({})),
+    test: TestConfig.default(TestConfig.parse({})),
+    review: ReviewConfig.default(ReviewConfig.parse({})),
+    budget: BudgetConfig.default(BudgetConfig.parse({})),
+    /** Globs of paths the Coder may not change until a maintainer has run /approve on the issue or PR. */
+    protected_paths: z.array(z.string().min(1).max(256)).max(100).default([".github/workflows/**"]),
+    /** When true, the Coder waits for /approve of the Architect's plan. */
+    require_plan_approval: z.boolean().default(false),
+    /** When true, the app merges its PR once every check passed and a human approved it. Never otherwise. */
+    auto_merge: z.boolean().default(false),
   })
   .strict();
 export type RepoConfig = z.infer<typeof RepoConfig>;
@@ -47,7 +108,8 @@ export interface RepoConfigResult {
 
 /**
  * Validates a parsed `.github/mission-control.yml`. Never throws: an invalid file yields the
- * safe defaults plus the list of problems, so the caller can report them.
+ * safe defaults (which never mean "unlimited": the server's ceilings still apply) plus the list
+ * of problems, so the caller can report them.
  *
  * @param raw - the YAML document as parsed by Probot's config plugin (`null` when absent)
  */

@@ -2,9 +2,14 @@ import type { Logger } from "pino";
 import type { Context } from "probot";
 
 import { parseRepoConfig, REPO_CONFIG_FILE, type RepoConfig } from "../config/repo-config.js";
-import { lockKeyFor, type PlanJobPayload } from "../jobs/pipeline.js";
+import type { CommandJobPayload } from "../jobs/commands.js";
+import { cancelTaskJobs } from "../jobs/commands.js";
+import { isTaskState, RESTARTABLE_STATES } from "../jobs/lifecycle.js";
+import { lockKeyFor, type StageJobPayload, type StageKind } from "../jobs/pipeline.js";
 import { enqueueJob } from "../jobs/queue.js";
 import type { Db } from "../ledger/db.js";
+import type { Task } from "../ledger/schema.js";
+import { COMMAND_HELP, parseCommand } from "./commands.js";
 import { canWrite, isBot } from "./guards.js";
 
 /** What the webhook handlers need: the database, and a way to wake the worker. */
@@ -12,6 +17,8 @@ export interface EventDeps {
   db: Db;
   log: Logger;
   maxAttempts: number;
+  /** The app's slug, for `@<slug> command` mentions (resolved once at start-up). */
+  appSlug(): Promise<string>;
   /** Called after a job was enqueued. */
   onEnqueued(): void;
 }
@@ -25,129 +32,68 @@ export type TriggerOutcome =
   | "pull_request"
   | "issue_closed"
   | "no_permission"
-  | "already_running";
+  | "already_running"
+  | "not_a_command"
+  | "no_task"
+  | "ignored";
 
 type IssueTriggerContext = Context<"issues.labeled"> | Context<"issues.opened">;
 
-/**
- * `issues.labeled` with the trigger label, or `issues.opened` already carrying it: guard,
- * then enqueue the first job of the pipeline. No agent runs here — the handler answers
- * GitHub quickly and the worker does the work.
- *
- * Guards, cheapest first: redelivery (local), bot sender (local), trigger label (repository
- * config, read from the default branch), sender's permission (one REST call).
- */
-export async function handleIssueTrigger(context: IssueTriggerContext, deps: EventDeps): Promise<TriggerOutcome> {
-  const { payload } = context;
-  const deliveryId = context.id;
-  const repository = payload.repository;
-  const issue = payload.issue;
-  const log = deps.log.child({ deliveryId, repo: repository.full_name, issue: issue.number, event: `issues.${payload.action}` });
-  const outcome = await decide();
-  log.info({ outcome }, "issue trigger handled");
-  return outcome;
+interface Subject {
+  deliveryId: string;
+  event: string;
+  installationId: number;
+  owner: string;
+  repo: string;
+  number: number;
+}
 
-  async function decide(): Promise<TriggerOutcome> {
-    const seen = await deps.db.selectFrom("deliveries").select("delivery_id").where("delivery_id", "=", deliveryId).executeTakeFirst();
-    if (seen) return "duplicate_delivery";
-    if (isBot(payload.sender)) return "sender_is_bot";
-    if ((issue as { pull_request?: unknown }).pull_request) return "pull_request";
-    if (issue.state === "closed") return "issue_closed";
+function logFor(deps: EventDeps, s: Subject): Logger {
+  return deps.log.child({ deliveryId: s.deliveryId, repo: `${s.owner}/${s.repo}`, issue: s.number, event: s.event });
+}
 
-    const config = await readRepoConfig(context, log);
-    const labelled =
-      payload.action === "labeled"
-        ? payload.label?.name === config.trigger_label
-        : (issue.labels ?? []).some((l) => l.name === config.trigger_label);
-    if (!labelled) return "not_trigger_label";
+async function seen(db: Db, deliveryId: string): Promise<boolean> {
+  return Boolean(await db.selectFrom("deliveries").select("delivery_id").where("delivery_id", "=", deliveryId).executeTakeFirst());
+}
 
-    const { data: permission } = await context.octokit.request("GET /repos/{owner}/{repo}/collaborators/{username}/permission", {
-      owner: repository.owner.login,
-      repo: repository.name,
-      username: payload.sender.login,
-    });
-    if (!canWrite(permission)) return "no_permission";
+/** Records the delivery and runs `body` in one transaction; a second delivery with the same id does nothing. */
+async function oncePerDelivery(db: Db, s: Subject, body: (trx: Db) => Promise<TriggerOutcome>): Promise<TriggerOutcome> {
+  return db.transaction().execute(async (trx) => {
+    const inserted = await trx
+      .insertInto("deliveries")
+      .values({ delivery_id: s.deliveryId, event: s.event, received_at: Date.now() })
+      .onConflict((oc) => oc.column("delivery_id").doNothing())
+      .executeTakeFirst();
+    if (inserted.numInsertedOrUpdatedRows === 0n) return "duplicate_delivery";
+    return body(trx as unknown as Db);
+  });
+}
 
-    const outcome = await enqueuePlan(config);
-    if (outcome === "enqueued") deps.onEnqueued();
-    return outcome;
-  }
+async function findTask(db: Db, owner: string, repo: string, where: { issue?: number; pr?: number }): Promise<Task | undefined> {
+  let query = db.selectFrom("tasks").selectAll().where("owner", "=", owner).where("repo", "=", repo);
+  if (where.issue !== undefined) query = query.where("issue_number", "=", where.issue);
+  if (where.pr !== undefined) query = query.where("pr_number", "=", where.pr);
+  return query.orderBy("id", "desc").executeTakeFirst();
+}
 
-  async function enqueuePlan(config: RepoConfig): Promise<TriggerOutcome> {
-    const installationId = payload.installation?.id;
-    if (!installationId) throw new Error("the delivery has no installation id");
-    const owner = repository.owner.login;
-    const now = Date.now();
-    return deps.db.transaction().execute(async (trx) => {
-      const inserted = await trx
-        .insertInto("deliveries")
-        .values({ delivery_id: deliveryId, event: `issues.${payload.action}`, received_at: now })
-        .onConflict((oc) => oc.column("delivery_id").doNothing())
-        .executeTakeFirst();
-      if (inserted.numInsertedOrUpdatedRows === 0n) return "duplicate_delivery";
-
-      const existing = await trx
-        .selectFrom("tasks")
-        .selectAll()
-        .where("owner", "=", owner)
-        .where("repo", "=", repository.name)
-        .where("issue_number", "=", issue.number)
-        .executeTakeFirst();
-      if (existing && existing.stage !== "done" && existing.stage !== "failed") return "already_running";
-
-      const fields = {
-        installation_id: installationId,
-        stage: "planning",
-        triggered_by: payload.sender.login,
-        clone_url: repository.clone_url,
-        default_branch: repository.default_branch,
-        config: JSON.stringify(config),
-        plan: null,
-        pr_number: null,
-        pr_url: null,
-        review_url: null,
-        review_verdict: null,
-        failure_reason: null,
-        updated_at: now,
-      };
-      const task = existing
-        ? await trx
-            .updateTable("tasks")
-            .set({ ...fields, run: existing.run + 1 })
-            .where("id", "=", existing.id)
-            .returning(["id", "run"])
-            .executeTakeFirstOrThrow()
-        : await trx
-            .insertInto("tasks")
-            .values({ ...fields, owner, repo: repository.name, issue_number: issue.number, run: 1, created_at: now })
-            .returning(["id", "run"])
-            .executeTakeFirstOrThrow();
-
-      const payloadOut: PlanJobPayload = { triggeredAt: new Date(now).toISOString() };
-      await enqueueJob(
-        trx,
-        {
-          kind: "plan",
-          taskId: task.id,
-          installationId,
-          lockKey: lockKeyFor(owner, repository.name, issue.number),
-          dedupeKey: `task:${task.id}:run:${task.run}:plan`,
-          deliveryId,
-          payload: payloadOut,
-          maxAttempts: deps.maxAttempts,
-        },
-        now,
-      );
-      return "enqueued";
-    });
-  }
+async function enqueueStage(trx: Db, deps: EventDeps, task: Pick<Task, "id" | "run" | "installation_id" | "owner" | "repo" | "issue_number">, kind: StageKind, payload: StageJobPayload & Record<string, unknown>, deliveryId: string): Promise<void> {
+  await enqueueJob(trx, {
+    kind,
+    taskId: task.id,
+    installationId: task.installation_id,
+    lockKey: lockKeyFor(task.owner, task.repo, task.issue_number),
+    dedupeKey: `task:${task.id}:run:${task.run}:${kind}:delivery-${deliveryId}`,
+    deliveryId,
+    payload,
+    maxAttempts: deps.maxAttempts,
+  });
 }
 
 /**
  * Reads `.github/mission-control.yml` from the default branch through Probot's config plugin.
  * An invalid file falls back to the safe defaults and is logged with the bad keys.
  */
-async function readRepoConfig(context: IssueTriggerContext, log: Logger): Promise<RepoConfig> {
+async function readRepoConfig(context: Pick<Context, "config">, log: Logger): Promise<{ config: RepoConfig; problems: string[] }> {
   let raw: unknown;
   try {
     raw = await context.config<Record<string, unknown>>(REPO_CONFIG_FILE);
@@ -155,9 +101,301 @@ async function readRepoConfig(context: IssueTriggerContext, log: Logger): Promis
     // Probot's config plugin throws on YAML it cannot parse; transient HTTP errors still propagate.
     if (typeof (err as { status?: unknown }).status === "number") throw err;
     log.warn({ err }, `unreadable .github/${REPO_CONFIG_FILE}; using defaults`);
-    return parseRepoConfig(null).config;
+    return { config: parseRepoConfig(null).config, problems: [`the file is not valid YAML: ${(err as Error).message.slice(0, 200)}`] };
   }
-  const { config, problems } = parseRepoConfig(raw);
-  if (problems.length > 0) log.warn({ problems }, `invalid .github/${REPO_CONFIG_FILE}; using defaults`);
-  return config;
+  const result = parseRepoConfig(raw);
+  if (result.problems.length > 0) log.warn({ problems: result.problems }, `invalid .github/${REPO_CONFIG_FILE}; using defaults`);
+  return result;
 }
+
+async function senderCanWrite(context: Context, owner: string, repo: string, login: string): Promise<boolean> {
+  const { data } = await context.octokit.request("GET /repos/{owner}/{repo}/collaborators/{username}/permission", { owner, repo, username: login });
+  return canWrite(data);
+}
+
+/** Posts (once) the problems of an invalid repository config on the issue. */
+async function reportConfigProblems(context: Context, owner: string, repo: string, issueNumber: number, problems: string[]): Promise<void> {
+  if (problems.length === 0) return;
+  await context.octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", {
+    owner,
+    repo,
+    issue_number: issueNumber,
+    body: `<!-- mission-control:config-problems -->\n⚠️ \`.github/${REPO_CONFIG_FILE}\` is invalid, so the safe defaults apply (the server's limits still hold):\n\n${problems.map((p) => `- \`${p}\``).join("\n")}`,
+  });
+}
+
+/**
+ * `issues.labeled` with the trigger label, or `issues.opened` already carrying it: guard,
+ * then enqueue the first job of a run. No agent runs here — the handler answers GitHub
+ * quickly and the worker does the work.
+ *
+ * Guards, cheapest first: redelivery (local), bot sender (local), trigger label (repository
+ * config, read from the default branch), sender's permission (one REST call).
+ */
+export async function handleIssueTrigger(context: IssueTriggerContext, deps: EventDeps): Promise<TriggerOutcome> {
+  const { payload } = context;
+  const repository = payload.repository;
+  const issue = payload.issue;
+  const s: Subject = {
+    deliveryId: context.id,
+    event: `issues.${payload.action}`,
+    installationId: payload.installation?.id ?? 0,
+    owner: repository.owner.login,
+    repo: repository.name,
+    number: issue.number,
+  };
+  const log = logFor(deps, s);
+  const outcome = await decide();
+  log.info({ outcome }, "issue trigger handled");
+  if (outcome === "enqueued") deps.onEnqueued();
+  return outcome;
+
+  async function decide(): Promise<TriggerOutcome> {
+    if (await seen(deps.db, s.deliveryId)) return "duplicate_delivery";
+    if (isBot(payload.sender)) return "sender_is_bot";
+    if ((issue as { pull_request?: unknown }).pull_request) return "pull_request";
+    if (issue.state === "closed") return "issue_closed";
+    if (!s.installationId) throw new Error("the delivery has no installation id");
+
+    const { config, problems } = await readRepoConfig(context, log);
+    const labelled =
+      payload.action === "labeled"
+        ? payload.label?.name === config.trigger_label
+        : (issue.labels ?? []).some((l) => l.name === config.trigger_label);
+    if (!labelled) return "not_trigger_label";
+    if (!(await senderCanWrite(context, s.owner, s.repo, payload.sender.login))) return "no_permission";
+    await reportConfigProblems(context, s.owner, s.repo, issue.number, problems);
+
+    const now = Date.now();
+    return oncePerDelivery(deps.db, s, async (trx) => {
+      const existing = await findTask(trx, s.owner, s.repo, { issue: issue.number });
+      if (existing && isTaskState(existing.stage) && !RESTARTABLE_STATES.has(existing.stage)) return "already_running";
+      const fields = {
+        installation_id: s.installationId,
+        stage: existing?.stage ?? "new",
+        triggered_by: payload.sender.login,
+        triggered_by_id: payload.sender.id,
+        clone_url: repository.clone_url,
+        default_branch: repository.default_branch,
+        config: JSON.stringify(config),
+        plan: null,
+        review_url: null,
+        review_verdict: null,
+        reviewed_sha: null,
+        tests_conclusion: null,
+        failure_reason: null,
+        blocked_reason: null,
+        approved_by: null,
+        rework_cycles: 0,
+        started_at: now,
+        finished_at: null,
+        updated_at: now,
+      };
+      const task = existing
+        ? await trx.updateTable("tasks").set({ ...fields, run: existing.run + 1 }).where("id", "=", existing.id).returningAll().executeTakeFirstOrThrow()
+        : await trx
+            .insertInto("tasks")
+            .values({ ...fields, owner: s.owner, repo: s.repo, issue_number: issue.number, run: 1, created_at: now })
+            .returningAll()
+            .executeTakeFirstOrThrow();
+      await enqueueStage(trx, deps, task, "plan", { triggeredAt: new Date(now).toISOString(), actor: payload.sender.login }, s.deliveryId);
+      return "enqueued";
+    });
+  }
+}
+
+/** An issue closed by a person: running and queued jobs are cancelled, the task ends `cancelled`. */
+export async function handleIssueClosed(context: Context<"issues.closed">, deps: EventDeps): Promise<TriggerOutcome> {
+  const { payload } = context;
+  const s: Subject = {
+    deliveryId: context.id,
+    event: "issues.closed",
+    installationId: payload.installation?.id ?? 0,
+    owner: payload.repository.owner.login,
+    repo: payload.repository.name,
+    number: payload.issue.number,
+  };
+  const log = logFor(deps, s);
+  if (isBot(payload.sender)) return "sender_is_bot";
+  const outcome = await oncePerDelivery(deps.db, s, async (trx) => {
+    const task = await findTask(trx, s.owner, s.repo, { issue: s.number });
+    if (!task || !isTaskState(task.stage) || ["merged", "cancelled"].includes(task.stage)) return "no_task";
+    // A merged PR that closes the issue is handled by pull_request.closed.
+    if (task.stage === "ready_for_merge") return "ignored";
+    await cancelTaskJobs({ db: trx }, task.id);
+    await enqueueStage(trx, deps, task, "cancel", { actor: payload.sender.login, reason: `The issue was closed by @${payload.sender.login}.` }, s.deliveryId);
+    return "enqueued";
+  });
+  log.info({ outcome }, "issue closed handled");
+  if (outcome === "enqueued") deps.onEnqueued();
+  return outcome;
+}
+
+/** The app's pull request merged (→ merged) or closed unmerged (→ cancelled). */
+export async function handlePullRequestClosed(context: Context<"pull_request.closed">, deps: EventDeps): Promise<TriggerOutcome> {
+  const { payload } = context;
+  const s: Subject = {
+    deliveryId: context.id,
+    event: "pull_request.closed",
+    installationId: payload.installation?.id ?? 0,
+    owner: payload.repository.owner.login,
+    repo: payload.repository.name,
+    number: payload.pull_request.number,
+  };
+  const outcome = await oncePerDelivery(deps.db, s, async (trx) => {
+    const task = await findTask(trx, s.owner, s.repo, { pr: s.number });
+    if (!task) return "no_task";
+    if (!payload.pull_request.merged) await cancelTaskJobs({ db: trx }, task.id);
+    await enqueueStage(trx, deps, task, "pr_closed", { actor: payload.sender.login, merged: Boolean(payload.pull_request.merged) }, s.deliveryId);
+    return "enqueued";
+  });
+  logFor(deps, s).info({ outcome }, "pull request closed handled");
+  if (outcome === "enqueued") deps.onEnqueued();
+  return outcome;
+}
+
+/**
+ * A person's review on the app's pull request: REQUEST_CHANGES, or a comment review with a
+ * body or inline comments, starts a Coder revision. Approvals and bots' reviews do not.
+ */
+export async function handleReviewSubmitted(context: Context<"pull_request_review.submitted">, deps: EventDeps): Promise<TriggerOutcome> {
+  const { payload } = context;
+  const s: Subject = {
+    deliveryId: context.id,
+    event: "pull_request_review.submitted",
+    installationId: payload.installation?.id ?? 0,
+    owner: payload.repository.owner.login,
+    repo: payload.repository.name,
+    number: payload.pull_request.number,
+  };
+  const log = logFor(deps, s);
+  if (await seen(deps.db, s.deliveryId)) return "duplicate_delivery";
+  if (isBot(payload.sender)) return "sender_is_bot";
+  const state = payload.review.state.toLowerCase();
+  if (state !== "changes_requested" && state !== "commented") return "ignored";
+  const task = await findTask(deps.db, s.owner, s.repo, { pr: s.number });
+  if (!task) return "no_task";
+  if (!(await senderCanWrite(context, s.owner, s.repo, payload.sender.login))) return "no_permission";
+  const outcome = await oncePerDelivery(deps.db, s, async (trx) => {
+    await enqueueStage(
+      trx,
+      deps,
+      task,
+      "revise",
+      { actor: payload.sender.login, feedback: { source: "review", reviewId: payload.review.id, requestedBy: payload.sender.login } },
+      s.deliveryId,
+    );
+    return "enqueued";
+  });
+  log.info({ outcome, review: payload.review.id }, "review handled");
+  if (outcome === "enqueued") deps.onEnqueued();
+  return outcome;
+}
+
+/**
+ * A new comment whose first line is a slash-command (or `@<slug> command`): permission check,
+ * an 👀 reaction at once, then a `command` job. Unknown or malformed commands get the help.
+ * Edited comments never re-trigger (only `issue_comment.created` is handled).
+ */
+export async function handleComment(context: Context<"issue_comment.created">, deps: EventDeps): Promise<TriggerOutcome> {
+  const { payload } = context;
+  const s: Subject = {
+    deliveryId: context.id,
+    event: "issue_comment.created",
+    installationId: payload.installation?.id ?? 0,
+    owner: payload.repository.owner.login,
+    repo: payload.repository.name,
+    number: payload.issue.number,
+  };
+  const log = logFor(deps, s);
+  if (await seen(deps.db, s.deliveryId)) return "duplicate_delivery";
+  if (isBot(payload.sender)) return "sender_is_bot";
+  const slug = await deps.appSlug();
+  const parsed = parseCommand(payload.comment.body ?? "", slug);
+  if (!parsed) return "not_a_command";
+  if (!(await senderCanWrite(context, s.owner, s.repo, payload.sender.login))) {
+    log.info({ sender: payload.sender.login }, "command from a sender without write permission ignored");
+    return "no_permission";
+  }
+  const name = parsed.kind === "command" ? parsed.name : "help";
+  const args = parsed.kind === "command" ? parsed.args : "";
+  let orgOwner = false;
+  if (name === "stop" && args === "all") {
+    orgOwner = await isOrganisationOwner(context, s.owner, payload.sender.login);
+    if (!orgOwner) {
+      await context.octokit.request("POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", { owner: s.owner, repo: s.repo, comment_id: payload.comment.id, content: "confused" });
+      return "no_permission";
+    }
+  } else if (name === "retry") {
+    orgOwner = await isOrganisationOwner(context, s.owner, payload.sender.login);
+  }
+  await context.octokit.request("POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", { owner: s.owner, repo: s.repo, comment_id: payload.comment.id, content: "eyes" });
+
+  const isPullRequest = Boolean((payload.issue as { pull_request?: unknown }).pull_request);
+  const { config } = await readRepoConfig(context, log);
+  const now = Date.now();
+  const outcome = await oncePerDelivery(deps.db, s, async (trx) => {
+    let task = (isPullRequest ? await findTask(trx, s.owner, s.repo, { pr: s.number }) : undefined) ?? (await findTask(trx, s.owner, s.repo, { issue: s.number }));
+    if (!task) {
+      task = await trx
+        .insertInto("tasks")
+        .values({
+          installation_id: s.installationId,
+          owner: s.owner,
+          repo: s.repo,
+          issue_number: s.number,
+          run: 1,
+          stage: "new",
+          triggered_by: payload.sender.login,
+          triggered_by_id: payload.sender.id,
+          clone_url: payload.repository.clone_url,
+          default_branch: payload.repository.default_branch,
+          config: JSON.stringify(config),
+          pr_number: isPullRequest ? s.number : null,
+          created_at: now,
+          updated_at: now,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+    }
+    const jobPayload: CommandJobPayload = {
+      name,
+      args,
+      commentId: payload.comment.id,
+      subjectNumber: s.number,
+      isPullRequest,
+      actor: payload.sender.login,
+      actorIsOrgOwner: orgOwner,
+      appSlug: slug,
+      triggeredAt: new Date(now).toISOString(),
+    };
+    await enqueueJob(trx, {
+      kind: "command",
+      taskId: task.id,
+      installationId: s.installationId,
+      lockKey: `cmd:${lockKeyFor(s.owner, s.repo, task.issue_number)}`,
+      dedupeKey: `delivery:${s.deliveryId}:command`,
+      deliveryId: s.deliveryId,
+      payload: jobPayload,
+      maxAttempts: deps.maxAttempts,
+    });
+    return "enqueued";
+  });
+  log.info({ outcome, command: name, known: parsed.kind === "command" }, "command handled");
+  if (outcome === "enqueued") deps.onEnqueued();
+  return outcome;
+}
+
+/** `true` when `login` is an owner (admin) of the organisation `org` (`GET /orgs/{org}/memberships/{username}`). */
+async function isOrganisationOwner(context: Context, org: string, login: string): Promise<boolean> {
+  try {
+    const { data } = await context.octokit.request("GET /orgs/{org}/memberships/{username}", { org, username: login });
+    return data.role === "admin" && data.state === "active";
+  } catch (err) {
+    if ((err as { status?: number }).status === 404) return false;
+    throw err;
+  }
+}
+
+/** The commands' permission table, re-exported for the README generator and tests. */
+export { COMMAND_HELP };

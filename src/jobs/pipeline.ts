@@ -1,26 +1,30 @@
-import path from "node:path";
-
 import type { Logger } from "pino";
 
 import { type Plan, planIssue, renderPlanMarkdown, snapshotRepository } from "../agents/architect.js";
-import { implementIssue } from "../agents/coder.js";
-import type { IssueForPrompt } from "../agents/context.js";
-import { reviewPullRequest } from "../agents/reviewer.js";
+import { branchName, implementIssue, pullRequestBody, replyToRevision, type RevisionFeedback } from "../agents/coder.js";
+import type { AgentRuntime, IssueForPrompt } from "../agents/context.js";
+import { renderDiff, reviewPullRequest } from "../agents/reviewer.js";
+import { type SandboxRunner, testPullRequest } from "../agents/tester.js";
 import { RepoConfig } from "../config/repo-config.js";
-import { ensureComment, setStageLabel } from "../github/output/ensure.js";
+import { isMissionControlError } from "../errors.js";
+import { ensureComment, STAGE_LABEL_PREFIX } from "../github/output/ensure.js";
 import type { GitHubPort } from "../github/output/port.js";
 import { commentsForPrompt, sanitizeUntrustedText } from "../github/sanitize.js";
+import type { BudgetAlert } from "../ledger/budgets.js";
 import type { Db } from "../ledger/db.js";
 import type { Job, Task, TaskUpdate } from "../ledger/schema.js";
 import { usageTotalsForTask } from "../ledger/usage.js";
 import type { Llm } from "../llm/client.js";
 import type { CloneOptions, GitWorkspace } from "../workspace/git.js";
 import { removeWorkspace } from "../workspace/git.js";
+import { parseTestCounts, detectTestCommand } from "../workspace/test-command.js";
+import { prepareWorkspace, pruneWorkspaces, removeIssueWorkspaces, workspaceDir } from "../workspace/workspaces.js";
+import { isTaskState, STATE_LABELS, stateLabel, type TaskState, transition } from "./lifecycle.js";
 import type { JobSpec } from "./queue.js";
 import { jobPayload } from "./queue.js";
-import { renderTrackingComment, type Stage, stageLabel, type TaskStage } from "./tracking-comment.js";
+import { renderTrackingComment } from "./tracking-comment.js";
 
-/** Who the ledger charges a call to. */
+/** Who the ledger charges a call to, and where budget alerts go. */
 export interface UsageContext {
   installationId: number;
   repository: string;
@@ -28,6 +32,10 @@ export interface UsageContext {
   taskId: number;
   jobId: number;
   agent: string;
+  /** The task's repository config (its budget section adds or lowers limits). */
+  config: RepoConfig;
+  /** Posts a budget alert on the issue (once per scope and period: the ledger dedupes). */
+  onAlert(alert: BudgetAlert): Promise<void>;
 }
 
 /** Everything the stages need, injected by the app (and by tests). */
@@ -35,21 +43,32 @@ export interface PipelineDeps {
   db: Db;
   /** The GitHub port for one installation and repository. */
   github(target: { installationId: number; owner: string; repo: string }): Promise<GitHubPort>;
-  /** A Messages API client that records each call's usage against `context`. */
+  /** A Messages API client that checks budgets and records each call's usage against `context`. */
   llm(context: UsageContext): Llm;
   clone(options: CloneOptions): Promise<GitWorkspace>;
-  /** Root folder of the clones. */
+  /** A sandbox runner for a clone (`workspace/sandbox.ts`). */
+  sandbox(root: string): SandboxRunner;
+  /** Root folder of the clones, and the most bytes they may take together. */
   workspacesDir: string;
+  workspacesMaxBytes: number;
   /** The model of an agent when the repository config names none. */
   defaultModel: string;
   /** Attempts of each follow-up job. */
   maxAttempts: number;
+  /** Server ceilings of the Coder's limits. */
+  coderCeilings: { maxTurns: number; maxMinutes: number; maxOutputTokens: number };
+  /** SANDBOX_SETUP_NETWORK=on: the repository's setup command may use the network. */
+  allowSetupNetwork: boolean;
 }
 
-/** Payload of the first job of a run. */
-export interface PlanJobPayload {
+/** Payload of a job that starts or continues a run. */
+export interface StageJobPayload {
   /** ISO time the trigger arrived: comments edited after it are not trusted. */
-  triggeredAt: string;
+  triggeredAt?: string;
+  /** Who asked (GitHub login); the app itself is `mission-control`. */
+  actor?: string;
+  /** For `revise`: what to address. */
+  feedback?: { source: RevisionFeedback["source"]; text?: string; reviewId?: number; requestedBy: string };
 }
 
 /** What a finished stage asks the worker to do next. */
@@ -57,77 +76,84 @@ export interface StageOutcome {
   next?: JobSpec;
 }
 
+/** The actor name of the app's own transitions. */
+export const APP_ACTOR = "mission-control";
+
 /** The lock key shared by every job of one issue. */
 export function lockKeyFor(owner: string, repo: string, issueNumber: number): string {
   return `${owner}/${repo}#${issueNumber}`;
 }
 
-const NEXT_STAGE: Record<Stage, Stage | null> = { plan: "code", code: "review", review: null };
+/** Job kinds of the pipeline. */
+export const STAGE_KINDS = ["plan", "code", "revise", "test", "review", "pr_closed", "cancel"] as const;
+export type StageKind = (typeof STAGE_KINDS)[number];
 
-function isStage(kind: string): kind is Stage {
-  return kind === "plan" || kind === "code" || kind === "review";
+export function isStageKind(kind: string): kind is StageKind {
+  return (STAGE_KINDS as readonly string[]).includes(kind);
 }
 
-/**
- * Runs one stage of an issue's pipeline (plan → code → review) and says which job comes next.
- * Each stage is idempotent: what it already wrote to GitHub (found by marker, branch, or the
- * ids stored on the task) is reused, so a retried or resumed job never writes twice.
- *
- * @throws whatever the stage threw; the worker decides retry or failure
- */
-export async function runStage(deps: PipelineDeps, job: Job, signal: AbortSignal, log: Logger): Promise<StageOutcome> {
-  if (!isStage(job.kind)) throw new Error(`unknown job kind "${job.kind}"`);
-  const task = await loadTask(deps.db, job.task_id);
-  const github = await deps.github({ installationId: task.installation_id, owner: task.owner, repo: task.repo });
-  const stage = new StageRun(deps, job, task, github, signal, log);
-
-  switch (job.kind) {
-    case "plan":
-      await stage.plan(jobPayload<PlanJobPayload>(job));
-      break;
-    case "code":
-      await stage.code();
-      break;
-    case "review":
-      await stage.review();
-      break;
-  }
-  const next = NEXT_STAGE[job.kind];
-  if (!next) return {};
+/** Builds the next job of a task. `nonce` separates repeated stages (revisions, retries). */
+export function nextJob(deps: Pick<PipelineDeps, "maxAttempts">, task: Task, kind: StageKind, payload: StageJobPayload, nonce: string, deliveryId: string | null): JobSpec {
   return {
-    next: {
-      kind: next,
-      taskId: task.id,
-      installationId: task.installation_id,
-      lockKey: job.lock_key,
-      dedupeKey: `task:${task.id}:run:${task.run}:${next}`,
-      deliveryId: job.delivery_id,
-      payload: job.payload === "{}" ? {} : jobPayload(job),
-      maxAttempts: deps.maxAttempts,
-    },
+    kind,
+    taskId: task.id,
+    installationId: task.installation_id,
+    lockKey: lockKeyFor(task.owner, task.repo, task.issue_number),
+    dedupeKey: `task:${task.id}:run:${task.run}:${kind}:${nonce}`,
+    deliveryId,
+    payload,
+    maxAttempts: deps.maxAttempts,
   };
 }
 
 /**
- * Finalises a task whose job failed for good: the `mc:failed` label, and the tracking comment
- * with the reason — never a spinner left behind.
+ * Runs one job of an issue's pipeline — plan → code → test → review, with revisions after
+ * failing tests or requested changes — and says which job comes next. Each stage is
+ * idempotent: what it already wrote to GitHub (found by marker, branch, head sha or the ids on
+ * the task) is reused, so a retried or resumed job never writes twice.
+ *
+ * @throws whatever the stage threw; the worker decides retry or failure
  */
-export async function failTask(deps: PipelineDeps, job: Job, reason: string, log: Logger): Promise<void> {
-  const task = await updateTask(deps.db, job.task_id, { stage: "failed", failure_reason: reason });
+export async function runStage(deps: PipelineDeps, job: Job, signal: AbortSignal, log: Logger): Promise<StageOutcome> {
+  if (!isStageKind(job.kind)) throw new Error(`unknown job kind "${job.kind}"`);
+  const task = await loadTask(deps.db, job.task_id);
+  const github = await deps.github({ installationId: task.installation_id, owner: task.owner, repo: task.repo });
+  const run = new StageRun(deps, job, task, github, signal, log);
+  return run.execute(job.kind);
+}
+
+/**
+ * Finalises a task whose job failed for good: the state (`failed`, or `budget_exceeded` /
+ * `blocked` for a budget stop or a pause), its label, and the tracking comment with the
+ * reason — never a spinner left behind.
+ */
+export async function failTask(deps: PipelineDeps, job: Job, reason: string, error: unknown, log: Logger): Promise<void> {
   try {
+    const task = await loadTask(deps.db, job.task_id);
     const github = await deps.github({ installationId: task.installation_id, owner: task.owner, repo: task.repo });
-    await setStageLabel(github, task.issue_number, stageLabel("failed"));
-    await writeTracking(deps.db, github, task, isStage(job.kind) ? job.kind : null);
+    const code = isMissionControlError(error) ? error.code : "internal";
+    const to: TaskState = code === "budget_exceeded" ? "budget_exceeded" : code === "paused" ? "blocked" : "failed";
+    const stoppedIn = isTaskState(task.stage) ? task.stage : null;
+    const moved = await transition(deps.db, task.id, to, { reason, actor: APP_ACTOR }).catch(async (err: unknown) => {
+      log.error({ err }, "illegal transition while failing the task; recording the failure anyway");
+      return updateTask(deps.db, task.id, {});
+    });
+    const updated = await updateTask(deps.db, moved.id, { failure_reason: reason, blocked_reason: to === "blocked" ? reason : null });
+    await applyStateLabel(github, updated.issue_number, to);
+    await writeTracking(deps.db, github, updated, stoppedIn);
+    if (to === "budget_exceeded") {
+      await github.createComment(updated.issue_number, `⛔ **Budget limit reached.** ${reason}\n\nComment \`/retry\` once the limit is raised or the period has rolled over.`);
+    }
   } catch (err) {
     log.error({ err }, "could not report the failure on GitHub");
   }
 }
 
-async function loadTask(db: Db, taskId: number): Promise<Task> {
+export async function loadTask(db: Db, taskId: number): Promise<Task> {
   return db.selectFrom("tasks").selectAll().where("id", "=", taskId).executeTakeFirstOrThrow();
 }
 
-async function updateTask(db: Db, taskId: number, update: TaskUpdate): Promise<Task> {
+export async function updateTask(db: Db, taskId: number, update: TaskUpdate): Promise<Task> {
   return db
     .updateTable("tasks")
     .set({ ...update, updated_at: Date.now() })
@@ -136,30 +162,56 @@ async function updateTask(db: Db, taskId: number, update: TaskUpdate): Promise<T
     .executeTakeFirstOrThrow();
 }
 
-async function writeTracking(db: Db, github: GitHubPort, task: Task, failedStage: Stage | null = null): Promise<Task> {
+/**
+ * Puts the state's `mc:` label on the issue (created with its colour and description when the
+ * repository lacks it) and removes every other `mc:` label: exactly one at a time.
+ */
+export async function applyStateLabel(github: GitHubPort, issueNumber: number, state: TaskState): Promise<void> {
+  const label = stateLabel(state);
+  const { color, description } = STATE_LABELS[state];
+  await github.ensureLabel(label, color, description);
+  const labels = (await github.getIssue(issueNumber)).labels;
+  if (!labels.includes(label)) await github.addLabels(issueNumber, [label]);
+  for (const other of labels) {
+    if (other !== label && other.startsWith(STAGE_LABEL_PREFIX)) await github.removeLabel(issueNumber, other);
+  }
+}
+
+/** Creates or edits the task's tracking comment from its current state. */
+export async function writeTracking(db: Db, github: GitHubPort, task: Task, stoppedIn: TaskState | null = null): Promise<Task> {
   const usage = await usageTotalsForTask(db, task.id);
+  const state = isTaskState(task.stage) ? task.stage : "planning";
+  let stopped = stoppedIn;
+  if (!stopped && ["blocked", "failed", "budget_exceeded", "cancelled"].includes(state)) {
+    const last = await db
+      .selectFrom("transitions")
+      .select("from_state")
+      .where("task_id", "=", task.id)
+      .where("to_state", "=", state)
+      .orderBy("id", "desc")
+      .executeTakeFirst();
+    stopped = isTaskState(last?.from_state) ? last.from_state : null;
+  }
   const body = renderTrackingComment({
-    stage: task.stage as TaskStage,
-    failedStage,
-    failureReason: task.failure_reason,
+    state,
+    stoppedIn: stopped,
+    reason: task.blocked_reason ?? task.failure_reason,
     planUrl: task.plan_url,
     prNumber: task.pr_number,
     prUrl: task.pr_url,
     reviewUrl: task.review_url,
     reviewVerdict: task.review_verdict,
+    testsConclusion: task.tests_conclusion,
+    reworkCycles: task.rework_cycles,
     usage,
+    wallTimeMs: task.started_at && task.finished_at ? task.finished_at - task.started_at : null,
   });
-  const comment = await ensureComment(github, {
-    issueNumber: task.issue_number,
-    topic: "tracking",
-    body,
-    commentId: task.tracking_comment_id,
-  });
+  const comment = await ensureComment(github, { issueNumber: task.issue_number, topic: "tracking", body, commentId: task.tracking_comment_id });
   if (comment.id !== task.tracking_comment_id) return updateTask(db, task.id, { tracking_comment_id: comment.id });
   return task;
 }
 
-/** One stage of one task, with its GitHub port and job context. */
+/** One job of one task, with its GitHub port and context. */
 class StageRun {
   #task: Task;
 
@@ -178,8 +230,36 @@ class StageRun {
     return RepoConfig.parse(JSON.parse(this.#task.config));
   }
 
-  #runtime(agent: "architect" | "coder" | "reviewer") {
+  get #payload(): StageJobPayload {
+    return jobPayload<StageJobPayload>(this.job);
+  }
+
+  async execute(kind: StageKind): Promise<StageOutcome> {
+    if (this.#task.stage === "cancelled" && kind !== "pr_closed") {
+      this.log.info("task was cancelled; job skipped");
+      return {};
+    }
+    switch (kind) {
+      case "plan":
+        return this.plan();
+      case "code":
+        return this.code(null);
+      case "revise":
+        return this.revise();
+      case "test":
+        return this.test();
+      case "review":
+        return this.review();
+      case "pr_closed":
+        return this.prClosed();
+      case "cancel":
+        return this.cancel();
+    }
+  }
+
+  #runtime(agent: "architect" | "coder" | "reviewer" | "tester"): AgentRuntime {
     const task = this.#task;
+    const github = this.github;
     const llm = this.deps.llm({
       installationId: task.installation_id,
       repository: `${task.owner}/${task.repo}`,
@@ -187,21 +267,41 @@ class StageRun {
       taskId: task.id,
       jobId: this.job.id,
       agent,
+      config: this.#config,
+      onAlert: async (alert) => {
+        const resets = alert.resetsAt ? ` Resets ${new Date(alert.resetsAt).toISOString().slice(0, 16).replace("T", " ")} UTC.` : "";
+        await github.createComment(
+          task.issue_number,
+          `⚠️ **Budget alert:** ${alert.scopeLabel} ${alert.limit.period} spend is $${alert.spentUsd.toFixed(2)} of $${alert.limitUsd.toFixed(2)} (${alert.percent.toFixed(0)} %).${resets}`,
+        );
+      },
     });
     return { llm, model: this.#config.models[agent] ?? this.deps.defaultModel, signal: this.signal };
   }
 
-  async #enter(stage: TaskStage): Promise<void> {
-    this.#task = await updateTask(this.deps.db, this.#task.id, { stage, failure_reason: null });
-    await setStageLabel(this.github, this.#task.issue_number, stageLabel(stage));
-    this.#task = await writeTracking(this.deps.db, this.github, this.#task);
+  /** Moves the task to `to` (recorded), mirrors it in the label, and updates the tracking comment. */
+  async #move(to: TaskState, reason: string, update: TaskUpdate = {}): Promise<void> {
+    const actor = this.#payload.actor ?? APP_ACTOR;
+    const stoppedIn = isTaskState(this.#task.stage) ? this.#task.stage : null;
+    this.#task = await transition(this.deps.db, this.#task.id, to, { reason, actor });
+    if (Object.keys(update).length > 0) this.#task = await updateTask(this.deps.db, this.#task.id, update);
+    await applyStateLabel(this.github, this.#task.issue_number, to);
+    this.#task = await writeTracking(this.deps.db, this.github, this.#task, ["blocked", "failed", "budget_exceeded", "cancelled"].includes(to) ? stoppedIn : null);
   }
 
   async #save(update: TaskUpdate): Promise<void> {
     this.#task = await updateTask(this.deps.db, this.#task.id, update);
   }
 
-  async #issueForPrompt(triggeredAt: string): Promise<IssueForPrompt> {
+  #next(kind: StageKind, payload: StageJobPayload = {}, nonce = "1"): StageOutcome {
+    const base = this.#payload;
+    return {
+      next: nextJob(this.deps, this.#task, kind, { triggeredAt: base.triggeredAt, actor: base.actor, ...payload }, nonce, this.job.delivery_id),
+    };
+  }
+
+  async #issueForPrompt(): Promise<IssueForPrompt> {
+    const triggeredAt = this.#payload.triggeredAt ?? new Date(this.#task.created_at).toISOString();
     const issue = await this.github.getIssue(this.#task.issue_number);
     const comments = (await this.github.listIssueComments(this.#task.issue_number)).filter(
       (c) => !c.body.startsWith("<!-- mission-control:") && c.authorType !== "Bot",
@@ -215,34 +315,40 @@ class StageRun {
     };
   }
 
-  #workspaceDir(purpose: string): string {
-    const t = this.#task;
-    return path.resolve(this.deps.workspacesDir, t.owner, t.repo, `issue-${t.issue_number}`, purpose);
-  }
-
-  async #plan(): Promise<Plan> {
+  #plan(): Plan {
     if (!this.#task.plan) throw new Error("the task has no plan; the plan stage must run first");
     return JSON.parse(this.#task.plan) as Plan;
   }
 
-  async plan(payload: PlanJobPayload): Promise<void> {
-    await this.#enter("planning");
+  #reworkLimitReached(): boolean {
+    return this.#task.rework_cycles >= this.#config.coder.max_rework_cycles;
+  }
+
+  async #blockForRework(reason: string): Promise<StageOutcome> {
+    const limit = this.#config.coder.max_rework_cycles;
+    await this.#move("blocked", `rework limit of ${limit} cycles reached`, {
+      blocked_reason: `The pull request was revised ${limit} times (the limit): ${reason} A human needs to take it from here — comment \`/code <instructions>\` to allow one more revision.`,
+    });
+    if (this.#task.pr_number) {
+      await ensureComment(this.github, {
+        issueNumber: this.#task.pr_number,
+        topic: `rework-limit:${this.#task.head_sha ?? ""}`,
+        body: `🙋 Mission Control revised this pull request ${limit} times (the repository's limit) and still has: ${reason}\n\nPlease take a look. \`/code <instructions>\` allows one more revision.`,
+      });
+    }
+    return {};
+  }
+
+  async plan(): Promise<StageOutcome> {
+    if (!this.#task.started_at) await this.#save({ started_at: Date.now() });
+    await this.#move("planning", "planning started");
     const task = this.#task;
     if (!task.plan) {
-      const issue = await this.#issueForPrompt(payload.triggeredAt);
-      const dir = this.#workspaceDir(`plan-${this.job.id}`);
-      const workspace = await this.deps.clone({
-        cloneUrl: task.clone_url,
-        dir,
-        token: await this.github.createGitToken(),
-        branch: task.default_branch,
-        depth: 1,
-      });
+      const issue = await this.#issueForPrompt();
+      const dir = workspaceDir(this.deps.workspacesDir, task.owner, task.repo, task.issue_number, `plan-${this.job.id}`);
+      const workspace = await this.deps.clone({ cloneUrl: task.clone_url, dir, token: await this.github.createGitToken(), branch: task.default_branch, depth: 1 });
       try {
-        const snapshot = await snapshotRepository(workspace, issue, {
-          fullName: `${task.owner}/${task.repo}`,
-          defaultBranch: task.default_branch,
-        });
+        const snapshot = await snapshotRepository(workspace, issue, { fullName: `${task.owner}/${task.repo}`, defaultBranch: task.default_branch });
         const plan = await planIssue(this.#runtime("architect"), issue, snapshot);
         await this.#save({ plan: JSON.stringify(plan) });
       } finally {
@@ -252,58 +358,251 @@ class StageRun {
     const comment = await ensureComment(this.github, {
       issueNumber: task.issue_number,
       topic: "plan",
-      body: renderPlanMarkdown(await this.#plan()),
+      body: renderPlanMarkdown(this.#plan()),
       commentId: this.#task.plan_comment_id,
     });
     await this.#save({ plan_comment_id: comment.id, plan_url: comment.htmlUrl });
     this.log.info({ commentId: comment.id }, "plan posted");
+    if (this.#config.require_plan_approval && !this.#task.approved_by) {
+      await this.#move("blocked", "waiting for /approve of the plan", {
+        blocked_reason: "The repository requires a maintainer's `/approve` of the plan before the Coder starts.",
+      });
+      return {};
+    }
+    return this.#next("code");
   }
 
-  async code(): Promise<void> {
-    await this.#enter("coding");
+  async revise(): Promise<StageOutcome> {
+    const feedback = this.#payload.feedback;
+    if (!feedback) throw new Error("a revise job needs feedback");
+    if (!this.#task.pr_number) return this.code(null);
+    if (this.#reworkLimitReached() && feedback.source !== "command") return this.#blockForRework(`${feedback.source === "tests" ? "failing tests" : "requested changes"}.`);
+    const revision = await this.#feedback(feedback);
+    await this.#save({ rework_cycles: this.#task.rework_cycles + 1 });
+    return this.code(revision);
+  }
+
+  async #feedback(payload: NonNullable<StageJobPayload["feedback"]>): Promise<RevisionFeedback> {
+    let comments: RevisionFeedback["comments"] = [];
+    let text = sanitizeUntrustedText(payload.text ?? "");
+    if (payload.source === "review" && this.#task.pr_number) {
+      const all = await this.github.listReviewComments(this.#task.pr_number);
+      comments = all
+        .filter((c) => (payload.reviewId ? c.reviewId === payload.reviewId : true))
+        .map((c) => ({ path: c.path, line: c.line, body: sanitizeUntrustedText(c.body), author: c.author }));
+      if (payload.reviewId && !text) {
+        const review = (await this.github.listReviews(this.#task.pr_number)).find((r) => r.id === payload.reviewId);
+        text = sanitizeUntrustedText(review?.body ?? "");
+      }
+    }
+    return { source: payload.source, text, comments, requestedBy: payload.requestedBy };
+  }
+
+  async code(feedback: RevisionFeedback | null): Promise<StageOutcome> {
+    if (!this.#task.started_at) await this.#save({ started_at: Date.now() });
+    if (this.#task.stage !== "coding") {
+      if (feedback && this.#task.stage !== "changes_requested") await this.#move("changes_requested", `revision requested (${feedback.source})`);
+      await this.#move("coding", feedback ? `revising after ${feedback.source}` : "implementation started");
+    }
     const task = this.#task;
-    const payload = jobPayload<Partial<PlanJobPayload>>(this.job);
-    const issue = await this.#issueForPrompt(payload.triggeredAt ?? new Date(task.created_at).toISOString());
-    const dir = this.#workspaceDir("code");
-    const workspace = await this.deps.clone({
-      cloneUrl: task.clone_url,
+    const config = this.#config;
+    const issue = await this.#issueForPrompt();
+    const branch = task.branch ?? branchName(task.issue_number, issue.title);
+    const dir = workspaceDir(this.deps.workspacesDir, task.owner, task.repo, task.issue_number);
+    await pruneWorkspaces(this.deps.workspacesDir, this.deps.workspacesMaxBytes, new Set([dir])).catch((err: unknown) =>
+      this.log.warn({ err }, "pruning workspaces failed"),
+    );
+    const { workspace } = await prepareWorkspace({
       dir,
+      cloneUrl: task.clone_url,
       token: await this.github.createGitToken(),
-      branch: task.default_branch,
+      defaultBranch: task.default_branch,
+      branch,
     });
-    try {
-      const config = this.#config;
-      const result = await implementIssue(
-        this.#runtime("coder"),
-        { github: this.github, workspace, bot: await this.github.getBotIdentity() },
-        {
-          issue,
-          plan: await this.#plan(),
-          defaultBranch: task.default_branch,
-          maxTurns: config.coder.max_turns,
+    const onBranch = await workspace.remoteBranchExists(branch);
+    if (!onBranch) await workspace.createBranch(branch);
+    await this.#save({ branch });
+
+    const plan = this.#plan();
+    const existingPr = task.pr_number ? await this.github.getPullRequest(task.pr_number) : await this.github.findPullRequestByBranch(branch);
+    const openPr = existingPr && existingPr.state === "open" ? existingPr : null;
+
+    // Resumed after an interruption: the branch already carries the Coder's commits but no PR was recorded.
+    if (!feedback && onBranch && (await workspace.commitsAhead(`origin/${task.default_branch}`)) > 0) {
+      const pr =
+        openPr ??
+        (await this.github.createPullRequest({
+          title: issue.title,
+          body: pullRequestBody(task.issue_number, plan, "_(resumed: the branch was pushed by an earlier attempt)_"),
+          head: branch,
+          base: task.default_branch,
+          draft: false,
+        }));
+      await this.#save({ pr_number: pr.number, pr_url: pr.htmlUrl, head_sha: pr.headSha });
+      this.log.info({ pr: pr.number }, "resumed: branch already pushed, pull request ensured");
+      this.#task = await writeTracking(this.deps.db, this.github, this.#task);
+      return this.#next("test", {}, pr.headSha);
+    }
+
+    const ceilings = this.deps.coderCeilings;
+    const sandbox = this.deps.sandbox(workspace.root);
+    const result = await implementIssue(
+      this.#runtime("coder"),
+      { github: this.github, workspace, bot: await this.github.getBotIdentity() },
+      {
+        issue,
+        plan,
+        defaultBranch: task.default_branch,
+        branch,
+        pullRequest: openPr,
+        feedback,
+        limits: {
+          maxTurns: Math.min(config.coder.max_turns, ceilings.maxTurns),
           maxTokens: config.coder.max_tokens,
+          maxOutputTokens: Math.min(config.coder.max_output_tokens, ceilings.maxOutputTokens),
+          maxMs: Math.min(config.coder.max_minutes, ceilings.maxMinutes) * 60_000,
         },
-      );
-      await this.#save({ branch: result.branch, pr_number: result.pullRequest.number, pr_url: result.pullRequest.htmlUrl });
-      this.log.info({ pr: result.pullRequest.number, branch: result.branch, turns: result.turns }, "pull request ready");
-    } finally {
-      await removeWorkspace(dir);
+        protectedPaths: config.protected_paths,
+        protectedPathsApproved: Boolean(task.approved_by),
+        coAuthor: task.triggered_by && task.triggered_by !== APP_ACTOR ? { login: task.triggered_by, id: task.triggered_by_id } : null,
+        runCommand: async (command) => {
+          const outcome = await sandbox(command, { timeoutMs: config.test.timeout_minutes * 60_000, network: false });
+          const log = `${outcome.stdout}\n${outcome.stderr}`.trim().split("\n").slice(-80).join("\n");
+          return `exit code: ${outcome.exitCode ?? "killed"}${outcome.timedOut ? " (timed out)" : ""}, ${(outcome.durationMs / 1000).toFixed(1)} s\n${log}`;
+        },
+      },
+    );
+    await this.#save({ pr_number: result.pullRequest.number, pr_url: result.pullRequest.htmlUrl, head_sha: result.headSha });
+    this.log.info({ pr: result.pullRequest.number, branch, turns: result.turns, stopped: result.stopped?.limit }, "coder finished");
+
+    if (feedback && result.changedFiles.length > 0) await replyToRevision(this.github, result.pullRequest.number, result, feedback);
+    if (result.stopped) {
+      await this.#move("blocked", `coder limit: ${result.stopped.limit}`, {
+        blocked_reason: `${result.stopped.message} The work so far is pushed to \`${branch}\` (pull request #${result.pullRequest.number}${result.pullRequest.draft ? ", a draft" : ""}); it is not done. Comment \`/code <instructions>\` to continue.`,
+      });
+      return {};
     }
     this.#task = await writeTracking(this.deps.db, this.github, this.#task);
+    return this.#next("test", {}, result.headSha);
   }
 
-  async review(): Promise<void> {
-    await this.#enter("reviewing");
-    const prNumber = this.#task.pr_number;
-    if (!prNumber) throw new Error("the task has no pull request; the code stage must run first");
+  async test(): Promise<StageOutcome> {
+    await this.#move("testing", "tests started");
+    const task = this.#task;
+    const config = this.#config;
+    if (!task.pr_number || !task.branch) throw new Error("the task has no pull request; the code stage must run first");
+    const pr = await this.github.getPullRequest(task.pr_number);
+    const dir = workspaceDir(this.deps.workspacesDir, task.owner, task.repo, task.issue_number);
+    const { workspace } = await prepareWorkspace({
+      dir,
+      cloneUrl: task.clone_url,
+      token: await this.github.createGitToken(),
+      defaultBranch: task.default_branch,
+      branch: task.branch,
+    });
+    const command = await detectTestCommand(workspace.root, config.test.command);
+    const files = await this.github.listPullRequestFiles(pr.number);
+    const report = await testPullRequest(
+      this.#runtime("tester"),
+      { github: this.github, run: this.deps.sandbox(workspace.root), parseCounts: parseTestCounts },
+      {
+        headSha: pr.headSha,
+        plan: task.plan ? this.#plan() : null,
+        diffText: renderDiff(files).text,
+        testCommand: command,
+        setupCommand: config.test.setup ?? null,
+        allowSetupNetwork: this.deps.allowSetupNetwork,
+        timeoutMs: config.test.timeout_minutes * 60_000,
+      },
+    );
+    await this.#save({ tests_conclusion: report.conclusion, head_sha: pr.headSha });
+    this.log.info({ conclusion: report.conclusion, command: report.command, reused: report.reused }, "tests reported");
+    if (report.conclusion === "failure" || report.conclusion === "timed_out") {
+      if (this.#reworkLimitReached()) return this.#blockForRework("failing tests.");
+      await this.#move("changes_requested", "tests failed");
+      return this.#next(
+        "revise",
+        { feedback: { source: "tests", text: `The test command \`${report.command}\` failed (exit code ${report.exitCode ?? "none"}). End of its output:\n\n${report.logTail}`, requestedBy: APP_ACTOR } },
+        pr.headSha,
+      );
+    }
+    return this.#next("review", {}, pr.headSha);
+  }
+
+  async review(): Promise<StageOutcome> {
+    await this.#move("reviewing", "review started");
+    const task = this.#task;
+    const config = this.#config;
+    if (!task.pr_number) throw new Error("the task has no pull request to review");
     const result = await reviewPullRequest(
       this.#runtime("reviewer"),
       { github: this.github, bot: await this.github.getBotIdentity() },
-      { pullNumber: prNumber, plan: await this.#plan() },
+      {
+        pullNumber: task.pr_number,
+        plan: task.plan ? this.#plan() : null,
+        sinceSha: task.reviewed_sha,
+        testsFailing: task.tests_conclusion === "failure" || task.tests_conclusion === "timed_out",
+        allowApprove: config.review.approve,
+      },
     );
-    await this.#save({ review_url: result.review.htmlUrl, review_verdict: result.verdict, stage: "done" });
-    await setStageLabel(this.github, this.#task.issue_number, stageLabel("done"));
-    this.#task = await writeTracking(this.deps.db, this.github, this.#task);
-    this.log.info({ verdict: result.verdict, reused: result.reused }, "review submitted");
+    await this.#save({ review_url: result.review.htmlUrl, review_verdict: result.verdict, reviewed_sha: result.headSha, head_sha: result.headSha });
+    this.log.info({ verdict: result.verdict, reused: result.reused, inline: result.inlineComments }, "review submitted");
+
+    if (result.verdict === "request_changes" && task.plan) {
+      if (this.#reworkLimitReached()) return this.#blockForRework("changes requested by the Reviewer.");
+      await this.#move("changes_requested", "the Reviewer requested changes");
+      return this.#next("revise", { feedback: { source: "review", reviewId: result.review.id, requestedBy: "Reviewer" } }, result.headSha);
+    }
+    if (result.verdict === "request_changes") {
+      await this.#move("changes_requested", "the Reviewer requested changes");
+      return {};
+    }
+    await this.#move("ready_for_merge", `review verdict: ${result.verdict}`, { finished_at: Date.now() });
+    if (config.auto_merge) await this.#maybeAutoMerge();
+    return {};
+  }
+
+  /** Merges only when repo config `auto_merge: true`, every check run passed, and a human approved the PR. */
+  async #maybeAutoMerge(): Promise<void> {
+    const task = this.#task;
+    if (!task.pr_number) return;
+    const pr = await this.github.getPullRequest(task.pr_number);
+    const bot = await this.github.getBotIdentity();
+    const checks = await this.github.listCheckRuns(pr.headSha);
+    // Every check completed without failing, and the app's own verdict is an explicit success.
+    const allPassed =
+      checks.length > 0 &&
+      checks.every((c) => c.status === "completed" && (c.conclusion === "success" || c.conclusion === "skipped" || c.conclusion === "neutral")) &&
+      checks.some((c) => c.name === "Mission Control / Review" && c.conclusion === "success");
+    const humanApproved = (await this.github.listReviews(pr.number)).some((r) => r.state === "APPROVED" && r.author !== bot.login && !r.author.endsWith("[bot]"));
+    if (!allPassed || !humanApproved) {
+      this.log.info({ allPassed, humanApproved }, "auto_merge: waiting for checks and a human approval");
+      return;
+    }
+    await this.github.mergePullRequest(pr.number, pr.headSha, "squash");
+    this.log.info({ pr: pr.number }, "auto_merge: merged");
+  }
+
+  async prClosed(): Promise<StageOutcome> {
+    const merged = (this.#payload as { merged?: boolean }).merged === true;
+    const task = this.#task;
+    if (merged) {
+      await this.#move("merged", "pull request merged", { finished_at: Date.now() });
+    } else if (task.stage !== "cancelled") {
+      await this.#move("cancelled", "pull request closed without merging", { blocked_reason: null, failure_reason: "The pull request was closed without merging." });
+    }
+    await removeIssueWorkspaces(this.deps.workspacesDir, task.owner, task.repo, task.issue_number);
+    return {};
+  }
+
+  async cancel(): Promise<StageOutcome> {
+    const reason = (this.#payload as { reason?: string }).reason ?? "Cancelled.";
+    if (this.#task.stage !== "cancelled") {
+      await this.#move("cancelled", reason, { failure_reason: reason, blocked_reason: null });
+    } else {
+      await applyStateLabel(this.github, this.#task.issue_number, "cancelled");
+      this.#task = await writeTracking(this.deps.db, this.github, this.#task);
+    }
+    return {};
   }
 }

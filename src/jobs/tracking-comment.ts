@@ -1,31 +1,30 @@
 import type { UsageTotals } from "../ledger/usage.js";
+import type { TaskState } from "./lifecycle.js";
 
 /** The stages shown in the tracking comment, in order. */
-export const STAGES = ["plan", "code", "review"] as const;
+export const STAGES = ["plan", "code", "test", "review"] as const;
 export type Stage = (typeof STAGES)[number];
 
-/** Where a task stands: the `tasks.stage` column and the `mc:` label mirror it. */
-export type TaskStage = "planning" | "coding" | "reviewing" | "done" | "failed";
-
-const RUNNING_STAGE: Record<Stage, TaskStage> = { plan: "planning", code: "coding", review: "reviewing" };
-
-/** Label for each task stage. */
-export function stageLabel(stage: TaskStage): string {
-  return `mc:${stage}`;
-}
+/** The working state of each stage. */
+export const STAGE_STATE: Record<Stage, TaskState> = { plan: "planning", code: "coding", test: "testing", review: "reviewing" };
 
 /** The task fields the tracking comment shows. */
 export interface TrackingView {
-  stage: TaskStage;
-  /** The stage that was running when the task failed. */
-  failedStage?: Stage | null;
-  failureReason?: string | null;
+  state: TaskState;
+  /** For a stopped task (blocked, failed, budget_exceeded, cancelled): the state it stopped in. */
+  stoppedIn?: TaskState | null;
+  reason?: string | null;
   planUrl?: string | null;
   prNumber?: number | null;
   prUrl?: string | null;
   reviewUrl?: string | null;
   reviewVerdict?: string | null;
+  /** Conclusion of the Tester's check run on the head: success, failure, neutral, timed_out. */
+  testsConclusion?: string | null;
+  reworkCycles: number;
   usage: UsageTotals;
+  /** Milliseconds from the first trigger to the end (shown once merged). */
+  wallTimeMs?: number | null;
 }
 
 const fmt = (n: number) => n.toLocaleString("en-US");
@@ -35,19 +34,50 @@ export function formatUsd(usd: number): string {
   return `$${usd.toFixed(4)}`;
 }
 
+/** Milliseconds as `1 h 2 min`, `3 min 4 s` or `5 s`. */
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${s % 60} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+const STOPPED: ReadonlySet<TaskState> = new Set(["blocked", "failed", "budget_exceeded", "cancelled"]);
+const FINISHED: ReadonlySet<TaskState> = new Set(["ready_for_merge", "merged"]);
+
+function stageIndexOf(state: TaskState | null | undefined): number {
+  if (state === "changes_requested") return STAGES.indexOf("code");
+  return STAGES.findIndex((s) => STAGE_STATE[s] === state);
+}
+
 function stageStatus(view: TrackingView, stage: Stage): string {
   const order = STAGES.indexOf(stage);
-  if (view.stage === "failed") {
-    const failedAt = view.failedStage ? STAGES.indexOf(view.failedStage) : -1;
-    if (order < failedAt) return "✅ done";
-    if (order === failedAt) return "❌ failed";
+  if (FINISHED.has(view.state)) return stage === "test" ? testStatus(view) : "✅ done";
+  if (STOPPED.has(view.state)) {
+    const at = stageIndexOf(view.stoppedIn);
+    if (order < at) return stage === "test" ? testStatus(view) : "✅ done";
+    if (order === at) return view.state === "failed" ? "❌ failed" : view.state === "cancelled" ? "⏹️ cancelled" : "⏸️ stopped";
     return "⏹️ not run";
   }
-  if (view.stage === "done") return "✅ done";
-  const current = STAGES.findIndex((s) => RUNNING_STAGE[s] === view.stage);
-  if (order < current) return "✅ done";
-  if (order === current) return "⏳ running";
+  const current = stageIndexOf(view.state);
+  if (order < current) return stage === "test" ? testStatus(view) : "✅ done";
+  if (order === current) return view.state === "changes_requested" ? "🔁 revision requested" : "⏳ running";
   return "⬜ pending";
+}
+
+function testStatus(view: TrackingView): string {
+  switch (view.testsConclusion) {
+    case "success":
+      return "✅ passed";
+    case "failure":
+    case "timed_out":
+      return "❌ failed";
+    case "neutral":
+      return "➖ no tests";
+    default:
+      return "✅ done";
+  }
 }
 
 function stageLink(view: TrackingView, stage: Stage): string {
@@ -57,10 +87,30 @@ function stageLink(view: TrackingView, stage: Stage): string {
   return "";
 }
 
+function footer(view: TrackingView): string {
+  const reason = view.reason ? ` ${view.reason}` : "";
+  switch (view.state) {
+    case "ready_for_merge":
+      return "**Ready for merge.** A human reviews and merges the pull request.";
+    case "merged":
+      return `**Merged.** Total ${formatUsd(view.usage.cost_usd)} · wall time ${formatDuration(view.wallTimeMs ?? 0)} · ${view.reworkCycles} rework cycle${view.reworkCycles === 1 ? "" : "s"}.`;
+    case "blocked":
+      return `**Waiting for a human:**${reason || " see the latest comment."}`;
+    case "failed":
+      return `**Stopped:**${reason || " the job failed."} Comment \`/retry\` to try again.`;
+    case "budget_exceeded":
+      return `**Stopped at a budget limit:**${reason} Comment \`/retry\` once the limit is raised or the period has rolled over.`;
+    case "cancelled":
+      return `**Cancelled.**${reason}`;
+    default:
+      return "_Working… this comment is updated as each stage completes._";
+  }
+}
+
 /**
  * The tracking comment's Markdown (without its hidden marker): a checklist of stages with
- * links, the tokens and cost so far, and — once the task ended — a final line, so no
- * "running" state is ever left behind.
+ * links, the tokens and cost so far, and a final line for every resting state, so no
+ * "running" mark is ever left behind.
  */
 export function renderTrackingComment(view: TrackingView): string {
   const rows = STAGES.map((s) => `| ${s[0]?.toUpperCase()}${s.slice(1)} | ${stageStatus(view, s)}${stageLink(view, s)} |`);
@@ -68,11 +118,6 @@ export function renderTrackingComment(view: TrackingView): string {
   const usage =
     `**Usage so far:** ${fmt(u.calls)} LLM calls · ${fmt(u.input_tokens)} input · ${fmt(u.output_tokens)} output · ` +
     `${fmt(u.cache_creation_input_tokens)} cache write · ${fmt(u.cache_read_input_tokens)} cache read tokens · **${formatUsd(u.cost_usd)}**`;
-  const footer =
-    view.stage === "done"
-      ? "**Done.** The pull request is ready for a human review and merge."
-      : view.stage === "failed"
-        ? `**Stopped:** ${view.failureReason ?? "the job failed."} Remove and re-add the trigger label to try again.`
-        : "_Working… this comment is updated as each stage completes._";
-  return ["### 🤖 Mission Control", "", "| Stage | Status |", "|---|---|", ...rows, "", usage, "", footer].join("\n");
+  const rework = view.reworkCycles > 0 ? `\n\nRework cycles: ${view.reworkCycles}` : "";
+  return ["### 🤖 Mission Control", "", "| Stage | Status |", "|---|---|", ...rows, "", usage + rework, "", footer(view)].join("\n");
 }

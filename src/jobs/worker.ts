@@ -16,8 +16,8 @@ export interface JobResult {
 /** Runs one claimed job. `signal` aborts when the lease is lost or the worker stops hard. */
 export type JobRunner = (job: Job, signal: AbortSignal, log: Logger) => Promise<JobResult>;
 
-/** Called once when a job fails for good, with a short reason fit for the issue. */
-export type JobFailureHandler = (job: Job, reason: string, log: Logger) => Promise<void>;
+/** Called once when a job fails for good, with a short reason fit for the issue and the error. */
+export type JobFailureHandler = (job: Job, reason: string, error: unknown, log: Logger) => Promise<void>;
 
 /** Settings of {@link Worker}. Times in milliseconds. */
 export interface WorkerOptions {
@@ -229,7 +229,7 @@ export class Worker {
     log.error({ err, held }, "job failed");
     if (!held) return;
     try {
-      await this.#options.onFailed(job, decision.reason, log);
+      await this.#options.onFailed(job, decision.reason, err, log);
     } catch (hookErr) {
       log.error({ err: hookErr }, "failure handler failed");
     }

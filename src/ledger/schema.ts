@@ -69,6 +69,40 @@ export interface TasksTable {
   failure_reason: string | null;
   created_at: number;
   updated_at: number;
+  /** Coder revisions made after a review or failing tests. */
+  rework_cycles: Generated<number>;
+  /** Head sha of the PR as the app last pushed or saw it. */
+  head_sha: string | null;
+  /** Head sha the Reviewer last reviewed (a re-review comments only on what changed since). */
+  reviewed_sha: string | null;
+  /** Conclusion of the last Tester run on head_sha: success, failure, neutral. */
+  tests_conclusion: string | null;
+  blocked_reason: string | null;
+  /** Login of the maintainer who ran /approve. */
+  approved_by: string | null;
+  /** Epoch ms the current run started and ended. */
+  started_at: number | null;
+  finished_at: number | null;
+  /** GitHub user id of triggered_by (for the Co-authored-by trailer). */
+  triggered_by_id: number | null;
+}
+
+/** Installations whose LLM calls an organisation owner paused with `/stop all`. */
+export interface PausesTable {
+  installation_id: number;
+  paused_by: string;
+  paused_at: number;
+}
+
+/** Every lifecycle transition a task took: from, to, why, who, when. */
+export interface TransitionsTable {
+  id: Generated<number>;
+  task_id: number;
+  from_state: string | null;
+  to_state: string;
+  reason: string;
+  actor: string;
+  created_at: number;
 }
 
 /** One row per Messages API call. */
@@ -97,6 +131,10 @@ export interface Database {
   jobs: JobsTable;
   tasks: TasksTable;
   llm_usage: LlmUsageTable;
+  transitions: TransitionsTable;
+  budget_reservations: BudgetReservationsTable;
+  budget_alerts: BudgetAlertsTable;
+  pauses: PausesTable;
 }
 
 export type Job = Selectable<JobsTable>;
@@ -105,4 +143,41 @@ export type Task = Selectable<TasksTable>;
 export type NewTask = Insertable<TasksTable>;
 export type TaskUpdate = Updateable<TasksTable>;
 export type LlmUsage = Selectable<LlmUsageTable>;
+export type Transition = Selectable<TransitionsTable>;
 export type NewLlmUsage = Insertable<LlmUsageTable>;
+
+/** State of a budget reservation: `held` counts against budgets until `settled` (real cost in llm_usage) or `released`. */
+export type BudgetReservationStatus = "held" | "settled" | "released";
+
+/** Worst-case cost held against the budgets before a Messages API call (see `ledger/budgets.ts`). */
+export interface BudgetReservationsTable {
+  id: Generated<number>;
+  /** Epoch ms; the reservation counts in the budget windows containing this instant. */
+  created_at: number;
+  installation_id: number;
+  /** `owner/repo`. */
+  repository: string;
+  agent: string;
+  task_id: number;
+  job_id: number | null;
+  /** USD. */
+  amount_usd: number;
+  status: BudgetReservationStatus;
+  /** Epoch ms of settle or release. */
+  settled_at: number | null;
+}
+
+/** Budget threshold alerts already raised: one row per scope, key, period, window and threshold. */
+export interface BudgetAlertsTable {
+  id: Generated<number>;
+  scope: string;
+  scope_key: string;
+  period: string;
+  /** Epoch ms of the window's start (0 for `total`). */
+  period_start: number;
+  /** Fraction of the limit (0..1) at which the alert fired; 1 for "exceeded". */
+  threshold: number;
+  created_at: number;
+}
+
+export type BudgetReservation = Selectable<BudgetReservationsTable>;

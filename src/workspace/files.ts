@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { lstat, mkdir, open, readFile, rename, rm, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 
 import { ToolInputError } from "../errors.js";
@@ -69,6 +69,20 @@ export async function writeWorkspaceFile(root: string, relativePath: string, con
     await rm(temporary, { force: true });
     throw err;
   }
+}
+
+/**
+ * Deletes a file inside the workspace.
+ *
+ * @throws {PathEscapeError} for paths outside the workspace
+ * @throws {ToolInputError} when the path is missing or not a regular file
+ */
+export async function deleteWorkspaceFile(root: string, relativePath: string): Promise<void> {
+  const absolute = await resolveInWorkspace(root, relativePath);
+  const info = await lstat(absolute).catch(() => null);
+  if (!info) throw new ToolInputError(`${relativePath} does not exist`);
+  if (!info.isFile() && !info.isSymbolicLink()) throw new ToolInputError(`${relativePath} is not a file`);
+  await unlink(absolute);
 }
 
 /** Counts non-overlapping occurrences of `needle` in `haystack`. */

@@ -1,4 +1,4 @@
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
 
 import { simpleGit, type SimpleGit } from "simple-git";
@@ -131,9 +131,9 @@ export class GitWorkspace {
     await run("checkout", () => this.#git().raw(["checkout", "-B", branch, `origin/${branch}`]));
   }
 
-  /** Creates `branch` at the current HEAD and checks it out. */
+  /** Creates (or resets) `branch` at the current HEAD and checks it out. */
   async createBranch(branch: string): Promise<void> {
-    await run("checkout", () => this.#git().raw(["checkout", "-b", branch]));
+    await run("checkout", () => this.#git().raw(["checkout", "-B", branch]));
   }
 
   /** `true` when the work tree has changes (including untracked, not-ignored files). */
@@ -176,6 +176,28 @@ export class GitWorkspace {
     return Number(out.trim());
   }
 
+  /**
+   * Brings the clone to the remote's `branch` (fetch, hard reset, remove untracked files that
+   * are not ignored), so a reused clone starts from exactly what is on GitHub — including
+   * commits a person pushed to the branch.
+   *
+   * @returns `false` when the remote has no such branch (nothing changed)
+   */
+  async syncTo(branch: string): Promise<boolean> {
+    if (!(await this.remoteBranchExists(branch))) return false;
+    await run("fetch", () => this.#git().raw(["fetch", "--no-tags", "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]));
+    await run("checkout", () => this.#git().raw(["checkout", "-B", branch, `origin/${branch}`]));
+    await run("reset", () => this.#git().raw(["reset", "--hard", `origin/${branch}`]));
+    await run("clean", () => this.#git().raw(["clean", "-ffd"]));
+    return true;
+  }
+
+  /** Subjects of the last `count` commits on HEAD, newest first (to follow the repository's style). */
+  async recentSubjects(count = 20): Promise<string[]> {
+    const out = await run("log", () => this.#git().raw(["log", `-${count}`, "--format=%s"]));
+    return out.split("\n").filter(Boolean);
+  }
+
   /** Pushes `branch` to origin. Never forces: a rejected push is an error. */
   async push(branch: string): Promise<void> {
     await run("push", () => this.#git().raw(["push", "origin", `refs/heads/${branch}:refs/heads/${branch}`]));
@@ -197,6 +219,27 @@ export async function cloneRepository(options: CloneOptions): Promise<GitWorkspa
     git(path.dirname(options.dir), gitEnv(options.cloneUrl, options.token)).clone(options.cloneUrl, options.dir, args),
   );
   return new GitWorkspace(options.dir, options.cloneUrl, options.token);
+}
+
+/**
+ * Opens an existing clone at `dir` for reuse, or returns `null` when there is none.
+ *
+ * @param token - used for this clone's later network commands
+ */
+export async function openWorkspace(dir: string, remoteUrl: string, token: string | null): Promise<GitWorkspace | null> {
+  try {
+    const info = await stat(path.join(dir, ".git"));
+    if (!info.isDirectory()) return null;
+  } catch {
+    return null;
+  }
+  const workspace = new GitWorkspace(dir, remoteUrl, token);
+  try {
+    await run("remote", () => git(dir, gitEnv(remoteUrl, null)).raw(["remote", "get-url", "origin"]));
+  } catch {
+    return null;
+  }
+  return workspace;
 }
 
 /** Removes a workspace folder. */

@@ -54,8 +54,8 @@ async function call(name: string, input: unknown): Promise<string> {
 }
 
 describe("createFileTools", () => {
-  it("offers exactly the five file tools, none terminal", () => {
-    expect(tools.map((t) => t.name)).toEqual(["list_files", "read_file", "search", "write_file", "edit_file"]);
+  it("offers exactly the six file tools, none terminal", () => {
+    expect(tools.map((t) => t.name)).toEqual(["list_files", "read_file", "search", "write_file", "edit_file", "delete_file"]);
     expect(tools.every((t) => !t.terminal)).toBe(true);
   });
 

@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest";
 import { githubBaseUrl, parseServerEnv } from "../../src/config/env.js";
 import { DEFAULT_REPO_CONFIG, parseRepoConfig } from "../../src/config/repo-config.js";
 import { ConfigError } from "../../src/errors.js";
-import { formatUsd, renderTrackingComment, stageLabel, type TrackingView } from "../../src/jobs/tracking-comment.js";
+import { formatUsd, renderTrackingComment, type TrackingView } from "../../src/jobs/tracking-comment.js";
+import { stateLabel } from "../../src/jobs/lifecycle.js";
 import type { UsageTotals } from "../../src/ledger/usage.js";
 
 const MINIMAL_ENV = {
@@ -87,18 +88,28 @@ describe("parseRepoConfig", () => {
       expect(problems).toEqual([]);
       expect(config).toEqual(DEFAULT_REPO_CONFIG);
     }
-    expect(DEFAULT_REPO_CONFIG).toEqual({ trigger_label: "agent", models: {}, coder: { max_turns: 30, max_tokens: 8_192 } });
+    expect(DEFAULT_REPO_CONFIG).toEqual({
+      trigger_label: "agent",
+      models: {},
+      coder: { max_turns: 30, max_tokens: 8_192, max_output_tokens: 100_000, max_minutes: 30, max_rework_cycles: 3 },
+      test: { timeout_minutes: 15 },
+      review: { approve: true },
+      budget: { threshold: 0.8, action: "block", agents: {} },
+      protected_paths: [".github/workflows/**"],
+      require_plan_approval: false,
+      auto_merge: false,
+    });
   });
 
   it("accepts a valid config and fills the rest with defaults", () => {
     const { config, problems } = parseRepoConfig({ trigger_label: "ai" });
     expect(problems).toEqual([]);
-    expect(config).toEqual({ trigger_label: "ai", models: {}, coder: { max_turns: 30, max_tokens: 8_192 } });
+    expect(config).toEqual({ ...DEFAULT_REPO_CONFIG, trigger_label: "ai" });
 
     const partial = parseRepoConfig({ models: { coder: "claude-opus-5" }, coder: { max_turns: 50 } });
     expect(partial.problems).toEqual([]);
     expect(partial.config.models).toEqual({ coder: "claude-opus-5" });
-    expect(partial.config.coder).toEqual({ max_turns: 50, max_tokens: 8_192 });
+    expect(partial.config.coder).toEqual({ ...DEFAULT_REPO_CONFIG.coder, max_turns: 50 });
   });
 
   it("reports an unknown key by name and falls back to the defaults", () => {
@@ -131,52 +142,64 @@ describe("renderTrackingComment", () => {
     cache_read_input_tokens: 250_000,
     cost_usd: 1.23456,
   };
-  const view = (overrides: Partial<TrackingView>): TrackingView => ({ stage: "planning", usage, ...overrides });
+  const view = (overrides: Partial<TrackingView>): TrackingView => ({ state: "planning", usage, reworkCycles: 0, ...overrides });
   const row = (text: string, stage: string) => text.split("\n").find((line) => line.startsWith(`| ${stage} |`));
 
   it("shows Plan running and the rest pending while planning", () => {
-    const text = renderTrackingComment(view({ stage: "planning" }));
+    const text = renderTrackingComment(view({ state: "planning" }));
     expect(row(text, "Plan")).toBe("| Plan | ⏳ running |");
     expect(row(text, "Code")).toBe("| Code | ⬜ pending |");
+    expect(row(text, "Test")).toBe("| Test | ⬜ pending |");
     expect(row(text, "Review")).toBe("| Review | ⬜ pending |");
     expect(text).toContain("_Working… this comment is updated as each stage completes._");
-    expect(text).not.toContain("Done.");
   });
 
   it("shows earlier stages done with their links while coding", () => {
-    const text = renderTrackingComment(view({ stage: "coding", planUrl: "https://github.com/o/r/issues/1#issuecomment-9" }));
+    const text = renderTrackingComment(view({ state: "coding", planUrl: "https://github.com/o/r/issues/1#issuecomment-9" }));
     expect(row(text, "Plan")).toBe("| Plan | ✅ done — [plan](https://github.com/o/r/issues/1#issuecomment-9) |");
     expect(row(text, "Code")).toBe("| Code | ⏳ running |");
     expect(row(text, "Review")).toBe("| Review | ⬜ pending |");
   });
 
-  it("shows every stage done, the links and the final Done line once done", () => {
+  it("shows a requested revision on the Code row", () => {
+    const text = renderTrackingComment(view({ state: "changes_requested", testsConclusion: "failure", reworkCycles: 1 }));
+    expect(row(text, "Code")).toBe("| Code | 🔁 revision requested |");
+    expect(row(text, "Test")).toBe("| Test | ⬜ pending |");
+    expect(text).toContain("Rework cycles: 1");
+  });
+
+  it("shows every stage done, the links and the final line once ready for merge", () => {
     const text = renderTrackingComment(
       view({
-        stage: "done",
+        state: "ready_for_merge",
         planUrl: "https://x/plan",
         prNumber: 42,
         prUrl: "https://x/pull/42",
         reviewUrl: "https://x/review",
-        reviewVerdict: "changes_requested",
+        reviewVerdict: "approve",
+        testsConclusion: "success",
       }),
     );
     expect(text).not.toContain("⏳");
     expect(text).not.toContain("⬜");
     expect(row(text, "Code")).toBe("| Code | ✅ done — [#42](https://x/pull/42) |");
-    expect(row(text, "Review")).toBe("| Review | ✅ done — [review](https://x/review) (changes requested) |");
-    expect(text.trimEnd().split("\n").at(-1)).toBe("**Done.** The pull request is ready for a human review and merge.");
+    expect(row(text, "Test")).toBe("| Test | ✅ passed |");
+    expect(row(text, "Review")).toBe("| Review | ✅ done — [review](https://x/review) (approve) |");
+    expect(text.trimEnd().split("\n").at(-1)).toBe("**Ready for merge.** A human reviews and merges the pull request.");
   });
 
   it("shows the failed stage, the stages not run, and the reason", () => {
-    const text = renderTrackingComment(view({ stage: "failed", failedStage: "code", failureReason: "The Anthropic API answered 529." }));
+    const text = renderTrackingComment(view({ state: "failed", stoppedIn: "coding", reason: "The Anthropic API answered 529." }));
     expect(row(text, "Plan")).toBe("| Plan | ✅ done |");
     expect(row(text, "Code")).toBe("| Code | ❌ failed |");
     expect(row(text, "Review")).toBe("| Review | ⏹️ not run |");
     expect(text).not.toContain("⏳");
-    expect(text.trimEnd().split("\n").at(-1)).toBe(
-      "**Stopped:** The Anthropic API answered 529. Remove and re-add the trigger label to try again.",
-    );
+    expect(text.trimEnd().split("\n").at(-1)).toBe("**Stopped:** The Anthropic API answered 529. Comment `/retry` to try again.");
+  });
+
+  it("summarises a merged task: total cost, wall time, rework cycles", () => {
+    const text = renderTrackingComment(view({ state: "merged", wallTimeMs: 3_723_000, reworkCycles: 2 }));
+    expect(text.trimEnd().split("\n").at(-1)).toBe("**Merged.** Total $1.2346 · wall time 1 h 2 min · 2 rework cycles.");
   });
 
   it("shows the tokens and the cost formatted with formatUsd", () => {
@@ -194,7 +217,7 @@ describe("renderTrackingComment", () => {
     expect(formatUsd(1234.5)).toBe("$1234.5000");
   });
 
-  it("stageLabel prefixes mc:", () => {
-    expect(stageLabel("coding")).toBe("mc:coding");
+  it("stateLabel prefixes mc:", () => {
+    expect(stateLabel("coding")).toBe("mc:coding");
   });
 });

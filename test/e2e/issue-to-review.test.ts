@@ -1,11 +1,12 @@
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 
 import { afterEach, describe, expect, it, vi } from "vitest";
 
 import type { FakeAnthropic } from "../helpers/anthropic-fake.js";
 import { type RunningApp, startApp, TEST_ANTHROPIC_KEY, TEST_PRIVATE_KEY, tempDir } from "../helpers/app-harness.js";
-import { branches, fileAt } from "../helpers/git-fixtures.js";
+import { canTransition, type TaskState } from "../../src/jobs/lifecycle.js";
+import { branches, fileAt, git } from "../helpers/git-fixtures.js";
 import type { FakeGitHub } from "../helpers/github-fake.js";
 import { deliver, examplePayload } from "../helpers/webhooks.js";
 import { createWorld, ISSUE, labeledPayload, OWNER, PLAN, REPO, scriptHappyPath, SECRET, USAGE } from "./scenario.js";
@@ -60,15 +61,15 @@ function assertNoSecretSent(anthropic: FakeAnthropic, github: FakeGitHub) {
   }
 }
 
-describe("labelling an issue `agent` runs plan → code → review on GitHub", () => {
-  it("posts the plan, pushes the branch, opens the PR, reviews it, and records every call's cost", async () => {
+describe("labelling an issue `agent` runs plan → code → test → review on GitHub", () => {
+  it("posts the plan, pushes the branch, opens the PR, tests and reviews it, and records every call's cost", async () => {
     const { app, world } = await boot();
     scriptHappyPath(world.anthropic);
 
     const response = await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: world.bare }), secret: SECRET });
     expect(response.status).toBeLessThan(300);
 
-    await vi.waitFor(async () => expect(await settledStage(app)).toBe("done"), { timeout: 20_000, interval: 50 });
+    await vi.waitFor(async () => expect(await settledStage(app)).toBe("ready_for_merge"), { timeout: 20_000, interval: 50 });
     await app.worker.idle();
     const { github, anthropic, bare } = world;
 
@@ -92,15 +93,41 @@ describe("labelling an issue `agent` runs plan → code → review on GitHub", (
     expect(pr.body).toContain(`Closes #${ISSUE}`);
     expect(pr.body).toContain(PLAN.summary);
 
-    // The review: COMMENT (the app authored the PR), verdict in the body.
-    expect(github.reviews).toHaveLength(1);
-    expect(github.reviews[0]).toMatchObject({ pull_number: pr.number, event: "COMMENT" });
-    expect(github.reviews[0]?.body).toContain("Verdict: **approve**");
+    // The Tester ran the repository's tests in the sandbox and reported a check run on the head sha.
+    const headSha = git(["--git-dir", bare, "rev-parse", branch]);
+    const testsCheck = github.checkRuns.find((c) => c.name === "Mission Control / Tests");
+    expect(testsCheck).toMatchObject({ head_sha: headSha, status: "completed", conclusion: "success" });
+    expect(testsCheck?.output?.summary).toContain("**Command:** `npm test`");
+    expect(testsCheck?.output?.summary).toContain("**Exit code:** 0");
+    expect(testsCheck?.output?.text).toContain(`✅ ${PLAN.definition_of_done[0]}`);
 
-    // Labels: one stage label at a time, ending on mc:done.
+    // The review: COMMENT (the app authored the PR), verdict in the body and as a check run.
+    expect(github.reviews).toHaveLength(1);
+    expect(github.reviews[0]).toMatchObject({ pull_number: pr.number, event: "COMMENT", commit_id: headSha });
+    expect(github.reviews[0]?.body).toContain("Verdict: **approve**");
+    const reviewCheck = github.checkRuns.find((c) => c.name === "Mission Control / Review");
+    expect(reviewCheck).toMatchObject({ head_sha: headSha, status: "completed", conclusion: "success" });
+
+    // Labels: one state label at a time, created with colours and descriptions, ending on mc:ready_for_merge.
     const added = github.labelEvents.filter((e) => e.action === "add").map((e) => e.label);
-    expect(added).toEqual(["mc:planning", "mc:coding", "mc:reviewing", "mc:done"]);
-    expect(github.labelsOf(ISSUE).sort()).toEqual(["agent", "mc:done"]);
+    expect(added).toEqual(["mc:planning", "mc:coding", "mc:testing", "mc:reviewing", "mc:ready_for_merge"]);
+    expect(github.labelsOf(ISSUE).sort()).toEqual(["agent", "mc:ready_for_merge"]);
+    expect(github.repoLabels.get("mc:testing")).toEqual({ color: "5319e7", description: "Mission Control: the Tester is running the tests" });
+
+    // Every transition was legal and recorded, with its reason and actor.
+    const transitions = await app.db.selectFrom("transitions").selectAll().orderBy("id").execute();
+    expect(transitions.map((t) => [t.from_state, t.to_state])).toEqual([
+      [null, "planning"],
+      ["planning", "coding"],
+      ["coding", "testing"],
+      ["testing", "reviewing"],
+      ["reviewing", "ready_for_merge"],
+    ]);
+    for (const t of transitions) {
+      expect(canTransition(t.from_state as TaskState | null, t.to_state as TaskState)).toBe(true);
+      expect(t.actor).toBe("maintainer");
+      expect(t.reason.length).toBeGreaterThan(0);
+    }
 
     // One tracking comment, created once and edited in place as stages completed.
     const tracking = trackingComment(github);
@@ -109,15 +136,16 @@ describe("labelling an issue `agent` runs plan → code → review on GitHub", (
     expect(history.length).toBeGreaterThanOrEqual(4);
     expect(history[0]).toContain("| Plan | ⏳ running |");
     const final = history.at(-1)!;
-    expect(final).toContain("**Done.**");
+    expect(final).toContain("**Ready for merge.**");
+    expect(final).toContain("| Test | ✅ passed |");
     expect(final).not.toContain("⏳");
     expect(final).toContain(`[#${pr.number}]`);
     expect(github.requestsTo("POST", /\/issues\/7\/comments$/)).toHaveLength(2); // tracking + plan, nothing else
 
     // Ledger: a row per Messages API call, cost = tokens × prices.
     const rows = await app.db.selectFrom("llm_usage").selectAll().orderBy("id").execute();
-    expect(rows.map((r) => r.agent)).toEqual(["architect", "coder", "coder", "coder", "reviewer"]);
-    const scripted = [USAGE.architect, ...USAGE.coder, USAGE.reviewer];
+    expect(rows.map((r) => r.agent)).toEqual(["architect", "coder", "coder", "coder", "tester", "reviewer"]);
+    const scripted = [USAGE.architect, ...USAGE.coder, USAGE.tester, USAGE.reviewer];
     rows.forEach((row, i) => {
       const usage = scripted[i]!;
       expect(row).toMatchObject({ ...usage, model: "claude-sonnet-5-5", installation_id: 4242, repository: `${OWNER}/${REPO}`, subject_number: ISSUE });
@@ -126,8 +154,8 @@ describe("labelling an issue `agent` runs plan → code → review on GitHub", (
       expect(row.job_id).toBeGreaterThan(0);
     });
     const total = rows.reduce((sum, r) => sum + r.cost_usd, 0);
-    expect(total).toBeCloseTo(0.02494, 10);
-    expect(final).toContain("$0.0249");
+    expect(total).toBeCloseTo(0.02754, 10);
+    expect(final).toContain("$0.0275");
 
     // Requests: the issue went in the user turn, never the system prompt; prompts are cached.
     const architectRequest = anthropic.requestsOf("architect")[0]!.body;
@@ -136,18 +164,24 @@ describe("labelling an issue `agent` runs plan → code → review on GitHub", (
     expect(userText).toContain('<issue number="7" author="reporter">');
     expect(userText).toContain("greet() should say `Hello, <name>!`.");
     expect(architectRequest.system[0].cache_control).toEqual({ type: "ephemeral" });
-    expect(anthropic.remaining()).toEqual({ architect: 0, coder: 0, reviewer: 0 });
+    expect(anthropic.remaining()).toEqual({ architect: 0, coder: 0, tester: 0, reviewer: 0 });
+    // Every reservation was settled against the recorded usage.
+    const reservations = await app.db.selectFrom("budget_reservations").select("status").execute();
+    expect(reservations.map((r) => r.status)).toEqual(Array(6).fill("settled"));
 
     // No secret reached the model; every GitHub call went to the Enterprise host (nock refuses others).
     assertNoSecretSent(anthropic, github);
 
-    // Work tree cleaned up; the token never landed on disk in a clone.
+    // The clone is kept for the PR's revisions (the Architect's shallow clone is gone); no token landed in it.
     const workspaces = path.join(app.env.WORKSPACES_DIR, OWNER, REPO, "issue-7");
-    expect(existsSync(workspaces) ? readdirSync(workspaces) : []).toEqual([]);
+    expect(existsSync(workspaces) ? readdirSync(workspaces) : []).toEqual(["code"]);
+    const gitConfig = readFileSync(path.join(workspaces, "code", ".git", "config"), "utf8");
+    for (const token of github.tokens) expect(gitConfig).not.toContain(token);
+    expect(gitConfig).not.toMatch(/extraheader|x-access-token/i);
 
     // Log lines of the job carry delivery, job, repository and issue.
     const jobLines = app.logs.filter((l) => l.msg === "job succeeded");
-    expect(jobLines).toHaveLength(3);
+    expect(jobLines).toHaveLength(4);
     for (const line of jobLines) {
       expect(line).toMatchObject({ deliveryId: response.id, lockKey: `${OWNER}/${REPO}#${ISSUE}` });
       expect(line.jobId).toEqual(expect.any(Number));

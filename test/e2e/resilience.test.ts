@@ -70,12 +70,13 @@ describe("a job interrupted mid-way", () => {
     await first.worker.stop(0); // abort: no more lease renewals, nothing released — as if killed
 
     const second = await launch({ JOB_LEASE_MS: "600" });
-    await waitForStage(second, "done");
+    await waitForStage(second, "ready_for_merge");
 
     const { jobs } = await settled(second);
     expect(jobs.map((j) => [j.kind, j.state])).toEqual([
       ["plan", "succeeded"],
       ["code", "succeeded"],
+      ["test", "succeeded"],
       ["review", "succeeded"],
     ]);
     expect(jobs[1]?.attempts).toBe(2);
@@ -87,7 +88,7 @@ describe("a job interrupted mid-way", () => {
     // The Coder's work was pushed once and not redone: one commit on the branch, three coder calls in all.
     expect(git(["--git-dir", bare, "rev-list", "--count", `main..${BRANCH}`])).toBe("1");
     expect(anthropic.requestsOf("coder")).toHaveLength(3);
-    expect(anthropic.remaining()).toEqual({ architect: 0, coder: 0, reviewer: 0 });
+    expect(anthropic.remaining()).toEqual({ architect: 0, coder: 0, tester: 0, reviewer: 0 });
     // The resumed job authenticated through app.auth(installationId) against the Enterprise host.
     expect(github.requestsTo("POST", /^\/app\/installations\/4242\/access_tokens$/).length).toBeGreaterThanOrEqual(4);
   });
@@ -99,19 +100,20 @@ describe("transient failures retry with backoff", () => {
     scriptHappyPath(anthropic);
     // The review is not stored when GitHub answers 502, so the Reviewer runs a second time.
     anthropic.script("reviewer", {
-      content: [toolUse("submit_review", { verdict: "approve", summary: "Still fine." })],
+      content: [toolUse("submit_review", { event: "approve", body: "Still fine.", comments: [] })],
       usage: USAGE.reviewer,
     });
     github.failNext("POST", /\/pulls$/, [403, { message: "You have exceeded a secondary rate limit. Please wait a few minutes before you try again." }, { "content-type": "application/json", "retry-after": "0" }]);
     github.failNext("POST", /\/pulls\/\d+\/reviews$/, [502, { message: "Server Error" }, { "content-type": "application/json" }]);
     const app = await launch();
     await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: bare }), secret: SECRET });
-    await waitForStage(app, "done");
+    await waitForStage(app, "ready_for_merge");
 
     const { jobs } = await settled(app);
     expect(jobs.map((j) => [j.kind, j.state, j.attempts])).toEqual([
       ["plan", "succeeded", 1],
       ["code", "succeeded", 2],
+      ["test", "succeeded", 1],
       ["review", "succeeded", 2],
     ]);
     expect(github.pulls).toHaveLength(1);
@@ -132,7 +134,7 @@ describe("transient failures retry with backoff", () => {
     scriptHappyPath(anthropic);
     const app = await launch();
     await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: bare }), secret: SECRET });
-    await waitForStage(app, "done");
+    await waitForStage(app, "ready_for_merge");
 
     const { jobs } = await settled(app);
     expect(jobs[0]).toMatchObject({ kind: "plan", state: "succeeded", attempts: 2 });

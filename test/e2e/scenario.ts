@@ -26,6 +26,7 @@ export const USAGE = {
     { input_tokens: 300, output_tokens: 150, cache_creation_input_tokens: 200, cache_read_input_tokens: 1500 },
     { input_tokens: 100, output_tokens: 80, cache_creation_input_tokens: 100, cache_read_input_tokens: 1700 },
   ],
+  tester: { input_tokens: 700, output_tokens: 120, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
   reviewer: { input_tokens: 900, output_tokens: 200, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
 };
 
@@ -49,8 +50,12 @@ export function scriptHappyPath(anthropic: FakeAnthropic): void {
     },
     { content: [text("- Changed greet() to return `Hello, <name>!`.")], usage: USAGE.coder[2]! },
   );
+  anthropic.script("tester", {
+    content: [toolUse("submit_judgement", { items: [{ item: PLAN.definition_of_done[0], status: "met", evidence: "greet() now returns `Hello, <name>!`." }] })],
+    usage: USAGE.tester,
+  });
   anthropic.script("reviewer", {
-    content: [toolUse("submit_review", { verdict: "approve", summary: "The change matches the plan." })],
+    content: [toolUse("submit_review", { event: "approve", body: "The change matches the plan.", comments: [] })],
     usage: USAGE.reviewer,
   });
 }

@@ -41,6 +41,7 @@ interface FakePull {
   base: string;
   draft: boolean;
   state: "open" | "closed";
+  merged?: boolean;
   user: { login: string; type: string };
 }
 
@@ -51,6 +52,31 @@ interface FakeReview {
   body: string;
   commit_id: string;
   user: { login: string; type: string };
+}
+
+interface FakeReviewComment {
+  id: number;
+  pull_request_review_id: number | null;
+  pull_number: number;
+  path: string;
+  line: number | null;
+  side: string;
+  body: string;
+  user: { login: string; type: string };
+  created_at: string;
+  in_reply_to_id: number | null;
+}
+
+interface FakeCheckRun {
+  id: number;
+  name: string;
+  head_sha: string;
+  external_id: string | null;
+  status: string;
+  conclusion: string | null;
+  output: { title?: string; summary?: string; text?: string } | null;
+  /** Every PATCH body, in order. */
+  updates: any[];
 }
 
 type Reply = [number, unknown, Record<string, string>?];
@@ -95,6 +121,15 @@ export class FakeGitHub {
   readonly labelEvents: Array<{ issue: number; action: "add" | "remove"; label: string }> = [];
   readonly pulls: FakePull[] = [];
   readonly reviews: FakeReview[] = [];
+  /** Inline review comments, by review. */
+  readonly reviewComments: FakeReviewComment[] = [];
+  /** Labels that exist in the repository, with colour and description. */
+  readonly repoLabels = new Map<string, { color: string; description: string }>();
+  readonly checkRuns: FakeCheckRun[] = [];
+  readonly reactions: Array<{ commentId: number; content: string }> = [];
+  readonly merges: Array<{ pull: number; sha: string; method: string }> = [];
+  /** Organisation members' roles (`GET /orgs/{org}/memberships/{username}`). */
+  readonly orgRoles = new Map<string, "admin" | "member">();
   /** Installation tokens handed out. */
   readonly tokens: string[] = [];
   readonly appLogin: string;
@@ -133,6 +168,42 @@ export class FakeGitHub {
   addComment(issueNumber: number, body: string, login = "someone", at = new Date().toISOString()): FakeComment {
     const comment = this.#newComment(issueNumber, body, { login, type: "User" }, at);
     return comment;
+  }
+
+  /**
+   * Adds a review by a person, with inline comments, as if submitted on GitHub.
+   *
+   * @returns the review id
+   */
+  addHumanReview(pullNumber: number, review: { login: string; state: "CHANGES_REQUESTED" | "COMMENTED" | "APPROVED"; body: string; comments?: Array<{ path: string; line: number; body: string }> }): number {
+    const pull = this.pulls.find((p) => p.number === pullNumber);
+    const id = this.#nextId++;
+    const event = review.state === "APPROVED" ? "APPROVE" : review.state === "CHANGES_REQUESTED" ? "REQUEST_CHANGES" : "COMMENT";
+    this.reviews.push({ id, pull_number: pullNumber, event, body: review.body, commit_id: pull ? this.#sha(pull.head) : "", user: { login: review.login, type: "User" } });
+    for (const c of review.comments ?? []) {
+      this.reviewComments.push({
+        id: this.#nextId++,
+        pull_request_review_id: id,
+        pull_number: pullNumber,
+        path: c.path,
+        line: c.line,
+        side: "RIGHT",
+        body: c.body,
+        user: { login: review.login, type: "User" },
+        created_at: new Date().toISOString(),
+        in_reply_to_id: null,
+      });
+    }
+    return id;
+  }
+
+  /** Marks a pull request merged (or closed) as if a person had done it. */
+  closePull(pullNumber: number, merged: boolean): void {
+    const pull = this.pulls.find((p) => p.number === pullNumber);
+    if (pull) {
+      pull.state = "closed";
+      pull.merged = merged;
+    }
   }
 
   /** The next `times` requests matching `method` and `path` get `reply` instead of the normal answer. */
@@ -222,8 +293,8 @@ export class FakeGitHub {
       body: pull.body,
       state: pull.state,
       draft: pull.draft,
-      merged: false,
-      merged_at: null,
+      merged: Boolean(pull.merged),
+      merged_at: pull.merged ? new Date().toISOString() : null,
       user: pull.user,
       html_url: `https://ghe.example.test/${this.#options.owner}/${this.#options.repo}/pull/${pull.number}`,
       head: { ref: pull.head, sha, label: `${this.#options.owner}:${pull.head}` },
@@ -285,6 +356,10 @@ export class FakeGitHub {
         return [200, this.#options.repoConfigYaml, { "content-type": "text/plain; charset=utf-8" }];
       }
       return this.#json(404, { message: "Not Found" });
+    }
+    if (method === "GET" && (match = m("/orgs/([^/]+)/memberships/([^/]+)"))) {
+      const role = this.orgRoles.get(match[2] ?? "");
+      return role ? this.#json(200, { state: "active", role, user: { login: match[2] } }) : this.#json(404, { message: "Not Found" });
     }
     if (!path.startsWith(`${repoPath}/`)) return this.#json(404, { message: `Not Found: ${method} ${path}` });
     const rest = path.slice(repoPath.length);
@@ -393,12 +468,138 @@ export class FakeGitHub {
           commit_id: body.commit_id,
           user: { login: this.appLogin, type: "Bot" },
         };
+        for (const c of (body.comments ?? []) as Array<{ path: string; line: number; side?: string; body: string }>) {
+          const file = pullRequestFiles(this.#options.bare, pull.base, pull.head).find((f) => f.filename === c.path);
+          if (!file || !patchHasLine(file.patch, c.line, c.side ?? "RIGHT")) {
+            return this.#json(422, { message: "Unprocessable Entity", errors: ["Line could not be resolved"] });
+          }
+        }
         this.reviews.push(review);
+        for (const c of (body.comments ?? []) as Array<{ path: string; line: number; side?: string; body: string }>) {
+          this.reviewComments.push({
+            id: this.#nextId++,
+            pull_request_review_id: review.id,
+            pull_number: pull.number,
+            path: c.path,
+            line: c.line,
+            side: c.side ?? "RIGHT",
+            body: c.body,
+            user: review.user,
+            created_at: new Date().toISOString(),
+            in_reply_to_id: null,
+          });
+        }
         return this.#json(200, this.#reviewJson(review));
       }
     }
+    if (method === "GET" && (match = r("/pulls/(\\d+)/comments"))) {
+      const n = Number(match[1]);
+      return this.#json(200, this.reviewComments.filter((c) => c.pull_number === n));
+    }
+    if (method === "GET" && (match = r("/compare/([^.]+)\\.\\.\\.(.+)"))) {
+      try {
+        return this.#json(200, { files: pullRequestFiles(this.#options.bare, match[1] ?? "", match[2] ?? "") });
+      } catch {
+        return this.#json(404, { message: "Not Found" });
+      }
+    }
+    if ((match = r("/labels/(.+)"))) {
+      const name = match[1] ?? "";
+      const label = this.repoLabels.get(name);
+      if (method === "GET") return label ? this.#json(200, { name, ...label }) : this.#json(404, { message: "Not Found" });
+    }
+    if (method === "POST" && r("/labels")) {
+      if (this.repoLabels.has(body.name)) return this.#json(422, { message: "Validation Failed" });
+      this.repoLabels.set(body.name, { color: body.color, description: body.description });
+      return this.#json(201, body);
+    }
+    if (method === "GET" && (match = r("/commits/([^/]+)/check-runs"))) {
+      const sha = match[1];
+      const name = query.get("check_name");
+      const runs = this.checkRuns.filter((c) => c.head_sha === sha && (!name || c.name === name));
+      return this.#json(200, { total_count: runs.length, check_runs: runs.map((c) => this.#checkJson(c)) });
+    }
+    if (method === "POST" && r("/check-runs")) {
+      const run: FakeCheckRun = {
+        id: this.#nextId++,
+        name: body.name,
+        head_sha: body.head_sha,
+        external_id: body.external_id ?? null,
+        status: body.status ?? "queued",
+        conclusion: body.conclusion ?? null,
+        output: body.output ?? null,
+        updates: [],
+      };
+      this.checkRuns.push(run);
+      return this.#json(201, this.#checkJson(run));
+    }
+    if (method === "PATCH" && (match = r("/check-runs/(\\d+)"))) {
+      const run = this.checkRuns.find((c) => c.id === Number(match?.[1]));
+      if (!run) return this.#json(404, { message: "Not Found" });
+      run.updates.push(body);
+      if (body.status) run.status = body.status;
+      if (body.conclusion) {
+        run.conclusion = body.conclusion;
+        run.status = "completed";
+      }
+      if (body.output) run.output = body.output;
+      return this.#json(200, this.#checkJson(run));
+    }
+    if (method === "POST" && (match = r("/issues/comments/(\\d+)/reactions"))) {
+      this.reactions.push({ commentId: Number(match[1]), content: body.content });
+      return this.#json(201, { id: this.#nextId++, content: body.content });
+    }
+    if (method === "PUT" && (match = r("/pulls/(\\d+)/merge"))) {
+      const pull = this.pulls.find((p) => p.number === Number(match?.[1]));
+      if (!pull) return this.#json(404, { message: "Not Found" });
+      this.merges.push({ pull: pull.number, sha: body.sha, method: body.merge_method });
+      pull.state = "closed";
+      pull.merged = true;
+      return this.#json(200, { merged: true, sha: body.sha });
+    }
     return this.#json(404, { message: `Not Found: ${method} ${path}` });
   }
+
+  #checkJson(run: FakeCheckRun) {
+    return {
+      id: run.id,
+      name: run.name,
+      head_sha: run.head_sha,
+      external_id: run.external_id,
+      status: run.status,
+      conclusion: run.conclusion,
+      output: run.output,
+      app: { slug: this.#options.appSlug ?? "mission-control-test" },
+      html_url: `https://ghe.example.test/${this.#options.owner}/${this.#options.repo}/runs/${run.id}`,
+    };
+  }
+}
+
+/** `true` when a unified-diff patch shows `line` on `side` (RIGHT: new file lines, LEFT: old). */
+function patchHasLine(patch: string | undefined, line: number, side: string): boolean {
+  if (!patch) return false;
+  let oldLine = 0;
+  let newLine = 0;
+  for (const row of patch.split("\n")) {
+    const hunk = /^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(row);
+    if (hunk) {
+      oldLine = Number(hunk[1]);
+      newLine = Number(hunk[2]);
+      continue;
+    }
+    if (row.startsWith("+")) {
+      if (side === "RIGHT" && newLine === line) return true;
+      newLine++;
+    } else if (row.startsWith("-")) {
+      if (side === "LEFT" && oldLine === line) return true;
+      oldLine++;
+    } else if (!row.startsWith("\\")) {
+      if ((side === "RIGHT" && newLine === line) || (side === "LEFT" && oldLine === line)) return true;
+      oldLine++;
+      newLine++;
+    }
+  }
+  return false;
 }
 
 function safeJson(text: string): unknown {

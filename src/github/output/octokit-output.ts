@@ -4,11 +4,15 @@ import { GitHubApiError } from "../../errors.js";
 import { redactSecrets } from "../../redact.js";
 import type {
   BotIdentity,
+  CheckRunData,
+  CheckRunOutput,
   CommentData,
   GitHubPort,
   IssueData,
   PullRequestData,
   PullRequestFile,
+  ReviewCommentData,
+  ReviewCommentInput,
   ReviewData,
   ReviewEvent,
 } from "./port.js";
@@ -91,6 +95,40 @@ const toReview = (r: any): ReviewData => ({
   commitId: r.commit_id ?? null,
   htmlUrl: r.html_url,
 });
+
+const toCheckRun = (c: any): CheckRunData => ({
+  id: c.id,
+  name: c.name,
+  headSha: c.head_sha,
+  status: c.status,
+  conclusion: c.conclusion ?? null,
+  externalId: c.external_id ?? null,
+  appSlug: c.app?.slug ?? null,
+  htmlUrl: c.html_url ?? "",
+});
+
+const toReviewComment = (c: any): ReviewCommentData => ({
+  id: c.id,
+  reviewId: c.pull_request_review_id ?? null,
+  path: c.path,
+  line: c.line ?? null,
+  body: c.body ?? "",
+  author: c.user?.login ?? "",
+  authorType: c.user?.type ?? "User",
+  createdAt: c.created_at,
+  inReplyTo: c.in_reply_to_id ?? null,
+});
+
+/** GitHub's limit on each of a check run's `summary` and `text`, in characters. */
+const CHECK_TEXT_LIMIT = 65_535;
+
+function clipOutput(output: CheckRunOutput): CheckRunOutput {
+  const clip = (value: string) => (value.length > CHECK_TEXT_LIMIT ? `${value.slice(0, CHECK_TEXT_LIMIT - 40)}\n\n[clipped to GitHub's limit]` : value);
+  return { title: output.title.slice(0, 255), summary: clip(output.summary), ...(output.text ? { text: clip(output.text) } : {}) };
+}
+
+/** Labels known to exist, per repository: `ensureLabel` asks GitHub once per process. */
+const knownLabels = new Set<string>();
 
 /** Caches the bot identity per app: it never changes while the process runs. */
 const botIdentityCache = new WeakMap<object, Promise<BotIdentity>>();
@@ -225,7 +263,13 @@ export function createOctokitOutput(options: {
         return data.map(toReview);
       }),
 
-    createReview: ({ pullNumber, commitId, event, body }: { pullNumber: number; commitId: string; event: ReviewEvent; body: string }) =>
+    createReview: ({
+      pullNumber,
+      commitId,
+      event,
+      body,
+      comments,
+    }: { pullNumber: number; commitId: string; event: ReviewEvent; body: string; comments?: ReviewCommentInput[] }) =>
       call(async () => {
         const { data } = await octokit.request("POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews", {
           ...base,
@@ -233,8 +277,96 @@ export function createOctokitOutput(options: {
           commit_id: commitId,
           event,
           body,
+          ...(comments && comments.length > 0 ? { comments } : {}),
         });
         return toReview(data);
+      }),
+
+    listReviewComments: (pullNumber) =>
+      call(async () => {
+        const data = await octokit.paginate("GET /repos/{owner}/{repo}/pulls/{pull_number}/comments", {
+          ...base,
+          pull_number: pullNumber,
+          per_page: 100,
+        });
+        return data.map(toReviewComment);
+      }),
+
+    compareCommits: (baseSha, headSha) =>
+      call(async () => {
+        const { data } = await octokit.request("GET /repos/{owner}/{repo}/compare/{basehead}", { ...base, basehead: `${baseSha}...${headSha}` });
+        return (data.files ?? []).map(
+          (f): PullRequestFile => ({ filename: f.filename, status: f.status, additions: f.additions, deletions: f.deletions, patch: f.patch }),
+        );
+      }),
+
+    ensureLabel: (name, color, description) =>
+      call(async () => {
+        const key = `${owner}/${repo}:${name}`;
+        if (knownLabels.has(key)) return;
+        try {
+          await octokit.request("GET /repos/{owner}/{repo}/labels/{name}", { ...base, name });
+        } catch (err) {
+          if ((err as ErrorLike).status !== 404) throw err;
+          try {
+            await octokit.request("POST /repos/{owner}/{repo}/labels", { ...base, name, color, description });
+          } catch (createErr) {
+            // 422: another worker created it meanwhile.
+            if ((createErr as ErrorLike).status !== 422) throw createErr;
+          }
+        }
+        knownLabels.add(key);
+      }),
+
+    ensureCheckRun: ({ name, headSha, externalId, status, output }) =>
+      call(async () => {
+        const { data: existing } = await octokit.request("GET /repos/{owner}/{repo}/commits/{ref}/check-runs", {
+          ...base,
+          ref: headSha,
+          check_name: name,
+          filter: "latest",
+          per_page: 100,
+        });
+        const mine = existing.check_runs.find((c) => c.external_id === externalId);
+        if (mine) return toCheckRun(mine);
+        const { data } = await octokit.request("POST /repos/{owner}/{repo}/check-runs", {
+          ...base,
+          name,
+          head_sha: headSha,
+          external_id: externalId,
+          status,
+          ...(status === "in_progress" ? { started_at: new Date().toISOString() } : {}),
+          ...(output ? { output: clipOutput(output) } : {}),
+        });
+        return toCheckRun(data);
+      }),
+
+    updateCheckRun: (id, { status, conclusion, output }) =>
+      call(async () => {
+        const { data } = await octokit.request("PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}", {
+          ...base,
+          check_run_id: id,
+          ...(status ? { status } : {}),
+          ...(conclusion ? { conclusion, completed_at: new Date().toISOString() } : {}),
+          ...(output ? { output: clipOutput(output) } : {}),
+        });
+        return toCheckRun(data);
+      }),
+
+    listCheckRuns: (headSha) =>
+      call(async () => {
+        const runs = await octokit.paginate("GET /repos/{owner}/{repo}/commits/{ref}/check-runs", { ...base, ref: headSha, per_page: 100 });
+        return (runs as unknown[]).map(toCheckRun);
+      }),
+
+    addReaction: (commentId, content) =>
+      call(async () => {
+        await octokit.request("POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", { ...base, comment_id: commentId, content });
+      }),
+
+    mergePullRequest: (pullNumber, sha, method) =>
+      call(async () => {
+        await octokit.request("PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge", { ...base, pull_number: pullNumber, sha, merge_method: method });
       }),
 
     createGitToken: () =>

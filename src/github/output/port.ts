@@ -31,8 +31,27 @@ export interface GitHubPort {
   listPullRequestFiles(pullNumber: number): Promise<PullRequestFile[]>;
   /** `GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews` (all pages) */
   listReviews(pullNumber: number): Promise<ReviewData[]>;
-  /** `POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews` */
-  createReview(input: { pullNumber: number; commitId: string; event: ReviewEvent; body: string }): Promise<ReviewData>;
+  /** `POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews`, with inline comments on lines of the diff. */
+  createReview(input: { pullNumber: number; commitId: string; event: ReviewEvent; body: string; comments?: ReviewCommentInput[] }): Promise<ReviewData>;
+  /** `GET /repos/{owner}/{repo}/pulls/{pull_number}/comments` (all pages): inline review comments. */
+  listReviewComments(pullNumber: number): Promise<ReviewCommentData[]>;
+  /** `GET /repos/{owner}/{repo}/compare/{base}...{head}`: files changed between two commits, with patches. */
+  compareCommits(base: string, head: string): Promise<PullRequestFile[]>;
+  /** `GET /repos/{owner}/{repo}/labels/{name}`, then `POST /repos/{owner}/{repo}/labels` when missing. */
+  ensureLabel(name: string, color: string, description: string): Promise<void>;
+  /**
+   * `GET /repos/{owner}/{repo}/commits/{ref}/check-runs?check_name=` then `POST …/check-runs`:
+   * the check run named `name` on `headSha` made by this app, created when missing.
+   */
+  ensureCheckRun(input: { name: string; headSha: string; externalId: string; status: "queued" | "in_progress"; output?: CheckRunOutput }): Promise<CheckRunData>;
+  /** `PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}` */
+  updateCheckRun(id: number, input: { status?: "queued" | "in_progress" | "completed"; conclusion?: CheckConclusion; output?: CheckRunOutput }): Promise<CheckRunData>;
+  /** `GET /repos/{owner}/{repo}/commits/{ref}/check-runs` (all pages): every check run on a commit. */
+  listCheckRuns(headSha: string): Promise<CheckRunData[]>;
+  /** `POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions` */
+  addReaction(commentId: number, content: "eyes" | "+1" | "confused"): Promise<void>;
+  /** `PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge` with the head sha it must still be at. */
+  mergePullRequest(pullNumber: number, sha: string, method: "merge" | "squash" | "rebase"): Promise<void>;
   /**
    * A fresh installation access token for git over HTTPS, limited to this repository:
    * `POST /app/installations/{installation_id}/access_tokens`, sent by the app (JWT) client to
@@ -86,6 +105,48 @@ export interface PullRequestFile {
 }
 
 export type ReviewEvent = "APPROVE" | "REQUEST_CHANGES" | "COMMENT";
+
+/** An inline review comment to create: on `line` of the diff's `side` (RIGHT = the new file). */
+export interface ReviewCommentInput {
+  path: string;
+  line: number;
+  side: "LEFT" | "RIGHT";
+  body: string;
+}
+
+/** An inline review comment as GitHub returns it. */
+export interface ReviewCommentData {
+  id: number;
+  reviewId: number | null;
+  path: string;
+  /** Line in the file the comment is on (null when the line is no longer in the diff). */
+  line: number | null;
+  body: string;
+  author: string;
+  authorType: string;
+  createdAt: string;
+  inReplyTo: number | null;
+}
+
+export type CheckConclusion = "success" | "failure" | "neutral" | "cancelled" | "skipped" | "timed_out" | "action_required";
+
+/** The text of a check run: `title` and `summary` are required by GitHub, `text` is optional (65535 characters at most each). */
+export interface CheckRunOutput {
+  title: string;
+  summary: string;
+  text?: string;
+}
+
+export interface CheckRunData {
+  id: number;
+  name: string;
+  headSha: string;
+  status: string;
+  conclusion: string | null;
+  externalId: string | null;
+  appSlug: string | null;
+  htmlUrl: string;
+}
 
 export interface ReviewData {
   id: number;

@@ -1,0 +1,162 @@
+import type { Logger } from "pino";
+
+import { RepoConfig } from "../config/repo-config.js";
+import { type CommandName, helpText } from "../github/commands.js";
+import { ensureComment } from "../github/output/ensure.js";
+import { mergeLimits, repoBudgetLimits, serverBudgetLimits } from "../ledger/budgets.js";
+import type { Job } from "../ledger/schema.js";
+import { isTaskState, RESTING_STATES, type TaskState, transitionsOf } from "./lifecycle.js";
+import { loadTask, nextJob, type PipelineDeps, type StageKind, updateTask } from "./pipeline.js";
+import { renderBudget, renderReport, renderStatus } from "./reports.js";
+import type { JobResult } from "./worker.js";
+
+/** Payload of a `command` job, built by the webhook handler from an accepted comment. */
+export interface CommandJobPayload {
+  name: CommandName;
+  args: string;
+  /** The comment that carried the command. */
+  commentId: number;
+  /** Issue or PR the comment is on. */
+  subjectNumber: number;
+  isPullRequest: boolean;
+  actor: string;
+  /** The actor owns the organisation (checked by the handler): may `/stop all` and lift it with `/retry`. */
+  actorIsOrgOwner: boolean;
+  appSlug: string;
+  triggeredAt: string;
+}
+
+/** The stage to resume for a task that stopped while in `state`. */
+const RESUME: Partial<Record<TaskState, StageKind>> = { planning: "plan", coding: "code", testing: "test", reviewing: "review", changes_requested: "revise" };
+
+/**
+ * Runs one accepted slash-command. Replies (or the tracking comment) say what happened;
+ * work it starts is returned as the next job, on the issue's lock, so it runs after whatever
+ * job the issue has now.
+ */
+export async function runCommandJob(
+  deps: PipelineDeps & { serverEnv?: Record<string, string | undefined> },
+  job: Job,
+  log: Logger,
+): Promise<JobResult> {
+  const payload = JSON.parse(job.payload) as CommandJobPayload;
+  let task = await loadTask(deps.db, job.task_id);
+  const github = await deps.github({ installationId: task.installation_id, owner: task.owner, repo: task.repo });
+  const reply = (topic: string, body: string) =>
+    ensureComment(github, { issueNumber: payload.subjectNumber, topic: `command:${payload.commentId}:${topic}`, body });
+  const config = RepoConfig.parse(JSON.parse(task.config));
+  const limits = mergeLimits(serverBudgetLimits(deps.serverEnv ?? process.env), repoBudgetLimits(config.budget, `${task.owner}/${task.repo}`));
+  const state = isTaskState(task.stage) ? task.stage : null;
+  const start = (kind: StageKind, extra: Record<string, unknown> = {}): JobResult => ({
+    next: nextJob(deps, task, kind, { triggeredAt: payload.triggeredAt, actor: payload.actor, ...extra }, `cmd-${payload.commentId}`, job.delivery_id),
+  });
+  log.info({ command: payload.name, actor: payload.actor }, "running command");
+
+  switch (payload.name) {
+    case "help":
+      await reply("help", helpText(payload.appSlug));
+      return {};
+    case "status":
+      await reply("status", await renderStatus(deps.db, task));
+      return {};
+    case "budget":
+      await reply("budget", await renderBudget(deps.db, task, limits));
+      return {};
+    case "report":
+      await reply("report", await renderReport(deps.db, task));
+      return {};
+
+    case "stop": {
+      if (payload.args === "all") {
+        await deps.db
+          .insertInto("pauses")
+          .values({ installation_id: task.installation_id, paused_by: payload.actor, paused_at: Date.now() })
+          .onConflict((oc) => oc.column("installation_id").doUpdateSet({ paused_by: payload.actor, paused_at: Date.now() }))
+          .execute();
+        await reply("stop", `⏸️ @${payload.actor} paused every new LLM call of this installation. An organisation owner's \`/retry\` resumes.`);
+        return {};
+      }
+      const cancelled = await cancelTaskJobs(deps, task.id, job.id);
+      if (state && RESTING_STATES.has(state) && cancelled === 0) {
+        await reply("stop", `Nothing is running for #${task.issue_number} (state \`${state}\`).`);
+        return {};
+      }
+      return start("cancel", { reason: `Stopped by @${payload.actor}.` });
+    }
+
+    case "retry": {
+      if (payload.actorIsOrgOwner) await deps.db.deleteFrom("pauses").where("installation_id", "=", task.installation_id).execute();
+      if (!state || !["failed", "budget_exceeded", "blocked", "cancelled"].includes(state)) {
+        await reply("retry", `Nothing to retry: #${task.issue_number} is \`${task.stage}\`.`);
+        return {};
+      }
+      if (state === "cancelled") return start("plan");
+      const stoppedIn = (await transitionsOf(deps.db, task.id)).filter((t) => t.to_state === state).at(-1)?.from_state;
+      const kind = isTaskState(stoppedIn) ? RESUME[stoppedIn] : undefined;
+      if (!kind) {
+        await reply("retry", `Cannot tell which stage to resume for #${task.issue_number}; label the issue again to start over.`);
+        return {};
+      }
+      task = await updateTask(deps.db, task.id, { failure_reason: null, blocked_reason: null });
+      if (kind === "revise") return start("revise", { feedback: { source: "command", text: "", requestedBy: payload.actor } });
+      return start(kind);
+    }
+
+    case "approve": {
+      task = await updateTask(deps.db, task.id, { approved_by: payload.actor });
+      const waitingForPlan = state === "blocked" && task.plan && !task.pr_number;
+      await reply(
+        "approve",
+        `✅ Approved by @${payload.actor}: ${waitingForPlan ? "the plan — the Coder starts now" : "changes to protected paths may now be made by the Coder"}.`,
+      );
+      return waitingForPlan ? start("code") : {};
+    }
+
+    case "plan":
+      if (state && !RESTING_STATES.has(state)) {
+        await reply("plan", `#${task.issue_number} is already \`${state}\`; \`/stop\` it first to plan again.`);
+        return {};
+      }
+      task = await updateTask(deps.db, task.id, { run: task.run + 1, plan: null, failure_reason: null, blocked_reason: null, triggered_by: payload.actor });
+      return start("plan");
+
+    case "code":
+      if (task.pr_number && payload.args) {
+        return start("revise", { feedback: { source: "command", text: payload.args, requestedBy: payload.actor } });
+      }
+      if (!task.plan) return start("plan");
+      return start("code");
+
+    case "test":
+      if (!task.pr_number) {
+        await reply("test", "There is no pull request to test yet.");
+        return {};
+      }
+      return start("test");
+
+    case "review":
+      if (!task.pr_number) {
+        await reply("review", "There is no pull request to review yet.");
+        return {};
+      }
+      return start("review");
+  }
+}
+
+/**
+ * Marks the task's queued and running jobs (other than `exceptJobId`) cancelled. A running
+ * job's worker sees it at its next lease renewal and aborts without further effects.
+ *
+ * @returns how many jobs were cancelled
+ */
+export async function cancelTaskJobs(deps: Pick<PipelineDeps, "db">, taskId: number, exceptJobId?: number): Promise<number> {
+  const result = await deps.db
+    .updateTable("jobs")
+    .set({ state: "cancelled", finished_at: Date.now(), updated_at: Date.now(), last_error: "cancelled" })
+    .where("task_id", "=", taskId)
+    .where("state", "in", ["queued", "running"])
+    .where("kind", "!=", "command")
+    .$if(exceptJobId !== undefined, (qb) => qb.where("id", "!=", exceptJobId ?? -1))
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}

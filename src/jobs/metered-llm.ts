@@ -1,0 +1,100 @@
+import type { Logger } from "pino";
+
+import { PausedError } from "../errors.js";
+import {
+  type BudgetLimit,
+  estimateInputTokens,
+  estimateWorstCaseUsd,
+  mergeLimits,
+  release,
+  repoBudgetLimits,
+  reserve,
+} from "../ledger/budgets.js";
+import type { Db } from "../ledger/db.js";
+import type { Llm, MessageRequest } from "../llm/client.js";
+import { createRecordingLlm, type UsageRecord } from "../llm/client.js";
+import type { PriceTable } from "../llm/pricing.js";
+import type { UsageContext } from "./pipeline.js";
+
+type Anthropic = Parameters<typeof createRecordingLlm>[0];
+
+/** What {@link createMeteredLlm} needs besides the call's context. */
+export interface MeteringOptions {
+  db: Db;
+  anthropic: Anthropic;
+  prices: PriceTable;
+  /** Limits from the server environment: ceilings the repository config cannot raise. */
+  serverLimits: readonly BudgetLimit[];
+  /** PAUSE=1: the operator's kill switch. */
+  pausedByOperator: boolean;
+  log: Logger;
+}
+
+/**
+ * The `Llm` every agent gets: before each Messages API call it refuses when paused, then
+ * reserves the call's worst case (estimated input tokens × input price + max_tokens × output
+ * price) against every applicable budget limit in one SQLite transaction; after the call the
+ * real usage is written to the ledger and the reservation settled in one transaction (a failed
+ * call releases it). Alerts raised by the reservation are posted through `context.onAlert`.
+ *
+ * @throws {PausedError} when LLM calls are paused (no reservation, no request)
+ * @throws {BudgetExceededError} when a blocking limit would be exceeded (no request)
+ */
+export function createMeteredLlm(options: MeteringOptions, context: UsageContext): Llm {
+  const { db, prices } = options;
+  const repoLimits = repoBudgetLimits(context.config.budget, context.repository);
+  const limits = mergeLimits(options.serverLimits, repoLimits);
+  const subject = {
+    installationId: context.installationId,
+    repository: context.repository,
+    agent: context.agent,
+    taskId: context.taskId,
+    subjectNumber: context.subjectNumber,
+    jobId: context.jobId,
+  };
+
+  return {
+    async createMessage(request: MessageRequest, callOptions) {
+      if (options.pausedByOperator) throw new PausedError("PAUSE=1 in the server environment");
+      const pause = await db.selectFrom("pauses").select("paused_by").where("installation_id", "=", context.installationId).executeTakeFirst();
+      if (pause) throw new PausedError(`/stop all by @${pause.paused_by}`);
+
+      const price = prices.priceOf(request.model);
+      const amountUsd = estimateWorstCaseUsd(price, estimateInputTokens(JSON.stringify(request)), request.max_tokens);
+      const reservation = await reserve(db, { subject, limits, amountUsd });
+      for (const alert of reservation.alerts) {
+        await context.onAlert(alert).catch((err: unknown) => options.log.warn({ err }, "posting a budget alert failed"));
+      }
+
+      const recording = createRecordingLlm(options.anthropic, prices, (usage: UsageRecord) =>
+        db.transaction().execute(async (trx) => {
+          await trx
+            .insertInto("llm_usage")
+            .values({
+              ...usage,
+              created_at: Date.now(),
+              installation_id: context.installationId,
+              repository: context.repository,
+              subject_number: context.subjectNumber,
+              task_id: context.taskId,
+              job_id: context.jobId,
+              agent: context.agent,
+            })
+            .execute();
+          await trx
+            .updateTable("budget_reservations")
+            .set({ status: "settled", settled_at: Date.now() })
+            .where("id", "=", reservation.id)
+            .where("status", "=", "held")
+            .execute();
+        }),
+      );
+      try {
+        return await recording.createMessage(request, callOptions);
+      } catch (err) {
+        await release(db, reservation.id).catch((releaseErr: unknown) => options.log.warn({ err: releaseErr }, "releasing a reservation failed"));
+        throw err;
+      }
+    },
+  };
+}

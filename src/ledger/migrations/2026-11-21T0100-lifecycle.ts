@@ -1,0 +1,44 @@
+import type { Kysely } from "kysely";
+
+// Frozen in time: never edit a migration that has shipped; add a new one.
+
+export async function up(db: Kysely<any>): Promise<void> {
+  await db.schema
+    .createTable("transitions")
+    .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
+    .addColumn("task_id", "integer", (c) => c.notNull().references("tasks.id"))
+    .addColumn("from_state", "text")
+    .addColumn("to_state", "text", (c) => c.notNull())
+    .addColumn("reason", "text", (c) => c.notNull())
+    .addColumn("actor", "text", (c) => c.notNull())
+    .addColumn("created_at", "integer", (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex("transitions_task").on("transitions").columns(["task_id", "id"]).execute();
+
+  // Lifecycle bookkeeping on the task.
+  await db.schema.alterTable("tasks").addColumn("rework_cycles", "integer", (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema.alterTable("tasks").addColumn("head_sha", "text").execute();
+  await db.schema.alterTable("tasks").addColumn("reviewed_sha", "text").execute();
+  await db.schema.alterTable("tasks").addColumn("tests_conclusion", "text").execute();
+  await db.schema.alterTable("tasks").addColumn("blocked_reason", "text").execute();
+  await db.schema.alterTable("tasks").addColumn("approved_by", "text").execute();
+  await db.schema.alterTable("tasks").addColumn("started_at", "integer").execute();
+  await db.schema.alterTable("tasks").addColumn("finished_at", "integer").execute();
+  await db.schema.alterTable("tasks").addColumn("triggered_by_id", "integer").execute();
+
+  // `/stop all` by an organisation owner: no new LLM calls for the installation until /retry.
+  await db.schema
+    .createTable("pauses")
+    .addColumn("installation_id", "integer", (c) => c.primaryKey())
+    .addColumn("paused_by", "text", (c) => c.notNull())
+    .addColumn("paused_at", "integer", (c) => c.notNull())
+    .execute();
+}
+
+export async function down(db: Kysely<any>): Promise<void> {
+  await db.schema.dropTable("pauses").execute();
+  await db.schema.dropTable("transitions").execute();
+  for (const column of ["rework_cycles", "head_sha", "reviewed_sha", "tests_conclusion", "blocked_reason", "approved_by", "started_at", "finished_at", "triggered_by_id"]) {
+    await db.schema.alterTable("tasks").dropColumn(column).execute();
+  }
+}

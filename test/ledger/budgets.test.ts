@@ -1,0 +1,602 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+
+import { BudgetExceededError, ConfigError } from "../../src/errors.js";
+import {
+  type BudgetLimit,
+  type BudgetSubject,
+  estimateInputTokens,
+  estimateWorstCaseUsd,
+  limitApplies,
+  mergeLimits,
+  periodWindow,
+  release,
+  releaseStaleReservations,
+  RepoBudgetConfig,
+  repoBudgetLimits,
+  reserve,
+  serverBudgetLimits,
+  settle,
+  spendReport,
+} from "../../src/ledger/budgets.js";
+import { type Db, openDatabase } from "../../src/ledger/db.js";
+import type { NewLlmUsage } from "../../src/ledger/schema.js";
+import { recordUsage } from "../../src/ledger/usage.js";
+import type { ModelPrice } from "../../src/llm/pricing.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const at = (iso: string): number => Date.parse(iso);
+/** Saturday 2026-11-21, mid-day UTC. */
+const T = at("2026-11-21T12:00:00Z");
+
+let testDb: TestDatabase;
+let db: Db;
+
+beforeEach(async () => {
+  testDb = await createTestDatabase();
+  db = testDb.db;
+});
+
+afterEach(async () => {
+  await testDb.cleanup();
+});
+
+function subject(overrides: Partial<BudgetSubject> = {}): BudgetSubject {
+  return { installationId: 1, repository: "octo/widgets", agent: "coder", taskId: 1, subjectNumber: 7, jobId: null, ...overrides };
+}
+
+function limit(overrides: Partial<BudgetLimit> = {}): BudgetLimit {
+  return { scope: "global", period: "daily", limitUsd: 1, threshold: 0.8, action: "block", source: "server", ...overrides };
+}
+
+async function addUsage(costUsd: number, overrides: Partial<NewLlmUsage> = {}): Promise<void> {
+  await recordUsage(db, {
+    created_at: T,
+    installation_id: 1,
+    repository: "octo/widgets",
+    subject_number: 7,
+    task_id: 1,
+    job_id: null,
+    agent: "coder",
+    model: "claude-sonnet-5-5",
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+    cost_usd: costUsd,
+    request_id: null,
+    ...overrides,
+  });
+}
+
+async function reservationRows() {
+  return db.selectFrom("budget_reservations").selectAll().orderBy("id").execute();
+}
+
+async function spentOf(l: BudgetLimit, s: BudgetSubject = subject(), now = T): Promise<number> {
+  const [status] = await spendReport(db, s, [l], now);
+  if (!status) throw new Error("limit does not apply");
+  return status.spentUsd;
+}
+
+/** Deterministic PRNG (mulberry32): the same seed gives the same sequence in [0, 1). */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+/** Random amounts between $0.01 and $0.08, to 1/10,000 of a dollar. */
+function randomAmounts(seed: number, count: number): number[] {
+  const next = prng(seed);
+  return Array.from({ length: count }, () => Math.round((0.01 + next() * 0.07) * 10_000) / 10_000);
+}
+
+describe("periodWindow", () => {
+  it("daily runs from UTC midnight to the next", () => {
+    expect(periodWindow("daily", at("2026-11-21T00:00:00Z"))).toEqual({ start: at("2026-11-21T00:00:00Z"), end: at("2026-11-22T00:00:00Z") });
+    expect(periodWindow("daily", at("2026-11-21T23:59:59.999Z"))).toEqual({ start: at("2026-11-21T00:00:00Z"), end: at("2026-11-22T00:00:00Z") });
+    expect(periodWindow("daily", at("2026-12-31T23:59:59Z"))).toEqual({ start: at("2026-12-31T00:00:00Z"), end: at("2027-01-01T00:00:00Z") });
+  });
+
+  it("weekly is the ISO week: a Sunday belongs to the week that started the Monday before", () => {
+    const week = { start: at("2026-11-23T00:00:00Z"), end: at("2026-11-30T00:00:00Z") };
+    expect(periodWindow("weekly", at("2026-11-23T00:00:00Z"))).toEqual(week); // Monday
+    expect(periodWindow("weekly", at("2026-11-29T23:59:59Z"))).toEqual(week); // Sunday
+    expect(periodWindow("weekly", at("2026-11-30T00:00:00Z"))).toEqual({ start: at("2026-11-30T00:00:00Z"), end: at("2026-12-07T00:00:00Z") }); // next Monday
+    expect(periodWindow("weekly", T)).toEqual({ start: at("2026-11-16T00:00:00Z"), end: at("2026-11-23T00:00:00Z") }); // Saturday
+    expect(periodWindow("weekly", at("2027-01-01T10:00:00Z"))).toEqual({ start: at("2026-12-28T00:00:00Z"), end: at("2027-01-04T00:00:00Z") }); // across the year
+  });
+
+  it("monthly runs from the 1st to the next 1st", () => {
+    expect(periodWindow("monthly", at("2026-11-30T23:59:59Z"))).toEqual({ start: at("2026-11-01T00:00:00Z"), end: at("2026-12-01T00:00:00Z") });
+    expect(periodWindow("monthly", at("2026-12-01T00:00:00Z"))).toEqual({ start: at("2026-12-01T00:00:00Z"), end: at("2027-01-01T00:00:00Z") });
+    expect(periodWindow("monthly", at("2028-02-29T08:00:00Z"))).toEqual({ start: at("2028-02-01T00:00:00Z"), end: at("2028-03-01T00:00:00Z") });
+  });
+
+  it("total has no window", () => {
+    expect(periodWindow("total", T)).toEqual({ start: 0, end: Number.POSITIVE_INFINITY });
+  });
+});
+
+describe("spend", () => {
+  it("counts usage rows and held reservations of the window only", async () => {
+    const daily = limit({ period: "daily", limitUsd: 100 });
+    const monthly = limit({ period: "monthly", limitUsd: 100 });
+    await addUsage(1);
+    await addUsage(2, { created_at: at("2026-11-21T00:00:00Z") }); // first instant of the day
+    await addUsage(4, { created_at: at("2026-11-20T23:59:59.999Z") }); // yesterday
+    await addUsage(8, { created_at: at("2026-10-31T23:59:59Z") }); // last month
+    await addUsage(16, { created_at: at("2026-11-22T00:00:00Z") }); // tomorrow (clock skew): not in today's window
+    await reserve(db, { subject: subject(), limits: [], amountUsd: 0.5, now: T });
+    await reserve(db, { subject: subject(), limits: [], amountUsd: 0.25, now: at("2026-11-20T10:00:00Z") });
+
+    const [d, m] = await spendReport(db, subject(), [daily, monthly], T);
+    expect(d).toMatchObject({ usageUsd: 3, heldUsd: 0.5, spentUsd: 3.5, limitUsd: 100, remainingUsd: 96.5, percent: expect.closeTo(3.5, 9), resetsAt: at("2026-11-22T00:00:00Z") });
+    expect(m).toMatchObject({ usageUsd: 23, heldUsd: 0.75, spentUsd: 23.75, resetsAt: at("2026-12-01T00:00:00Z") });
+  });
+
+  it("stops counting a reservation once it is settled or released", async () => {
+    const l = limit({ limitUsd: 100 });
+    const a = await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.5, now: T });
+    const b = await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.25, now: T });
+    await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.125, now: T });
+    expect(await spentOf(l)).toBe(0.875);
+    await settle(db, a.id, T);
+    await release(db, b.id, T);
+    expect(await spentOf(l)).toBe(0.125);
+  });
+
+  it("counts what each scope covers", async () => {
+    await addUsage(1, { installation_id: 1, repository: "octo/widgets", agent: "coder", task_id: 1 });
+    await addUsage(2, { installation_id: 1, repository: "octo/gadgets", agent: "coder", task_id: 2 });
+    await addUsage(4, { installation_id: 1, repository: "octo/widgets", agent: "reviewer", task_id: 1 });
+    await addUsage(8, { installation_id: 2, repository: "other/thing", agent: "coder", task_id: 3 });
+    await addUsage(16, { installation_id: 1, repository: "octo/widgets", agent: "coder", task_id: 1, created_at: at("2026-11-02T00:00:00Z") });
+    const s = subject();
+    expect(await spentOf(limit({ scope: "global", limitUsd: 100 }))).toBe(15);
+    expect(await spentOf(limit({ scope: "global", period: "monthly", limitUsd: 100 }))).toBe(31);
+    expect(await spentOf(limit({ scope: "installation", limitUsd: 100 }))).toBe(7);
+    expect(await spentOf(limit({ scope: "repository", limitUsd: 100 }))).toBe(5);
+    // an agent role counts across repositories, unless the limit is restricted to one
+    expect(await spentOf(limit({ scope: "agent", limitUsd: 100 }))).toBe(11);
+    expect(await spentOf(limit({ scope: "agent", agent: "coder", repository: "octo/widgets", limitUsd: 100 }))).toBe(1);
+    expect(await spentOf(limit({ scope: "task", period: "total", limitUsd: 100 }))).toBe(21);
+
+    const report = await spendReport(db, s, [limit({ scope: "agent", agent: "coder" }), limit({ scope: "agent", agent: "reviewer" }), limit({ scope: "repository", repository: "octo/gadgets" })], T);
+    expect(report.map((r) => r.scopeKey)).toEqual(["coder"]);
+    expect(limitApplies(limit({ scope: "agent", agent: "reviewer" }), s)).toBe(false);
+    const [agentInRepo] = await spendReport(db, s, [limit({ scope: "agent", repository: "octo/widgets" })], T);
+    expect(agentInRepo).toMatchObject({ scopeKey: "octo/widgets:coder", scopeLabel: "agent coder in octo/widgets" });
+  });
+});
+
+describe("reserve", () => {
+  it("blocks at the limit, to the cent", async () => {
+    const l = limit({ limitUsd: 1 });
+    await addUsage(0.97);
+    const err = await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.04, now: T }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BudgetExceededError);
+    const exceeded = err as BudgetExceededError;
+    expect(exceeded).toMatchObject({ code: "budget_exceeded", retryable: false, spentUsd: 0.97, requestedUsd: 0.04, resetsAt: at("2026-11-22T00:00:00Z"), scopeKey: "*" });
+    expect(exceeded.limit).toBe(l);
+    expect(await reservationRows()).toEqual([]);
+
+    const ok = await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.03, now: T });
+    expect(ok).toMatchObject({ amountUsd: 0.03 });
+    expect(await reservationRows()).toEqual([
+      expect.objectContaining({ id: ok.id, amount_usd: 0.03, status: "held", created_at: T, repository: "octo/widgets", agent: "coder", task_id: 1, installation_id: 1 }),
+    ]);
+    // now exactly at the limit: nothing more fits
+    await expect(reserve(db, { subject: subject(), limits: [l], amountUsd: 0.0001, now: T })).rejects.toBeInstanceOf(BudgetExceededError);
+    await expect(reserve(db, { subject: subject(), limits: [l], amountUsd: 0, now: T })).resolves.toMatchObject({ amountUsd: 0 });
+  });
+
+  it("explains the refusal in a user message", async () => {
+    const l = limit({ scope: "repository", period: "monthly", limitUsd: 5, source: ".github/mission-control.yml" });
+    await addUsage(4.98);
+    const err = (await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.05, now: T }).catch((e: unknown) => e)) as BudgetExceededError;
+    expect(err.userMessage).toBe(
+      "Budget exceeded: repository octo/widgets monthly limit $5.00, spent $4.98 (this call needs up to $0.05). Resets 2026-12-01 00:00 UTC.",
+    );
+    expect(err.message).toContain("Limit set by .github/mission-control.yml.");
+  });
+
+  it("reports the limit that resets last when several would be exceeded, and writes nothing", async () => {
+    const daily = limit({ period: "daily", limitUsd: 1 });
+    const task = limit({ scope: "task", period: "total", limitUsd: 1 });
+    await addUsage(0.9);
+    const err = (await reserve(db, { subject: subject({ taskId: 1 }), limits: [daily, task], amountUsd: 0.5, now: T }).catch((e: unknown) => e)) as BudgetExceededError;
+    expect(err.limit).toBe(task);
+    expect(err.resetsAt).toBeNull();
+    expect(err.userMessage).toBe("Budget exceeded: task 1 total limit $1.00, spent $0.90 (this call needs up to $0.50). This limit does not reset.");
+    expect(await reservationRows()).toEqual([]);
+    expect(await db.selectFrom("budget_alerts").selectAll().execute()).toEqual([]);
+  });
+
+  it("ignores limits that do not apply to the subject", async () => {
+    const other = limit({ scope: "repository", repository: "octo/gadgets", limitUsd: 0.01 });
+    const reviewer = limit({ scope: "agent", agent: "reviewer", limitUsd: 0.01 });
+    await expect(reserve(db, { subject: subject(), limits: [other, reviewer], amountUsd: 1, now: T })).resolves.toMatchObject({ amountUsd: 1 });
+  });
+
+  it("never blocks on a warn limit, and alerts when it is exceeded", async () => {
+    const warn = limit({ limitUsd: 1, action: "warn" });
+    const first = await reserve(db, { subject: subject(), limits: [warn], amountUsd: 0.9, now: T });
+    expect(first.alerts.map((a) => [a.kind, a.spentUsd])).toEqual([["threshold", 0.9]]);
+    const second = await reserve(db, { subject: subject(), limits: [warn], amountUsd: 0.5, now: T });
+    expect(second.alerts).toEqual([
+      expect.objectContaining({ kind: "exceeded", spentUsd: 1.4, limitUsd: 1, percent: expect.closeTo(140, 9), scopeKey: "*", resetsAt: at("2026-11-22T00:00:00Z") }),
+    ]);
+    const third = await reserve(db, { subject: subject(), limits: [warn], amountUsd: 5, now: T });
+    expect(third.alerts).toEqual([]);
+    expect(await spentOf(warn)).toBeCloseTo(6.4, 9);
+  });
+
+  it("alerts exactly once per scope, period and window", async () => {
+    const daily = limit({ period: "daily", limitUsd: 10, threshold: 0.8 });
+    const monthly = limit({ period: "monthly", limitUsd: 100, threshold: 0.8 });
+    const limits = [daily, monthly];
+    expect((await reserve(db, { subject: subject(), limits, amountUsd: 7, now: T })).alerts).toEqual([]);
+    const crossing = await reserve(db, { subject: subject(), limits, amountUsd: 1, now: T });
+    expect(crossing.alerts).toEqual([
+      expect.objectContaining({ limit: daily, kind: "threshold", spentUsd: 8, percent: 80, windowStart: at("2026-11-21T00:00:00Z") }),
+    ]);
+    expect((await reserve(db, { subject: subject(), limits, amountUsd: 1, now: T + 1_000 })).alerts).toEqual([]);
+
+    const nextDay = at("2026-11-22T09:00:00Z");
+    const again = await reserve(db, { subject: subject(), limits, amountUsd: 8.5, now: nextDay });
+    expect(again.alerts).toEqual([expect.objectContaining({ limit: daily, kind: "threshold", spentUsd: 8.5, windowStart: at("2026-11-22T00:00:00Z") })]);
+    expect(await db.selectFrom("budget_alerts").select(["scope", "scope_key", "period", "period_start", "threshold"]).orderBy("id").execute()).toEqual([
+      { scope: "global", scope_key: "*", period: "daily", period_start: at("2026-11-21T00:00:00Z"), threshold: 0.8 },
+      { scope: "global", scope_key: "*", period: "daily", period_start: at("2026-11-22T00:00:00Z"), threshold: 0.8 },
+    ]);
+  });
+
+  it("alerts a repository's lower warn limit and the server's block ceiling separately", async () => {
+    const limits = mergeLimits(
+      [limit({ scope: "repository", period: "monthly", limitUsd: 10, action: "block" })],
+      [limit({ scope: "repository", period: "monthly", limitUsd: 5, action: "warn", repository: "octo/widgets", source: ".github/mission-control.yml" })],
+    );
+    const kinds = async (amountUsd: number) =>
+      (await reserve(db, { subject: subject(), limits, amountUsd, now: T })).alerts.map((a) => `${a.limit.action}:${a.kind}`);
+    expect(await kinds(4)).toEqual(["warn:threshold"]);
+    expect(await kinds(2)).toEqual(["warn:exceeded"]);
+    expect(await kinds(2)).toEqual(["block:threshold"]);
+    await expect(reserve(db, { subject: subject(), limits, amountUsd: 2.5, now: T })).rejects.toBeInstanceOf(BudgetExceededError);
+  });
+
+  it("refuses a negative or non-finite amount", async () => {
+    await expect(reserve(db, { subject: subject(), limits: [], amountUsd: -0.01, now: T })).rejects.toBeInstanceOf(RangeError);
+    await expect(reserve(db, { subject: subject(), limits: [], amountUsd: Number.NaN, now: T })).rejects.toBeInstanceOf(RangeError);
+  });
+});
+
+describe("settle and release", () => {
+  it("are idempotent, and release frees the amount", async () => {
+    const l = limit({ limitUsd: 1 });
+    const a = await reserve(db, { subject: subject({ jobId: 3 }), limits: [l], amountUsd: 0.5, now: T });
+    const b = await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.5, now: T });
+    await expect(reserve(db, { subject: subject(), limits: [l], amountUsd: 0.5, now: T })).rejects.toBeInstanceOf(BudgetExceededError);
+
+    expect(await release(db, a.id, T + 5)).toBe(true);
+    expect(await release(db, a.id, T + 6)).toBe(false);
+    expect(await settle(db, a.id, T + 7)).toBe(false); // a released reservation stays released
+    const c = await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.5, now: T });
+
+    expect(await settle(db, b.id, T + 8)).toBe(true);
+    expect(await settle(db, b.id, T + 9)).toBe(false);
+    expect(await release(db, b.id, T + 10)).toBe(false); // a settled reservation stays settled
+    expect(await settle(db, 999_999)).toBe(false);
+
+    const rows = await reservationRows();
+    expect(rows.map((r) => [r.id, r.status, r.settled_at, r.job_id])).toEqual([
+      [a.id, "released", T + 5, 3],
+      [b.id, "settled", T + 8, null],
+      [c.id, "held", null, null],
+    ]);
+  });
+
+  it("releases reservations abandoned for longer than the cutoff", async () => {
+    const old = await reserve(db, { subject: subject(), limits: [], amountUsd: 1, now: T - 3_600_000 });
+    const recent = await reserve(db, { subject: subject(), limits: [], amountUsd: 1, now: T - 60_000 });
+    expect(await releaseStaleReservations(db, { olderThanMs: 30 * 60_000, now: T })).toBe(1);
+    expect(await releaseStaleReservations(db, { olderThanMs: 30 * 60_000, now: T })).toBe(0);
+    expect((await reservationRows()).map((r) => [r.id, r.status])).toEqual([
+      [old.id, "released"],
+      [recent.id, "held"],
+    ]);
+  });
+});
+
+describe("concurrency", () => {
+  type Outcome = { ok: true; amount: number } | { ok: false; amount: number };
+
+  function checkOutcomes(outcomes: Outcome[], heldSum: number, limitUsd: number): void {
+    const successes = outcomes.filter((o) => o.ok);
+    const refused = outcomes.filter((o) => !o.ok);
+    expect(successes.length + refused.length).toBe(200);
+    expect(successes.length).toBeGreaterThan(0);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(heldSum).toBeLessThanOrEqual(limitUsd + 1e-9);
+    expect(heldSum).toBeCloseTo(successes.reduce((sum, o) => sum + o.amount, 0), 9);
+    // Spend only grows, so every refusal was justified: even the smallest refused amount does not fit now.
+    expect(heldSum + Math.min(...refused.map((o) => o.amount))).toBeGreaterThan(limitUsd);
+  }
+
+  async function heldSum(): Promise<number> {
+    const row = await db
+      .selectFrom("budget_reservations")
+      .where("status", "=", "held")
+      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>("amount_usd"), eb.lit(0)).as("total"))
+      .executeTakeFirstOrThrow();
+    return Number(row.total);
+  }
+
+  it("200 concurrent reservations from two connections never overshoot one limit", async () => {
+    const second = openDatabase(testDb.file);
+    try {
+      const l = limit({ limitUsd: 5 });
+      const amounts = randomAmounts(20261121, 200);
+      const outcomes = await Promise.all(
+        amounts.map((amount, i) =>
+          reserve(i % 2 === 0 ? db : second, { subject: subject({ taskId: i }), limits: [l], amountUsd: amount, now: T }).then(
+            (): Outcome => ({ ok: true, amount }),
+            (err: unknown): Outcome => {
+              if (err instanceof BudgetExceededError) return { ok: false, amount };
+              throw err;
+            },
+          ),
+        ),
+      );
+      checkOutcomes(outcomes, await heldSum(), 5);
+    } finally {
+      await second.destroy();
+    }
+  });
+
+  it("200 concurrent reservations from two processes never overshoot one limit", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "mc-budget-procs-"));
+    try {
+      const script = path.join(dir, "reserve-many.mts");
+      const url = (rel: string) => pathToFileURL(path.join(ROOT, rel)).href;
+      await writeFile(
+        script,
+        `
+import { openDatabase } from ${JSON.stringify(url("src/ledger/db.ts"))};
+import { reserve } from ${JSON.stringify(url("src/ledger/budgets.ts"))};
+import { BudgetExceededError } from ${JSON.stringify(url("src/errors.ts"))};
+const [file, amountsJson, now] = process.argv.slice(2);
+const amounts = JSON.parse(amountsJson);
+const db = openDatabase(file);
+const limit = { scope: "global", period: "daily", limitUsd: 5, threshold: 0.8, action: "block", source: "server" };
+process.stdout.write("ready\\n");
+await new Promise((resolve) => process.stdin.once("data", resolve));
+process.stdin.destroy();
+const outcomes = await Promise.all(amounts.map((amount, i) =>
+  reserve(db, { subject: { installationId: 1, repository: "octo/widgets", agent: "coder", taskId: i, subjectNumber: 1, jobId: null }, limits: [limit], amountUsd: amount, now: Number(now) })
+    .then(() => ({ ok: true, amount }), (err) => {
+      if (err instanceof BudgetExceededError) return { ok: false, amount };
+      return { error: String(err && err.stack || err), amount };
+    })));
+await db.destroy();
+process.stdout.write("result " + JSON.stringify(outcomes) + "\\n");
+`,
+      );
+      const amounts = randomAmounts(424242, 200);
+      const halves = [amounts.slice(0, 100), amounts.slice(100)];
+      const children = halves.map((half) => {
+        const child = spawn(process.execPath, ["--import", "tsx", script, testDb.file, JSON.stringify(half), String(T)], {
+          cwd: ROOT,
+          stdio: ["pipe", "pipe", "pipe"],
+        });
+        let stdout = "";
+        let stderr = "";
+        let onReady: () => void = () => undefined;
+        const ready = new Promise<void>((resolve) => (onReady = resolve));
+        child.stdout.on("data", (chunk: Buffer) => {
+          stdout += chunk.toString();
+          if (stdout.includes("ready\n")) onReady();
+        });
+        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+        const exited = new Promise<string>((resolve, reject) => {
+          child.on("error", reject);
+          child.on("close", (code) => (code === 0 ? resolve(stdout) : reject(new Error(`child exited ${code}: ${stderr}`))));
+        });
+        return { child, ready: Promise.race([ready, exited.then(() => undefined)]), exited };
+      });
+      await Promise.all(children.map((c) => c.ready));
+      for (const c of children) c.child.stdin.end("go\n"); // both start together
+      const outputs = await Promise.all(children.map((c) => c.exited));
+      const outcomes = outputs.flatMap((out) => {
+        const line = out.split("\n").find((l) => l.startsWith("result "));
+        if (!line) throw new Error(`no result in child output: ${out}`);
+        return JSON.parse(line.slice("result ".length)) as Array<Outcome | { error: string }>;
+      });
+      expect(outcomes.filter((o) => "error" in o)).toEqual([]);
+      checkOutcomes(outcomes as Outcome[], await heldSum(), 5);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("mergeLimits", () => {
+  const server = (o: Partial<BudgetLimit>) => limit({ source: "server", ...o });
+  const repo = (o: Partial<BudgetLimit>) => limit({ source: ".github/mission-control.yml", repository: "octo/widgets", ...o });
+
+  it("takes the lower of two block limits on the same scope and period", () => {
+    expect(mergeLimits([server({ scope: "repository", period: "monthly", limitUsd: 10 })], [repo({ scope: "repository", period: "monthly", limitUsd: 5 })])).toEqual([
+      repo({ scope: "repository", period: "monthly", limitUsd: 5 }),
+    ]);
+    expect(mergeLimits([server({ scope: "repository", period: "monthly", limitUsd: 5 })], [repo({ scope: "repository", period: "monthly", limitUsd: 50 })])).toEqual([
+      server({ scope: "repository", period: "monthly", limitUsd: 5 }),
+    ]);
+  });
+
+  it("keeps a server block when the repository only warns", () => {
+    const ceiling = server({ scope: "task", period: "total", limitUsd: 10 });
+    expect(mergeLimits([ceiling], [repo({ scope: "task", period: "total", limitUsd: 5, action: "warn" })])).toEqual([
+      ceiling,
+      repo({ scope: "task", period: "total", limitUsd: 5, action: "warn" }),
+    ]);
+    expect(mergeLimits([ceiling], [repo({ scope: "task", period: "total", limitUsd: 50, action: "warn" })])).toEqual([ceiling]);
+    // a repository may turn a server warning into a (lower or equal) block
+    expect(mergeLimits([server({ limitUsd: 10, action: "warn" })], [repo({ scope: "global", limitUsd: 5, repository: undefined })])).toEqual([
+      repo({ scope: "global", limitUsd: 5, repository: undefined }),
+    ]);
+  });
+
+  it("keeps limits that count different spend", () => {
+    const limits = [
+      server({ scope: "global", period: "daily", limitUsd: 1 }),
+      server({ scope: "global", period: "monthly", limitUsd: 2 }),
+      server({ scope: "agent", agent: "coder", period: "daily", limitUsd: 3 }),
+    ];
+    const repoLimits = [
+      repo({ scope: "agent", agent: "coder", period: "daily", limitUsd: 4 }), // this repository's coder, not all coders
+      repo({ scope: "agent", agent: "reviewer", period: "daily", limitUsd: 5 }),
+      repo({ scope: "repository", period: "weekly", limitUsd: 6 }),
+    ];
+    expect(mergeLimits(limits, repoLimits)).toEqual([...limits, ...repoLimits]);
+  });
+
+  it("never raises a server ceiling", () => {
+    const next = prng(7);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)] as T;
+    const random = (source: string): BudgetLimit => ({
+      scope: pick(["global", "installation", "repository", "agent", "task"] as const),
+      period: pick(["daily", "weekly", "monthly", "total"] as const),
+      limitUsd: Math.round(next() * 1000) / 100 + 0.01,
+      threshold: 0.8,
+      action: pick(["warn", "block"] as const),
+      source,
+      ...(next() < 0.5 ? { agent: pick(["coder", "reviewer"]) } : {}),
+    });
+    for (let round = 0; round < 200; round += 1) {
+      const s = Array.from({ length: 4 }, () => random("server"));
+      const r = Array.from({ length: 4 }, () => random("repo"));
+      const merged = mergeLimits(s, r);
+      for (const ceiling of s.filter((l) => l.action === "block")) {
+        const same = merged.filter(
+          (m) => m.action === "block" && m.scope === ceiling.scope && m.period === ceiling.period && (m.scope !== "agent" || m.agent === ceiling.agent),
+        );
+        expect(same).toHaveLength(1);
+        expect(same[0]!.limitUsd).toBeLessThanOrEqual(ceiling.limitUsd);
+      }
+    }
+  });
+});
+
+describe("configuration", () => {
+  it("serverBudgetLimits reads every variable", () => {
+    expect(
+      serverBudgetLimits({
+        BUDGET_GLOBAL_DAILY_USD: "20",
+        BUDGET_GLOBAL_WEEKLY_USD: "100",
+        BUDGET_GLOBAL_MONTHLY_USD: "300.5",
+        BUDGET_INSTALLATION_MONTHLY_USD: "50",
+        BUDGET_REPOSITORY_MONTHLY_USD: "25",
+        BUDGET_TASK_USD: " 2.5 ",
+        BUDGET_THRESHOLD: "0.9",
+        BUDGET_ACTION: "warn",
+        PATH: "/usr/bin",
+      }),
+    ).toEqual([
+      { scope: "global", period: "daily", limitUsd: 20, threshold: 0.9, action: "warn", source: "server" },
+      { scope: "global", period: "weekly", limitUsd: 100, threshold: 0.9, action: "warn", source: "server" },
+      { scope: "global", period: "monthly", limitUsd: 300.5, threshold: 0.9, action: "warn", source: "server" },
+      { scope: "installation", period: "monthly", limitUsd: 50, threshold: 0.9, action: "warn", source: "server" },
+      { scope: "repository", period: "monthly", limitUsd: 25, threshold: 0.9, action: "warn", source: "server" },
+      { scope: "task", period: "total", limitUsd: 2.5, threshold: 0.9, action: "warn", source: "server" },
+    ]);
+  });
+
+  it("serverBudgetLimits defaults to no limits, threshold 0.8 and block", () => {
+    expect(serverBudgetLimits({})).toEqual([]);
+    expect(serverBudgetLimits({ BUDGET_TASK_USD: "3", BUDGET_GLOBAL_DAILY_USD: "", BUDGET_THRESHOLD: "" })).toEqual([
+      { scope: "task", period: "total", limitUsd: 3, threshold: 0.8, action: "block", source: "server" },
+    ]);
+  });
+
+  it.each([
+    ["BUDGET_TASK_USD", "abc"],
+    ["BUDGET_TASK_USD", "-1"],
+    ["BUDGET_GLOBAL_DAILY_USD", "0"],
+    ["BUDGET_GLOBAL_MONTHLY_USD", "Infinity"],
+    ["BUDGET_THRESHOLD", "1"],
+    ["BUDGET_THRESHOLD", "0"],
+    ["BUDGET_ACTION", "stop"],
+    ["BUDGET_GLOBAL_DAILY", "5"],
+  ])("serverBudgetLimits rejects %s=%s naming the variable", (name, value) => {
+    let caught: unknown;
+    try {
+      serverBudgetLimits({ [name]: value });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).message).toContain(name);
+  });
+
+  it("repoBudgetLimits turns the budget section into limits on that repository", () => {
+    const config = RepoBudgetConfig.parse({ daily_usd: 2, monthly_usd: 20, per_task_usd: 1.5, threshold: 0.5, agents: { coder: { daily_usd: 1 }, reviewer: { weekly_usd: 0.5 } } });
+    const base = { threshold: 0.5, action: "block", source: ".github/mission-control.yml", repository: "octo/widgets" };
+    expect(repoBudgetLimits(config, "octo/widgets")).toEqual([
+      { ...base, scope: "repository", period: "daily", limitUsd: 2 },
+      { ...base, scope: "repository", period: "monthly", limitUsd: 20 },
+      { ...base, scope: "task", period: "total", limitUsd: 1.5 },
+      { ...base, scope: "agent", agent: "coder", period: "daily", limitUsd: 1 },
+      { ...base, scope: "agent", agent: "reviewer", period: "weekly", limitUsd: 0.5 },
+    ]);
+    expect(repoBudgetLimits(RepoBudgetConfig.parse({}), "octo/widgets")).toEqual([]);
+    expect(repoBudgetLimits(undefined, "octo/widgets")).toEqual([]);
+    expect(RepoBudgetConfig.parse({ weekly_usd: 3, action: "warn" })).toMatchObject({ threshold: 0.8, action: "warn" });
+  });
+
+  it.each([
+    [{ daily_usd: -1 }],
+    [{ daily_usd: 0 }],
+    [{ monthly_usd: "5" }],
+    [{ threshold: 1 }],
+    [{ action: "stop" }],
+    [{ dayly_usd: 5 }],
+    [{ agents: { designer: { daily_usd: 1 } } }],
+    [{ agents: { coder: { per_task_usd: 1 } } }],
+  ])("RepoBudgetConfig rejects %j", (raw) => {
+    expect(RepoBudgetConfig.safeParse(raw).success).toBe(false);
+  });
+});
+
+describe("estimates", () => {
+  const sonnet: ModelPrice = { input: 3, output: 15, cache_write_5m: 3.75, cache_write_1h: 6, cache_read: 0.3 };
+
+  it("estimateWorstCaseUsd prices every input token at the dearest input rate plus max_tokens of output", () => {
+    // 10,000 × $6/M (1-hour cache write) + 2,000 × $15/M = $0.06 + $0.03
+    expect(estimateWorstCaseUsd(sonnet, 10_000, 2_000)).toBeCloseTo(0.09, 12);
+    // without cache premiums: 1,000,000 × $2/M + 1,000 × $10/M = $2.01
+    expect(estimateWorstCaseUsd({ input: 2, output: 10, cache_write_5m: 2, cache_write_1h: 2, cache_read: 0.2 }, 1_000_000, 1_000)).toBeCloseTo(2.01, 12);
+    expect(estimateWorstCaseUsd(sonnet, 0, 0)).toBe(0);
+  });
+
+  it("estimateInputTokens counts one token per three UTF-8 bytes, rounded up", () => {
+    expect(estimateInputTokens("")).toBe(0);
+    expect(estimateInputTokens("abc")).toBe(1);
+    expect(estimateInputTokens("abcd")).toBe(2);
+    expect(estimateInputTokens("é")).toBe(1); // 2 bytes
+    expect(estimateInputTokens("日本語")).toBe(3); // 9 bytes
+    const request = JSON.stringify({ model: "claude-sonnet-5-5", max_tokens: 1024, messages: [{ role: "user", content: "Hello, world" }] });
+    expect(estimateInputTokens(request)).toBe(Math.ceil(Buffer.byteLength(request) / 3));
+  });
+});
