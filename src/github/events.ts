@@ -219,7 +219,7 @@ export async function handleIssueClosed(context: Context<"issues.closed">, deps:
   if (isBot(payload.sender)) return "sender_is_bot";
   const outcome = await oncePerDelivery(deps.db, s, async (trx) => {
     const task = await findTask(trx, s.owner, s.repo, { issue: s.number });
-    if (!task || !isTaskState(task.stage) || ["merged", "cancelled"].includes(task.stage)) return "no_task";
+    if (!task || ["merged", "cancelled"].includes(task.stage)) return "no_task";
     // A merged PR that closes the issue is handled by pull_request.closed.
     if (task.stage === "ready_for_merge") return "ignored";
     await cancelTaskJobs({ db: trx }, task.id);

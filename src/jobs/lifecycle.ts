@@ -35,7 +35,7 @@ const STOPS: TaskState[] = ["blocked", "cancelled", "budget_exceeded", "failed"]
  * any working state; a person resumes a stopped task into the stage it stopped in.
  */
 export const TRANSITIONS: Readonly<Record<TaskState | "new", readonly TaskState[]>> = {
-  new: ["planning", "reviewing"],
+  new: ["planning", "reviewing", "cancelled"],
   planning: ["coding", ...STOPS],
   coding: ["testing", "reviewing", ...STOPS],
   testing: ["reviewing", "changes_requested", ...STOPS],
