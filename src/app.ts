@@ -8,6 +8,7 @@ import { handleComment, handleIssueClosed, handleIssueTrigger, handlePullRequest
 import { queueDepth } from "./jobs/queue.js";
 import type { Worker } from "./jobs/worker.js";
 import { type Db, isDatabaseReachable } from "./ledger/db.js";
+import { Metrics } from "./metrics.js";
 import { createServices } from "./services.js";
 
 /** Options of {@link createApp}. */
@@ -19,6 +20,9 @@ export interface AppOptions {
   onWorker?: (worker: Worker) => void;
   /** Start the worker when the app loads (default `true`). */
   startWorker?: boolean;
+  metrics?: Metrics;
+  /** The full server environment (budget variables are read from it). */
+  rawEnv?: Record<string, string | undefined>;
 }
 
 /**
@@ -29,7 +33,8 @@ export function createApp(options: AppOptions): ApplicationFunction {
   return (app, { addHandler }) => {
     const { db, env } = options;
     const log = options.log;
-    const { worker } = createServices(app, { env, db, log });
+    const metrics = options.metrics ?? new Metrics(db);
+    const { worker } = createServices(app, { env, db, log, metrics, ...(options.rawEnv ? { rawEnv: options.rawEnv } : {}) });
     let slug: Promise<string> | undefined;
     const appSlug = () => {
       slug ??= app.auth().then(async (octokit) => (await octokit.request("GET /app")).data?.slug ?? "mission-control");
@@ -39,19 +44,24 @@ export function createApp(options: AppOptions): ApplicationFunction {
     const eventDeps = { db, log, maxAttempts: env.JOB_MAX_ATTEMPTS, appSlug, onEnqueued: () => worker.notify() };
 
     app.on(["issues.labeled", "issues.opened"], async (context) => {
-      await handleIssueTrigger(context, eventDeps);
+      const outcome = await handleIssueTrigger(context, eventDeps);
+      metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
     });
     app.on("issues.closed", async (context) => {
-      await handleIssueClosed(context, eventDeps);
+      const outcome = await handleIssueClosed(context, eventDeps);
+      metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
     });
     app.on("issue_comment.created", async (context) => {
-      await handleComment(context, eventDeps);
+      const outcome = await handleComment(context, eventDeps);
+      metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
     });
     app.on("pull_request.closed", async (context) => {
-      await handlePullRequestClosed(context, eventDeps);
+      const outcome = await handlePullRequestClosed(context, eventDeps);
+      metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
     });
     app.on("pull_request_review.submitted", async (context) => {
-      await handleReviewSubmitted(context, eventDeps);
+      const outcome = await handleReviewSubmitted(context, eventDeps);
+      metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
     });
 
     addHandler(async (req: IncomingMessage, res: ServerResponse) => {
@@ -62,6 +72,8 @@ export function createApp(options: AppOptions): ApplicationFunction {
       res.writeHead(reachable ? 200 : 503, { "content-type": "application/json" }).end(JSON.stringify(body));
       return true;
     });
+
+    addHandler(metrics.handler(env.METRICS_TOKEN));
 
     options.onWorker?.(worker);
     if (options.startWorker ?? true) worker.start();

@@ -1,10 +1,13 @@
+import { getPrivateKey } from "@probot/get-private-key";
 import { run } from "probot";
 
-import { createApp } from "./app.js";
 import { parseServerEnv } from "./config/env.js";
-import type { Worker } from "./jobs/worker.js";
 import { migrateToLatest, openDatabase } from "./ledger/db.js";
 import { createLogger } from "./logger.js";
+import { startMissionControl } from "./server.js";
+
+/** Milliseconds running jobs get to finish on SIGTERM before they are aborted and released. */
+const SHUTDOWN_DEADLINE_MS = 30_000;
 
 /**
  * Start-up: environment → database and migrations → Probot server and worker. Without APP_ID
@@ -18,8 +21,8 @@ async function main(): Promise<void> {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
   const log = createLogger(process.env.LOG_LEVEL ?? "info");
-  const hasKey = Boolean(process.env.PRIVATE_KEY || process.env.PRIVATE_KEY_PATH);
-  if (!process.env.APP_ID || !hasKey) {
+  const privateKey = getPrivateKey({ env: process.env });
+  if (!process.env.APP_ID || !privateKey) {
     log.info("APP_ID or the private key is missing: starting Probot's setup page to register the GitHub App");
     await run(() => {}, { log });
     return;
@@ -28,18 +31,26 @@ async function main(): Promise<void> {
   const env = parseServerEnv(process.env);
   const db = openDatabase(env.DATABASE_PATH);
   await migrateToLatest(db);
-  let worker: Worker | undefined;
-  const server = await run(createApp({ env, db, log, onWorker: (w) => (worker = w) }), { log });
+  const app = await startMissionControl({ env, db, log, privateKey, host: process.env.HOST ?? "localhost", rawEnv: process.env });
+  log.info({ port: app.port }, "Mission Control is ready");
 
+  let stopping = false;
   const shutdown = async (signal: string) => {
-    log.info({ signal }, "shutting down: no new jobs, waiting for running ones");
-    await server.stop().catch((err: unknown) => log.error({ err }, "stopping the HTTP server failed"));
-    await worker?.stop(30_000);
-    await db.destroy();
-    log.info("stopped");
-    process.exit(0);
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down: no new deliveries or jobs; waiting for running jobs");
+    try {
+      await app.stop(SHUTDOWN_DEADLINE_MS);
+      await db.destroy();
+      log.info("stopped");
+      process.exit(0);
+    } catch (err) {
+      log.error({ err }, "shutdown failed");
+      process.exit(1);
+    }
   };
   process.once("SIGTERM", () => void shutdown("SIGTERM"));
+  process.once("SIGINT", () => void shutdown("SIGINT"));
 }
 
 main().catch((err: unknown) => {

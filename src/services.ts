@@ -7,6 +7,7 @@ import type { CommandOutcome } from "./agents/tester.js";
 import type { ServerEnv } from "./config/env.js";
 import { createOctokitOutput } from "./github/output/octokit-output.js";
 import { createMeteredLlm } from "./jobs/metered-llm.js";
+import type { Metrics } from "./metrics.js";
 import { failTask, type PipelineDeps } from "./jobs/pipeline.js";
 import { runJob } from "./jobs/run-job.js";
 import { Worker } from "./jobs/worker.js";
@@ -24,6 +25,7 @@ export interface ServiceOptions {
   log: Logger;
   /** The full server environment (budget variables are read from it). */
   rawEnv?: Record<string, string | undefined>;
+  metrics?: Metrics;
 }
 
 /** Paths a sandboxed command must never see: the app's secrets, database and other clones. */
@@ -58,6 +60,15 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
     db,
     async github({ installationId, owner, repo }) {
       const [installationOctokit, appOctokit] = await Promise.all([app.auth(installationId), app.auth()]);
+      const gauge = options.metrics?.githubRateLimitRemaining;
+      if (gauge) {
+        installationOctokit.hook.after("request", (response) => {
+          const remaining = Number(response.headers["x-ratelimit-remaining"]);
+          if (Number.isFinite(remaining) && response.headers["x-ratelimit-remaining"] !== undefined) {
+            gauge.set({ installation: String(installationId) }, remaining);
+          }
+        });
+      }
       return createOctokitOutput({ installationOctokit, appOctokit, installationId, owner, repo });
     },
     llm: (context) => createMeteredLlm({ db, anthropic, prices, serverLimits, pausedByOperator: env.PAUSE === "1", log }, context),
@@ -101,6 +112,7 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
     leaseMs: env.JOB_LEASE_MS,
     retryBaseMs: env.JOB_RETRY_BASE_MS,
     retryMaxMs: env.JOB_RETRY_MAX_MS,
+    ...(options.metrics ? { onJobFinished: (job, state, seconds) => options.metrics?.jobSeconds.observe({ kind: job.kind, state }, seconds) } : {}),
   });
   return { worker, pipeline };
 }

@@ -49,6 +49,8 @@ export const ServerEnv = z.object({
   SANDBOX_MEMORY_BYTES: positiveInt(2 * 2 ** 30),
   /** Process-count limit of a sandboxed command. */
   SANDBOX_MAX_PROCESSES: positiveInt(256),
+  /** When set, `GET /metrics` requires `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: z.string().min(16, "METRICS_TOKEN must be at least 16 characters").optional(),
   /** `1` stops every new LLM call (kill switch). */
   PAUSE: z.enum(["0", "1"]).default("0"),
   /** Server ceilings the repository config cannot raise. */

@@ -117,9 +117,26 @@ export function nextJob(deps: Pick<PipelineDeps, "maxAttempts">, task: Task, kin
 export async function runStage(deps: PipelineDeps, job: Job, signal: AbortSignal, log: Logger): Promise<StageOutcome> {
   if (!isStageKind(job.kind)) throw new Error(`unknown job kind "${job.kind}"`);
   const task = await loadTask(deps.db, job.task_id);
-  const github = await deps.github({ installationId: task.installation_id, owner: task.owner, repo: task.repo });
+  const github = abortable(await deps.github({ installationId: task.installation_id, owner: task.owner, repo: task.repo }), signal);
   const run = new StageRun(deps, job, task, github, signal, log);
   return run.execute(job.kind);
+}
+
+/**
+ * The port with every call refused once `signal` aborted: a job whose lease was lost, or that
+ * was stopped, makes no further write to GitHub even if its code is still running.
+ */
+export function abortable(github: GitHubPort, signal: AbortSignal): GitHubPort {
+  return new Proxy(github, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        signal.throwIfAborted();
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
 }
 
 /**

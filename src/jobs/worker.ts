@@ -32,6 +32,8 @@ export interface WorkerOptions {
   retryMaxMs: number;
   /** Identifies this process's leases; random by default. */
   owner?: string;
+  /** Observes each attempt: how it ended and its wall time in seconds (metrics). */
+  onJobFinished?: (job: Job, state: "succeeded" | "retry" | "failed" | "aborted", seconds: number) => void;
 }
 
 /** How a failed attempt is handled. */
@@ -110,7 +112,14 @@ export class Worker {
     });
     const outcome = await Promise.race([all.then(() => "done" as const), deadline]);
     clearTimeout(timer);
-    if (outcome === "timeout") for (const { abort } of this.#running.values()) abort.abort(new JobAbortedError("worker stopped"));
+    if (outcome === "timeout") {
+      const stranded = [...this.#running.keys()];
+      for (const { abort } of this.#running.values()) abort.abort(new JobAbortedError("worker stopped"));
+      // Hand the leases back so the next start resumes these jobs at once, not after expiry.
+      for (const jobId of stranded) {
+        await releaseJob(this.#options.db, jobId, this.owner).catch((err: unknown) => this.#options.log.warn({ err, jobId }, "releasing a lease failed"));
+      }
+    }
   }
 
   /** Resolves when this worker has no job running. */
@@ -199,39 +208,44 @@ export class Worker {
         if (result.next) await enqueueJob(trx, result.next);
         return true;
       });
+      this.#options.onJobFinished?.(job, committed ? "succeeded" : "aborted", (Date.now() - started) / 1000);
       if (committed) log.info({ durationMs: Date.now() - started, next: result.next?.kind }, "job succeeded");
       else log.warn("job finished after its lease was lost; its result was discarded");
     } catch (err) {
       if (abort.signal.aborted) {
+        this.#options.onJobFinished?.(job, "aborted", (Date.now() - started) / 1000);
         log.warn({ reason: String(abort.signal.reason) }, "job aborted; another worker will resume it after the lease expires");
         return;
       }
-      await this.#handleError(job, err, log);
+      const retried = await this.#handleError(job, err, log);
+      this.#options.onJobFinished?.(job, retried ? "retry" : "failed", (Date.now() - started) / 1000);
     } finally {
       clearInterval(heartbeat);
     }
   }
 
-  async #handleError(job: Job, err: unknown, log: Logger): Promise<void> {
+  /** @returns `true` when the job was put back for a retry */
+  async #handleError(job: Job, err: unknown, log: Logger): Promise<boolean> {
     const { db, retryBaseMs, retryMaxMs } = this.#options;
     if (err instanceof JobAbortedError) {
       log.warn({ reason: err.message }, "job aborted; it will be picked up again");
-      return;
+      return true;
     }
     const decision = decideFailure(err, job.attempts, job.max_attempts, retryBaseMs, retryMaxMs);
     const detail = redactSecrets(err instanceof Error ? `${err.name}: ${err.message}` : String(err)).slice(0, 2000);
     if (decision.retry) {
       const held = await scheduleRetry(db, job.id, this.owner, Date.now() + decision.delayMs, detail);
       log.warn({ err, delayMs: decision.delayMs, held }, "job failed; retrying");
-      return;
+      return true;
     }
     const held = await failJob(db, job.id, this.owner, detail);
     log.error({ err, held }, "job failed");
-    if (!held) return;
+    if (!held) return false;
     try {
       await this.#options.onFailed(job, decision.reason, err, log);
     } catch (hookErr) {
       log.error({ err: hookErr }, "failure handler failed");
     }
+    return false;
   }
 }

@@ -5,11 +5,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 
-import { Probot, ProbotOctokit, Server } from "probot";
+import { ProbotOctokit } from "probot";
 
-import { createApp } from "../../src/app.js";
 import { parseServerEnv, type ServerEnv } from "../../src/config/env.js";
 import type { Worker } from "../../src/jobs/worker.js";
+import { startMissionControl } from "../../src/server.js";
 import { type Db, migrateToLatest, openDatabase } from "../../src/ledger/db.js";
 import { createLogger } from "../../src/logger.js";
 import { ANTHROPIC_TEST_URL } from "./anthropic-fake.js";
@@ -99,32 +99,22 @@ export async function startApp(options: {
   const log = createLogger(env.LOG_LEVEL, sink);
   const db = openDatabase(env.DATABASE_PATH);
   await migrateToLatest(db);
-
-  const baseUrl = `https://${env.GHE_HOST}/api/v3`;
-  const server = new Server({
-    host: "127.0.0.1",
-    port,
+  const app = await startMissionControl({
+    env,
+    db,
     log,
-    Probot: Probot.defaults({
-      appId: env.APP_ID,
-      privateKey: TEST_PRIVATE_KEY,
-      secret: env.WEBHOOK_SECRET,
-      baseUrl,
-      log,
-      // A function default runs after Probot's own option merging, so it really switches the plugins off.
-      Octokit: ProbotOctokit.defaults((options: Record<string, unknown>) => ({
-        ...options,
-        retry: { enabled: false },
-        throttle: { enabled: false },
-      })),
-    }),
-    enableStaticFiles: false,
+    privateKey: TEST_PRIVATE_KEY,
+    host: "127.0.0.1",
+    rawEnv: { ...options.env },
+    startWorker: options.startWorker ?? true,
+    // A function default runs after Probot's own option merging, so it really switches the plugins off.
+    Octokit: ProbotOctokit.defaults((octokitOptions: Record<string, unknown>) => ({
+      ...octokitOptions,
+      retry: { enabled: false },
+      throttle: { enabled: false },
+    })),
   });
-  let worker: Worker | undefined;
-  await server.load(createApp({ env, db, log, startWorker: options.startWorker ?? true, onWorker: (w) => (worker = w) }));
-  await server.start();
-  if (!worker) throw new Error("the app did not hand over its worker");
-  const w = worker;
+  const w = app.worker;
   return {
     url: `http://127.0.0.1:${port}`,
     db,
@@ -132,8 +122,7 @@ export async function startApp(options: {
     worker: w,
     logs,
     async stop(deadlineMs = 5_000) {
-      await server.stop();
-      await w.stop(deadlineMs);
+      await app.stop(deadlineMs);
       await db.destroy();
     },
   };

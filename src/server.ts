@@ -1,0 +1,94 @@
+import type { Server as HttpServer } from "node:http";
+
+import type { Logger } from "pino";
+import { Probot, type ProbotOctokit, Server } from "probot";
+
+import { createApp } from "./app.js";
+import { githubBaseUrl, type ServerEnv } from "./config/env.js";
+import type { Worker } from "./jobs/worker.js";
+import type { Db } from "./ledger/db.js";
+import { Metrics } from "./metrics.js";
+
+/** A running Mission Control: HTTP server, worker, metrics, and a graceful `stop`. */
+export interface MissionControl {
+  server: Server;
+  httpServer: HttpServer;
+  worker: Worker;
+  metrics: Metrics;
+  /** Port actually listened on. */
+  port: number;
+  /**
+   * Graceful shutdown: stop accepting deliveries, take no new jobs, let running jobs finish
+   * up to `deadlineMs` (milliseconds), then abort them and release their leases so the next
+   * start resumes them at once. The database is left open (the caller owns it).
+   */
+  stop(deadlineMs?: number): Promise<void>;
+}
+
+/** Options of {@link startMissionControl}. */
+export interface StartOptions {
+  env: ServerEnv;
+  db: Db;
+  log: Logger;
+  /** PEM text of the GitHub App's private key. */
+  privateKey: string;
+  /** Interface to listen on (Probot's HOST; default `localhost`). */
+  host?: string;
+  /** The Octokit class (tests turn Octokit's retry and throttling plugins off). */
+  Octokit?: typeof ProbotOctokit;
+  /** The full server environment (budget variables). */
+  rawEnv?: Record<string, string | undefined>;
+  startWorker?: boolean;
+}
+
+/**
+ * Starts the Probot server with the app (webhooks at `POST /api/github/webhooks`, `/healthz`,
+ * `/metrics`) on `env.PORT`, against the REST API at {@link githubBaseUrl} (GHE_HOST aware),
+ * and starts the worker.
+ */
+export async function startMissionControl(options: StartOptions): Promise<MissionControl> {
+  const { env, db, log } = options;
+  const metrics = new Metrics(db);
+  const server = new Server({
+    host: options.host ?? "localhost",
+    port: env.PORT,
+    log,
+    Probot: Probot.defaults({
+      appId: env.APP_ID,
+      privateKey: options.privateKey,
+      secret: env.WEBHOOK_SECRET,
+      baseUrl: githubBaseUrl(env),
+      log,
+      ...(options.Octokit ? { Octokit: options.Octokit } : {}),
+    }),
+    enableStaticFiles: false,
+  });
+  let worker: Worker | undefined;
+  await server.load(
+    createApp({
+      env,
+      db,
+      log,
+      metrics,
+      ...(options.rawEnv ? { rawEnv: options.rawEnv } : {}),
+      startWorker: options.startWorker ?? true,
+      onWorker: (w) => (worker = w),
+    }),
+  );
+  const httpServer = await server.start();
+  metrics.instrument(httpServer);
+  if (!worker) throw new Error("the app did not hand over its worker");
+  const w = worker;
+  const address = httpServer.address();
+  return {
+    server,
+    httpServer,
+    worker: w,
+    metrics,
+    port: typeof address === "object" && address ? address.port : env.PORT,
+    async stop(deadlineMs = 30_000) {
+      await server.stop();
+      await w.stop(deadlineMs);
+    },
+  };
+}
