@@ -70,8 +70,9 @@ export class Metrics {
       const rows = await db.selectFrom("jobs").select(["state", (eb) => eb.fn.countAll<number>().as("n")]).groupBy("state").execute();
       for (const r of rows) jobs.set({ state: r.state }, Number(r.n));
     };
-    (calls as unknown as { collect?: () => Promise<void> }).collect = async () => {
-      const rows = await db
+    // prom-client collects the families concurrently, so each one reads the ledger itself.
+    const ledger = () =>
+      db
         .selectFrom("llm_usage")
         .select((eb) => [
           "agent",
@@ -86,15 +87,24 @@ export class Metrics {
         ])
         .groupBy(["agent", "model", "repository"])
         .execute();
-      calls.reset();
-      tokens.reset();
-      usd.reset();
-      for (const r of rows) {
-        calls.inc({ agent: r.agent, model: r.model }, Number(r.calls));
-        for (const kind of ["input", "output", "cache_write", "cache_read"] as const) tokens.inc({ kind, agent: r.agent }, Number(r[kind]));
-        usd.inc({ repository: r.repository, agent: r.agent }, Number(r.usd));
-      }
+    const onCollect = (metric: object, fn: () => Promise<void>) => {
+      (metric as { collect?: () => Promise<void> }).collect = fn;
     };
+    onCollect(calls, async () => {
+      const rows = await ledger();
+      calls.reset();
+      for (const r of rows) calls.inc({ agent: r.agent, model: r.model }, Number(r.calls));
+    });
+    onCollect(tokens, async () => {
+      const rows = await ledger();
+      tokens.reset();
+      for (const r of rows) for (const kind of ["input", "output", "cache_write", "cache_read"] as const) tokens.inc({ kind, agent: r.agent }, Number(r[kind]));
+    });
+    onCollect(usd, async () => {
+      const rows = await ledger();
+      usd.reset();
+      for (const r of rows) usd.inc({ repository: r.repository, agent: r.agent }, Number(r.usd));
+    });
   }
 
   /**

@@ -309,7 +309,7 @@ describe("budget limits stop work", () => {
     expect(reservations.map((r) => r.status)).toEqual(Array(6).fill("settled"));
   });
 
-  it.each([
+  it.each<{ source: string; env: Record<string, string>; repoConfigYaml: string | undefined }>([
     { source: "the server environment", env: { BUDGET_TASK_USD: "10", BUDGET_THRESHOLD: "0.0001" }, repoConfigYaml: undefined },
     { source: "the repository config", env: {}, repoConfigYaml: "budget:\n  per_task_usd: 10\n  threshold: 0.0001\n" },
   ])("posts one budget alert for the whole run when the first call crosses the threshold set by $source", async ({ env, repoConfigYaml }) => {

@@ -133,6 +133,8 @@ export class FakeGitHub {
   /** Installation tokens handed out. */
   readonly tokens: string[] = [];
   readonly appLogin: string;
+  /** Sent as `x-ratelimit-remaining` on every answer. */
+  rateLimitRemaining = 4999;
   readonly #options: FakeGitHubOptions;
   readonly #prefix: string;
   readonly #origin: string;
@@ -254,7 +256,7 @@ export class FakeGitHub {
   }
 
   #json(status: number, data: unknown, headers: Record<string, string> = {}): Reply {
-    return [status, data, { "content-type": "application/json; charset=utf-8", ...headers }];
+    return [status, data, { "content-type": "application/json; charset=utf-8", "x-ratelimit-remaining": String(this.rateLimitRemaining), ...headers }];
   }
 
   #newComment(issueNumber: number, body: string, user: { login: string; type: string }, at = new Date().toISOString()): FakeComment {
