@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { renameSync, writeFileSync } from "node:fs";
 
 import nock from "nock";
 
@@ -142,6 +143,7 @@ export class FakeGitHub {
   readonly #hung: Array<() => void> = [];
   #nextId = 1000;
   #scope: nock.Scope | undefined;
+  #persistFile: string | undefined;
   readonly #interceptors: nock.Interceptor[] = [];
 
   constructor(options: FakeGitHubOptions) {
@@ -226,6 +228,59 @@ export class FakeGitHub {
   /** Labels of an issue now. */
   labelsOf(issueNumber: number): string[] {
     return [...(this.issues.get(issueNumber)?.labels ?? [])];
+  }
+
+  /** Every piece of state, as JSON (for a fake shared across processes through a file). */
+  snapshot(): string {
+    return JSON.stringify({
+      issues: [...this.issues],
+      comments: this.comments,
+      commentHistory: [...this.commentHistory],
+      labelEvents: this.labelEvents,
+      pulls: this.pulls,
+      reviews: this.reviews,
+      reviewComments: this.reviewComments,
+      repoLabels: [...this.repoLabels],
+      checkRuns: this.checkRuns,
+      reactions: this.reactions,
+      merges: this.merges,
+      tokens: this.tokens,
+      nextId: this.#nextId,
+    });
+  }
+
+  /** Replaces the state with a {@link snapshot}. */
+  restore(json: string): void {
+    const state = JSON.parse(json);
+    const replace = <T>(target: T[], items: T[]) => target.splice(0, target.length, ...items);
+    this.issues.clear();
+    for (const [k, v] of state.issues) this.issues.set(k, v);
+    this.commentHistory.clear();
+    for (const [k, v] of state.commentHistory) this.commentHistory.set(k, v);
+    this.repoLabels.clear();
+    for (const [k, v] of state.repoLabels) this.repoLabels.set(k, v);
+    replace(this.comments, state.comments);
+    replace(this.labelEvents, state.labelEvents);
+    replace(this.pulls, state.pulls);
+    replace(this.reviews, state.reviews);
+    replace(this.reviewComments, state.reviewComments);
+    replace(this.checkRuns, state.checkRuns);
+    replace(this.reactions, state.reactions);
+    replace(this.merges, state.merges);
+    replace(this.tokens, state.tokens);
+    this.#nextId = state.nextId;
+  }
+
+  /** After each request, the state is written to this file (atomically). */
+  persistTo(file: string): this {
+    this.#persistFile = file;
+    return this;
+  }
+
+  #persist(): void {
+    if (!this.#persistFile) return;
+    writeFileSync(`${this.#persistFile}.tmp`, this.snapshot());
+    renameSync(`${this.#persistFile}.tmp`, this.#persistFile);
   }
 
   /** Starts intercepting. Call {@link stop} in afterEach. */
@@ -331,10 +386,13 @@ export class FakeGitHub {
       if (injection.reply) return injection.reply;
       if (injection.hang) {
         this.#route(method, path, url.searchParams, body);
+        this.#persist();
         return new Promise<undefined>((resolve) => this.#hung.push(() => resolve(undefined)));
       }
     }
-    return this.#route(method, path, url.searchParams, body);
+    const reply = this.#route(method, path, url.searchParams, body);
+    this.#persist();
+    return reply;
   }
 
   #route(method: string, path: string, query: URLSearchParams, body: any): Reply {
