@@ -100,6 +100,7 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
     maxAttempts: env.JOB_MAX_ATTEMPTS,
     coderCeilings: { maxTurns: env.CODER_MAX_TURNS, maxMinutes: env.CODER_MAX_MINUTES, maxOutputTokens: env.CODER_MAX_OUTPUT_TOKENS },
     allowSetupNetwork: env.SANDBOX_SETUP_NETWORK === "on",
+    serverLimits,
   };
 
   const worker = new Worker({

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { RepoConfig } from "../config/repo-config.js";
 import { type CommandName, helpText } from "../github/commands.js";
 import { ensureComment } from "../github/output/ensure.js";
-import { mergeLimits, repoBudgetLimits, serverBudgetLimits } from "../ledger/budgets.js";
+import { mergeLimits, repoBudgetLimits } from "../ledger/budgets.js";
 import type { Job } from "../ledger/schema.js";
 import { isTaskState, RESTING_STATES, type TaskState, transitionsOf } from "./lifecycle.js";
 import { loadTask, nextJob, type PipelineDeps, type StageKind, updateTask } from "./pipeline.js";
@@ -34,18 +34,14 @@ const RESUME: Partial<Record<TaskState, StageKind>> = { planning: "plan", coding
  * work it starts is returned as the next job, on the issue's lock, so it runs after whatever
  * job the issue has now.
  */
-export async function runCommandJob(
-  deps: PipelineDeps & { serverEnv?: Record<string, string | undefined> },
-  job: Job,
-  log: Logger,
-): Promise<JobResult> {
+export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): Promise<JobResult> {
   const payload = JSON.parse(job.payload) as CommandJobPayload;
   let task = await loadTask(deps.db, job.task_id);
   const github = await deps.github({ installationId: task.installation_id, owner: task.owner, repo: task.repo });
   const reply = (topic: string, body: string) =>
     ensureComment(github, { issueNumber: payload.subjectNumber, topic: `command:${payload.commentId}:${topic}`, body });
   const config = RepoConfig.parse(JSON.parse(task.config));
-  const limits = mergeLimits(serverBudgetLimits(deps.serverEnv ?? process.env), repoBudgetLimits(config.budget, `${task.owner}/${task.repo}`));
+  const limits = mergeLimits(deps.serverLimits, repoBudgetLimits(config.budget, `${task.owner}/${task.repo}`));
   const state = isTaskState(task.stage) ? task.stage : null;
   const start = (kind: StageKind, extra: Record<string, unknown> = {}): JobResult => ({
     next: nextJob(deps, task, kind, { triggeredAt: payload.triggeredAt, actor: payload.actor, ...extra }, `cmd-${payload.commentId}`, job.delivery_id),

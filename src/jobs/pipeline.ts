@@ -10,7 +10,7 @@ import { isMissionControlError } from "../errors.js";
 import { ensureComment, STAGE_LABEL_PREFIX } from "../github/output/ensure.js";
 import type { GitHubPort } from "../github/output/port.js";
 import { commentsForPrompt, sanitizeUntrustedText } from "../github/sanitize.js";
-import type { BudgetAlert } from "../ledger/budgets.js";
+import type { BudgetAlert, BudgetLimit } from "../ledger/budgets.js";
 import type { Db } from "../ledger/db.js";
 import type { Job, Task, TaskUpdate } from "../ledger/schema.js";
 import { usageTotalsForTask } from "../ledger/usage.js";
@@ -59,6 +59,8 @@ export interface PipelineDeps {
   coderCeilings: { maxTurns: number; maxMinutes: number; maxOutputTokens: number };
   /** SANDBOX_SETUP_NETWORK=on: the repository's setup command may use the network. */
   allowSetupNetwork: boolean;
+  /** Budget limits from the server environment (the ceilings), as enforced by the metered LLM. */
+  serverLimits: readonly BudgetLimit[];
 }
 
 /** Payload of a job that starts or continues a run. */
