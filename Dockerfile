@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # --- build: compile TypeScript and the native SQLite binding, then drop dev dependencies ---
-FROM node:24-bookworm-slim AS build
+FROM node:26-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
@@ -12,7 +12,7 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
 # --- runtime: production dependencies, git and bubblewrap, non-root ---
-FROM node:24-bookworm-slim
+FROM node:26-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends git bubblewrap ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*

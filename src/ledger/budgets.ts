@@ -677,6 +677,15 @@ const envUsd = z.preprocess(
 );
 
 /** The server's budget variables. Every amount is optional: unset = no such limit. */
+/**
+ * Ceilings that apply when the operator sets none, so that spend is never unlimited: USD 10 per
+ * task and USD 100 per repository and calendar month. Raise them with the variables.
+ */
+export const DEFAULT_SERVER_BUDGETS: Readonly<Record<string, string>> = {
+  BUDGET_TASK_USD: "10",
+  BUDGET_REPOSITORY_MONTHLY_USD: "100",
+};
+
 export const ServerBudgetEnv = z.object({
   BUDGET_GLOBAL_DAILY_USD: envUsd,
   BUDGET_GLOBAL_WEEKLY_USD: envUsd,
@@ -711,7 +720,11 @@ export type ServerBudgetEnv = z.infer<typeof ServerBudgetEnv>;
 export function serverBudgetLimits(env: Record<string, string | undefined>): BudgetLimit[] {
   const known = new Set(Object.keys(ServerBudgetEnv.shape));
   const unknown = Object.keys(env).filter((name) => name.startsWith("BUDGET_") && !known.has(name));
-  const result = ServerBudgetEnv.safeParse(env);
+  const withDefaults: Record<string, string | undefined> = { ...env };
+  for (const [name, value] of Object.entries(DEFAULT_SERVER_BUDGETS)) {
+    if (withDefaults[name] === undefined || withDefaults[name]?.trim() === "") withDefaults[name] = value;
+  }
+  const result = ServerBudgetEnv.safeParse(withDefaults);
   const problems = [
     ...unknown.map((name) => `${name}: unknown budget variable (known: ${[...known].join(", ")})`),
     ...(result.success ? [] : result.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`)),

@@ -78,7 +78,7 @@ export async function pruneWorkspaces(root: string, maxBytes: number, keep: Read
   const removed: string[] = [];
   for (const issue of issues.sort((a, b) => a.usedAt - b.usedAt)) {
     if (total <= maxBytes) break;
-    if ([...keep].some((k) => path.resolve(k).startsWith(issue.dir))) continue;
+    if ([...keep].some((k) => `${path.resolve(k)}${path.sep}`.startsWith(`${issue.dir}${path.sep}`))) continue;
     await rm(issue.dir, { recursive: true, force: true });
     total -= issue.bytes;
     removed.push(issue.dir);

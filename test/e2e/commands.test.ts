@@ -222,7 +222,10 @@ describe("/budget", () => {
     expect(positions).toEqual([...positions].sort((a, b) => a - b));
     // One row per agent and model, nothing else.
     expect(body.split("\n").filter((l) => l.includes(`| ${MODEL} |`))).toHaveLength(4);
-    expect(body).toContain("_No budget limits apply._");
+    // No budget variables set: the server's default ceilings apply (never unlimited).
+    const task = await app.db.selectFrom("tasks").select("id").executeTakeFirstOrThrow();
+    expect(body).toContain(`| task ${task.id} | total | $0.0275 | $10.00 | 0.3 % | block | never (per task) | server |`);
+    expect(body).toMatch(/\| repository octo-org\/widgets \| monthly \| \$0\.0275 \| \$100\.00 \| 0\.0 % \| block \| \d{4}-\d\d-01 00:00 UTC \| server \|/);
   });
 
   it("lists every server limit with its spend, percentage and reset time", async () => {
@@ -309,10 +312,21 @@ describe("budget limits stop work", () => {
     expect(reservations.map((r) => r.status)).toEqual(Array(6).fill("settled"));
   });
 
-  it.each<{ source: string; env: Record<string, string>; repoConfigYaml: string | undefined }>([
-    { source: "the server environment", env: { BUDGET_TASK_USD: "10", BUDGET_THRESHOLD: "0.0001" }, repoConfigYaml: undefined },
-    { source: "the repository config", env: {}, repoConfigYaml: "budget:\n  per_task_usd: 10\n  threshold: 0.0001\n" },
-  ])("posts one budget alert for the whole run when the first call crosses the threshold set by $source", async ({ env, repoConfigYaml }) => {
+  it.each<{ source: string; env: Record<string, string>; repoConfigYaml: string | undefined; scopes: RegExp[] }>([
+    {
+      source: "the server environment",
+      env: { BUDGET_TASK_USD: "10", BUDGET_THRESHOLD: "0.0001" },
+      repoConfigYaml: undefined,
+      // The threshold applies to both server ceilings: one alert for each scope and period.
+      scopes: [/task \d+ total spend is \$\d+\.\d\d of \$10\.00/, /repository octo-org\/widgets monthly spend is \$\d+\.\d\d of \$100\.00/],
+    },
+    {
+      source: "the repository config",
+      env: {},
+      repoConfigYaml: "budget:\n  per_task_usd: 5\n  threshold: 0.0001\n",
+      scopes: [/task \d+ total spend is \$\d+\.\d\d of \$5\.00/],
+    },
+  ])("posts one budget alert per scope for the whole run when the first call crosses the threshold set by $source", async ({ env, repoConfigYaml, scopes }) => {
     const { github, anthropic } = setup(repoConfigYaml === undefined ? {} : { repoConfigYaml });
     scriptHappyPath(anthropic);
     const app = await launch(env);
@@ -321,13 +335,13 @@ describe("budget limits stop work", () => {
 
     expect(await app.db.selectFrom("llm_usage").select("id").execute()).toHaveLength(6);
     const alerts = github.comments.filter((c) => c.body.includes("Budget alert"));
-    expect(alerts).toHaveLength(1);
-    expect(alerts[0]?.body).toMatch(/⚠️ \*\*Budget alert:\*\* task \d+ total spend is \$\d+\.\d\d of \$10\.00 \(\d+ %\)\./);
+    expect(alerts).toHaveLength(scopes.length);
+    for (const scope of scopes) expect(alerts.filter((a) => scope.test(a.body))).toHaveLength(1);
     // Raised by the first call (the Architect's), before the plan was posted.
     const plan = github.comments.find((c) => c.body.startsWith("<!-- mission-control:plan -->"));
     expect(plan).toBeDefined();
-    expect(alerts[0]!.id).toBeLessThan(plan!.id);
-    expect(await app.db.selectFrom("budget_alerts").select("id").execute()).toHaveLength(1);
+    for (const alert of alerts) expect(alert.id).toBeLessThan(plan!.id);
+    expect(await app.db.selectFrom("budget_alerts").select("id").execute()).toHaveLength(scopes.length);
   });
 });
 

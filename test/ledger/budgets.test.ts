@@ -523,9 +523,13 @@ describe("configuration", () => {
     ]);
   });
 
-  it("serverBudgetLimits defaults to no limits, threshold 0.8 and block", () => {
-    expect(serverBudgetLimits({})).toEqual([]);
+  it("serverBudgetLimits defaults to USD 10 per task and USD 100 per repository and month — never unlimited — with threshold 0.8 and block", () => {
+    expect(serverBudgetLimits({})).toEqual([
+      { scope: "repository", period: "monthly", limitUsd: 100, threshold: 0.8, action: "block", source: "server" },
+      { scope: "task", period: "total", limitUsd: 10, threshold: 0.8, action: "block", source: "server" },
+    ]);
     expect(serverBudgetLimits({ BUDGET_TASK_USD: "3", BUDGET_GLOBAL_DAILY_USD: "", BUDGET_THRESHOLD: "" })).toEqual([
+      { scope: "repository", period: "monthly", limitUsd: 100, threshold: 0.8, action: "block", source: "server" },
       { scope: "task", period: "total", limitUsd: 3, threshold: 0.8, action: "block", source: "server" },
     ]);
   });
