@@ -48,6 +48,29 @@ interface Subject {
   number: number;
 }
 
+/** The fields every handled delivery shares: delivery id, event, installation, repository, number. */
+function subjectOf(
+  context: { id: string; name: string; payload: { action?: string; installation?: { id: number }; repository: { owner: { login: string }; name: string } } },
+  number: number,
+): Subject {
+  const { payload } = context;
+  return {
+    deliveryId: context.id,
+    event: `${context.name}.${payload.action ?? ""}`,
+    installationId: payload.installation?.id ?? 0,
+    owner: payload.repository.owner.login,
+    repo: payload.repository.name,
+    number,
+  };
+}
+
+/** Logs a handler's outcome and wakes the worker when it enqueued work. */
+function finish(deps: EventDeps, s: Subject, outcome: TriggerOutcome, message: string, fields: Record<string, unknown> = {}): TriggerOutcome {
+  logFor(deps, s).info({ outcome, ...fields }, message);
+  if (outcome === "enqueued") deps.onEnqueued();
+  return outcome;
+}
+
 function logFor(deps: EventDeps, s: Subject): Logger {
   return deps.log.child({ deliveryId: s.deliveryId, repo: `${s.owner}/${s.repo}`, issue: s.number, event: s.event });
 }
@@ -136,19 +159,9 @@ export async function handleIssueTrigger(context: IssueTriggerContext, deps: Eve
   const { payload } = context;
   const repository = payload.repository;
   const issue = payload.issue;
-  const s: Subject = {
-    deliveryId: context.id,
-    event: `issues.${payload.action}`,
-    installationId: payload.installation?.id ?? 0,
-    owner: repository.owner.login,
-    repo: repository.name,
-    number: issue.number,
-  };
+  const s = subjectOf(context, issue.number);
   const log = logFor(deps, s);
-  const outcome = await decide();
-  log.info({ outcome }, "issue trigger handled");
-  if (outcome === "enqueued") deps.onEnqueued();
-  return outcome;
+  return finish(deps, s, await decide(), "issue trigger handled");
 
   async function decide(): Promise<TriggerOutcome> {
     if (await seen(deps.db, s.deliveryId)) return "duplicate_delivery";
@@ -207,15 +220,7 @@ export async function handleIssueTrigger(context: IssueTriggerContext, deps: Eve
 /** An issue closed by a person: running and queued jobs are cancelled, the task ends `cancelled`. */
 export async function handleIssueClosed(context: Context<"issues.closed">, deps: EventDeps): Promise<TriggerOutcome> {
   const { payload } = context;
-  const s: Subject = {
-    deliveryId: context.id,
-    event: "issues.closed",
-    installationId: payload.installation?.id ?? 0,
-    owner: payload.repository.owner.login,
-    repo: payload.repository.name,
-    number: payload.issue.number,
-  };
-  const log = logFor(deps, s);
+  const s = subjectOf(context, payload.issue.number);
   if (isBot(payload.sender)) return "sender_is_bot";
   const outcome = await oncePerDelivery(deps.db, s, async (trx) => {
     const task = await findTask(trx, s.owner, s.repo, { issue: s.number });
@@ -226,22 +231,13 @@ export async function handleIssueClosed(context: Context<"issues.closed">, deps:
     await enqueueStage(trx, deps, task, "cancel", { actor: payload.sender.login, reason: `The issue was closed by @${payload.sender.login}.` }, s.deliveryId);
     return "enqueued";
   });
-  log.info({ outcome }, "issue closed handled");
-  if (outcome === "enqueued") deps.onEnqueued();
-  return outcome;
+  return finish(deps, s, outcome, "issue closed handled");
 }
 
 /** The app's pull request merged (→ merged) or closed unmerged (→ cancelled). */
 export async function handlePullRequestClosed(context: Context<"pull_request.closed">, deps: EventDeps): Promise<TriggerOutcome> {
   const { payload } = context;
-  const s: Subject = {
-    deliveryId: context.id,
-    event: "pull_request.closed",
-    installationId: payload.installation?.id ?? 0,
-    owner: payload.repository.owner.login,
-    repo: payload.repository.name,
-    number: payload.pull_request.number,
-  };
+  const s = subjectOf(context, payload.pull_request.number);
   const outcome = await oncePerDelivery(deps.db, s, async (trx) => {
     const task = await findTask(trx, s.owner, s.repo, { pr: s.number });
     if (!task) return "no_task";
@@ -249,9 +245,7 @@ export async function handlePullRequestClosed(context: Context<"pull_request.clo
     await enqueueStage(trx, deps, task, "pr_closed", { actor: payload.sender.login, merged: Boolean(payload.pull_request.merged) }, s.deliveryId);
     return "enqueued";
   });
-  logFor(deps, s).info({ outcome }, "pull request closed handled");
-  if (outcome === "enqueued") deps.onEnqueued();
-  return outcome;
+  return finish(deps, s, outcome, "pull request closed handled");
 }
 
 /**
@@ -260,14 +254,7 @@ export async function handlePullRequestClosed(context: Context<"pull_request.clo
  */
 export async function handleReviewSubmitted(context: Context<"pull_request_review.submitted">, deps: EventDeps): Promise<TriggerOutcome> {
   const { payload } = context;
-  const s: Subject = {
-    deliveryId: context.id,
-    event: "pull_request_review.submitted",
-    installationId: payload.installation?.id ?? 0,
-    owner: payload.repository.owner.login,
-    repo: payload.repository.name,
-    number: payload.pull_request.number,
-  };
+  const s = subjectOf(context, payload.pull_request.number);
   const log = logFor(deps, s);
   if (await seen(deps.db, s.deliveryId)) return "duplicate_delivery";
   if (isBot(payload.sender)) return "sender_is_bot";
@@ -287,9 +274,7 @@ export async function handleReviewSubmitted(context: Context<"pull_request_revie
     );
     return "enqueued";
   });
-  log.info({ outcome, review: payload.review.id }, "review handled");
-  if (outcome === "enqueued") deps.onEnqueued();
-  return outcome;
+  return finish(deps, s, outcome, "review handled", { review: payload.review.id });
 }
 
 /**
@@ -299,14 +284,7 @@ export async function handleReviewSubmitted(context: Context<"pull_request_revie
  */
 export async function handleComment(context: Context<"issue_comment.created">, deps: EventDeps): Promise<TriggerOutcome> {
   const { payload } = context;
-  const s: Subject = {
-    deliveryId: context.id,
-    event: "issue_comment.created",
-    installationId: payload.installation?.id ?? 0,
-    owner: payload.repository.owner.login,
-    repo: payload.repository.name,
-    number: payload.issue.number,
-  };
+  const s = subjectOf(context, payload.issue.number);
   const log = logFor(deps, s);
   if (await seen(deps.db, s.deliveryId)) return "duplicate_delivery";
   if (isBot(payload.sender)) return "sender_is_bot";
@@ -381,9 +359,7 @@ export async function handleComment(context: Context<"issue_comment.created">, d
     });
     return "enqueued";
   });
-  log.info({ outcome, command: name, known: parsed.kind === "command" }, "command handled");
-  if (outcome === "enqueued") deps.onEnqueued();
-  return outcome;
+  return finish(deps, s, outcome, "command handled", { command: name, known: parsed.kind === "command" });
 }
 
 /** `true` when `login` is an owner (admin) of the organisation `org` (`GET /orgs/{org}/memberships/{username}`). */
