@@ -136,15 +136,22 @@ async function senderCanWrite(context: Context, owner: string, repo: string, log
   return canWrite(data);
 }
 
-/** Posts (once) the problems of an invalid repository config on the issue. */
+/**
+ * Reports the problems of an invalid repository config on the issue — one comment per issue,
+ * edited when the problems change (found again by its hidden marker), never a second one.
+ */
 async function reportConfigProblems(context: Context, owner: string, repo: string, issueNumber: number, problems: string[]): Promise<void> {
   if (problems.length === 0) return;
-  await context.octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", {
-    owner,
-    repo,
-    issue_number: issueNumber,
-    body: `<!-- mission-control:config-problems -->\n⚠️ \`.github/${REPO_CONFIG_FILE}\` is invalid, so the safe defaults apply (the server's limits still hold):\n\n${problems.map((p) => `- \`${p}\``).join("\n")}`,
-  });
+  const tag = "<!-- mission-control:config-problems -->";
+  const body = `${tag}\n⚠️ \`.github/${REPO_CONFIG_FILE}\` is invalid, so the safe defaults apply (the server's limits still hold):\n\n${problems.map((p) => `- \`${p}\``).join("\n")}`;
+  const comments = await context.octokit.paginate("GET /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner, repo, issue_number: issueNumber, per_page: 100 });
+  const existing = comments.find((c) => (c.body ?? "").startsWith(tag));
+  if (existing?.body === body) return;
+  if (existing) {
+    await context.octokit.request("PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}", { owner, repo, comment_id: existing.id, body });
+    return;
+  }
+  await context.octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner, repo, issue_number: issueNumber, body });
 }
 
 /**
