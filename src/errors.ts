@@ -1,6 +1,6 @@
 /**
  * Typed errors. Every error the worker may see carries a stable `code` and a `retryable`
- * flag; the worker's translator (`jobs/failure.ts`) decides retry, fail, or tell the user
+ * flag; the worker's translator (`decideFailure` in `jobs/worker.ts`) decides retry, fail, or tell the user
  * from these fields alone — never from `message`.
  */
 

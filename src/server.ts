@@ -7,7 +7,9 @@ import { createApp } from "./app.js";
 import { githubBaseUrl, type ServerEnv } from "./config/env.js";
 import type { Worker } from "./jobs/worker.js";
 import type { Db } from "./ledger/db.js";
+import { releaseStaleReservations } from "./ledger/budgets.js";
 import { Metrics } from "./metrics.js";
+import { checkSandbox } from "./workspace/sandbox.js";
 
 /** A running Mission Control: HTTP server, worker, metrics, and a graceful `stop`. */
 export interface MissionControl {
@@ -79,6 +81,23 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
   metrics.instrument(httpServer);
   if (!worker) throw new Error("the app did not hand over its worker");
   const w = worker;
+
+  // A bubblewrap that cannot start is reported now, not at the first test run.
+  if (env.SANDBOX === "bwrap") {
+    void checkSandbox({ mode: "bwrap" }).then((result) => {
+      if (!result.ok) log.warn({ reason: result.reason }, "the sandbox cannot start: repository commands will be refused (install bubblewrap, or set SANDBOX=off)");
+    });
+  }
+  // Reservations still held long after any call could be in flight belong to a crashed process.
+  const staleAfterMs = env.ANTHROPIC_TIMEOUT_MS * (env.ANTHROPIC_MAX_RETRIES + 1) + 5 * 60_000;
+  const releaseStale = () =>
+    releaseStaleReservations(db, { olderThanMs: staleAfterMs }).then(
+      (released) => released > 0 && log.warn({ released }, "released budget reservations left held by a crashed process"),
+      (err: unknown) => log.warn({ err }, "releasing stale reservations failed"),
+    );
+  void releaseStale();
+  const sweeper = setInterval(() => void releaseStale(), 10 * 60_000);
+  sweeper.unref();
   const address = httpServer.address();
   return {
     server,
@@ -87,6 +106,7 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
     metrics,
     port: typeof address === "object" && address ? address.port : env.PORT,
     async stop(deadlineMs = 30_000) {
+      clearInterval(sweeper);
       await server.stop();
       await w.stop(deadlineMs);
     },

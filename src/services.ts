@@ -1,3 +1,4 @@
+import { readdirSync } from "node:fs";
 import path from "node:path";
 
 import type { Logger } from "pino";
@@ -32,6 +33,8 @@ export interface ServiceOptions {
 function hiddenPaths(env: ServerEnv, rawEnv: Record<string, string | undefined>): string[] {
   const paths = [path.resolve(".env"), path.dirname(path.resolve(env.DATABASE_PATH)), path.resolve(env.WORKSPACES_DIR)];
   if (rawEnv.PRIVATE_KEY_PATH) paths.push(path.resolve(rawEnv.PRIVATE_KEY_PATH));
+  // Probot also picks up a private key from any *.pem file in the working directory.
+  for (const name of readdirSync(".").filter((n) => n.endsWith(".pem"))) paths.push(path.resolve(name));
   return paths;
 }
 
@@ -73,7 +76,7 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
     },
     llm: (context) => createMeteredLlm({ db, anthropic, prices, serverLimits, pausedByOperator: env.PAUSE === "1", log }, context),
     clone: cloneRepository,
-    sandbox: (root) => async (command, { timeoutMs, network }) => {
+    sandbox: (root) => async (command, { timeoutMs, network, signal }) => {
       const result = await runSandboxed(
         {
           mode: env.SANDBOX,
@@ -81,7 +84,7 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
           hidePaths,
           limits: { timeoutMs, memoryBytes: env.SANDBOX_MEMORY_BYTES, maxProcesses: env.SANDBOX_MAX_PROCESSES },
         },
-        { cwd: root, command },
+        { cwd: root, command, ...(signal ? { signal } : {}) },
       );
       const outcome: CommandOutcome = {
         command: result.command,

@@ -1,7 +1,7 @@
 import { z } from "zod";
 
 import { readWorkspaceFile } from "../workspace/files.js";
-import { type AgentRuntime, attr, type IssueForPrompt, renderIssue } from "./context.js";
+import { type AgentRuntime, attr, type IssueForPrompt, renderIssue, renderNotes } from "./context.js";
 import { runToolLoop } from "./loop.js";
 import { loadPrompt } from "./prompts.js";
 import type { WorkspaceIndex } from "./tools.js";
@@ -88,7 +88,12 @@ function renderSnapshot(snapshot: RepositorySnapshot): string {
  *
  * @throws {AgentOutputError} when no valid plan arrives within the turn limit
  */
-export async function planIssue(runtime: AgentRuntime, issue: IssueForPrompt, snapshot: RepositorySnapshot): Promise<Plan> {
+export async function planIssue(
+  runtime: AgentRuntime,
+  issue: IssueForPrompt,
+  snapshot: RepositorySnapshot,
+  notes: { author: string; text: string } | null = null,
+): Promise<Plan> {
   const prompt = loadPrompt("architect");
   const submitPlan = {
     name: "submit_plan",
@@ -102,7 +107,12 @@ export async function planIssue(runtime: AgentRuntime, issue: IssueForPrompt, sn
     agent: "architect",
     model: runtime.model,
     system: prompt.text,
-    messages: [{ role: "user", content: `${renderSnapshot(snapshot)}\n\n${renderIssue(issue)}\n\nWrite the plan for this issue and submit it with submit_plan.` }],
+    messages: [
+      {
+        role: "user",
+        content: `${renderSnapshot(snapshot)}\n\n${renderIssue(issue)}\n\n${notes ? `${renderNotes(notes)}\n\n` : ""}Write the plan for this issue and submit it with submit_plan.`,
+      },
+    ],
     tools: [submitPlan],
     maxTurns: 3,
     maxTokens: prompt.maxTokens ?? 4096,

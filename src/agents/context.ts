@@ -42,3 +42,8 @@ export function renderIssue(issue: IssueForPrompt): string {
     .filter((line) => line !== "")
     .join("\n");
 }
+
+/** A maintainer's notes (`/plan <notes>`, `/code <instructions>`), already sanitised, as data in the user turn. */
+export function renderNotes(notes: { author: string; text: string }): string {
+  return `<maintainer_notes author="${attr(notes.author)}">\n${notes.text}\n</maintainer_notes>`;
+}

@@ -23,8 +23,8 @@ export interface CommandOutcome {
   truncated: boolean;
 }
 
-/** Runs a repository command in the sandbox (`workspace/sandbox.ts` behind it). */
-export type SandboxRunner = (command: string, options: { timeoutMs: number; network: boolean }) => Promise<CommandOutcome>;
+/** Runs a repository command in the sandbox (`workspace/sandbox.ts` behind it); `signal` kills it. */
+export type SandboxRunner = (command: string, options: { timeoutMs: number; network: boolean; signal?: AbortSignal | undefined }) => Promise<CommandOutcome>;
 
 /** The Tester's judgement of one Definition of Done item. */
 export const DodJudgement = z
@@ -87,7 +87,7 @@ export function renderJudgement(judgement: DodJudgement | null): string {
  */
 export async function testPullRequest(
   runtime: AgentRuntime,
-  deps: { github: GitHubPort; run: SandboxRunner; parseCounts: (output: string) => TestReport["counts"] },
+  deps: { github: GitHubPort; run: SandboxRunner; parseCounts: (output: string) => TestReport["counts"]; signal?: AbortSignal | undefined },
   input: {
     headSha: string;
     plan: Plan | null;
@@ -137,13 +137,13 @@ export async function testPullRequest(
   let outcome: CommandOutcome;
   try {
     if (input.setupCommand) {
-      const setup = await deps.run(input.setupCommand, { timeoutMs: input.timeoutMs, network: input.allowSetupNetwork });
+      const setup = await deps.run(input.setupCommand, { timeoutMs: input.timeoutMs, network: input.allowSetupNetwork, signal: deps.signal });
       if (setup.exitCode !== 0) {
         outcome = { ...setup, command: `${input.setupCommand} (setup)` };
         return await finish(outcome, null);
       }
     }
-    outcome = await deps.run(input.testCommand.command, { timeoutMs: input.timeoutMs, network: false });
+    outcome = await deps.run(input.testCommand.command, { timeoutMs: input.timeoutMs, network: false, signal: deps.signal });
   } catch (err) {
     if (isMissionControlError(err) && err.code === "sandbox_unavailable") {
       await github.updateCheckRun(check.id, {
@@ -157,11 +157,18 @@ export async function testPullRequest(
 
   let judgement: DodJudgement | null = null;
   if (input.plan && input.plan.definition_of_done.length > 0) {
-    judgement = await judgeDefinitionOfDone(runtime, input.plan, input.diffText, outcome);
+    try {
+      judgement = await judgeDefinitionOfDone(runtime, input.plan, input.diffText, outcome);
+    } catch (err) {
+      // A budget stop or pause during the judgement: report the test results anyway, then stop.
+      const reason = isMissionControlError(err) ? err.userMessage : "the judgement failed";
+      await finish(outcome, null, `_The Definition of Done was not judged: ${reason}_`);
+      throw err;
+    }
   }
   return finish(outcome, judgement);
 
-  async function finish(result: CommandOutcome, dod: DodJudgement | null): Promise<TestReport> {
+  async function finish(result: CommandOutcome, dod: DodJudgement | null, dodNote?: string): Promise<TestReport> {
     const log = redactSecrets(`${result.stdout}\n${result.stderr}`.trim());
     const counts = deps.parseCounts(log);
     const passed = result.exitCode === 0 && !result.timedOut;
@@ -173,12 +180,12 @@ export async function testPullRequest(
       `**Exit code:** ${result.exitCode ?? "none (killed)"}`,
       `**Duration:** ${(result.durationMs / 1000).toFixed(1)} s`,
       counts ? `**Tests:** ${counts.passed} passed, ${counts.failed} failed${counts.skipped ? `, ${counts.skipped} skipped` : ""}` : "",
-      result.truncated ? "_The output was longer than the cap; only its start was kept._" : "",
+      result.truncated ? "_The output was longer than the cap; its middle was cut (the start and the end are kept)._" : "",
     ]
       .filter(Boolean)
       .join("\n");
     const logTail = tail(log);
-    const text = `## Definition of Done\n\n${renderJudgement(dod)}\n\n## Log (last ${LOG_TAIL_LINES} lines)\n\n\`\`\`\n${logTail.replace(/```/g, "ʼʼʼ")}\n\`\`\``;
+    const text = `## Definition of Done\n\n${dodNote ?? renderJudgement(dod)}\n\n## Log (last ${LOG_TAIL_LINES} lines)\n\n\`\`\`\n${logTail.replace(/```/g, "ʼʼʼ")}\n\`\`\``;
     const done = await github.updateCheckRun(check.id, { status: "completed", conclusion, output: { title, summary, text } });
     return { conclusion, checkRun: done, command: result.command, exitCode: result.exitCode, counts, logTail, judgement: dod, reused: false };
   }

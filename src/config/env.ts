@@ -5,9 +5,10 @@ import { ConfigError } from "../errors.js";
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 /**
- * The server environment, parsed once at start-up. Probot itself reads APP_ID, PRIVATE_KEY /
- * PRIVATE_KEY_PATH, WEBHOOK_SECRET, GHE_HOST, GHE_PROTOCOL, HOST and PORT; they are listed
- * here too so that they are validated and documented in one place.
+ * The server environment, parsed once at start-up. APP_ID, WEBHOOK_SECRET, GHE_HOST,
+ * GHE_PROTOCOL and PORT are validated here; the private key (PRIVATE_KEY or PRIVATE_KEY_PATH)
+ * is read by `@probot/get-private-key` in `main.ts`, HOST is read there, and the BUDGET_*
+ * variables by `serverBudgetLimits`.
  */
 export const ServerEnv = z.object({
   APP_ID: z.string().regex(/^\d+$/, "APP_ID must be the numeric GitHub App id"),

@@ -248,7 +248,7 @@ export async function handlePullRequestClosed(context: Context<"pull_request.clo
   const outcome = await oncePerDelivery(deps.db, s, async (trx) => {
     const task = await findTask(trx, s.owner, s.repo, { pr: s.number });
     if (!task) return "no_task";
-    if (!payload.pull_request.merged) await cancelTaskJobs({ db: trx }, task.id);
+    await cancelTaskJobs({ db: trx }, task.id);
     await enqueueStage(trx, deps, task, "pr_closed", { actor: payload.sender.login, merged: Boolean(payload.pull_request.merged) }, s.deliveryId);
     return "enqueued";
   });
@@ -266,11 +266,18 @@ export async function handleReviewSubmitted(context: Context<"pull_request_revie
   if (await seen(deps.db, s.deliveryId)) return "duplicate_delivery";
   if (isBot(payload.sender)) return "sender_is_bot";
   const state = payload.review.state.toLowerCase();
-  if (state !== "changes_requested" && state !== "commented") return "ignored";
+  if (!["changes_requested", "commented", "approved"].includes(state)) return "ignored";
   const task = await findTask(deps.db, s.owner, s.repo, { pr: s.number });
-  if (!task) return "no_task";
+  // Only the app's own pull requests (they have a plan) are revised or merged by it.
+  if (!task || !task.plan) return "no_task";
+  const config = JSON.parse(task.config) as RepoConfig;
+  if (state === "approved" && !(config.auto_merge && task.stage === "ready_for_merge")) return "ignored";
   if (!(await senderCanWrite(context, s.owner, s.repo, payload.sender.login))) return "no_permission";
   const outcome = await oncePerDelivery(deps.db, s, async (trx) => {
+    if (state === "approved") {
+      await enqueueStage(trx, deps, task, "merge", { actor: payload.sender.login }, s.deliveryId);
+      return "enqueued";
+    }
     await enqueueStage(
       trx,
       deps,
@@ -342,6 +349,10 @@ export async function handleComment(context: Context<"issue_comment.created">, d
         })
         .returningAll()
         .executeTakeFirstOrThrow();
+    }
+    // Commands that (re)start work use the repository config as it is now on the default branch.
+    if (["plan", "code", "retry", "approve", "test", "review"].includes(name)) {
+      task = await trx.updateTable("tasks").set({ config: JSON.stringify(config), updated_at: now }).where("id", "=", task.id).returningAll().executeTakeFirstOrThrow();
     }
     const jobPayload: CommandJobPayload = {
       name,

@@ -114,14 +114,14 @@ export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): 
         return {};
       }
       task = await updateTask(deps.db, task.id, { run: task.run + 1, plan: null, failure_reason: null, blocked_reason: null, triggered_by: payload.actor });
-      return start("plan");
+      return start("plan", payload.args ? { notes: payload.args } : {});
 
     case "code":
       if (task.pr_number && payload.args) {
         return start("revise", { feedback: { source: "command", text: payload.args, requestedBy: payload.actor } });
       }
-      if (!task.plan) return start("plan");
-      return start("code");
+      if (!task.plan) return start("plan", payload.args ? { notes: payload.args } : {});
+      return start("code", payload.args ? { notes: payload.args } : {});
 
     case "test":
       if (!task.pr_number) {

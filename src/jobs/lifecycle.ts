@@ -32,21 +32,22 @@ const STOPS: TaskState[] = ["blocked", "cancelled", "budget_exceeded", "failed"]
 
 /**
  * The legal transitions. A stop (blocked, cancelled, budget_exceeded, failed) can happen from
- * any working state; a person resumes a stopped task into the stage it stopped in.
+ * any working state; a person resumes a stopped task into the stage it stopped in. A person
+ * may merge the pull request at any point once it exists.
  */
 export const TRANSITIONS: Readonly<Record<TaskState | "new", readonly TaskState[]>> = {
   new: ["planning", "reviewing", "cancelled"],
   planning: ["coding", ...STOPS],
-  coding: ["testing", "reviewing", ...STOPS],
-  testing: ["reviewing", "changes_requested", ...STOPS],
-  reviewing: ["ready_for_merge", "changes_requested", ...STOPS],
-  changes_requested: ["coding", ...STOPS],
+  coding: ["testing", "reviewing", "merged", ...STOPS],
+  testing: ["reviewing", "changes_requested", "merged", ...STOPS],
+  reviewing: ["ready_for_merge", "changes_requested", "merged", ...STOPS],
+  changes_requested: ["coding", "merged", ...STOPS],
   ready_for_merge: ["merged", "changes_requested", "testing", "reviewing", "planning", "cancelled", "budget_exceeded", "failed"],
   merged: ["planning"],
-  blocked: [...WORK, "changes_requested", "cancelled", "failed", "budget_exceeded"],
-  cancelled: ["planning"],
-  budget_exceeded: [...WORK, "changes_requested", "cancelled", "blocked"],
-  failed: [...WORK, "cancelled"],
+  blocked: [...WORK, "changes_requested", "merged", "cancelled", "failed", "budget_exceeded"],
+  cancelled: ["planning", "merged"],
+  budget_exceeded: [...WORK, "changes_requested", "merged", "cancelled", "blocked"],
+  failed: [...WORK, "changes_requested", "merged", "cancelled"],
 };
 
 /** `true` when `from → to` is legal. `from` null means a task that has no state yet. */

@@ -71,6 +71,8 @@ export interface StageJobPayload {
   actor?: string;
   /** For `revise`: what to address. */
   feedback?: { source: RevisionFeedback["source"]; text?: string; reviewId?: number; requestedBy: string };
+  /** A maintainer's notes from `/plan <notes>` or `/code <instructions>` (untrusted; sanitised before use). */
+  notes?: string;
 }
 
 /** What a finished stage asks the worker to do next. */
@@ -87,7 +89,7 @@ export function lockKeyFor(owner: string, repo: string, issueNumber: number): st
 }
 
 /** Job kinds of the pipeline. */
-export const STAGE_KINDS = ["plan", "code", "revise", "test", "review", "pr_closed", "cancel"] as const;
+export const STAGE_KINDS = ["plan", "code", "revise", "test", "review", "merge", "pr_closed", "cancel"] as const;
 export type StageKind = (typeof STAGE_KINDS)[number];
 
 export function isStageKind(kind: string): kind is StageKind {
@@ -254,7 +256,7 @@ class StageRun {
   }
 
   async execute(kind: StageKind): Promise<StageOutcome> {
-    if (this.#task.stage === "cancelled" && kind !== "pr_closed") {
+    if (this.#task.stage === "cancelled" && kind !== "pr_closed" && kind !== "cancel") {
       this.log.info("task was cancelled; job skipped");
       return {};
     }
@@ -269,6 +271,9 @@ class StageRun {
         return this.test();
       case "review":
         return this.review();
+      case "merge":
+        await this.#maybeAutoMerge();
+        return {};
       case "pr_closed":
         return this.prClosed();
       case "cancel":
@@ -334,6 +339,12 @@ class StageRun {
     };
   }
 
+  /** The maintainer's notes of this job, sanitised, or null. */
+  #notes(): { author: string; text: string } | null {
+    const notes = this.#payload.notes?.trim();
+    return notes ? { author: this.#payload.actor ?? "maintainer", text: sanitizeUntrustedText(notes) } : null;
+  }
+
   #plan(): Plan {
     if (!this.#task.plan) throw new Error("the task has no plan; the plan stage must run first");
     return JSON.parse(this.#task.plan) as Plan;
@@ -368,7 +379,7 @@ class StageRun {
       const workspace = await this.deps.clone({ cloneUrl: task.clone_url, dir, token: await this.github.createGitToken(), branch: task.default_branch, depth: 1 });
       try {
         const snapshot = await snapshotRepository(workspace, issue, { fullName: `${task.owner}/${task.repo}`, defaultBranch: task.default_branch });
-        const plan = await planIssue(this.#runtime("architect"), issue, snapshot);
+        const plan = await planIssue(this.#runtime("architect"), issue, snapshot, this.#notes());
         await this.#save({ plan: JSON.stringify(plan) });
       } finally {
         await removeWorkspace(dir);
@@ -397,6 +408,10 @@ class StageRun {
     if (!this.#task.pr_number) return this.code(null);
     if (this.#reworkLimitReached() && feedback.source !== "command") return this.#blockForRework(`${feedback.source === "tests" ? "failing tests" : "requested changes"}.`);
     const revision = await this.#feedback(feedback);
+    if (revision.source === "review" && !revision.text && revision.comments.length === 0) {
+      this.log.info("the review has no body and no comments: nothing to revise");
+      return {};
+    }
     await this.#save({ rework_cycles: this.#task.rework_cycles + 1 });
     return this.code(revision);
   }
@@ -417,7 +432,10 @@ class StageRun {
     return { source: payload.source, text, comments, requestedBy: payload.requestedBy };
   }
 
-  async code(feedback: RevisionFeedback | null): Promise<StageOutcome> {
+  async code(given: RevisionFeedback | null): Promise<StageOutcome> {
+    const notes = this.#notes();
+    const feedback: RevisionFeedback | null =
+      given ?? (notes && this.#task.pr_number ? { source: "command", text: notes.text, comments: [], requestedBy: notes.author } : null);
     if (!this.#task.started_at) await this.#save({ started_at: Date.now() });
     if (this.#task.stage !== "coding") {
       if (feedback && this.#task.stage !== "changes_requested") await this.#move("changes_requested", `revision requested (${feedback.source})`);
@@ -475,6 +493,7 @@ class StageRun {
         branch,
         pullRequest: openPr,
         feedback,
+        notes: !feedback && notes ? notes : null,
         limits: {
           maxTurns: Math.min(config.coder.max_turns, ceilings.maxTurns),
           maxTokens: config.coder.max_tokens,
@@ -485,7 +504,7 @@ class StageRun {
         protectedPathsApproved: Boolean(task.approved_by),
         coAuthor: task.triggered_by && task.triggered_by !== APP_ACTOR ? { login: task.triggered_by, id: task.triggered_by_id } : null,
         runCommand: async (command) => {
-          const outcome = await sandbox(command, { timeoutMs: config.test.timeout_minutes * 60_000, network: false });
+          const outcome = await sandbox(command, { timeoutMs: config.test.timeout_minutes * 60_000, network: false, signal: this.signal });
           const log = `${outcome.stdout}\n${outcome.stderr}`.trim().split("\n").slice(-80).join("\n");
           return `exit code: ${outcome.exitCode ?? "killed"}${outcome.timedOut ? " (timed out)" : ""}, ${(outcome.durationMs / 1000).toFixed(1)} s\n${log}`;
         },
@@ -523,7 +542,7 @@ class StageRun {
     const files = await this.github.listPullRequestFiles(pr.number);
     const report = await testPullRequest(
       this.#runtime("tester"),
-      { github: this.github, run: this.deps.sandbox(workspace.root), parseCounts: parseTestCounts },
+      { github: this.github, run: this.deps.sandbox(workspace.root), parseCounts: parseTestCounts, signal: this.signal },
       {
         headSha: pr.headSha,
         plan: task.plan ? this.#plan() : null,

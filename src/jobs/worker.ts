@@ -98,8 +98,9 @@ export class Worker {
   }
 
   /**
-   * Stops claiming jobs and waits up to `deadlineMs` for running ones; after that their signals
-   * abort and their leases are left to expire, so another worker picks them up.
+   * Stops claiming jobs and waits up to `deadlineMs` (milliseconds) for running ones; after
+   * that their signals abort and their leases are released, so the next start (or another
+   * worker) resumes them at once.
    */
   async stop(deadlineMs = 30_000): Promise<void> {
     this.#stopped = true;
@@ -199,6 +200,16 @@ export class Worker {
     }, Math.max(50, Math.floor(leaseMs / 3)));
     heartbeat.unref?.();
     const started = Date.now();
+    if (job.attempts > job.max_attempts) {
+      // Its lease kept expiring (the process died each time, e.g. out of memory): stop reclaiming it.
+      const reason = `The job was interrupted ${job.attempts - 1} times without finishing; it was stopped. Comment \`/retry\` to try again.`;
+      clearInterval(heartbeat);
+      if (await failJob(db, job.id, this.owner, reason)) {
+        log.error({ attempts: job.attempts }, "job abandoned after repeated interruptions");
+        await this.#options.onFailed(job, reason, new Error(reason), log).catch((err: unknown) => log.error({ err }, "failure handler failed"));
+      }
+      return;
+    }
     log.info("job started");
     try {
       const result = await this.#options.run(job, abort.signal, log);

@@ -676,7 +676,6 @@ const envUsd = z.preprocess(
   z.coerce.number<unknown>().positive().finite().optional(),
 );
 
-/** The server's budget variables. Every amount is optional: unset = no such limit. */
 /**
  * Ceilings that apply when the operator sets none, so that spend is never unlimited: USD 10 per
  * task and USD 100 per repository and calendar month. Raise them with the variables.
@@ -686,6 +685,7 @@ export const DEFAULT_SERVER_BUDGETS: Readonly<Record<string, string>> = {
   BUDGET_REPOSITORY_MONTHLY_USD: "100",
 };
 
+/** The server's budget variables. Amounts are optional; unset means no such limit, except the {@link DEFAULT_SERVER_BUDGETS}. */
 export const ServerBudgetEnv = z.object({
   BUDGET_GLOBAL_DAILY_USD: envUsd,
   BUDGET_GLOBAL_WEEKLY_USD: envUsd,
@@ -712,7 +712,8 @@ export type ServerBudgetEnv = z.infer<typeof ServerBudgetEnv>;
  * BUDGET_INSTALLATION_MONTHLY_USD (each installation), BUDGET_REPOSITORY_MONTHLY_USD (default
  * ceiling of every repository), BUDGET_TASK_USD (each task, in total); BUDGET_THRESHOLD
  * (0 < t < 1, default 0.8) and BUDGET_ACTION (`warn` | `block`, default `block`) apply to all.
- * Amounts are positive USD; unset or empty = no such limit.
+ * Amounts are positive USD; unset or empty = no such limit, except BUDGET_TASK_USD and
+ * BUDGET_REPOSITORY_MONTHLY_USD, which default to {@link DEFAULT_SERVER_BUDGETS}.
  *
  * @param env - usually `process.env`
  * @throws {ConfigError} naming each invalid variable, or an unknown `BUDGET_*` variable (a typo would silently lift a ceiling)

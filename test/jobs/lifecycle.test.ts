@@ -54,8 +54,10 @@ describe("the lifecycle state machine", () => {
     expect(resumed.finished_at).toBeNull();
   });
 
-  it("only allows merged from ready_for_merge, and every state can be stopped or resumed sensibly", () => {
-    for (const from of TASK_STATES) expect(canTransition(from, "merged")).toBe(from === "ready_for_merge");
+  it("allows merged once a PR can exist (a person may merge early), and every state can be stopped or resumed sensibly", () => {
+    for (const from of TASK_STATES) expect(canTransition(from, "merged")).toBe(!["planning", "merged"].includes(from));
+    expect(canTransition(null, "merged")).toBe(false);
+    expect(canTransition("failed", "changes_requested")).toBe(true);
     for (const working of ["planning", "coding", "testing", "reviewing"] as const) {
       for (const stop of ["blocked", "cancelled", "budget_exceeded", "failed"] as const) expect(canTransition(working, stop)).toBe(true);
       expect(canTransition("failed", working)).toBe(true);
