@@ -5,7 +5,10 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { type RunningApp, startApp, tempDir } from "../helpers/app-harness.js";
 import { deliver, examplePayload } from "../helpers/webhooks.js";
-import { createWorld, INSTALLATION_ID, ISSUE, labeledPayload, OWNER, REPO, scriptHappyPath, SECRET } from "./scenario.js";
+import { toolUse } from "../helpers/anthropic-fake.js";
+import { commentPayload } from "./command-helpers.js";
+import { reviewSubmittedPayload } from "./revision-helpers.js";
+import { createWorld, INSTALLATION_ID, ISSUE, labeledPayload, OWNER, PLAN, REPO, scriptHappyPath, SECRET, USAGE } from "./scenario.js";
 
 let app: RunningApp | undefined;
 let world: ReturnType<typeof createWorld> | undefined;
@@ -112,6 +115,61 @@ describe("the issue-to-merge lifecycle on GitHub events", () => {
     await waitForState(app, "cancelled");
     expect(world.anthropic.requests).toEqual([]);
     expect(world.github.labelsOf(ISSUE).sort()).toEqual(["agent", "mc:cancelled"]);
+  });
+
+  it("a person merging while the task waits for a human still ends it merged", async () => {
+    dirs = tempDir();
+    world = createWorld({ repoConfigYaml: "coder:\n  max_turns: 1\n" });
+    world.anthropic.script("architect", { content: [toolUse("submit_plan", PLAN)], usage: USAGE.architect });
+    world.anthropic.script("coder", {
+      content: [toolUse("edit_file", { path: "src/greet.js", old_text: '"Hello " + name', new_text: '"Hello, " + name' })],
+      usage: USAGE.coder[0]!,
+    });
+    app = await startApp({ databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "workspaces") });
+    await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: world.bare }), secret: SECRET });
+    await waitForState(app, "blocked"); // the Coder hit its one-turn limit; a draft PR exists
+    const pr = world.github.pulls[0]!;
+    world.github.closePull(pr.number, true);
+    await deliver(app.url, { event: "pull_request", payload: closedPullRequest(world.bare, pr.number, true), secret: SECRET });
+    await waitForState(app, "merged");
+    expect(world.github.labelsOf(ISSUE).sort()).toEqual(["agent", "mc:merged"]);
+  });
+
+  it("/plan notes reach the Architect as data in the user turn", async () => {
+    dirs = tempDir();
+    world = createWorld();
+    scriptHappyPath(world.anthropic);
+    app = await startApp({ databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "workspaces") });
+    await deliver(app.url, {
+      event: "issue_comment",
+      payload: commentPayload({ cloneUrl: world.bare, body: "/plan keep the old greeting as an alias <!-- hidden -->" }).payload,
+      secret: SECRET,
+    });
+    await waitForState(app, "ready_for_merge");
+    const request = world.anthropic.requestsOf("architect")[0]!.body;
+    const user = JSON.stringify(request.messages);
+    expect(user).toContain("maintainer_notes");
+    expect(user).toContain("keep the old greeting as an alias");
+    expect(user).not.toContain("hidden");
+    expect(JSON.stringify(request.system)).not.toContain("keep the old greeting");
+  });
+
+  it("with auto_merge, a person's later approval merges once every check passed", async () => {
+    dirs = tempDir();
+    world = createWorld({ repoConfigYaml: "auto_merge: true\n" });
+    scriptHappyPath(world.anthropic);
+    app = await startApp({ databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "workspaces") });
+    await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: world.bare }), secret: SECRET });
+    await waitForState(app, "ready_for_merge");
+    const pr = world.github.pulls[0]!;
+    const reviewId = world.github.addHumanReview(pr.number, { login: "maintainer", state: "APPROVED", body: "LGTM" });
+    await deliver(app.url, {
+      event: "pull_request_review",
+      payload: reviewSubmittedPayload({ cloneUrl: world.bare, pullNumber: pr.number, reviewId, state: "approved" }),
+      secret: SECRET,
+    });
+    await vi.waitFor(() => expect(world?.github.merges).toHaveLength(1), { timeout: 30_000, interval: 50 });
+    expect(world.github.merges[0]).toMatchObject({ pull: pr.number, method: "squash" });
   });
 
   it("never merges by itself unless auto_merge is on, every check passed and a human approved", async () => {
