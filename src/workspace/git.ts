@@ -30,9 +30,13 @@ export interface CloneOptions {
 
 /**
  * The environment every git child process gets: an allowlist, never `process.env`, so no
- * secret of the app reaches git or its hooks. The token, when given, travels as
- * `http.<origin>/.extraHeader` through GIT_CONFIG_* variables — never in argv, a URL, or
- * `.git/config` — and only for that origin.
+ * secret of the app reaches git or its hooks. Every command also ignores hooks and fsmonitor
+ * whatever the clone's config says (`core.hooksPath=/dev/null`, `core.fsmonitor=false` through
+ * GIT_CONFIG_*, which outrank `.git/config`): repository content never runs on the host.
+ *
+ * The token, when given (network commands only: clone, fetch, ls-remote, push), travels as
+ * `http.<origin>/.extraHeader` through GIT_CONFIG_* — never in argv, a URL, or `.git/config`
+ * — and only for that origin.
  */
 function gitEnv(remoteUrl: string, token: string | null, extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {
@@ -43,19 +47,27 @@ function gitEnv(remoteUrl: string, token: string | null, extra: Record<string, s
     GIT_CONFIG_NOSYSTEM: "1",
     ...extra,
   };
+  const config: Array<[string, string]> = [
+    ["core.hooksPath", "/dev/null"],
+    ["core.fsmonitor", "false"],
+  ];
   if (token && /^https?:\/\//i.test(remoteUrl)) {
     const origin = new URL(remoteUrl).origin;
     const basic = Buffer.from(`x-access-token:${token}`).toString("base64");
-    env.GIT_CONFIG_COUNT = "1";
-    env.GIT_CONFIG_KEY_0 = `http.${origin}/.extraheader`;
-    env.GIT_CONFIG_VALUE_0 = `AUTHORIZATION: basic ${basic}`;
+    config.push([`http.${origin}/.extraheader`, `AUTHORIZATION: basic ${basic}`]);
   }
+  env.GIT_CONFIG_COUNT = String(config.length);
+  config.forEach(([key, value], i) => {
+    env[`GIT_CONFIG_KEY_${i}`] = key;
+    env[`GIT_CONFIG_VALUE_${i}`] = value;
+  });
   return env;
 }
 
 function git(baseDir: string, env: Record<string, string>): SimpleGit {
-  // GIT_CONFIG_COUNT carries the auth header; simple-git asks for that to be allowed explicitly.
-  return simpleGit({ baseDir, unsafe: { allowUnsafeConfigEnvCount: true } }).env(env);
+  // GIT_CONFIG_* carries the auth header and the hook/fsmonitor overrides; simple-git asks for
+  // each of those to be allowed explicitly (they only ever make git safer here).
+  return simpleGit({ baseDir, unsafe: { allowUnsafeConfigEnvCount: true, allowUnsafeHooksPath: true, allowUnsafeFsMonitor: true } }).env(env);
 }
 
 async function run<T>(command: string, fn: () => Promise<T>): Promise<T> {
@@ -80,8 +92,14 @@ export class GitWorkspace {
     this.#token = token;
   }
 
+  /** A git for local commands: no token in its environment. */
   #git(extra?: Record<string, string>): SimpleGit {
-    return git(this.root, gitEnv(this.#remoteUrl, this.#token, extra));
+    return git(this.root, gitEnv(this.#remoteUrl, null, extra));
+  }
+
+  /** A git for network commands (fetch, ls-remote, push): the token in its environment. */
+  #remote(): SimpleGit {
+    return git(this.root, gitEnv(this.#remoteUrl, this.#token));
   }
 
   /** Replaces the token used for later network commands (tokens expire after an hour). */
@@ -121,13 +139,13 @@ export class GitWorkspace {
 
   /** `true` when the remote has the branch. */
   async remoteBranchExists(branch: string): Promise<boolean> {
-    const out = await run("ls-remote", () => this.#git().raw(["ls-remote", "--heads", "origin", `refs/heads/${branch}`]));
+    const out = await run("ls-remote", () => this.#remote().raw(["ls-remote", "--heads", "origin", `refs/heads/${branch}`]));
     return out.trim().length > 0;
   }
 
   /** Fetches `branch` from origin and checks it out, tracking the remote branch. */
   async checkoutRemoteBranch(branch: string): Promise<void> {
-    await run("fetch", () => this.#git().raw(["fetch", "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]));
+    await run("fetch", () => this.#remote().raw(["fetch", "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]));
     await run("checkout", () => this.#git().raw(["checkout", "-B", branch, `origin/${branch}`]));
   }
 
@@ -185,7 +203,7 @@ export class GitWorkspace {
    */
   async syncTo(branch: string): Promise<boolean> {
     if (!(await this.remoteBranchExists(branch))) return false;
-    await run("fetch", () => this.#git().raw(["fetch", "--no-tags", "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]));
+    await run("fetch", () => this.#remote().raw(["fetch", "--no-tags", "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]));
     await run("checkout", () => this.#git().raw(["checkout", "-B", branch, `origin/${branch}`]));
     await run("reset", () => this.#git().raw(["reset", "--hard", `origin/${branch}`]));
     await run("clean", () => this.#git().raw(["clean", "-ffd"]));
@@ -200,7 +218,7 @@ export class GitWorkspace {
 
   /** Pushes `branch` to origin. Never forces: a rejected push is an error. */
   async push(branch: string): Promise<void> {
-    await run("push", () => this.#git().raw(["push", "origin", `refs/heads/${branch}:refs/heads/${branch}`]));
+    await run("push", () => this.#remote().raw(["push", "--no-verify", "origin", `refs/heads/${branch}:refs/heads/${branch}`]));
   }
 }
 

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
-import { access, mkdir, mkdtemp, readFile, realpath, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { access, lstat, mkdir, mkdtemp, readFile, realpath, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Readable } from "node:stream";
@@ -426,6 +426,11 @@ async function bwrapArgs(
     const mount = info.isDirectory() ? ["--tmpfs", target] : ["--ro-bind", "/dev/null", target];
     (target.startsWith(`${cwd}/`) ? after : before).push(...mount);
   }
+  // The clone's .git stays read-only: a command must not plant hooks, an fsmonitor, filters or
+  // aliases that the app's own git (outside the sandbox) would later run.
+  const gitDir = path.join(cwd, ".git");
+  const gitInfo = await lstat(gitDir).catch(() => null);
+  if (gitInfo) after.unshift("--ro-bind", gitDir, gitDir);
   args.push(...before, "--bind", cwd, cwd, ...after, "--chdir", cwd, "--clearenv");
   for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
   return [...args, "--", ...inner];
