@@ -6,12 +6,14 @@ import { type AgentRuntime, attr, type IssueForPrompt, renderIssue, renderNotes 
 import { runToolLoop } from "./loop.js";
 import { loadPrompt } from "./prompts.js";
 import { buildRepoMap } from "./repo-map.js";
-import { createFileTools, type WorkspaceIndex } from "./tools.js";
+import { createFileTools, protectedMatcher, type WorkspaceIndex } from "./tools.js";
 
 /** The clone operations the Coder needs; `workspace/git.ts`'s `GitWorkspace` implements them. */
 export interface CoderWorkspace extends WorkspaceIndex {
   hasChanges(): Promise<boolean>;
   changedFiles(): Promise<string[]>;
+  /** Puts the given paths back as they are at HEAD (removing them when untracked). */
+  discardChanges(paths: readonly string[]): Promise<void>;
   commitAll(message: string, author: { name: string; email: string }): Promise<string>;
   push(branch: string): Promise<void>;
   headSha(): Promise<string>;
@@ -199,6 +201,13 @@ export async function implementIssue(
     summary = `Stopped early: ${err.message}`;
   }
 
+  // Protected paths changed by any route (a symlink, run_command) are put back before committing.
+  const isProtected = protectedMatcher(input.protectedPaths);
+  const touched = input.protectedPathsApproved ? [] : (await workspace.changedFiles()).filter((file) => isProtected(file));
+  if (touched.length > 0) {
+    await workspace.discardChanges(touched);
+    summary = `${summary}\n\nChanges to protected paths were discarded (they need a maintainer's /approve): ${touched.map((f) => `\`${f}\``).join(", ")}`;
+  }
   const changed = await workspace.hasChanges();
   if (!changed && !stopped) throw new AgentOutputError("coder", "the model finished without changing any file");
   const changedFiles = changed ? await workspace.changedFiles() : [];
@@ -240,7 +249,8 @@ export async function implementIssue(
 export async function replyToRevision(github: GitHubPort, pullNumber: number, result: CoderResult, feedback: RevisionFeedback): Promise<void> {
   const tag = marker(`revision:${result.headSha}`);
   const comments = await github.listIssueComments(pullNumber);
-  if (comments.some((c) => c.body.startsWith(tag))) return;
+  const bot = await github.getBotIdentity();
+  if (comments.some((c) => c.body.startsWith(tag) && c.author === bot.login)) return;
   const files = result.changedFiles.length > 0 ? result.changedFiles.map((f) => `- \`${f}\``).join("\n") : "_No file changed._";
   const what = feedback.source === "tests" ? "the failing tests" : feedback.source === "review" ? `@${feedback.requestedBy}'s review` : `@${feedback.requestedBy}'s instructions`;
   await github.createComment(

@@ -1,3 +1,5 @@
+import { posix } from "node:path";
+
 import picomatch from "picomatch";
 import { z } from "zod";
 
@@ -30,6 +32,16 @@ function numbered(content: string, start: number, end: number | undefined): stri
   return `${body}${more}`;
 }
 
+/**
+ * A matcher for protected-path globs that normalises the path first (`a/../b`, `./b`, `b//c`
+ * all become `b`, `b/c`), so a spelling cannot slip past it.
+ */
+export function protectedMatcher(globs: readonly string[]): (path: string) => boolean {
+  if (globs.length === 0) return () => false;
+  const match = picomatch([...globs], { dot: true });
+  return (path) => match(posix.normalize(path.replace(/\\/g, "/")).replace(/^(\.\/)+/, ""));
+}
+
 /** Options of {@link createFileTools}. */
 export interface FileToolOptions {
   /** Globs (repo config `protected_paths`) that may not be changed… */
@@ -51,9 +63,9 @@ export interface FileToolOptions {
  * model as an `is_error` tool_result.
  */
 export function createFileTools(workspace: WorkspaceIndex, options: FileToolOptions = {}): AgentTool<any>[] {
-  const isProtected = picomatch([...(options.protectedPaths ?? [])], { dot: true });
+  const isProtected = protectedMatcher(options.protectedPaths ?? []);
   const guardWrite = (path: string) => {
-    if ((options.protectedPaths?.length ?? 0) > 0 && !options.protectedPathsApproved && isProtected(path.replace(/^\.\//, ""))) {
+    if (!options.protectedPathsApproved && isProtected(path)) {
       throw new ToolInputError(
         `${path} is a protected path (repository config protected_paths); it cannot be changed until a maintainer approves this issue with /approve`,
       );

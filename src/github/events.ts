@@ -4,7 +4,7 @@ import type { Context } from "probot";
 import { parseRepoConfig, REPO_CONFIG_FILE, type RepoConfig } from "../config/repo-config.js";
 import type { CommandJobPayload } from "../jobs/commands.js";
 import { cancelTaskJobs } from "../jobs/commands.js";
-import { isTaskState, RESTARTABLE_STATES } from "../jobs/lifecycle.js";
+import { canTransition, isTaskState, RESTARTABLE_STATES } from "../jobs/lifecycle.js";
 import { lockKeyFor, type StageJobPayload, type StageKind } from "../jobs/pipeline.js";
 import { enqueueJob } from "../jobs/queue.js";
 import type { Db } from "../ledger/db.js";
@@ -140,12 +140,18 @@ async function senderCanWrite(context: Context, owner: string, repo: string, log
  * Reports the problems of an invalid repository config on the issue — one comment per issue,
  * edited when the problems change (found again by its hidden marker), never a second one.
  */
-async function reportConfigProblems(context: Context, owner: string, repo: string, issueNumber: number, problems: string[]): Promise<void> {
+async function reportConfigProblems(
+  context: Context,
+  target: { owner: string; repo: string; issueNumber: number; botLogin: string },
+  problems: string[],
+): Promise<void> {
+  const { owner, repo, issueNumber, botLogin } = target;
   if (problems.length === 0) return;
   const tag = "<!-- mission-control:config-problems -->";
   const body = `${tag}\n⚠️ \`.github/${REPO_CONFIG_FILE}\` is invalid, so the safe defaults apply (the server's limits still hold):\n\n${problems.map((p) => `- \`${p}\``).join("\n")}`;
   const comments = await context.octokit.paginate("GET /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner, repo, issue_number: issueNumber, per_page: 100 });
-  const existing = comments.find((c) => (c.body ?? "").startsWith(tag));
+  // Only the app's own comment counts: anyone can paste a marker into theirs.
+  const existing = comments.find((c) => (c.body ?? "").startsWith(tag) && c.user?.login === botLogin);
   if (existing?.body === body) return;
   if (existing) {
     await context.octokit.request("PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}", { owner, repo, comment_id: existing.id, body });
@@ -175,6 +181,9 @@ export async function handleIssueTrigger(context: IssueTriggerContext, deps: Eve
     if (isBot(payload.sender)) return "sender_is_bot";
     if ((issue as { pull_request?: unknown }).pull_request) return "pull_request";
     if (issue.state === "closed") return "issue_closed";
+    // Cheap local checks before any REST call: our own stage labels, and new issues without labels.
+    if (payload.action === "labeled" && payload.label?.name.startsWith("mc:")) return "not_trigger_label";
+    if (payload.action === "opened" && (issue.labels ?? []).length === 0) return "not_trigger_label";
     if (!s.installationId) throw new Error("the delivery has no installation id");
 
     const { config, problems } = await readRepoConfig(context, log);
@@ -184,7 +193,7 @@ export async function handleIssueTrigger(context: IssueTriggerContext, deps: Eve
         : (issue.labels ?? []).some((l) => l.name === config.trigger_label);
     if (!labelled) return "not_trigger_label";
     if (!(await senderCanWrite(context, s.owner, s.repo, payload.sender.login))) return "no_permission";
-    await reportConfigProblems(context, s.owner, s.repo, issue.number, problems);
+    await reportConfigProblems(context, { owner: s.owner, repo: s.repo, issueNumber: issue.number, botLogin: `${await deps.appSlug()}[bot]` }, problems);
 
     const now = Date.now();
     return oncePerDelivery(deps.db, s, async (trx) => {
@@ -199,6 +208,10 @@ export async function handleIssueTrigger(context: IssueTriggerContext, deps: Eve
         default_branch: repository.default_branch,
         config: JSON.stringify(config),
         plan: null,
+        branch: null,
+        pr_number: null,
+        pr_url: null,
+        head_sha: null,
         review_url: null,
         review_verdict: null,
         reviewed_sha: null,
@@ -206,6 +219,7 @@ export async function handleIssueTrigger(context: IssueTriggerContext, deps: Eve
         failure_reason: null,
         blocked_reason: null,
         approved_by: null,
+        plan_approved_by: null,
         rework_cycles: 0,
         started_at: now,
         finished_at: null,
@@ -272,6 +286,8 @@ export async function handleReviewSubmitted(context: Context<"pull_request_revie
   if (!task || !task.plan) return "no_task";
   const config = JSON.parse(task.config) as RepoConfig;
   if (state === "approved" && !(config.auto_merge && task.stage === "ready_for_merge")) return "ignored";
+  if (state !== "approved" && !isTaskState(task.stage)) return "ignored";
+  if (state !== "approved" && isTaskState(task.stage) && !canTransition(task.stage, "changes_requested") && task.stage !== "changes_requested") return "ignored";
   if (!(await senderCanWrite(context, s.owner, s.repo, payload.sender.login))) return "no_permission";
   const outcome = await oncePerDelivery(deps.db, s, async (trx) => {
     if (state === "approved") {

@@ -5,7 +5,7 @@ import { type CommandName, helpText } from "../github/commands.js";
 import { ensureComment } from "../github/output/ensure.js";
 import { mergeLimits, repoBudgetLimits } from "../ledger/budgets.js";
 import type { Job } from "../ledger/schema.js";
-import { isTaskState, RESTING_STATES, type TaskState, transitionsOf } from "./lifecycle.js";
+import { canTransition, isTaskState, RESTING_STATES, type TaskState, transitionsOf } from "./lifecycle.js";
 import { loadTask, nextJob, type PipelineDeps, type StageKind, updateTask } from "./pipeline.js";
 import { renderBudget, renderReport, renderStatus } from "./reports.js";
 import type { JobResult } from "./worker.js";
@@ -25,6 +25,16 @@ export interface CommandJobPayload {
   appSlug: string;
   triggeredAt: string;
 }
+
+/** The state each stage moves the task into when it starts. */
+const ENTRY_STATE: Partial<Record<StageKind, TaskState>> = {
+  plan: "planning",
+  code: "coding",
+  revise: "changes_requested",
+  test: "testing",
+  review: "reviewing",
+  cancel: "cancelled",
+};
 
 /** The stage to resume for a task that stopped while in `state`. */
 const RESUME: Partial<Record<TaskState, StageKind>> = { planning: "plan", coding: "code", testing: "test", reviewing: "review", changes_requested: "revise" };
@@ -46,6 +56,13 @@ export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): 
   const start = (kind: StageKind, extra: Record<string, unknown> = {}): JobResult => ({
     next: nextJob(deps, task, kind, { triggeredAt: payload.triggeredAt, actor: payload.actor, ...extra }, `cmd-${payload.commentId}`, job.delivery_id),
   });
+  /** `true` when the stage `kind` may start from the task's state; otherwise says why on GitHub. */
+  const allowed = async (kind: StageKind): Promise<boolean> => {
+    const target = ENTRY_STATE[kind];
+    if (!target || canTransition(state, target) || state === target) return true;
+    await reply(payload.name, `\`/${payload.name}\` cannot run now: #${task.issue_number} is \`${task.stage}\`.`);
+    return false;
+  };
   log.info({ command: payload.name, actor: payload.actor }, "running command");
 
   switch (payload.name) {
@@ -86,21 +103,23 @@ export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): 
         await reply("retry", `Nothing to retry: #${task.issue_number} is \`${task.stage}\`.`);
         return {};
       }
-      if (state === "cancelled") return start("plan");
+      if (state === "cancelled") return (await allowed("plan")) ? start("plan") : {};
       const stoppedIn = (await transitionsOf(deps.db, task.id)).filter((t) => t.to_state === state).at(-1)?.from_state;
       const kind = isTaskState(stoppedIn) ? RESUME[stoppedIn] : undefined;
       if (!kind) {
         await reply("retry", `Cannot tell which stage to resume for #${task.issue_number}; label the issue again to start over.`);
         return {};
       }
+      if (!(await allowed(kind === "revise" ? "code" : kind))) return {};
       task = await updateTask(deps.db, task.id, { failure_reason: null, blocked_reason: null });
       if (kind === "revise") return start("revise", { feedback: { source: "command", text: "", requestedBy: payload.actor } });
       return start(kind);
     }
 
     case "approve": {
-      task = await updateTask(deps.db, task.id, { approved_by: payload.actor });
-      const waitingForPlan = state === "blocked" && task.plan && !task.pr_number;
+      // One approval answers what is waiting: the plan (then the Coder starts), otherwise protected paths.
+      const waitingForPlan = state === "blocked" && Boolean(task.plan) && !task.pr_number && !task.plan_approved_by;
+      task = await updateTask(deps.db, task.id, waitingForPlan ? { plan_approved_by: payload.actor } : { approved_by: payload.actor });
       await reply(
         "approve",
         `✅ Approved by @${payload.actor}: ${waitingForPlan ? "the plan — the Coder starts now" : "changes to protected paths may now be made by the Coder"}.`,
@@ -113,29 +132,49 @@ export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): 
         await reply("plan", `#${task.issue_number} is already \`${state}\`; \`/stop\` it first to plan again.`);
         return {};
       }
-      task = await updateTask(deps.db, task.id, { run: task.run + 1, plan: null, failure_reason: null, blocked_reason: null, triggered_by: payload.actor });
+      task = await updateTask(deps.db, task.id, {
+        run: task.run + 1,
+        plan: null,
+        failure_reason: null,
+        blocked_reason: null,
+        approved_by: null,
+        plan_approved_by: null,
+        branch: null,
+        pr_number: null,
+        pr_url: null,
+        review_url: null,
+        review_verdict: null,
+        reviewed_sha: null,
+        tests_conclusion: null,
+        rework_cycles: 0,
+        triggered_by: payload.actor,
+      });
       return start("plan", payload.args ? { notes: payload.args } : {});
 
     case "code":
-      if (task.pr_number && payload.args) {
-        return start("revise", { feedback: { source: "command", text: payload.args, requestedBy: payload.actor } });
+      if (task.pr_number && task.plan) {
+        if (!payload.args) {
+          await reply("code", "Tell the Coder what to change: `/code <instructions>`.");
+          return {};
+        }
+        return (await allowed("revise")) ? start("revise", { feedback: { source: "command", text: payload.args, requestedBy: payload.actor } }) : {};
       }
-      if (!task.plan) return start("plan", payload.args ? { notes: payload.args } : {});
-      return start("code", payload.args ? { notes: payload.args } : {});
+      if (!task.plan) return (await allowed("plan")) ? start("plan", payload.args ? { notes: payload.args } : {}) : {};
+      return (await allowed("code")) ? start("code", payload.args ? { notes: payload.args } : {}) : {};
 
     case "test":
-      if (!task.pr_number) {
-        await reply("test", "There is no pull request to test yet.");
+      if (!task.pr_number || !task.branch) {
+        await reply("test", "There is no pull request of Mission Control to test here yet.");
         return {};
       }
-      return start("test");
+      return (await allowed("test")) ? start("test") : {};
 
     case "review":
       if (!task.pr_number) {
         await reply("review", "There is no pull request to review yet.");
         return {};
       }
-      return start("review");
+      return (await allowed("review")) ? start("review") : {};
   }
 }
 

@@ -41,7 +41,7 @@ export const TRANSITIONS: Readonly<Record<TaskState | "new", readonly TaskState[
   coding: ["testing", "reviewing", "merged", ...STOPS],
   testing: ["reviewing", "changes_requested", "merged", ...STOPS],
   reviewing: ["ready_for_merge", "changes_requested", "merged", ...STOPS],
-  changes_requested: ["coding", "merged", ...STOPS],
+  changes_requested: ["coding", "reviewing", "merged", ...STOPS],
   ready_for_merge: ["merged", "changes_requested", "testing", "reviewing", "planning", "cancelled", "budget_exceeded", "failed"],
   merged: ["planning"],
   blocked: [...WORK, "changes_requested", "merged", "cancelled", "failed", "budget_exceeded"],

@@ -66,7 +66,7 @@ export function createMeteredLlm(options: MeteringOptions, context: UsageContext
         await context.onAlert(alert).catch((err: unknown) => options.log.warn({ err }, "posting a budget alert failed"));
       }
 
-      const recording = createRecordingLlm(options.anthropic, prices, (usage: UsageRecord) =>
+      const record = (usage: UsageRecord) =>
         db.transaction().execute(async (trx) => {
           await trx
             .insertInto("llm_usage")
@@ -87,12 +87,18 @@ export function createMeteredLlm(options: MeteringOptions, context: UsageContext
             .where("id", "=", reservation.id)
             .where("status", "=", "held")
             .execute();
-        }),
-      );
+        });
+      let billed = false;
+      const tracking = createRecordingLlm(options.anthropic, prices, async (usage) => {
+        billed = true; // the API answered: this call is paid for whatever happens next
+        await record(usage);
+      });
       try {
-        return await recording.createMessage(request, callOptions);
+        return await tracking.createMessage(request, callOptions);
       } catch (err) {
-        await release(db, reservation.id).catch((releaseErr: unknown) => options.log.warn({ err: releaseErr }, "releasing a reservation failed"));
+        // Release only a call that was never answered; a billed call whose ledger write failed
+        // keeps its reservation held, so the spend still counts against the limits.
+        if (!billed) await release(db, reservation.id).catch((releaseErr: unknown) => options.log.warn({ err: releaseErr }, "releasing a reservation failed"));
         throw err;
       }
     },

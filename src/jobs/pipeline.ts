@@ -160,7 +160,8 @@ export async function failTask(deps: PipelineDeps, job: Job, reason: string, err
       return updateTask(deps.db, task.id, {});
     });
     const updated = await updateTask(deps.db, moved.id, { failure_reason: reason, blocked_reason: to === "blocked" ? reason : null });
-    await applyStateLabel(github, updated.issue_number, to);
+    // Label the state the task is really in (the transition may have been refused).
+    if (isTaskState(updated.stage)) await applyStateLabel(github, updated.issue_number, updated.stage);
     await writeTracking(deps.db, github, updated, stoppedIn);
     if (to === "budget_exceeded") {
       await github.createComment(updated.issue_number, `⛔ **Budget limit reached.** ${reason}\n\nComment \`/retry\` once the limit is raised or the period has rolled over.`);
@@ -256,7 +257,8 @@ class StageRun {
   }
 
   async execute(kind: StageKind): Promise<StageOutcome> {
-    if (this.#task.stage === "cancelled" && kind !== "pr_closed" && kind !== "cancel") {
+    // A job queued before the task was cancelled does not run; one created afterwards (a new run) does.
+    if (this.#task.stage === "cancelled" && kind !== "pr_closed" && kind !== "cancel" && this.job.created_at <= (this.#task.finished_at ?? 0)) {
       this.log.info("task was cancelled; job skipped");
       return {};
     }
@@ -317,10 +319,11 @@ class StageRun {
     this.#task = await updateTask(this.deps.db, this.#task.id, update);
   }
 
+  /** The follow-up job; its dedupe key names this job, so a retry of this job cannot enqueue it twice and a later job never collides with it. */
   #next(kind: StageKind, payload: StageJobPayload = {}, nonce = "1"): StageOutcome {
     const base = this.#payload;
     return {
-      next: nextJob(this.deps, this.#task, kind, { triggeredAt: base.triggeredAt, actor: base.actor, ...payload }, nonce, this.job.delivery_id),
+      next: nextJob(this.deps, this.#task, kind, { triggeredAt: base.triggeredAt, actor: base.actor, ...payload }, `${nonce}:after-${this.job.id}`, this.job.delivery_id),
     };
   }
 
@@ -393,7 +396,7 @@ class StageRun {
     });
     await this.#save({ plan_comment_id: comment.id, plan_url: comment.htmlUrl });
     this.log.info({ commentId: comment.id }, "plan posted");
-    if (this.#config.require_plan_approval && !this.#task.approved_by) {
+    if (this.#config.require_plan_approval && !this.#task.plan_approved_by) {
       await this.#move("blocked", "waiting for /approve of the plan", {
         blocked_reason: "The repository requires a maintainer's `/approve` of the plan before the Coder starts.",
       });
@@ -412,7 +415,8 @@ class StageRun {
       this.log.info("the review has no body and no comments: nothing to revise");
       return {};
     }
-    await this.#save({ rework_cycles: this.#task.rework_cycles + 1 });
+    // Counted once per revision job, not again when a transient failure retries it.
+    if (this.job.attempts <= 1) await this.#save({ rework_cycles: this.#task.rework_cycles + 1 });
     return this.code(revision);
   }
 
@@ -444,7 +448,8 @@ class StageRun {
     const task = this.#task;
     const config = this.#config;
     const issue = await this.#issueForPrompt();
-    const branch = task.branch ?? branchName(task.issue_number, issue.title);
+    // Each run gets its own branch, so a new run never builds on a merged or abandoned one.
+    const branch = task.branch ?? `${branchName(task.issue_number, issue.title)}${task.run > 1 ? `-run${task.run}` : ""}`;
     const dir = workspaceDir(this.deps.workspacesDir, task.owner, task.repo, task.issue_number);
     await pruneWorkspaces(this.deps.workspacesDir, this.deps.workspacesMaxBytes, new Set([dir])).catch((err: unknown) =>
       this.log.warn({ err }, "pruning workspaces failed"),
@@ -464,8 +469,8 @@ class StageRun {
     const existingPr = task.pr_number ? await this.github.getPullRequest(task.pr_number) : await this.github.findPullRequestByBranch(branch);
     const openPr = existingPr && existingPr.state === "open" ? existingPr : null;
 
-    // Resumed after an interruption: the branch already carries the Coder's commits but no PR was recorded.
-    if (!feedback && onBranch && (await workspace.commitsAhead(`origin/${task.default_branch}`)) > 0) {
+    // Resumed after an interruption: this run's branch already carries the Coder's commits but no PR was recorded.
+    if (!feedback && !task.pr_number && onBranch && (await workspace.commitsAhead(`origin/${task.default_branch}`)) > 0) {
       const pr =
         openPr ??
         (await this.github.createPullRequest({

@@ -78,8 +78,10 @@ export interface TasksTable {
   /** Conclusion of the last Tester run on head_sha: success, failure, neutral. */
   tests_conclusion: string | null;
   blocked_reason: string | null;
-  /** Login of the maintainer who ran /approve. */
+  /** Login of the maintainer who approved changes to protected paths with /approve. */
   approved_by: string | null;
+  /** Login of the maintainer who approved this run's plan with /approve (reset on every new run). */
+  plan_approved_by: string | null;
   /** Epoch ms the current run started and ended. */
   started_at: number | null;
   finished_at: number | null;

@@ -160,6 +160,14 @@ export class GitWorkspace {
     return !status.isClean();
   }
 
+  /** Puts `paths` back as they are at HEAD; untracked ones are removed. */
+  async discardChanges(paths: readonly string[]): Promise<void> {
+    if (paths.length === 0) return;
+    const tracked = (await run("ls-files", () => this.#git().raw(["ls-files", "-z", "--", ...paths]))).split("\0").filter(Boolean);
+    if (tracked.length > 0) await run("checkout", () => this.#git().raw(["checkout", "HEAD", "--", ...tracked]));
+    await run("clean", () => this.#git().raw(["clean", "-f", "--", ...paths]));
+  }
+
   /** Paths changed in the work tree, relative to the root. */
   async changedFiles(): Promise<string[]> {
     const status = await run("status", () => this.#git().status());

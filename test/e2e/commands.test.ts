@@ -439,7 +439,7 @@ describe("/approve", () => {
     expect(github.labelsOf(ISSUE).sort()).toEqual(["agent", "mc:blocked"]);
     expect(trackingComments(github)[0]?.body).toContain("**Waiting for a human:**");
     let task = await app.db.selectFrom("tasks").selectAll().executeTakeFirstOrThrow();
-    expect(task.approved_by).toBeNull();
+    expect(task.plan_approved_by).toBeNull();
     expect(task.blocked_reason).toContain("/approve");
 
     const approve = await comment(app, "/approve", { sender: "approver" });
@@ -449,7 +449,9 @@ describe("/approve", () => {
     expect(await settledStage(app)).toBe("ready_for_merge");
 
     task = await app.db.selectFrom("tasks").selectAll().executeTakeFirstOrThrow();
-    expect(task.approved_by).toBe("approver");
+    expect(task.plan_approved_by).toBe("approver");
+    // Approving the plan does not unlock protected paths.
+    expect(task.approved_by).toBeNull();
     expect(await transitions(app)).toEqual([
       [null, "planning"],
       ["planning", "blocked"],

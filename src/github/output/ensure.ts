@@ -20,7 +20,9 @@ export async function ensureComment(
   const body = `${tag}\n${input.body}`;
   if (input.commentId) return github.updateComment(input.commentId, body);
   const comments = await github.listIssueComments(input.issueNumber);
-  const existing = comments.find((c) => c.body.startsWith(tag));
+  // Only the app's own comments count: anyone can paste a marker into theirs.
+  const bot = await github.getBotIdentity();
+  const existing = comments.find((c) => c.body.startsWith(tag) && c.author === bot.login);
   if (existing) return existing.body === body ? existing : github.updateComment(existing.id, body);
   return github.createComment(input.issueNumber, body);
 }

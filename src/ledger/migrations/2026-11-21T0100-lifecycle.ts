@@ -25,6 +25,7 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable("tasks").addColumn("started_at", "integer").execute();
   await db.schema.alterTable("tasks").addColumn("finished_at", "integer").execute();
   await db.schema.alterTable("tasks").addColumn("triggered_by_id", "integer").execute();
+  await db.schema.alterTable("tasks").addColumn("plan_approved_by", "text").execute();
 
   // `/stop all` by an organisation owner: no new LLM calls for the installation until /retry.
   await db.schema
@@ -38,7 +39,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable("pauses").execute();
   await db.schema.dropTable("transitions").execute();
-  for (const column of ["rework_cycles", "head_sha", "reviewed_sha", "tests_conclusion", "blocked_reason", "approved_by", "started_at", "finished_at", "triggered_by_id"]) {
+  for (const column of ["rework_cycles", "head_sha", "reviewed_sha", "tests_conclusion", "blocked_reason", "approved_by", "started_at", "finished_at", "triggered_by_id", "plan_approved_by"]) {
     await db.schema.alterTable("tasks").dropColumn(column).execute();
   }
 }
