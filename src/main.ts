@@ -4,7 +4,7 @@ import { run } from "probot";
 import { parseServerEnv } from "./config/env.js";
 import { migrateToLatest, openDatabase } from "./ledger/db.js";
 import { createLogger } from "./logger.js";
-import { startMissionControl } from "./server.js";
+import { startMissionControl, stopOnSignals } from "./server.js";
 
 /** Milliseconds running jobs get to finish on SIGTERM before they are aborted and released. */
 const SHUTDOWN_DEADLINE_MS = 30_000;
@@ -34,23 +34,7 @@ async function main(): Promise<void> {
   const app = await startMissionControl({ env, db, log, privateKey, host: process.env.HOST ?? "localhost", rawEnv: process.env });
   log.info({ port: app.port }, "Mission Control is ready");
 
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, "shutting down: no new deliveries or jobs; waiting for running jobs");
-    try {
-      await app.stop(SHUTDOWN_DEADLINE_MS);
-      await db.destroy();
-      log.info("stopped");
-      process.exit(0);
-    } catch (err) {
-      log.error({ err }, "shutdown failed");
-      process.exit(1);
-    }
-  };
-  process.once("SIGTERM", () => void shutdown("SIGTERM"));
-  process.once("SIGINT", () => void shutdown("SIGINT"));
+  stopOnSignals(app, db, log, SHUTDOWN_DEADLINE_MS);
 }
 
 main().catch((err: unknown) => {

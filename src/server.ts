@@ -112,3 +112,28 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
     },
   };
 }
+
+/**
+ * Stops on SIGTERM or SIGINT: no new deliveries or jobs, running jobs get `deadlineMs`
+ * (milliseconds) to finish, the rest are aborted and their leases released, the database is
+ * closed, and the process exits 0 (1 if stopping failed).
+ */
+export function stopOnSignals(app: MissionControl, db: Db, log: Logger, deadlineMs: number): void {
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down: no new deliveries or jobs; waiting for running jobs");
+    try {
+      await app.stop(deadlineMs);
+      await db.destroy();
+      log.info("stopped");
+      process.exit(0);
+    } catch (err) {
+      log.error({ err }, "shutdown failed");
+      process.exit(1);
+    }
+  };
+  process.once("SIGTERM", () => void shutdown("SIGTERM"));
+  process.once("SIGINT", () => void shutdown("SIGINT"));
+}

@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from "node:fs";
 import nock from "nock";
 
 import { FakeAnthropic, text, toolUse } from "../helpers/anthropic-fake.js";
+import { stopOnSignals } from "../../src/server.js";
 import { startApp } from "../helpers/app-harness.js";
 import { FakeGitHub } from "../helpers/github-fake.js";
 import { GHE_HOST, INSTALLATION_ID, OWNER, PLAN, REPO, USAGE } from "./scenario.js";
@@ -63,6 +64,5 @@ const app = await startApp({
   env: { JOB_LEASE_MS: "1500", WORKER_POLL_MS: "50", LOG_LEVEL: "warn" },
 });
 process.stdout.write(`READY ${app.url}\n`);
-process.on("SIGTERM", () => {
-  void app.stop(0).then(() => process.exit(0));
-});
+// The same graceful shutdown as `npm start` (src/main.ts), with a short deadline.
+stopOnSignals(app.mission, app.db, app.log, 500);

@@ -44,6 +44,42 @@ function startChild(options: Record<string, unknown>): Promise<{ child: ChildPro
   });
 }
 
+describe("a process stopped with SIGTERM mid-job", () => {
+  it("exits cleanly, hands its lease back, and the next process finishes without duplicates", async () => {
+    dirs = tempDir();
+    const bare = createBareRepo(REPO_FILES);
+    const stateFile = path.join(dirs.dir, "github-state.json");
+    const common = { databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "ws"), bare, stateFile };
+    const state = () => (existsSync(stateFile) ? JSON.parse(readFileSync(stateFile, "utf8")) : null);
+
+    const first = await startChild({ ...common, script: "full", hangPullRequest: true });
+    await deliver(first.url, { event: "issues", payload: labeledPayload({ cloneUrl: bare }), secret: SECRET });
+    await vi.waitFor(() => expect(state()?.pulls).toHaveLength(1), { timeout: 30_000, interval: 50 });
+    first.child.kill("SIGTERM");
+    const exitCode = await new Promise((resolve) => first.child.once("exit", resolve));
+    expect(exitCode).toBe(0);
+
+    db = openDatabase(common.databasePath);
+    const database = db;
+    const released = await database.selectFrom("jobs").select(["kind", "state", "attempts", "lease_owner"]).where("kind", "=", "code").executeTakeFirstOrThrow();
+    expect(released).toEqual({ kind: "code", state: "queued", attempts: 0, lease_owner: null });
+
+    await startChild({ ...common, script: "after-code", hangPullRequest: false });
+    await vi.waitFor(
+      async () => {
+        const task = await database.selectFrom("tasks").select("stage").executeTakeFirstOrThrow();
+        expect(task.stage).toBe("ready_for_merge");
+      },
+      { timeout: 30_000, interval: 100 },
+    );
+    const final = state();
+    expect(final.pulls).toHaveLength(1);
+    expect(final.comments.filter((c: { body: string }) => c.body.startsWith("<!-- mission-control:tracking -->"))).toHaveLength(1);
+    const code = await database.selectFrom("jobs").select(["state", "attempts"]).where("kind", "=", "code").executeTakeFirstOrThrow();
+    expect(code).toEqual({ state: "succeeded", attempts: 1 });
+  }, 90_000);
+});
+
 describe("a process killed with SIGKILL mid-job", () => {
   it("resumes after restart with no duplicate pull request or comment", async () => {
     dirs = tempDir();

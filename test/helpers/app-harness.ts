@@ -5,11 +5,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 
+import type { Logger } from "pino";
 import { ProbotOctokit } from "probot";
 
 import { parseServerEnv, type ServerEnv } from "../../src/config/env.js";
 import type { Worker } from "../../src/jobs/worker.js";
-import { startMissionControl } from "../../src/server.js";
+import { type MissionControl, startMissionControl } from "../../src/server.js";
 import { type Db, migrateToLatest, openDatabase } from "../../src/ledger/db.js";
 import { createLogger } from "../../src/logger.js";
 import { ANTHROPIC_TEST_URL } from "./anthropic-fake.js";
@@ -53,6 +54,9 @@ export interface RunningApp {
   worker: Worker;
   /** Every log line, parsed. */
   logs: Array<Record<string, unknown>>;
+  /** The running app as `startMissionControl` returned it. */
+  mission: MissionControl;
+  log: Logger;
   /** Stops the HTTP server and the worker (waiting up to `deadlineMs` for running jobs). */
   stop(deadlineMs?: number): Promise<void>;
 }
@@ -121,6 +125,8 @@ export async function startApp(options: {
     env,
     worker: w,
     logs,
+    mission: app,
+    log,
     async stop(deadlineMs = 5_000) {
       await app.stop(deadlineMs);
       await db.destroy();
