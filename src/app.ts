@@ -75,6 +75,15 @@ export function createApp(options: AppOptions): ApplicationFunction {
 
     addHandler(metrics.handler(env.METRICS_TOKEN));
 
+    // Probot's manifest flow registers the webhook URL as the server's root (`${baseUrl}/`) when
+    // no proxy is used: accept signed deliveries there too, through the same verifying middleware.
+    let webhooks: Promise<(req: IncomingMessage, res: ServerResponse) => Promise<boolean>> | undefined;
+    addHandler(async (req: IncomingMessage, res: ServerResponse) => {
+      if (req.method !== "POST" || (req.url ?? "").split("?")[0] !== "/" || !req.headers["x-github-event"]) return false;
+      webhooks ??= app.getNodeMiddleware({ path: "/" });
+      return (await webhooks)(req, res);
+    });
+
     options.onWorker?.(worker);
     if (options.startWorker ?? true) worker.start();
   };

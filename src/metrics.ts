@@ -111,9 +111,9 @@ export class Metrics {
    * Times every delivery on the webhook path: `mc_webhook_deliveries_total` and
    * `mc_webhook_ack_seconds` (from the request's arrival to the end of the answer).
    */
-  instrument(server: HttpServer, webhookPath = "/api/github/webhooks"): void {
+  instrument(server: HttpServer, webhookPaths: readonly string[] = ["/api/github/webhooks", "/"]): void {
     server.prependListener("request", (req: IncomingMessage, res: ServerResponse) => {
-      if (req.method !== "POST" || (req.url ?? "").split("?")[0] !== webhookPath) return;
+      if (req.method !== "POST" || !webhookPaths.includes((req.url ?? "").split("?")[0] ?? "") || !req.headers["x-github-event"]) return;
       const started = process.hrtime.bigint();
       const event = String(req.headers["x-github-event"] ?? "unknown");
       res.once("finish", () => {

@@ -287,6 +287,17 @@ describe("webhook guards", () => {
     expect(await app.db.selectFrom("jobs").select("id").execute()).toHaveLength(1);
   });
 
+  it("accepts signed deliveries at the server root too (the URL Probot's manifest flow registers), still verifying them", async () => {
+    const { app, world } = await boot();
+    await app.worker.stop(0);
+    const forged = await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: world.bare }), secret: SECRET, signWith: "wrong", path: "/" });
+    expect(forged.status).toBeGreaterThanOrEqual(400);
+    expect(await app.db.selectFrom("jobs").selectAll().execute()).toEqual([]);
+    const signed = await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: world.bare }), secret: SECRET, path: "/" });
+    expect(signed.status).toBeLessThan(300);
+    expect((await app.db.selectFrom("jobs").select("kind").execute()).map((j) => j.kind)).toEqual(["plan"]);
+  });
+
   it("answers /healthz with the database and queue depth", async () => {
     const { app } = await boot();
     const response = await fetch(`${app.url}/healthz`);

@@ -33,12 +33,12 @@ export function signature(body: string, secret: string): string {
 /** Sends a delivery to the app like GitHub does, signed unless `signWith` is given. */
 export async function deliver(
   baseUrl: string,
-  delivery: { event: string; payload: unknown; secret: string; id?: string; signWith?: string },
+  delivery: { event: string; payload: unknown; secret: string; id?: string; signWith?: string; path?: string },
 ): Promise<{ status: number; id: string; body: string; elapsedMs: number }> {
   const id = delivery.id ?? randomUUID();
   const body = JSON.stringify(delivery.payload);
   const started = performance.now();
-  const response = await fetch(`${baseUrl}/api/github/webhooks`, {
+  const response = await fetch(`${baseUrl}${delivery.path ?? "/api/github/webhooks"}`, {
     method: "POST",
     headers: {
       "content-type": "application/json",
