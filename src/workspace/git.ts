@@ -168,6 +168,12 @@ export class GitWorkspace {
     await run("clean", () => this.#git().raw(["clean", "-f", "--", ...paths]));
   }
 
+  /** Paths changed by the commits after `sha` (up to HEAD), sorted. */
+  async filesChangedSince(sha: string): Promise<string[]> {
+    const out = await run("diff", () => this.#git().raw(["diff", "--name-only", "-z", `${sha}..HEAD`]));
+    return out.split("\0").filter(Boolean).sort();
+  }
+
   /** Paths changed in the work tree, relative to the root. */
   async changedFiles(): Promise<string[]> {
     const status = await run("status", () => this.#git().status());

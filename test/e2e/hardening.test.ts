@@ -108,3 +108,31 @@ describe("a cancelled task", () => {
     expect(transitions.map((t) => `${t.from_state}->${t.to_state}`)).toContain("cancelled->planning");
   });
 });
+
+describe("commits", () => {
+  it("one per logical change when the Coder commits as it goes, each with the person's Co-authored-by trailer", async () => {
+    const { app, world } = await boot();
+    world.anthropic.script("architect", { content: [toolUse("submit_plan", PLAN)], usage: USAGE.architect });
+    world.anthropic.script(
+      "coder",
+      { content: [toolUse("edit_file", { path: "src/greet.js", old_text: '"Hello " + name', new_text: '"Hello, " + name + "!"' })], usage: USAGE.coder[0]! },
+      { content: [toolUse("commit", { message: "Use a comma and an exclamation mark in greet()" })], usage: USAGE.coder[1]! },
+      { content: [toolUse("edit_file", { path: "README.md", old_text: "Greets people.", new_text: "Greets people: `Hello, <name>!`." })], usage: USAGE.coder[2]! },
+      { content: [toolUse("commit", { message: "Document the greeting" })], usage: USAGE.coder[2]! },
+      { content: [text("- Two commits.")], usage: USAGE.coder[2]! },
+    );
+    world.anthropic.script("tester", { content: [toolUse("submit_judgement", { items: [] })], usage: USAGE.tester });
+    world.anthropic.script("reviewer", { content: [toolUse("submit_review", { event: "approve", body: "ok", comments: [] })], usage: USAGE.reviewer });
+    const payload = labeledPayload({ cloneUrl: world.bare });
+    await deliver(app.url, { event: "issues", payload, secret: SECRET });
+    await waitForState(app, "ready_for_merge");
+    const log = git(["--git-dir", world.bare, "log", "--format=%s%n%b%n---", "main..mc/issue-7-friendlier-greeting"]);
+    const commits = log.split("---").map((c) => c.trim()).filter(Boolean);
+    expect(commits).toHaveLength(2);
+    expect(commits[1]?.split("\n")[0]).toBe("Use a comma and an exclamation mark in greet()");
+    expect(commits[0]?.split("\n")[0]).toBe("Document the greeting");
+    for (const commit of commits) expect(commit).toContain(`Co-authored-by: maintainer <${payload.sender.id}+maintainer@users.noreply.github.com>`);
+    const author = git(["--git-dir", world.bare, "log", "-1", "--format=%an <%ae>", "mc/issue-7-friendlier-greeting"]);
+    expect(author).toBe("mission-control-test[bot] <4100000+mission-control-test[bot]@users.noreply.github.com>");
+  });
+});
