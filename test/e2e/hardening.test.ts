@@ -1,47 +1,14 @@
-import path from "node:path";
-
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 
 import { text, toolUse } from "../helpers/anthropic-fake.js";
-import { type RunningApp, startApp, tempDir } from "../helpers/app-harness.js";
 import { git } from "../helpers/git-fixtures.js";
 import { deliver, examplePayload } from "../helpers/webhooks.js";
 import { protectedMatcher } from "../../src/agents/tools.js";
-import { createWorld, INSTALLATION_ID, ISSUE, labeledPayload, PLAN, scriptHappyPath, SECRET, USAGE } from "./scenario.js";
+import { useE2E, waitForState } from "./harness.js";
+import { INSTALLATION_ID, ISSUE, labeledPayload, PLAN, scriptHappyPath, SECRET, USAGE } from "./scenario.js";
 
-let app: RunningApp | undefined;
-let world: ReturnType<typeof createWorld> | undefined;
-let dirs: ReturnType<typeof tempDir> | undefined;
+const boot = useE2E();
 
-afterEach(async () => {
-  await app?.stop(0);
-  world?.github.stop();
-  world?.anthropic.stop();
-  dirs?.cleanup();
-  app = undefined;
-  world = undefined;
-  dirs = undefined;
-});
-
-async function boot(options: Parameters<typeof createWorld>[0] = {}) {
-  dirs = tempDir();
-  world = createWorld(options);
-  app = await startApp({ databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "ws") });
-  return { app, world };
-}
-
-async function waitForState(running: RunningApp, state: string): Promise<void> {
-  await vi.waitFor(
-    async () => {
-      const open = await running.db.selectFrom("jobs").select("id").where("state", "in", ["queued", "running"]).execute();
-      expect(open).toEqual([]);
-      const task = await running.db.selectFrom("tasks").select("stage").executeTakeFirstOrThrow();
-      expect(task.stage).toBe(state);
-    },
-    { timeout: 30_000, interval: 50 },
-  );
-  await running.worker.idle();
-}
 
 describe("protected paths", () => {
   it("cannot be reached by another spelling of the path", () => {

@@ -1,31 +1,15 @@
-import path from "node:path";
+import { describe, expect, it, vi } from "vitest";
 
-import { afterEach, describe, expect, it, vi } from "vitest";
-
-import { type RunningApp, startApp, tempDir } from "../helpers/app-harness.js";
 import { deliver } from "../helpers/webhooks.js";
-import { createWorld, ISSUE, labeledPayload, scriptHappyPath, SECRET } from "./scenario.js";
+import { useE2E } from "./harness.js";
+import { ISSUE, labeledPayload, scriptHappyPath, SECRET } from "./scenario.js";
 
-let app: RunningApp | undefined;
-let world: ReturnType<typeof createWorld> | undefined;
-let dirs: ReturnType<typeof tempDir> | undefined;
-
-afterEach(async () => {
-  await app?.stop(0);
-  world?.github.stop();
-  world?.anthropic.stop();
-  dirs?.cleanup();
-  app = undefined;
-  world = undefined;
-  dirs = undefined;
-});
+const boot = useE2E();
 
 describe("the kill switch PAUSE=1", () => {
   it("stops every new LLM call: the task waits for a human, nothing is sent to Anthropic", async () => {
-    dirs = tempDir();
-    world = createWorld();
+    const { app, world } = await boot({}, { PAUSE: "1" });
     scriptHappyPath(world.anthropic);
-    app = await startApp({ databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "ws"), env: { PAUSE: "1" } });
     const running = app;
     await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: world.bare }), secret: SECRET });
     await vi.waitFor(

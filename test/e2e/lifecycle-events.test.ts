@@ -1,50 +1,23 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 
-import { type RunningApp, startApp, tempDir } from "../helpers/app-harness.js";
 import { deliver, examplePayload } from "../helpers/webhooks.js";
 import { toolUse } from "../helpers/anthropic-fake.js";
 import { commentPayload } from "./command-helpers.js";
 import { reviewSubmittedPayload } from "./revision-helpers.js";
-import { createWorld, INSTALLATION_ID, ISSUE, labeledPayload, OWNER, PLAN, REPO, scriptHappyPath, SECRET, USAGE } from "./scenario.js";
+import { useE2E, waitForState } from "./harness.js";
+import { INSTALLATION_ID, ISSUE, labeledPayload, OWNER, PLAN, REPO, scriptHappyPath, SECRET, USAGE } from "./scenario.js";
 
-let app: RunningApp | undefined;
-let world: ReturnType<typeof createWorld> | undefined;
-let dirs: ReturnType<typeof tempDir> | undefined;
-
-afterEach(async () => {
-  await app?.stop(0);
-  world?.github.stop();
-  world?.anthropic.stop();
-  dirs?.cleanup();
-  app = undefined;
-  world = undefined;
-  dirs = undefined;
-});
+const boot = useE2E();
 
 async function readyForMerge() {
-  dirs = tempDir();
-  world = createWorld();
+  const { app, world } = await boot();
   scriptHappyPath(world.anthropic);
-  app = await startApp({ databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "workspaces") });
   await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: world.bare }), secret: SECRET });
   await waitForState(app, "ready_for_merge");
   return { app, world };
-}
-
-async function waitForState(running: RunningApp, state: string): Promise<void> {
-  await vi.waitFor(
-    async () => {
-      const open = await running.db.selectFrom("jobs").select("id").where("state", "in", ["queued", "running"]).execute();
-      expect(open).toEqual([]);
-      const task = await running.db.selectFrom("tasks").select("stage").executeTakeFirstOrThrow();
-      expect(task.stage).toBe(state);
-    },
-    { timeout: 30_000, interval: 50 },
-  );
-  await running.worker.idle();
 }
 
 function adaptRepository(payload: any, cloneUrl: string, sender = "maintainer") {
@@ -94,10 +67,8 @@ describe("the issue-to-merge lifecycle on GitHub events", () => {
   });
 
   it("an issue closed by a person while the Coder is queued cancels its jobs", async () => {
-    dirs = tempDir();
-    world = createWorld();
+    const { app, world } = await boot();
     scriptHappyPath(world.anthropic);
-    app = await startApp({ databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "workspaces") });
     await app.worker.stop(0);
     await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: world.bare }), secret: SECRET });
     // The examples have no issues.closed payload: GitHub's issues.reopened one, turned around.
@@ -118,14 +89,12 @@ describe("the issue-to-merge lifecycle on GitHub events", () => {
   });
 
   it("a person merging while the task waits for a human still ends it merged", async () => {
-    dirs = tempDir();
-    world = createWorld({ repoConfigYaml: "coder:\n  max_turns: 1\n" });
+    const { app, world } = await boot({ repoConfigYaml: "coder:\n  max_turns: 1\n" });
     world.anthropic.script("architect", { content: [toolUse("submit_plan", PLAN)], usage: USAGE.architect });
     world.anthropic.script("coder", {
       content: [toolUse("edit_file", { path: "src/greet.js", old_text: '"Hello " + name', new_text: '"Hello, " + name' })],
       usage: USAGE.coder[0]!,
     });
-    app = await startApp({ databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "workspaces") });
     await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: world.bare }), secret: SECRET });
     await waitForState(app, "blocked"); // the Coder hit its one-turn limit; a draft PR exists
     const pr = world.github.pulls[0]!;
@@ -136,10 +105,8 @@ describe("the issue-to-merge lifecycle on GitHub events", () => {
   });
 
   it("/plan notes reach the Architect as data in the user turn", async () => {
-    dirs = tempDir();
-    world = createWorld();
+    const { app, world } = await boot();
     scriptHappyPath(world.anthropic);
-    app = await startApp({ databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "workspaces") });
     await deliver(app.url, {
       event: "issue_comment",
       payload: commentPayload({ cloneUrl: world.bare, body: "/plan keep the old greeting as an alias <!-- hidden -->" }).payload,
@@ -155,10 +122,8 @@ describe("the issue-to-merge lifecycle on GitHub events", () => {
   });
 
   it("with auto_merge, a person's later approval merges once every check passed", async () => {
-    dirs = tempDir();
-    world = createWorld({ repoConfigYaml: "auto_merge: true\n" });
+    const { app, world } = await boot({ repoConfigYaml: "auto_merge: true\n" });
     scriptHappyPath(world.anthropic);
-    app = await startApp({ databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "workspaces") });
     await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: world.bare }), secret: SECRET });
     await waitForState(app, "ready_for_merge");
     const pr = world.github.pulls[0]!;
@@ -168,15 +133,13 @@ describe("the issue-to-merge lifecycle on GitHub events", () => {
       payload: reviewSubmittedPayload({ cloneUrl: world.bare, pullNumber: pr.number, reviewId, state: "approved" }),
       secret: SECRET,
     });
-    await vi.waitFor(() => expect(world?.github.merges).toHaveLength(1), { timeout: 30_000, interval: 50 });
+    await vi.waitFor(() => expect(world.github.merges).toHaveLength(1), { timeout: 30_000, interval: 50 });
     expect(world.github.merges[0]).toMatchObject({ pull: pr.number, method: "squash" });
   });
 
   it("never merges by itself unless auto_merge is on, every check passed and a human approved", async () => {
-    dirs = tempDir();
-    world = createWorld({ repoConfigYaml: "auto_merge: true\n" });
+    const { app, world } = await boot({ repoConfigYaml: "auto_merge: true\n" });
     scriptHappyPath(world.anthropic);
-    app = await startApp({ databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "workspaces") });
     await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: world.bare }), secret: SECRET });
     await waitForState(app, "ready_for_merge");
     // Checks passed, but no human approved: nothing merged.

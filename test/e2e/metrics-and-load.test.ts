@@ -1,31 +1,12 @@
-import path from "node:path";
+import { describe, expect, it, vi } from "vitest";
 
-import { afterEach, describe, expect, it, vi } from "vitest";
-
-import { type RunningApp, startApp, tempDir } from "../helpers/app-harness.js";
 import { deliver } from "../helpers/webhooks.js";
-import { createWorld, labeledPayload, scriptHappyPath, SECRET } from "./scenario.js";
+import { useE2E } from "./harness.js";
+import { labeledPayload, scriptHappyPath, SECRET } from "./scenario.js";
 
-let app: RunningApp | undefined;
-let world: ReturnType<typeof createWorld> | undefined;
-let dirs: ReturnType<typeof tempDir> | undefined;
+const start = useE2E();
 
-afterEach(async () => {
-  await app?.stop(0);
-  world?.github.stop();
-  world?.anthropic.stop();
-  dirs?.cleanup();
-  app = undefined;
-  world = undefined;
-  dirs = undefined;
-});
-
-async function boot(env: Record<string, string> = {}, startWorker = true) {
-  dirs = tempDir();
-  world = createWorld();
-  app = await startApp({ databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "ws"), env, startWorker });
-  return { app, world };
-}
+const boot = (env: Record<string, string> = {}, startWorker = true) => start({}, env, startWorker);
 
 /** The value of one series in Prometheus text format, or undefined. */
 function sample(text: string, series: string): number | undefined {
