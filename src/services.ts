@@ -61,8 +61,10 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
 
   const pipeline: PipelineDeps = {
     db,
-    async github({ installationId, owner, repo }) {
+    async github({ installationId, owner, repo, log: jobLog }) {
       const [installationOctokit, appOctokit] = await Promise.all([app.auth(installationId), app.auth()]);
+      // The request log lines of this job's client carry the job's delivery, job, repository and issue.
+      if (jobLog) (installationOctokit as unknown as { log: Logger }).log = jobLog.child({ name: "github" });
       const gauge = options.metrics?.githubRateLimitRemaining;
       if (gauge) {
         installationOctokit.hook.after("request", (response) => {

@@ -47,7 +47,7 @@ const RESUME: Partial<Record<TaskState, StageKind>> = { planning: "plan", coding
 export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): Promise<JobResult> {
   const payload = JSON.parse(job.payload) as CommandJobPayload;
   let task = await loadTask(deps.db, job.task_id);
-  const github = await deps.github({ installationId: task.installation_id, owner: task.owner, repo: task.repo });
+  const github = await deps.github({ installationId: task.installation_id, owner: task.owner, repo: task.repo, log });
   const reply = (topic: string, body: string) =>
     ensureComment(github, { issueNumber: payload.subjectNumber, topic: `command:${payload.commentId}:${topic}`, body });
   const config = RepoConfig.parse(JSON.parse(task.config));

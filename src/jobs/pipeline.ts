@@ -41,8 +41,8 @@ export interface UsageContext {
 /** Everything the stages need, injected by the app (and by tests). */
 export interface PipelineDeps {
   db: Db;
-  /** The GitHub port for one installation and repository. */
-  github(target: { installationId: number; owner: string; repo: string }): Promise<GitHubPort>;
+  /** The GitHub port for one installation and repository; `log` (the job's) also logs its requests. */
+  github(target: { installationId: number; owner: string; repo: string; log?: Logger }): Promise<GitHubPort>;
   /** A Messages API client that checks budgets and records each call's usage against `context`. */
   llm(context: UsageContext): Llm;
   clone(options: CloneOptions): Promise<GitWorkspace>;
@@ -121,7 +121,7 @@ export function nextJob(deps: Pick<PipelineDeps, "maxAttempts">, task: Task, kin
 export async function runStage(deps: PipelineDeps, job: Job, signal: AbortSignal, log: Logger): Promise<StageOutcome> {
   if (!isStageKind(job.kind)) throw new Error(`unknown job kind "${job.kind}"`);
   const task = await loadTask(deps.db, job.task_id);
-  const github = abortable(await deps.github({ installationId: task.installation_id, owner: task.owner, repo: task.repo }), signal);
+  const github = abortable(await deps.github({ installationId: task.installation_id, owner: task.owner, repo: task.repo, log }), signal);
   const run = new StageRun(deps, job, task, github, signal, log);
   return run.execute(job.kind);
 }
@@ -151,7 +151,7 @@ export function abortable(github: GitHubPort, signal: AbortSignal): GitHubPort {
 export async function failTask(deps: PipelineDeps, job: Job, reason: string, error: unknown, log: Logger): Promise<void> {
   try {
     const task = await loadTask(deps.db, job.task_id);
-    const github = await deps.github({ installationId: task.installation_id, owner: task.owner, repo: task.repo });
+    const github = await deps.github({ installationId: task.installation_id, owner: task.owner, repo: task.repo, log });
     const code = isMissionControlError(error) ? error.code : "internal";
     const to: TaskState = code === "budget_exceeded" ? "budget_exceeded" : code === "paused" ? "blocked" : "failed";
     const stoppedIn = isTaskState(task.stage) ? task.stage : null;

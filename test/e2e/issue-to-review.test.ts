@@ -186,6 +186,10 @@ describe("labelling an issue `agent` runs plan → code → test → review on G
       expect(line).toMatchObject({ deliveryId: response.id, lockKey: `${OWNER}/${REPO}#${ISSUE}` });
       expect(line.jobId).toEqual(expect.any(Number));
     }
+    // GitHub request lines of a job carry its fields too.
+    const requestLines = app.logs.filter((l) => String(l.msg).startsWith("GitHub request: PATCH"));
+    expect(requestLines.length).toBeGreaterThan(0);
+    for (const line of requestLines) expect(line).toMatchObject({ deliveryId: response.id, repo: `${OWNER}/${REPO}`, issue: ISSUE, jobId: expect.any(Number) });
     const allLogs = JSON.stringify(app.logs);
     for (const token of github.tokens) expect(allLogs).not.toContain(token);
     expect(allLogs).not.toContain(TEST_ANTHROPIC_KEY);
