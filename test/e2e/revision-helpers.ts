@@ -1,11 +1,10 @@
 import { expect, vi } from "vitest";
 
-import { FakeAnthropic, type RecordedMessageRequest } from "../helpers/anthropic-fake.js";
+import type { RecordedMessageRequest } from "../helpers/anthropic-fake.js";
 import type { RunningApp } from "../helpers/app-harness.js";
-import { createBareRepo, git } from "../helpers/git-fixtures.js";
-import { FakeGitHub } from "../helpers/github-fake.js";
+import { git } from "../helpers/git-fixtures.js";
 import { examplePayload } from "../helpers/webhooks.js";
-import { GHE_HOST, INSTALLATION_ID, ISSUE, labeledPayload, OWNER, REPO, REPO_FILES } from "./scenario.js";
+import { createWorld, labeledPayload, REPO_FILES } from "./scenario.js";
 
 /** The branch every scenario's Coder works on (from the issue's title). */
 export const BRANCH = "mc/issue-7-friendlier-greeting";
@@ -31,24 +30,12 @@ export const FAILING_TESTS_FILES: Record<string, string> = {
   ".gitignore": "node_modules/\n",
 };
 
-/** Like scenario.ts's `createWorld`, but the bare repository is seeded with `files`. */
+/** scenario.ts's `createWorld`, with the bare repository seeded with `files`. */
 export function createWorldWith(
   files: Record<string, string> = REPO_FILES,
   options: { permissions?: Record<string, "admin" | "write" | "read">; repoConfigYaml?: string } = {},
 ) {
-  const bare = createBareRepo(files);
-  const github = new FakeGitHub({
-    baseUrl: `https://${GHE_HOST}/api/v3`,
-    owner: OWNER,
-    repo: REPO,
-    bare,
-    installationId: INSTALLATION_ID,
-    permissions: options.permissions ?? { maintainer: "write" },
-    ...(options.repoConfigYaml === undefined ? {} : { repoConfigYaml: options.repoConfigYaml }),
-  }).start();
-  github.addIssue({ number: ISSUE, title: "Friendlier greeting", body: "greet() should say `Hello, <name>!`.", labels: ["agent"] });
-  const anthropic = new FakeAnthropic().start();
-  return { bare, github, anthropic };
+  return createWorld({ ...options, files });
 }
 
 /**

@@ -61,8 +61,10 @@ export function scriptHappyPath(anthropic: FakeAnthropic): void {
 }
 
 /** A fresh world: a bare repository as the remote, a fake GitHub holding the issue, a fake Anthropic. */
-export function createWorld(options: { permissions?: Record<string, "admin" | "write" | "read">; issueBody?: string; repoConfigYaml?: string } = {}) {
-  const bare = createBareRepo(REPO_FILES);
+export function createWorld(
+  options: { permissions?: Record<string, "admin" | "write" | "read">; issueBody?: string; repoConfigYaml?: string; files?: Record<string, string> } = {},
+) {
+  const bare = createBareRepo(options.files ?? REPO_FILES);
   const github = new FakeGitHub({
     baseUrl: `https://${GHE_HOST}/api/v3`,
     owner: OWNER,
