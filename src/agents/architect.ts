@@ -1,5 +1,6 @@
 import { z } from "zod";
 
+import { escapeUntrustedCode, escapeUntrustedName } from "../prompt/index.js";
 import { readWorkspaceFile } from "../workspace/files.js";
 import { type AgentRuntime, attr, type IssueForPrompt, renderIssue, renderNotes } from "./context.js";
 import { runToolLoop } from "./loop.js";
@@ -73,12 +74,17 @@ export async function snapshotRepository(
   return { ...meta, files, excerpts };
 }
 
+/**
+ * The snapshot as `<repository>` with `<file_tree>` and one `<file>` per excerpt. File names
+ * and contents come from the repository, so they are escaped (`escapeUntrustedName`,
+ * `escapeUntrustedCode`): a file named `</repository>` or containing `</file>` stays data.
+ */
 function renderSnapshot(snapshot: RepositorySnapshot): string {
-  let tree = snapshot.files.join("\n");
+  let tree = snapshot.files.map(escapeUntrustedName).join("\n");
   if (tree.length > SNAPSHOT_LIMITS.treeChars) {
     tree = `${tree.slice(0, SNAPSHOT_LIMITS.treeChars)}\n[... ${snapshot.files.length} files in all; list clipped]`;
   }
-  const files = snapshot.excerpts.map((e) => `<file path="${attr(e.path)}">\n${e.content}\n</file>`).join("\n");
+  const files = snapshot.excerpts.map((e) => `<file path="${attr(e.path)}">\n${escapeUntrustedCode(e.content)}\n</file>`).join("\n");
   return `<repository name="${attr(snapshot.fullName)}" default_branch="${attr(snapshot.defaultBranch)}">\n<file_tree>\n${tree}\n</file_tree>\n${files}\n</repository>`;
 }
 

@@ -1,7 +1,7 @@
-import type { PromptComment } from "../github/sanitize.js";
 import type { Llm } from "../llm/client.js";
+import { escapeAttribute, type PromptComment, sanitizeUntrustedText } from "../prompt/index.js";
 
-/** The issue as it enters a prompt: already sanitised (see `github/sanitize.ts`). */
+/** The issue as it enters a prompt (sanitised by the caller with `sanitizeUntrustedText`, and again by {@link renderIssue}). */
 export interface IssueForPrompt {
   number: number;
   title: string;
@@ -17,23 +17,22 @@ export interface AgentRuntime {
   signal?: AbortSignal | undefined;
 }
 
-/** Escapes a value for use inside an XML-like attribute of a prompt. */
-export function attr(value: string | number): string {
-  return String(value).replace(/[&"<>]/g, (c) => ({ "&": "&amp;", '"': "&quot;", "<": "&lt;", ">": "&gt;" })[c] ?? c);
-}
+/** Escapes a value for use inside an XML-like attribute of a prompt: `escapeAttribute` of `src/prompt/`. */
+export const attr = escapeAttribute;
 
 /**
  * Renders the issue as data inside `<issue>`, with a reminder that its text is untrusted.
- * Goes into the user turn only, never into the system prompt.
+ * Goes into the user turn only, never into the system prompt. The title, body and comments are
+ * sanitised here (`sanitizeUntrustedText`) whatever the caller did; the attributes are escaped.
  */
 export function renderIssue(issue: IssueForPrompt): string {
   const comments = issue.comments
-    .map((c) => `<comment author="${attr(c.author)}" created_at="${attr(c.createdAt)}">\n${c.body}\n</comment>`)
+    .map((c) => `<comment author="${attr(c.author)}" created_at="${attr(c.createdAt)}">\n${sanitizeUntrustedText(c.body)}\n</comment>`)
     .join("\n");
   return [
     `<issue number="${attr(issue.number)}" author="${attr(issue.author)}">`,
-    `<title>${issue.title}</title>`,
-    `<body>\n${issue.body}\n</body>`,
+    `<title>${sanitizeUntrustedText(issue.title)}</title>`,
+    `<body>\n${sanitizeUntrustedText(issue.body)}\n</body>`,
     comments ? `<comments>\n${comments}\n</comments>` : "",
     "</issue>",
     "",
@@ -43,7 +42,10 @@ export function renderIssue(issue: IssueForPrompt): string {
     .join("\n");
 }
 
-/** A maintainer's notes (`/plan <notes>`, `/code <instructions>`), already sanitised, as data in the user turn. */
+/**
+ * A maintainer's notes (`/plan <notes>`, `/code <instructions>`) as data in the user turn,
+ * sanitised here (`sanitizeUntrustedText`) whatever the caller did.
+ */
 export function renderNotes(notes: { author: string; text: string }): string {
-  return `<maintainer_notes author="${attr(notes.author)}">\n${notes.text}\n</maintainer_notes>`;
+  return `<maintainer_notes author="${attr(notes.author)}">\n${sanitizeUntrustedText(notes.text)}\n</maintainer_notes>`;
 }

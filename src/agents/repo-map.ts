@@ -6,6 +6,7 @@
  */
 import ts from "typescript";
 
+import { escapeUntrustedName, promptSafe, type PromptSafeText } from "../prompt/index.js";
 import { readWorkspaceFile } from "../workspace/files.js";
 import type { WorkspaceIndex } from "./tools.js";
 
@@ -37,7 +38,8 @@ export interface RepoMapOptions {
 
 /** A rendered repository map. */
 export interface RepoMap {
-  text: string;
+  /** The map; file names and symbols are escaped (`escapeUntrustedName`), so it can go into a prompt as it is. */
+  text: PromptSafeText;
   /** Files in the repository (what `listFiles()` returned). */
   files: number;
   /** Files whose top-level symbols are in the map. */
@@ -500,14 +502,19 @@ async function symbolsOf(workspace: WorkspaceIndex, path: string): Promise<strin
     return undefined;
   }
   try {
-    return extractSymbols(path, text);
+    // Symbols are the repository's text: a declaration named `</repository_map>` stays data.
+    return extractSymbols(path, text).map(escapeUntrustedName);
   } catch {
     return undefined;
   }
 }
 
-/** The file's block: its path, then its symbols indented, cut to `maxChars` (or `undefined` if not even one symbol fits). */
-function symbolBlock(path: string, symbols: readonly string[], maxChars: number): string[] | undefined {
+/**
+ * The file's block: its path (escaped here), then its symbols (already escaped) indented, cut
+ * to `maxChars` (or `undefined` if not even one symbol fits).
+ */
+function symbolBlock(rawPath: string, symbols: readonly string[], maxChars: number): string[] | undefined {
+  const path = escapeUntrustedName(rawPath);
   const capped = symbols.slice(0, LIMITS.maxSymbolsPerFile);
   const lines = [path, ...capped.map((s) => `  ${s}`)];
   const moreLine = (n: number) => `  … ${n} more top-level symbols`;
@@ -542,6 +549,10 @@ function symbolBlock(path: string, symbols: readonly string[], maxChars: number)
  * inside the clone; binary, oversized (over 512 KiB) and unreadable files are skipped (listed
  * by path only). At most 400 files are parsed per map.
  *
+ * Paths and symbols come from the repository, so each is escaped with `escapeUntrustedName`
+ * (tag look-alikes, secrets, invisible characters, line breaks) before it is counted against
+ * the budget; the map's text can go into a prompt as it is.
+ *
  * @throws {RangeError} when `tokenBudget` is not a positive integer
  */
 export async function buildRepoMap(workspace: WorkspaceIndex, options: RepoMapOptions): Promise<RepoMap> {
@@ -575,7 +586,11 @@ export async function buildRepoMap(workspace: WorkspaceIndex, options: RepoMapOp
   }
   const reserve = Math.min(focusChars, Math.floor(available * LIMITS.focusShare));
   const protectedFiles = new Set(ranked.filter((r) => r.tier <= 1).map((r) => r.path));
-  const list = pathList(files, available - reserve, protectedFiles);
+  const list = pathList(
+    files.map(escapeUntrustedName),
+    available - reserve,
+    new Set([...protectedFiles].map(escapeUntrustedName)),
+  );
 
   let remaining = available - list.chars;
   const blocks: string[] = [];
@@ -602,5 +617,5 @@ export async function buildRepoMap(workspace: WorkspaceIndex, options: RepoMapOp
     // Only for budgets too small for the heading and last line themselves.
     text = `${text.slice(0, Math.max(0, budgetChars - footer.length - 1))}\n${footer}`.slice(-budgetChars);
   }
-  return { text, files: files.length, filesWithSymbols, estimatedTokens: estimateTokens(text) };
+  return { text: promptSafe(text), files: files.length, filesWithSymbols, estimatedTokens: estimateTokens(text) };
 }

@@ -1,7 +1,7 @@
 import { z } from "zod";
 
 import { GitHubApiError, isMissionControlError } from "../errors.js";
-import { escapePatchForPrompt, escapeWrapperTags, partitionComments } from "../github/diff-lines.js";
+import { partitionComments } from "../github/diff-lines.js";
 import { marker } from "../github/output/ensure.js";
 import type {
   BotIdentity,
@@ -13,7 +13,7 @@ import type {
   ReviewData,
   ReviewEvent,
 } from "../github/output/port.js";
-import { sanitizeUntrustedText } from "../github/sanitize.js";
+import { escapePatchForPrompt, escapeUntrustedCode, promptSafe, type PromptSafeText, sanitizeUntrustedText } from "../prompt/index.js";
 import type { Plan } from "./architect.js";
 import { type AgentRuntime, attr } from "./context.js";
 import { runToolLoop } from "./loop.js";
@@ -67,10 +67,11 @@ export interface NotReviewedFile {
 /** A group of files whose rendered patches fit one model call. */
 export interface DiffPart {
   files: PullRequestFile[];
-  /** The `<patch>` elements of these files, joined by newlines. */
-  text: string;
+  /** The `<patch>` elements of these files, joined by newlines; patches and names escaped. */
+  text: PromptSafeText;
 }
 
+/** One file's `<patch>` element: its name and status escaped as attributes, its patch with `escapePatchForPrompt`. */
 function patchBlock(file: PullRequestFile & { patch: string }): string {
   return `<patch path="${attr(file.filename)}" status="${attr(file.status)}">\n${escapePatchForPrompt(file.patch)}\n</patch>`;
 }
@@ -112,16 +113,16 @@ export function splitDiff(
     part.blocks.push(block);
     part.used += block.length;
   }
-  return { parts: parts.map((p) => ({ files: p.files, text: p.blocks.join("\n") })), notReviewed };
+  return { parts: parts.map((p) => ({ files: p.files, text: promptSafe(p.blocks.join("\n")) })), notReviewed };
 }
 
 /**
  * Renders as many of the files' patches as fit `budget` characters (one part) as `<patch>`
  * elements, and lists the rest as `path (reason)`.
  */
-export function renderDiff(files: readonly PullRequestFile[], budget = DIFF_BUDGET_CHARS): { text: string; notReviewed: string[] } {
+export function renderDiff(files: readonly PullRequestFile[], budget = DIFF_BUDGET_CHARS): { text: PromptSafeText; notReviewed: string[] } {
   const { parts, notReviewed } = splitDiff(files, { budgetChars: budget, maxParts: 1 });
-  return { text: parts[0]?.text ?? "", notReviewed: notReviewed.map(describeNotReviewed) };
+  return { text: parts[0]?.text ?? promptSafe(""), notReviewed: notReviewed.map(describeNotReviewed) };
 }
 
 function describeNotReviewed(file: NotReviewedFile): string {
@@ -391,7 +392,7 @@ async function reviewPart(
   const others = ctx.all
     .filter((f) => !shown.has(f.filename))
     .map((f) => `<file path="${attr(f.filename)}" status="${attr(f.status)}" ${skipped.has(f.filename) ? `not_reviewed="${attr(skipped.get(f.filename) ?? "")}"` : `reviewed="in another part"`} />`);
-  const planText = plan ? `<plan>\n${escapeWrapperTags(JSON.stringify(plan, null, 2))}\n</plan>` : "";
+  const planText = plan ? `<plan>\n${escapeUntrustedCode(JSON.stringify(plan, null, 2))}\n</plan>` : "";
   const notes: string[] = [];
   if (ctx.sinceSha) {
     notes.push(

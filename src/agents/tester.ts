@@ -2,9 +2,10 @@ import { z } from "zod";
 
 import { isMissionControlError } from "../errors.js";
 import type { CheckConclusion, CheckRunData, GitHubPort } from "../github/output/port.js";
+import { escapeCommandOutput, escapeUntrustedCode, type PromptSafeText } from "../prompt/index.js";
 import { redactSecrets } from "../redact.js";
 import type { Plan } from "./architect.js";
-import type { AgentRuntime } from "./context.js";
+import { type AgentRuntime, attr } from "./context.js";
 import { runToolLoop } from "./loop.js";
 import { loadPrompt } from "./prompts.js";
 
@@ -91,7 +92,8 @@ export async function testPullRequest(
   input: {
     headSha: string;
     plan: Plan | null;
-    diffText: string;
+    /** The pull request's patches as the Reviewer renders them for a prompt (`renderDiff(files).text`): already escaped. */
+    diffText: PromptSafeText;
     testCommand: { command: string; source: string } | null;
     setupCommand: string | null;
     allowSetupNetwork: boolean;
@@ -176,7 +178,7 @@ export async function testPullRequest(
     const countText = counts ? ` (${counts.passed} passed, ${counts.failed} failed${counts.skipped ? `, ${counts.skipped} skipped` : ""})` : "";
     const title = result.timedOut ? `Tests timed out after ${Math.round(result.durationMs / 1000)} s` : passed ? `Tests passed${countText}` : `Tests failed${countText}`;
     const summary = [
-      `**Command:** \`${result.command}\``,
+      `**Command:** \`${redactSecrets(result.command)}\``,
       `**Exit code:** ${result.exitCode ?? "none (killed)"}`,
       `**Duration:** ${(result.durationMs / 1000).toFixed(1)} s`,
       counts ? `**Tests:** ${counts.passed} passed, ${counts.failed} failed${counts.skipped ? `, ${counts.skipped} skipped` : ""}` : "",
@@ -191,9 +193,17 @@ export async function testPullRequest(
   }
 }
 
-async function judgeDefinitionOfDone(runtime: AgentRuntime, plan: Plan, diffText: string, outcome: CommandOutcome): Promise<DodJudgement> {
+/**
+ * Asks the model to judge each Definition of Done item. The test output is the repository's
+ * (anything its tests print): it is redacted over the whole log first (a private key cut by the
+ * tail would otherwise lose its BEGIN line), then its tail is escaped (`escapeCommandOutput`),
+ * so it cannot close `<test_output>`. The plan's JSON is escaped like code; the diff arrives
+ * escaped ({@link PromptSafeText}).
+ */
+async function judgeDefinitionOfDone(runtime: AgentRuntime, plan: Plan, diffText: PromptSafeText, outcome: CommandOutcome): Promise<DodJudgement> {
   const prompt = loadPrompt("tester");
-  const log = tail(redactSecrets(`${outcome.stdout}\n${outcome.stderr}`), 200);
+  const log = escapeCommandOutput(tail(redactSecrets(`${outcome.stdout}\n${outcome.stderr}`), 200));
+  const planJson = escapeUntrustedCode(JSON.stringify({ definition_of_done: plan.definition_of_done, test_plan: plan.test_plan }, null, 2));
   const { result } = await runToolLoop({
     llm: runtime.llm,
     agent: "tester",
@@ -202,7 +212,7 @@ async function judgeDefinitionOfDone(runtime: AgentRuntime, plan: Plan, diffText
     messages: [
       {
         role: "user",
-        content: `<plan>\n${JSON.stringify({ definition_of_done: plan.definition_of_done, test_plan: plan.test_plan }, null, 2)}\n</plan>\n\n<diff>\n${diffText.slice(0, 80_000)}\n</diff>\n\n<test_output command="${outcome.command.replace(/"/g, "'")}" exit_code="${outcome.exitCode ?? "killed"}">\n${log}\n</test_output>\n\nJudge each Definition of Done item and submit with submit_judgement.`,
+        content: `<plan>\n${planJson}\n</plan>\n\n<diff>\n${diffText.slice(0, 80_000)}\n</diff>\n\n<test_output command="${attr(outcome.command)}" exit_code="${attr(outcome.exitCode ?? "killed")}">\n${log}\n</test_output>\n\nJudge each Definition of Done item and submit with submit_judgement.`,
       },
     ],
     tools: [

@@ -4,6 +4,7 @@ import picomatch from "picomatch";
 import { z } from "zod";
 
 import { ToolInputError } from "../errors.js";
+import { escapeCommandOutput, escapeUntrustedCode, escapeUntrustedName } from "../prompt/index.js";
 import { deleteWorkspaceFile, readWorkspaceFile, replaceInWorkspaceFile, writeWorkspaceFile } from "../workspace/files.js";
 import type { AgentTool } from "./loop.js";
 
@@ -17,6 +18,10 @@ export interface WorkspaceIndex {
 }
 
 const RelativePath = z.string().min(1).max(1024).describe("Path relative to the repository root, `/`-separated");
+
+/** Appended to a `read_file` result whose text had to be escaped, so the model does not copy the escaped forms into an edit. */
+const ESCAPED_NOTE =
+  "[Some text above is shown escaped for safety: `&lt;` stands for a `<` before a tag name these prompts use, `[U+XXXX]` for an invisible or control character, `[REDACTED]` for a secret. The file itself holds the original characters; do not write the escaped forms into files.]";
 
 /** Lines shown by one `read_file` call when no range is given. */
 const DEFAULT_READ_LINES = 400;
@@ -57,7 +62,12 @@ export interface FileToolOptions {
 
 /**
  * The Coder's tools, each confined to the workspace: list_files, read_file, search,
- * write_file, edit_file, delete_file and (when given a runner) run_command. Refusals (a path
+ * write_file, edit_file, delete_file and (when given a runner) run_command.
+ *
+ * What a tool returns from the repository or a command is untrusted and goes back to the model
+ * escaped by `src/prompt/`: file names with `escapeUntrustedName`, file contents and search
+ * hits with `escapeUntrustedCode` (secrets redacted, tag look-alikes and invisible characters
+ * escaped, lines kept), command output with `escapeCommandOutput`. Refusals (a path
  * outside the clone, `.git/`, a protected path, a binary or oversized file, an ambiguous
  * edit) throw {@link ToolInputError} or `PathEscapeError`, which the loop returns to the
  * model as an `is_error` tool_result.
@@ -80,7 +90,7 @@ export function createFileTools(workspace: WorkspaceIndex, options: FileToolOpti
       const files = await workspace.listFiles();
       const isMatch = glob ? picomatch(glob, { dot: true }) : undefined;
       const matches = isMatch ? files.filter((file) => isMatch(file)) : files;
-      return matches.length > 0 ? matches.join("\n") : "No files match.";
+      return matches.length > 0 ? matches.map(escapeUntrustedName).join("\n") : "No files match.";
     },
   };
 
@@ -98,7 +108,9 @@ export function createFileTools(workspace: WorkspaceIndex, options: FileToolOpti
       }
       const content = await readWorkspaceFile(workspace.root, path);
       if (content === "") return "(empty file)";
-      return numbered(content, start_line ?? 1, end_line);
+      // Escaped before numbering: the escaping keeps every line, so the numbers stay those of the file.
+      const shown = numbered(escapeUntrustedCode(content), start_line ?? 1, end_line);
+      return shown === numbered(content, start_line ?? 1, end_line) ? shown : `${shown}\n${ESCAPED_NOTE}`;
     },
   };
 
@@ -115,7 +127,8 @@ export function createFileTools(workspace: WorkspaceIndex, options: FileToolOpti
         ignoreCase: ignore_case ?? false,
         ...(glob ? { pathspec: `:(glob)${glob}` } : {}),
       });
-      return lines.length > 0 ? lines.join("\n") : "No matches.";
+      // `path:line:` prefixes are kept on every line of a redacted multi-line secret.
+      return lines.length > 0 ? escapeUntrustedCode(lines.join("\n"), { linePrefix: /^[^:\n]*:\d+:/ }) : "No matches.";
     },
   };
 
@@ -161,7 +174,8 @@ export function createFileTools(workspace: WorkspaceIndex, options: FileToolOpti
       description:
         "Run one of the repository's own commands (tests, lint, build) from the repository root, in a sandbox without network access. Returns the exit code and the end of the output.",
       input: z.object({ command: z.string().min(1).max(1000) }),
-      run: ({ command }: { command: string }) => runCommand(command),
+      // The output is the repository's (its tests print what they like): redacted and escaped before the model sees it.
+      run: async ({ command }: { command: string }) => escapeCommandOutput(await runCommand(command)),
     });
   }
   return tools;

@@ -1,4 +1,3 @@
-import { REDACTED, redactSecrets } from "../redact.js";
 import type { PullRequestFile, ReviewCommentInput } from "./output/port.js";
 
 /** Line numbers an inline review comment may be placed on, per side of a file's diff. */
@@ -134,56 +133,4 @@ export function partitionComments<C extends ProposedComment>(
     else folded.push({ ...comment, reason });
   }
   return { inline, folded };
-}
-
-/**
- * The tag names our prompts wrap untrusted text in: those of `WRAPPER_TAGS` in `sanitize.ts`
- * (not exported there; `test/github/diff-lines.test.ts` checks this list covers it), plus
- * `other_files`, which the Reviewer's prompt adds.
- */
-const WRAPPER_TAGS = /<(\/?)(issue|comment|comments|title|body|plan|file|repository|file_tree|pull_request|patch|untrusted|other_files)\b/gi;
-
-/** The same invisible and bidirectional characters `sanitize.ts` removes from prose. */
-const INVISIBLE = /[\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]|[\u{E0000}-\u{E007F}]/gu;
-
-const PEM_BLOCK = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)/g;
-
-/**
- * Makes a patch safe to place inside a `<patch>` element of a prompt while keeping it a faithful
- * diff. Unlike `sanitizeUntrustedText` (meant for prose), it never removes code:
- *
- * - HTML comments are kept: in a patch they are content (an `.html` or `.md` file's real
- *   change), and hiding them would let a change slip past the review.
- * - Invisible and bidirectional characters are made visible as `[U+202E]` rather than removed:
- *   they can change what code means ("Trojan Source"), so the Reviewer must see them.
- * - Token-like strings are redacted (`[REDACTED]`): a committed secret must not be sent on to
- *   the model or the ledger, and the Reviewer can still flag the redacted spot.
- * - Look-alikes of our wrapper tags (`<patch`, `</pull_request`, …) become `&lt;patch`, exactly
- *   as `sanitizeUntrustedText` does, so the text cannot close the element it is placed in.
- *
- * Line structure is preserved exactly (a redacted private-key block keeps one line per line,
- * each with its diff prefix), so hunk line numbers the model reads stay true. Nothing is
- * trimmed and Unicode is not normalised.
- */
-export function escapePatchForPrompt(patch: string): string {
-  let out = patch.replace(INVISIBLE, (c) => `[U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}]`);
-  out = out.replace(PEM_BLOCK, (block) =>
-    block
-      .split("\n")
-      .map((line, i) => (i === 0 ? REDACTED : `${/^[ +-]/.test(line) ? line[0] : ""}${REDACTED}`))
-      .join("\n"),
-  );
-  out = out
-    .split("\n")
-    .map((line) => redactSecrets(line))
-    .join("\n");
-  return escapeWrapperTags(out);
-}
-
-/**
- * Escapes look-alikes of our prompt wrapper tags (`<patch`, `</plan`, …) as `&lt;patch`, and
- * nothing else. For text that must otherwise stay verbatim (patches, the plan's JSON).
- */
-export function escapeWrapperTags(text: string): string {
-  return text.replace(WRAPPER_TAGS, (_match, slash: string, name: string) => `&lt;${slash}${name}`);
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 
 import { renderIssue } from "../../src/agents/context.js";
 import { type AgentName, loadPrompt } from "../../src/agents/prompts.js";
-import { sanitizeUntrustedText } from "../../src/github/sanitize.js";
+import { sanitizeUntrustedText } from "../../src/prompt/index.js";
 
 describe("system prompts (prompts/*.md)", () => {
   it.each<AgentName>(["architect", "coder", "tester", "reviewer"])("%s: loads with its front-matter and matches the snapshot", (agent) => {
