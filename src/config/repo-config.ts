@@ -96,20 +96,30 @@ export const RepoConfig = z
   .strict();
 export type RepoConfig = z.infer<typeof RepoConfig>;
 
-/** The configuration used when a repository has none, or an invalid one. */
+/** The configuration used when a repository has none (and, for its trigger label, an invalid one). */
 export const DEFAULT_REPO_CONFIG: RepoConfig = RepoConfig.parse({});
 
 /** Result of reading a repository's config: the config to use and, if the file was invalid, why. */
 export interface RepoConfigResult {
+  /**
+   * The validated config. For an invalid file: the defaults, except `trigger_label`, which is
+   * the file's own when that key alone is valid (so the label the maintainer chose still
+   * reaches the issue, where the problems are reported). No work runs on it: see `problems`.
+   */
   config: RepoConfig;
-  /** Human-readable problems naming the bad keys; empty when the file was valid or absent. */
+  /**
+   * Human-readable problems naming the bad keys; empty when the file was valid or absent.
+   * Non-empty means **fail closed**: the caller stores them with the task, and no stage calls a
+   * model or runs a repository command until the file is fixed (a typo must never lift a
+   * budget or limit the maintainer set).
+   */
   problems: string[];
 }
 
 /**
  * Validates a parsed `.github/mission-control.yml`. Never throws: an invalid file yields the
- * safe defaults (which never mean "unlimited": the server's ceilings still apply) plus the list
- * of problems, so the caller can report them.
+ * defaults plus the list of problems, and the caller must stop work while there are problems
+ * (the pipeline does: the task waits in `blocked` until the file is fixed and `/retry`).
  *
  * @param raw - the YAML document as parsed by Probot's config plugin (`null` when absent)
  */
@@ -121,5 +131,6 @@ export function parseRepoConfig(raw: unknown): RepoConfigResult {
     const key = issue.path.length > 0 ? issue.path.join(".") : "(top level)";
     return `${key}: ${issue.message}`;
   });
-  return { config: DEFAULT_REPO_CONFIG, problems };
+  const label = RepoConfig.shape.trigger_label.safeParse((raw as { trigger_label?: unknown } | null)?.trigger_label);
+  return { config: { ...DEFAULT_REPO_CONFIG, trigger_label: label.success ? label.data : DEFAULT_REPO_CONFIG.trigger_label }, problems };
 }

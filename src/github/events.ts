@@ -5,7 +5,7 @@ import { parseRepoConfig, REPO_CONFIG_FILE, type RepoConfig } from "../config/re
 import type { CommandJobPayload } from "../jobs/commands.js";
 import { cancelTaskJobs } from "../jobs/commands.js";
 import { canTransition, isTaskState, RESTARTABLE_STATES } from "../jobs/lifecycle.js";
-import { lockKeyFor, type StageJobPayload, type StageKind } from "../jobs/pipeline.js";
+import { issueClosedNote, lockKeyFor, setTrackingNote, type StageJobPayload, type StageKind, TRACKING_NOTE } from "../jobs/pipeline.js";
 import { enqueueJob } from "../jobs/queue.js";
 import type { Db } from "../ledger/db.js";
 import type { Task } from "../ledger/schema.js";
@@ -113,8 +113,15 @@ async function enqueueStage(trx: Db, deps: EventDeps, task: Pick<Task, "id" | "r
 }
 
 /**
- * Reads `.github/mission-control.yml` from the default branch through Probot's config plugin.
- * An invalid file falls back to the safe defaults and is logged with the bad keys.
+ * Reads `.github/mission-control.yml` from the default branch through Probot's config plugin
+ * (`GET /repos/{owner}/{repo}/contents/.github/mission-control.yml`).
+ *
+ * An invalid file — YAML that does not parse, or a key the schema refuses — is **not** used:
+ * the result carries its problems, the caller stores them with the task, and every stage that
+ * would call a model stops first (`blocked`, the problems posted once on the issue). The config
+ * returned alongside is the defaults with the file's `trigger_label` when that key is valid.
+ *
+ * @throws the HTTP error of a failed read (5xx, rate limit): the delivery fails and GitHub may redeliver it
  */
 async function readRepoConfig(context: Pick<Context, "config">, log: Logger): Promise<{ config: RepoConfig; problems: string[] }> {
   let raw: unknown;
@@ -123,11 +130,11 @@ async function readRepoConfig(context: Pick<Context, "config">, log: Logger): Pr
   } catch (err) {
     // Probot's config plugin throws on YAML it cannot parse; transient HTTP errors still propagate.
     if (typeof (err as { status?: unknown }).status === "number") throw err;
-    log.warn({ err }, `unreadable .github/${REPO_CONFIG_FILE}; using defaults`);
+    log.warn({ err }, `unreadable .github/${REPO_CONFIG_FILE}; work stops until it is fixed`);
     return { config: parseRepoConfig(null).config, problems: [`the file is not valid YAML: ${(err as Error).message.slice(0, 200)}`] };
   }
   const result = parseRepoConfig(raw);
-  if (result.problems.length > 0) log.warn({ problems: result.problems }, `invalid .github/${REPO_CONFIG_FILE}; using defaults`);
+  if (result.problems.length > 0) log.warn({ problems: result.problems }, `invalid .github/${REPO_CONFIG_FILE}; work stops until it is fixed`);
   return result;
 }
 
@@ -137,36 +144,16 @@ async function senderCanWrite(context: Context, owner: string, repo: string, log
 }
 
 /**
- * Reports the problems of an invalid repository config on the issue — one comment per issue,
- * edited when the problems change (found again by its hidden marker), never a second one.
- */
-async function reportConfigProblems(
-  context: Context,
-  target: { owner: string; repo: string; issueNumber: number; botLogin: string },
-  problems: string[],
-): Promise<void> {
-  const { owner, repo, issueNumber, botLogin } = target;
-  if (problems.length === 0) return;
-  const tag = "<!-- mission-control:config-problems -->";
-  const body = `${tag}\n⚠️ \`.github/${REPO_CONFIG_FILE}\` is invalid, so the safe defaults apply (the server's limits still hold):\n\n${problems.map((p) => `- \`${p}\``).join("\n")}`;
-  const comments = await context.octokit.paginate("GET /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner, repo, issue_number: issueNumber, per_page: 100 });
-  // Only the app's own comment counts: anyone can paste a marker into theirs.
-  const existing = comments.find((c) => (c.body ?? "").startsWith(tag) && c.user?.login === botLogin);
-  if (existing?.body === body) return;
-  if (existing) {
-    await context.octokit.request("PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}", { owner, repo, comment_id: existing.id, body });
-    return;
-  }
-  await context.octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner, repo, issue_number: issueNumber, body });
-}
-
-/**
  * `issues.labeled` with the trigger label, or `issues.opened` already carrying it: guard,
  * then enqueue the first job of a run. No agent runs here — the handler answers GitHub
  * quickly and the worker does the work.
  *
  * Guards, cheapest first: redelivery (local), bot sender (local), trigger label (repository
  * config, read from the default branch), sender's permission (one REST call).
+ *
+ * The issue's title and body from the delivery (the issue as the maintainer labelled it) are
+ * stored on the task; an invalid repository config is stored as problems, and the run stops
+ * before any model call (see {@link readRepoConfig}).
  */
 export async function handleIssueTrigger(context: IssueTriggerContext, deps: EventDeps): Promise<TriggerOutcome> {
   const { payload } = context;
@@ -193,7 +180,6 @@ export async function handleIssueTrigger(context: IssueTriggerContext, deps: Eve
         : (issue.labels ?? []).some((l) => l.name === config.trigger_label);
     if (!labelled) return "not_trigger_label";
     if (!(await senderCanWrite(context, s.owner, s.repo, payload.sender.login))) return "no_permission";
-    await reportConfigProblems(context, { owner: s.owner, repo: s.repo, issueNumber: issue.number, botLogin: `${await deps.appSlug()}[bot]` }, problems);
 
     const now = Date.now();
     return oncePerDelivery(deps.db, s, async (trx) => {
@@ -207,6 +193,12 @@ export async function handleIssueTrigger(context: IssueTriggerContext, deps: Eve
         clone_url: repository.clone_url,
         default_branch: repository.default_branch,
         config: JSON.stringify(config),
+        // Fail closed: with problems, the first stage posts them and waits in `blocked` before any model call.
+        config_problems: problems.length > 0 ? JSON.stringify(problems) : null,
+        // What the maintainer saw when labelling: the agents read this copy, never a later edit.
+        issue_title: issue.title,
+        issue_body: issue.body ?? "",
+        tracking_notes: null,
         plan: null,
         branch: null,
         pr_number: null,
@@ -238,21 +230,67 @@ export async function handleIssueTrigger(context: IssueTriggerContext, deps: Eve
   }
 }
 
-/** An issue closed by a person: running and queued jobs are cancelled, the task ends `cancelled`. */
+/**
+ * An issue closed by a person. Only a closer with write, maintain or admin permission
+ * (`GET /repos/{owner}/{repo}/collaborators/{username}/permission`) cancels the run: running and
+ * queued jobs are cancelled and the task ends `cancelled`. An issue closed by merging the app's
+ * pull request is left to `pull_request.closed` (→ `merged`). Anyone else's close — the issue's
+ * author only needs read permission — does not stop the run: a note in the tracking comment says
+ * who closed it, that the run continues, and that a maintainer stops it with `/stop`.
+ */
 export async function handleIssueClosed(context: Context<"issues.closed">, deps: EventDeps): Promise<TriggerOutcome> {
   const { payload } = context;
   const s = subjectOf(context, payload.issue.number);
   if (isBot(payload.sender)) return "sender_is_bot";
+  if (await seen(deps.db, s.deliveryId)) return finish(deps, s, "duplicate_delivery", "issue closed handled");
+  const current = await findTask(deps.db, s.owner, s.repo, { issue: s.number });
+  if (!current || ["merged", "cancelled"].includes(current.stage)) return finish(deps, s, "no_task", "issue closed handled");
+  // A merged PR that closes the issue is handled by pull_request.closed.
+  if (current.stage === "ready_for_merge") return finish(deps, s, "ignored", "issue closed handled");
+  const closer = payload.sender.login;
+  const writer = await senderCanWrite(context, s.owner, s.repo, closer);
+  if (!writer && current.pr_number && (await pullRequestMerged(context, s.owner, s.repo, current.pr_number))) {
+    return finish(deps, s, "ignored", "issue closed by merging the app's pull request");
+  }
   const outcome = await oncePerDelivery(deps.db, s, async (trx) => {
     const task = await findTask(trx, s.owner, s.repo, { issue: s.number });
     if (!task || ["merged", "cancelled"].includes(task.stage)) return "no_task";
-    // A merged PR that closes the issue is handled by pull_request.closed.
     if (task.stage === "ready_for_merge") return "ignored";
+    if (!writer) {
+      await setTrackingNote(trx, task.id, TRACKING_NOTE.issueClosed, issueClosedNote(closer));
+      // Re-rendered in the command lane, so the note shows while a stage runs.
+      await enqueueJob(trx, {
+        kind: "tracking",
+        taskId: task.id,
+        installationId: task.installation_id,
+        lockKey: `cmd:${lockKeyFor(task.owner, task.repo, task.issue_number)}`,
+        dedupeKey: `delivery:${s.deliveryId}:tracking`,
+        deliveryId: s.deliveryId,
+        payload: { actor: closer },
+        maxAttempts: deps.maxAttempts,
+      });
+      return "no_permission";
+    }
     await cancelTaskJobs({ db: trx }, task.id);
-    await enqueueStage(trx, deps, task, "cancel", { actor: payload.sender.login, reason: `The issue was closed by @${payload.sender.login}.` }, s.deliveryId);
+    await enqueueStage(trx, deps, task, "cancel", { actor: closer, reason: `The issue was closed by @${closer}.` }, s.deliveryId);
     return "enqueued";
   });
+  if (outcome === "no_permission") {
+    deps.onEnqueued();
+    return finish(deps, s, outcome, "issue closed by someone without write permission: the run continues", { closer });
+  }
   return finish(deps, s, outcome, "issue closed handled");
+}
+
+/** `true` when pull request `number` is merged (`GET /repos/{owner}/{repo}/pulls/{pull_number}`). */
+async function pullRequestMerged(context: Context, owner: string, repo: string, number: number): Promise<boolean> {
+  try {
+    const { data } = await context.octokit.request("GET /repos/{owner}/{repo}/pulls/{pull_number}", { owner, repo, pull_number: number });
+    return Boolean(data.merged);
+  } catch (err) {
+    if ((err as { status?: number }).status === 404) return false;
+    throw err;
+  }
 }
 
 /** The app's pull request merged (→ merged) or closed unmerged (→ cancelled). */
@@ -340,7 +378,7 @@ export async function handleComment(context: Context<"issue_comment.created">, d
   await context.octokit.request("POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", { owner: s.owner, repo: s.repo, comment_id: payload.comment.id, content: "eyes" });
 
   const isPullRequest = Boolean((payload.issue as { pull_request?: unknown }).pull_request);
-  const { config } = await readRepoConfig(context, log);
+  const { config, problems } = await readRepoConfig(context, log);
   const now = Date.now();
   const outcome = await oncePerDelivery(deps.db, s, async (trx) => {
     let task = (isPullRequest ? await findTask(trx, s.owner, s.repo, { pr: s.number }) : undefined) ?? (await findTask(trx, s.owner, s.repo, { issue: s.number }));
@@ -359,6 +397,7 @@ export async function handleComment(context: Context<"issue_comment.created">, d
           clone_url: payload.repository.clone_url,
           default_branch: payload.repository.default_branch,
           config: JSON.stringify(config),
+          config_problems: problems.length > 0 ? JSON.stringify(problems) : null,
           pr_number: isPullRequest ? s.number : null,
           created_at: now,
           updated_at: now,
@@ -368,7 +407,12 @@ export async function handleComment(context: Context<"issue_comment.created">, d
     }
     // Commands that (re)start work use the repository config as it is now on the default branch.
     if (["plan", "code", "retry", "approve", "test", "review"].includes(name)) {
-      task = await trx.updateTable("tasks").set({ config: JSON.stringify(config), updated_at: now }).where("id", "=", task.id).returningAll().executeTakeFirstOrThrow();
+      task = await trx
+        .updateTable("tasks")
+        .set({ config: JSON.stringify(config), config_problems: problems.length > 0 ? JSON.stringify(problems) : null, updated_at: now })
+        .where("id", "=", task.id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
     }
     const jobPayload: CommandJobPayload = {
       name,
@@ -380,6 +424,9 @@ export async function handleComment(context: Context<"issue_comment.created">, d
       actorIsOrgOwner: orgOwner,
       appSlug: slug,
       triggeredAt: new Date(now).toISOString(),
+      // The issue as the maintainer saw it when commenting (not a pull request's title and body):
+      // `/plan`, `/code` and `/retry` store it on the task when they start work.
+      issue: isPullRequest ? null : { title: payload.issue.title, body: payload.issue.body ?? "" },
     };
     await enqueueJob(trx, {
       kind: "command",

@@ -6,7 +6,7 @@ import { ensureComment } from "../github/output/ensure.js";
 import { mergeLimits, repoBudgetLimits } from "../ledger/budgets.js";
 import type { Job } from "../ledger/schema.js";
 import { canTransition, isTaskState, RESTING_STATES, type TaskState, transitionsOf } from "./lifecycle.js";
-import { loadTask, nextJob, type PipelineDeps, type StageKind, updateTask } from "./pipeline.js";
+import { clearTrackingNote, loadTask, nextJob, type PipelineDeps, type StageKind, TRACKING_NOTE, updateTask } from "./pipeline.js";
 import { renderBudget, renderReport, renderStatus } from "./reports.js";
 import type { JobResult } from "./worker.js";
 
@@ -24,6 +24,13 @@ export interface CommandJobPayload {
   actorIsOrgOwner: boolean;
   appSlug: string;
   triggeredAt: string;
+  /**
+   * The issue's title and body from the delivery, when the comment is on the issue itself (not
+   * on a pull request): what the maintainer saw when commenting. `/plan`, `/code` and `/retry`
+   * store it on the task when they start work; nothing else does. Absent in jobs queued before
+   * this field existed.
+   */
+  issue?: { title: string; body: string } | null;
 }
 
 /** The state each stage moves the task into when it starts. */
@@ -62,6 +69,17 @@ export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): 
     if (!target || canTransition(state, target) || state === target) return true;
     await reply(payload.name, `\`/${payload.name}\` cannot run now: #${task.issue_number} is \`${task.stage}\`.`);
     return false;
+  };
+  /**
+   * Stores the issue's title and body as the maintainer saw them when commenting (a trigger:
+   * `/plan`, `/code`, `/retry`), so the agents work from that text; an earlier note about an
+   * ignored edit no longer applies.
+   */
+  const adoptIssueText = async (): Promise<void> => {
+    if (!payload.issue || payload.isPullRequest || payload.subjectNumber !== task.issue_number) return;
+    task = await updateTask(deps.db, task.id, { issue_title: payload.issue.title, issue_body: payload.issue.body });
+    await clearTrackingNote(deps.db, task.id, TRACKING_NOTE.issueEdited);
+    task = await loadTask(deps.db, task.id);
   };
   log.info({ command: payload.name, actor: payload.actor }, "running command");
 
@@ -103,7 +121,11 @@ export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): 
         await reply("retry", `Nothing to retry: #${task.issue_number} is \`${task.stage}\`.`);
         return {};
       }
-      if (state === "cancelled") return (await allowed("plan")) ? start("plan") : {};
+      if (state === "cancelled") {
+        if (!(await allowed("plan"))) return {};
+        await adoptIssueText();
+        return start("plan");
+      }
       const stoppedIn = (await transitionsOf(deps.db, task.id)).filter((t) => t.to_state === state).at(-1)?.from_state;
       const kind = isTaskState(stoppedIn) ? RESUME[stoppedIn] : undefined;
       if (!kind) {
@@ -112,6 +134,7 @@ export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): 
       }
       if (!(await allowed(kind === "revise" ? "code" : kind))) return {};
       task = await updateTask(deps.db, task.id, { failure_reason: null, blocked_reason: null });
+      await adoptIssueText();
       if (kind === "revise") return start("revise", { feedback: { source: "command", text: "", requestedBy: payload.actor } });
       return start(kind);
     }
@@ -148,7 +171,10 @@ export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): 
         tests_conclusion: null,
         rework_cycles: 0,
         triggered_by: payload.actor,
+        // A new run: the notes of the last one no longer apply.
+        tracking_notes: null,
       });
+      await adoptIssueText();
       return start("plan", payload.args ? { notes: payload.args } : {});
 
     case "code":
@@ -157,10 +183,14 @@ export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): 
           await reply("code", "Tell the Coder what to change: `/code <instructions>`.");
           return {};
         }
-        return (await allowed("revise")) ? start("revise", { feedback: { source: "command", text: payload.args, requestedBy: payload.actor } }) : {};
+        if (!(await allowed("revise"))) return {};
+        await adoptIssueText();
+        return start("revise", { feedback: { source: "command", text: payload.args, requestedBy: payload.actor } });
       }
-      if (!task.plan) return (await allowed("plan")) ? start("plan", payload.args ? { notes: payload.args } : {}) : {};
-      return (await allowed("code")) ? start("code", payload.args ? { notes: payload.args } : {}) : {};
+      if (!(await allowed(task.plan ? "code" : "plan"))) return {};
+      await adoptIssueText();
+      if (!task.plan) return start("plan", payload.args ? { notes: payload.args } : {});
+      return start("code", payload.args ? { notes: payload.args } : {});
 
     case "test":
       if (!task.pr_number || !task.branch) {

@@ -25,6 +25,11 @@ export interface TrackingView {
   usage: UsageTotals;
   /** Milliseconds from the first trigger to the end (shown once merged). */
   wallTimeMs?: number | null;
+  /**
+   * Notes of this run, Markdown written by the app (an ignored edit of the issue, a close that
+   * did not stop the run), shown above the final line in the order they were added.
+   */
+  notes?: readonly string[];
 }
 
 const fmt = (n: number) => n.toLocaleString("en-US");
@@ -119,5 +124,6 @@ export function renderTrackingComment(view: TrackingView): string {
     `**Usage so far:** ${fmt(u.calls)} LLM calls · ${fmt(u.input_tokens)} input · ${fmt(u.output_tokens)} output · ` +
     `${fmt(u.cache_creation_input_tokens)} cache write · ${fmt(u.cache_read_input_tokens)} cache read tokens · **${formatUsd(u.cost_usd)}**`;
   const rework = view.reworkCycles > 0 ? `\n\nRework cycles: ${view.reworkCycles}` : "";
-  return ["### 🤖 Mission Control", "", "| Stage | Status |", "|---|---|", ...rows, "", usage + rework, "", footer(view)].join("\n");
+  const notes = (view.notes ?? []).length > 0 ? [(view.notes ?? []).map((n) => `> ${n}`).join("\n>\n"), ""] : [];
+  return ["### 🤖 Mission Control", "", "| Stage | Status |", "|---|---|", ...rows, "", usage + rework, "", ...notes, footer(view)].join("\n");
 }

@@ -87,6 +87,21 @@ export interface TasksTable {
   finished_at: number | null;
   /** GitHub user id of triggered_by (for the Co-authored-by trailer). */
   triggered_by_id: number | null;
+  /**
+   * The issue's title and body as they were when a maintainer triggered the work (the label,
+   * `/plan`, `/code`, `/retry` on the issue), raw (sanitised only when a prompt is built). Every
+   * agent reads this copy; an edit made afterwards never reaches a prompt. `null` until stored.
+   */
+  issue_title: string | null;
+  issue_body: string | null;
+  /**
+   * Problems of an invalid `.github/mission-control.yml` (JSON array of strings) as last read;
+   * `null` when the file was valid or absent. While set, no stage calls a model: the task waits
+   * in `blocked` until the file is fixed and a maintainer comments `/retry`.
+   */
+  config_problems: string | null;
+  /** Notes shown in the tracking comment, JSON object `{ [key]: Markdown }`; cleared by a new run. */
+  tracking_notes: string | null;
 }
 
 /** Installations whose LLM calls an organisation owner paused with `/stop all`. */

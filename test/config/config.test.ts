@@ -125,6 +125,15 @@ describe("parseRepoConfig", () => {
     expect(problems.some((p) => p.startsWith("coder.max_turns"))).toBe(true);
   });
 
+  it("keeps a valid trigger_label of an otherwise invalid file, so the problems reach the labelled issue", () => {
+    const { config, problems } = parseRepoConfig({ trigger_label: "ai", budget: { per_task_usd: 0.01 }, coder: { max_turnz: 5 } });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain("max_turnz");
+    // Nothing else of the file is used (the caller stops work on problems).
+    expect(config).toEqual({ ...DEFAULT_REPO_CONFIG, trigger_label: "ai" });
+    expect(parseRepoConfig({ trigger_label: "", coder: { max_turnz: 5 } }).config.trigger_label).toBe("agent");
+  });
+
   it("reports a wrong top-level type", () => {
     const { config, problems } = parseRepoConfig("trigger_label: ai");
     expect(config).toEqual(DEFAULT_REPO_CONFIG);
@@ -186,6 +195,12 @@ describe("renderTrackingComment", () => {
     expect(row(text, "Test")).toBe("| Test | ✅ passed |");
     expect(row(text, "Review")).toBe("| Review | ✅ done — [review](https://x/review) (approve) |");
     expect(text.trimEnd().split("\n").at(-1)).toBe("**Ready for merge.** A human reviews and merges the pull request.");
+  });
+
+  it("shows the run's notes above the final line", () => {
+    const text = renderTrackingComment(view({ state: "coding", notes: ["✏️ The issue was edited.", "🔒 The issue was closed."] }));
+    expect(text).toContain("\n\n> ✏️ The issue was edited.\n>\n> 🔒 The issue was closed.\n\n_Working… this comment is updated as each stage completes._");
+    expect(renderTrackingComment(view({ state: "coding", notes: [] }))).toBe(renderTrackingComment(view({ state: "coding" })));
   });
 
   it("shows the failed stage, the stages not run, and the reason", () => {

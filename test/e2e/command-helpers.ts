@@ -3,7 +3,7 @@ import { expect, vi } from "vitest";
 import type { RunningApp } from "../helpers/app-harness.js";
 import type { FakeGitHub } from "../helpers/github-fake.js";
 import { examplePayload } from "../helpers/webhooks.js";
-import { INSTALLATION_ID, ISSUE, OWNER, REPO } from "./scenario.js";
+import { INSTALLATION_ID, ISSUE, ISSUE_BODY, ISSUE_TITLE, OWNER, REPO } from "./scenario.js";
 
 let nextCommentId = 9_000_000;
 
@@ -14,8 +14,9 @@ export function newCommentId(): number {
 
 /**
  * GitHub's `issue_comment.<action>` example, adapted like `labeledPayload`: our repository,
- * issue (a pull request when `pullRequest`), a unique comment id, the comment body, the sender
- * and the installation.
+ * issue (a pull request when `pullRequest`; its title and body as the fake serves them unless
+ * `issueTitle`/`issueBody` are given), a unique comment id, the comment body, the sender and
+ * the installation.
  */
 export function commentPayload(options: {
   cloneUrl: string;
@@ -26,6 +27,8 @@ export function commentPayload(options: {
   issue?: number;
   pullRequest?: boolean;
   commentId?: number;
+  issueTitle?: string;
+  issueBody?: string;
 }) {
   const sender = options.sender ?? "maintainer";
   const commentId = options.commentId ?? newCommentId();
@@ -37,7 +40,8 @@ export function commentPayload(options: {
   payload.repository.clone_url = options.cloneUrl;
   payload.repository.default_branch = "main";
   payload.issue.number = number;
-  payload.issue.title = "Friendlier greeting";
+  payload.issue.title = options.issueTitle ?? ISSUE_TITLE;
+  payload.issue.body = options.issueBody ?? ISSUE_BODY;
   payload.issue.state = "open";
   if (options.pullRequest) {
     payload.issue.pull_request = {

@@ -346,23 +346,72 @@ describe("budget limits stop work", () => {
 });
 
 describe("an invalid repository config", () => {
-  it("falls back to the safe defaults, still starts on the label, and names the bad key on the issue", async () => {
-    const { github, anthropic } = setup({ repoConfigYaml: "trigger_label: agent\ncoder:\n  max_turnz: 5\n" });
+  const PROBLEMS = "<!-- mission-control:config-problems -->";
+  const problemComments = (github: ReturnType<typeof createWorld>["github"]) => github.comments.filter((c) => c.body.startsWith(PROBLEMS));
+
+  it("stops before any model call, posts the problems once, and runs the plan once the file is fixed and /retry", async () => {
+    // The attack: a typo anywhere in the file used to replace it by the defaults, silently lifting
+    // the tiny budget the maintainer set (USD 0.0001 per task) to the server's ceiling.
+    const { github, anthropic } = setup({ repoConfigYaml: "trigger_label: agent\nbudget:\n  per_task_usd: 0.0001\ncoder:\n  max_turnz: 5\n" });
+    scriptHappyPath(anthropic);
+    const app = await launch();
+    const first = await label(app);
+    expect(await settledStage(app)).toBe("blocked");
+
+    expect(anthropic.requests).toEqual([]);
+    expect(problemComments(github)).toHaveLength(1);
+    const problems = problemComments(github)[0]!;
+    expect(problems.user.login).toBe(github.appLogin);
+    expect(problems.body).toContain("`coder");
+    expect(problems.body).toContain("max_turnz");
+    expect(problems.body).toContain("stopped before any model call");
+    expect(problems.body).toContain("`/retry`");
+    expect(problems.body).not.toContain("safe defaults");
+    expect(github.labelsOf(ISSUE).sort()).toEqual(["agent", "mc:blocked"]);
+    expect(trackingComments(github)).toHaveLength(1);
+    expect(trackingComments(github)[0]?.body).toContain("**Waiting for a human:** `.github/mission-control.yml` is invalid");
+    expect(await transitions(app)).toEqual([
+      [null, "planning"],
+      ["planning", "blocked"],
+    ]);
+
+    // A redelivery, and a /retry while the file is still invalid: no model call, no second comment.
+    await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: world!.bare }), secret: SECRET, id: first.id });
+    await comment(app, "/retry", { sender: "maintainer" });
+    expect(await settledStage(app)).toBe("blocked");
+    expect(anthropic.requests).toEqual([]);
+    expect(problemComments(github)).toHaveLength(1);
+    expect(github.commentHistory.get(problems.id)).toHaveLength(1);
+
+    // Fixed on the default branch, then /retry: the plan runs, and the whole run completes.
+    github.setRepoConfig("trigger_label: agent\nbudget:\n  per_task_usd: 5\n");
+    await comment(app, "/retry", { sender: "maintainer" });
+    expect(await settledStage(app)).toBe("ready_for_merge");
+    expect(anthropic.requestsOf("architect")).toHaveLength(1);
+    expect(anthropic.remaining()).toEqual({ architect: 0, coder: 0, tester: 0, reviewer: 0 });
+    const task = await app.db.selectFrom("tasks").select(["config", "config_problems"]).executeTakeFirstOrThrow();
+    expect(task.config_problems).toBeNull();
+    expect(JSON.parse(task.config).budget.per_task_usd).toBe(5);
+    expect(problemComments(github)).toHaveLength(1);
+    expect((await transitions(app)).slice(0, 6)).toEqual([
+      [null, "planning"],
+      ["planning", "blocked"],
+      ["blocked", "planning"],
+      ["planning", "blocked"],
+      ["blocked", "planning"],
+      ["planning", "coding"],
+    ]);
+  });
+
+  it("a file that is not valid YAML stops the work the same way", async () => {
+    const { github, anthropic } = setup({ repoConfigYaml: "budget:\n  per_task_usd: 0.0001\ncoder: [unclosed\n" });
     scriptHappyPath(anthropic);
     const app = await launch();
     await label(app);
-    expect(await settledStage(app)).toBe("ready_for_merge");
-
-    const problems = github.comments.filter((c) => c.body.startsWith("<!-- mission-control:config-problems -->"));
-    expect(problems).toHaveLength(1);
-    expect(problems[0]?.body).toContain("`coder");
-    expect(problems[0]?.body).toContain("max_turnz");
-    expect(problems[0]?.body).toContain("safe defaults");
-    const task = await app.db.selectFrom("tasks").select("config").executeTakeFirstOrThrow();
-    const config = JSON.parse(task.config);
-    expect(config.coder).toMatchObject({ max_turns: 30, max_tokens: 8192 });
-    expect(config.trigger_label).toBe("agent");
-    expect(anthropic.requestsOf("coder").map((r) => r.body.max_tokens)).toEqual([8192, 8192, 8192]);
+    expect(await settledStage(app)).toBe("blocked");
+    expect(anthropic.requests).toEqual([]);
+    expect(problemComments(github)).toHaveLength(1);
+    expect(problemComments(github)[0]?.body).toContain("not valid YAML");
   });
 });
 

@@ -9,6 +9,9 @@ export const REPO = "widgets";
 export const INSTALLATION_ID = 4242;
 export const ISSUE = 7;
 export const GHE_HOST = "ghe.example.test";
+/** The issue's title and body as the fake GitHub serves them, and as the deliveries carry them. */
+export const ISSUE_TITLE = "Friendlier greeting";
+export const ISSUE_BODY = "greet() should say `Hello, <name>!`.";
 
 /** The repository every scenario starts from. */
 export const REPO_FILES = {
@@ -76,20 +79,24 @@ export function createWorld(
   }).start();
   github.addIssue({
     number: ISSUE,
-    title: "Friendlier greeting",
-    body: options.issueBody ?? "greet() should say `Hello, <name>!`.",
+    title: ISSUE_TITLE,
+    body: options.issueBody ?? ISSUE_BODY,
     labels: ["agent"],
   });
   const anthropic = new FakeAnthropic().start();
   return { bare, github, anthropic };
 }
 
-/** GitHub's `issues.labeled` example, adapted: our repository, issue, label, sender and installation. */
-export function labeledPayload(options: { cloneUrl: string; sender?: string; senderType?: string; label?: string; issue?: number }) {
+/**
+ * GitHub's `issues.labeled` example, adapted: our repository, issue (its title and body as the
+ * fake serves them unless given), label, sender and installation.
+ */
+export function labeledPayload(options: { cloneUrl: string; sender?: string; senderType?: string; label?: string; issue?: number; title?: string; body?: string }) {
   const payload = examplePayload("issues", "labeled");
   payload.label.name = options.label ?? "agent";
   payload.issue.number = options.issue ?? ISSUE;
-  payload.issue.title = "Friendlier greeting";
+  payload.issue.title = options.title ?? ISSUE_TITLE;
+  payload.issue.body = options.body ?? ISSUE_BODY;
   payload.issue.labels = [{ ...payload.label }];
   payload.issue.state = "open";
   payload.repository.name = REPO;

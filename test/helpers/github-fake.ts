@@ -168,6 +168,19 @@ export class FakeGitHub {
     return full;
   }
 
+  /** Changes an issue's title and/or body, as if its author had edited it on GitHub. */
+  editIssue(issueNumber: number, edit: { title?: string; body?: string }): void {
+    const issue = this.issues.get(issueNumber);
+    if (!issue) throw new Error(`no issue #${issueNumber}`);
+    Object.assign(issue, edit);
+  }
+
+  /** Serves `yaml` as `.github/mission-control.yml` from now on (`undefined`: the file is gone). */
+  setRepoConfig(yaml: string | undefined): void {
+    if (yaml === undefined) delete this.#options.repoConfigYaml;
+    else this.#options.repoConfigYaml = yaml;
+  }
+
   /** Adds a comment as if a person had written it at `at` (ISO). */
   addComment(issueNumber: number, body: string, login = "someone", at = new Date().toISOString()): FakeComment {
     const comment = this.#newComment(issueNumber, body, { login, type: "User" }, at);
@@ -179,11 +192,21 @@ export class FakeGitHub {
    *
    * @returns the review id
    */
-  addHumanReview(pullNumber: number, review: { login: string; state: "CHANGES_REQUESTED" | "COMMENTED" | "APPROVED"; body: string; comments?: Array<{ path: string; line: number; body: string }> }): number {
+  addHumanReview(
+    pullNumber: number,
+    review: {
+      login: string;
+      state: "CHANGES_REQUESTED" | "COMMENTED" | "APPROVED";
+      body: string;
+      comments?: Array<{ path: string; line: number; body: string }>;
+      /** The commit reviewed; the pull request's head now when absent. */
+      commitId?: string;
+    },
+  ): number {
     const pull = this.pulls.find((p) => p.number === pullNumber);
     const id = this.#nextId++;
     const event = review.state === "APPROVED" ? "APPROVE" : review.state === "CHANGES_REQUESTED" ? "REQUEST_CHANGES" : "COMMENT";
-    this.reviews.push({ id, pull_number: pullNumber, event, body: review.body, commit_id: pull ? this.#sha(pull.head) : "", user: { login: review.login, type: "User" } });
+    this.reviews.push({ id, pull_number: pullNumber, event, body: review.body, commit_id: review.commitId ?? (pull ? this.#sha(pull.head) : ""), user: { login: review.login, type: "User" } });
     for (const c of review.comments ?? []) {
       this.reviewComments.push({
         id: this.#nextId++,

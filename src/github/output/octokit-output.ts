@@ -11,6 +11,7 @@ import type {
   IssueData,
   PullRequestData,
   PullRequestFile,
+  RepositoryPermission,
   ReviewCommentData,
   ReviewCommentInput,
   ReviewData,
@@ -393,5 +394,16 @@ export function createOctokitOutput(options: {
       }
       return identity;
     },
+
+    getRepositoryPermission: (login) =>
+      call(async (): Promise<RepositoryPermission> => {
+        try {
+          const { data } = await octokit.request("GET /repos/{owner}/{repo}/collaborators/{username}/permission", { ...base, username: login });
+          return { permission: data.permission ?? "none", roleName: data.role_name ?? null };
+        } catch (err) {
+          if ((err as ErrorLike).status === 404) return { permission: "none", roleName: null };
+          throw err;
+        }
+      }),
   };
 }

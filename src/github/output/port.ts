@@ -60,6 +60,22 @@ export interface GitHubPort {
   createGitToken(): Promise<string>;
   /** The app's bot account: `GET /app` for the slug, `GET /users/{slug}[bot]` for its id. */
   getBotIdentity(): Promise<BotIdentity>;
+  /**
+   * A person's permission on this repository:
+   * `GET /repos/{owner}/{repo}/collaborators/{username}/permission`. A 404 (no such user) is
+   * `{ permission: "none", roleName: null }`, not an error.
+   */
+  getRepositoryPermission(login: string): Promise<RepositoryPermission>;
+}
+
+/**
+ * Answer of `GET /repos/{owner}/{repo}/collaborators/{username}/permission`: `permission` is
+ * `admin`, `write`, `read` or `none` (GitHub folds `maintain` into `write` and `triage` into
+ * `read` there); `roleName` carries the precise role (`maintain`, `triage`, a custom role).
+ */
+export interface RepositoryPermission {
+  permission: string;
+  roleName: string | null;
 }
 
 export interface IssueData {

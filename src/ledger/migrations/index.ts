@@ -3,10 +3,12 @@ import type { Migration } from "kysely";
 import * as initial from "./2026-11-21T0000-initial.js";
 import * as lifecycle from "./2026-11-21T0100-lifecycle.js";
 import * as budgets from "./2026-11-21T0200-budgets.js";
+import * as triggerSnapshot from "./2026-11-22T0000-trigger-snapshot.js";
 
 /** Every migration, by name; a static record so that it survives bundling. Names sort by time. */
 export const migrations: Record<string, Migration> = {
   "2026-11-21T0000-initial": initial,
   "2026-11-21T0100-lifecycle": lifecycle,
   "2026-11-21T0200-budgets": budgets,
+  "2026-11-22T0000-trigger-snapshot": triggerSnapshot,
 };
