@@ -12,6 +12,7 @@
  * Tokens are estimated with `estimateTokens` (characters / 3.5), not counted by a tokenizer or
  * billed by the API; nothing goes over the network. Results go to bench/coder-context.md.
  */
+import { execFileSync } from "node:child_process";
 import { cpSync, writeFileSync } from "node:fs";
 
 import type { Plan } from "../src/agents/architect.js";
@@ -260,7 +261,8 @@ async function main(): Promise<void> {
     gitSync(root, ["init", "--quiet", "-b", "main"]);
     gitSync(root, ["add", "--all"]);
     gitSync(root, ["-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "commit", "--quiet", "-m", `${FIXTURE} fixture`]);
-    const workspace = new GitWorkspace(root, root, null);
+    if (process.getuid?.() === 0) execFileSync("chown", ["-R", "65534:65534", root]); // the sandbox user's clone, as the app's are
+    const workspace = new GitWorkspace(root, root, null, { sandbox: { mode: "bwrap" } });
     const files = await workspace.listFiles();
 
     // (a) First request: repository map against the whole source tree.

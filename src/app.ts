@@ -9,7 +9,8 @@ import { queueDepth } from "./jobs/queue.js";
 import type { Worker } from "./jobs/worker.js";
 import { type Db, isDatabaseReachable } from "./ledger/db.js";
 import { Metrics } from "./metrics.js";
-import { createServices } from "./services.js";
+import { createServices, sandboxOptions } from "./services.js";
+import { describeSandbox, type SandboxReport } from "./workspace/sandbox.js";
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
@@ -64,11 +65,17 @@ export function createApp(options: AppOptions): ApplicationFunction {
       metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
     });
 
+    // Which isolation and limits hold, found once (bwrap is run once to check).
+    let sandbox: Promise<SandboxReport> | undefined;
     addHandler(async (req: IncomingMessage, res: ServerResponse) => {
       if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/healthz") return false;
       const reachable = await isDatabaseReachable(db);
       const depth = reachable ? await queueDepth(db) : null;
-      const body = { status: reachable ? "ok" : "error", database: reachable ? "reachable" : "unreachable", queue: depth };
+      sandbox ??= describeSandbox(sandboxOptions(env, options.rawEnv ?? process.env));
+      const report = await sandbox;
+      // A broken sandbox refuses repository commands but the app still plans and reviews: degraded, not down.
+      const status = !reachable ? "error" : report.ok ? "ok" : "degraded";
+      const body = { status, database: reachable ? "reachable" : "unreachable", queue: depth, sandbox: report };
       res.writeHead(reachable ? 200 : 503, { "content-type": "application/json" }).end(JSON.stringify(body));
       return true;
     });

@@ -98,6 +98,21 @@ export class GitCommandError extends MissionControlError {
   }
 }
 
+/**
+ * A change the app refuses to push: it would add or move a nested repository (a gitlink, mode
+ * 160000) that the base branch does not have. Not retried; the pull request says why.
+ */
+export class UnsafeChangeError extends MissionControlError {
+  /** The offending paths. */
+  readonly paths: readonly string[];
+  constructor(paths: readonly string[]) {
+    super("unsafe_change", `refusing to push nested repositories (gitlinks) that the base branch does not have: ${paths.join(", ")}`, {
+      userMessage: `The change adds nested git repositories (${paths.map((p) => `\`${p}\``).join(", ")}) that the base branch does not have; Mission Control never pushes those.`,
+    });
+    this.paths = paths;
+  }
+}
+
 /** The model did not produce the structured output an agent needs (e.g. never called `submit_plan`). */
 export class AgentOutputError extends MissionControlError {
   constructor(agent: string, message: string) {
@@ -200,8 +215,7 @@ export class SandboxUnavailableError extends MissionControlError {
     super("sandbox_unavailable", `The command sandbox is unavailable: ${reason}`, {
       retryable: false,
       cause: options.cause,
-      userMessage:
-        "Repository commands cannot run on this server: the operator must install bubblewrap (bwrap), or set SANDBOX=off to run them without isolation.",
+      userMessage: `Repository commands cannot run on this server (${reason.slice(0, 200)}). The operator must fix the sandbox (bubblewrap, util-linux, cgroup limits: see docs/OPERATIONS.md), or set SANDBOX=off to run them without isolation.`,
     });
     this.reason = reason;
   }

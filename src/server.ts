@@ -9,7 +9,9 @@ import type { Worker } from "./jobs/worker.js";
 import type { Db } from "./ledger/db.js";
 import { releaseStaleReservations } from "./ledger/budgets.js";
 import { Metrics } from "./metrics.js";
-import { checkSandbox } from "./workspace/sandbox.js";
+import { sandboxOptions } from "./services.js";
+import { describeSandbox } from "./workspace/sandbox.js";
+import { removeStaleCgroups } from "./workspace/sandbox/cgroup.js";
 
 /** A running Mission Control: HTTP server, worker, metrics, and a graceful `stop`. */
 export interface MissionControl {
@@ -82,12 +84,12 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
   if (!worker) throw new Error("the app did not hand over its worker");
   const w = worker;
 
-  // A bubblewrap that cannot start is reported now, not at the first test run.
-  if (env.SANDBOX === "bwrap") {
-    void checkSandbox({ mode: "bwrap" }).then((result) => {
-      if (!result.ok) log.warn({ reason: result.reason }, "the sandbox cannot start: repository commands will be refused (install bubblewrap, or set SANDBOX=off)");
-    });
-  }
+  // Which isolation and limits hold is logged now, not found out at the first test run.
+  void removeStaleCgroups();
+  void describeSandbox(sandboxOptions(env, options.rawEnv ?? process.env)).then((report) => {
+    if (report.ok) log.info({ sandbox: report }, `sandbox: ${report.mode}, commands run as ${report.user}, limits: ${report.limits.join(", ")}`);
+    else log.warn({ sandbox: report }, `the sandbox cannot run commands: ${report.reason ?? "unknown"} — repository commands will be refused (see docs/OPERATIONS.md, or set SANDBOX=off)`);
+  });
   // Reservations still held long after any call could be in flight belong to a crashed process.
   const staleAfterMs = env.ANTHROPIC_TIMEOUT_MS * (env.ANTHROPIC_MAX_RETRIES + 1) + 5 * 60_000;
   const releaseStale = () =>

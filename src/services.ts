@@ -16,8 +16,9 @@ import { serverBudgetLimits } from "./ledger/budgets.js";
 import type { Db } from "./ledger/db.js";
 import { createAnthropic } from "./llm/client.js";
 import { PriceTable } from "./llm/pricing.js";
-import { cloneRepository } from "./workspace/git.js";
-import { runSandboxed } from "./workspace/sandbox.js";
+import { cloneRepository, type GitSettings } from "./workspace/git.js";
+import { EgressGate } from "./workspace/egress-gate.js";
+import { runSandboxed, sandboxOwner, type SandboxOptions } from "./workspace/sandbox.js";
 
 /** What the composition root needs from outside. */
 export interface ServiceOptions {
@@ -39,6 +40,28 @@ function hiddenPaths(env: ServerEnv, rawEnv: Record<string, string | undefined>)
 }
 
 /**
+ * The operator's sandbox settings: isolation mode, limits, the host folders commands may read,
+ * the paths hidden from them and the uid they run as (when the app runs as root).
+ */
+export function sandboxOptions(env: ServerEnv, rawEnv: Record<string, string | undefined> = process.env): SandboxOptions {
+  return {
+    mode: env.SANDBOX,
+    cgroups: env.SANDBOX_CGROUPS,
+    hidePaths: hiddenPaths(env, rawEnv),
+    readonlyPaths: env.SANDBOX_READONLY_PATHS,
+    uid: env.SANDBOX_UID,
+    gid: env.SANDBOX_GID,
+    limits: {
+      memoryBytes: env.SANDBOX_MEMORY_BYTES,
+      maxProcesses: env.SANDBOX_MAX_PROCESSES,
+      cpus: env.SANDBOX_CPUS,
+      diskBytes: env.SANDBOX_DISK_BYTES,
+      tmpBytes: env.SANDBOX_TMP_BYTES,
+    },
+  };
+}
+
+/**
  * The composition root: wires the pipeline's ports to their real implementations (Octokit
  * through Probot's auth, the Anthropic SDK metered by the budget ledger, simple-git,
  * bubblewrap) and builds the worker.
@@ -57,7 +80,9 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
     maxRetries: env.ANTHROPIC_MAX_RETRIES,
     timeoutMs: env.ANTHROPIC_TIMEOUT_MS,
   });
-  const hidePaths = hiddenPaths(env, rawEnv);
+  const sandbox = sandboxOptions(env, rawEnv);
+  const git: GitSettings = { sandbox, allowedProtocols: env.GIT_ALLOWED_PROTOCOLS };
+  const egress = new EgressGate({ allow: env.SANDBOX_NETWORK_ALLOW, owner: sandboxOwner(sandbox), log: log.child({ component: "egress" }) });
 
   const pipeline: PipelineDeps = {
     db,
@@ -77,19 +102,17 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
       return createOctokitOutput({ installationOctokit, appOctokit, installationId, owner, repo });
     },
     llm: (context) => createMeteredLlm({ db, anthropic, prices, serverLimits, pausedByOperator: env.PAUSE === "1", log }, context),
-    clone: cloneRepository,
+    clone: (clone) => cloneRepository({ ...clone, settings: git }),
+    git,
     sandbox: (root) => async (command, { timeoutMs, network, signal }) => {
+      // Network only through the egress proxy, for the operator-allowed set-up step.
+      const wrapped = network ? await egress.wrap(command) : null;
       const result = await runSandboxed(
-        {
-          mode: env.SANDBOX,
-          network,
-          hidePaths,
-          limits: { timeoutMs, memoryBytes: env.SANDBOX_MEMORY_BYTES, maxProcesses: env.SANDBOX_MAX_PROCESSES },
-        },
-        { cwd: root, command, ...(signal ? { signal } : {}) },
+        { ...sandbox, limits: { ...sandbox.limits, timeoutMs } },
+        { cwd: root, command: wrapped?.command ?? command, ...(wrapped ? { network: wrapped.network } : {}), ...(signal ? { signal } : {}) },
       );
       const outcome: CommandOutcome = {
-        command: result.command,
+        command,
         exitCode: result.exitCode,
         timedOut: result.timedOut,
         durationMs: result.durationMs,

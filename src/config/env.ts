@@ -46,10 +46,45 @@ export const ServerEnv = z.object({
   SANDBOX: z.enum(["bwrap", "off"]).default("bwrap"),
   /** `on` lets the repository's `test.setup` command reach the network (dependency installs). */
   SANDBOX_SETUP_NETWORK: z.enum(["on", "off"]).default("off"),
-  /** Memory limit of a sandboxed command, in bytes. */
+  /** Total memory of a sandboxed command (every process plus its tmpfs), in bytes; a cgroup limit. */
   SANDBOX_MEMORY_BYTES: positiveInt(2 * 2 ** 30),
-  /** Process-count limit of a sandboxed command. */
+  /** Process-count limit of a sandboxed command (cgroup pids.max). */
   SANDBOX_MAX_PROCESSES: positiveInt(256),
+  /** CPU limit of a sandboxed command, in cores (cgroup cpu.max). */
+  SANDBOX_CPUS: z.coerce.number().positive().max(1024).default(1),
+  /** Largest size of a clone while a command runs in it, in bytes; the command is killed past it. */
+  SANDBOX_DISK_BYTES: positiveInt(5 * 2 ** 30),
+  /** Size of a sandboxed command's private /tmp, in bytes (it also counts against the memory limit). */
+  SANDBOX_TMP_BYTES: positiveInt(512 * 2 ** 20),
+  /**
+   * `required`: a command runs only under its cgroup limits (memory, CPU, processes), else it is
+   * refused naming what is missing. `off`: per-process rlimits only (weaker; the operator's choice).
+   */
+  SANDBOX_CGROUPS: z.enum(["required", "off"]).default("required"),
+  /** Extra host folders visible read-only in the sandbox, separated by `:` (e.g. `/opt/hostedtoolcache:/opt/node`). */
+  SANDBOX_READONLY_PATHS: z
+    .string()
+    .default("")
+    .transform((value) => value.split(":").filter(Boolean))
+    .pipe(z.array(z.string().startsWith("/", "SANDBOX_READONLY_PATHS entries must be absolute paths"))),
+  /** Host uid (and gid) sandboxed commands run as when the app runs as root. */
+  SANDBOX_UID: z.coerce.number().int().min(1).max(2 ** 31).default(65534),
+  SANDBOX_GID: z.coerce.number().int().min(1).max(2 ** 31).default(65534),
+  /**
+   * Hosts the set-up step may reach through the egress proxy when SANDBOX_SETUP_NETWORK=on,
+   * separated by commas (`*.example.org` matches subdomains). Default: the npm registry
+   * configured on this host (npm's `registry` setting) and PIP_INDEX_URL's host.
+   */
+  SANDBOX_NETWORK_ALLOW: z
+    .string()
+    .optional()
+    .transform((value) => (value === undefined ? undefined : value.split(",").map((h) => h.trim()).filter(Boolean))),
+  /** Protocols the app's git may use towards the remote, separated by `:` (GIT_ALLOW_PROTOCOL). */
+  GIT_ALLOWED_PROTOCOLS: z
+    .string()
+    .default("https:http")
+    .transform((value) => value.split(":").filter(Boolean))
+    .pipe(z.array(z.enum(["https", "http", "file"], "GIT_ALLOWED_PROTOCOLS may list https, http and file only")).min(1)),
   /** When set, `GET /metrics` requires `Authorization: Bearer <METRICS_TOKEN>`. */
   METRICS_TOKEN: z.string().min(16, "METRICS_TOKEN must be at least 16 characters").optional(),
   /** `1` stops every new LLM call (kill switch). */

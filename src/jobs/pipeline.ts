@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import type { Logger } from "pino";
 
 import { type Plan, planIssue, renderPlanMarkdown, snapshotRepository } from "../agents/architect.js";
@@ -7,19 +8,20 @@ import { renderDiff, reviewPullRequest } from "../agents/reviewer.js";
 import { type SandboxRunner, testPullRequest } from "../agents/tester.js";
 import { RepoConfig } from "../config/repo-config.js";
 import { isMissionControlError } from "../errors.js";
+import { canWrite } from "../github/guards.js";
 import { ensureComment, STAGE_LABEL_PREFIX } from "../github/output/ensure.js";
-import type { GitHubPort } from "../github/output/port.js";
+import type { BotIdentity, GitHubPort, IssueData, PullRequestData, ReviewData } from "../github/output/port.js";
 import { commentsForPrompt, sanitizeUntrustedText } from "../github/sanitize.js";
 import type { BudgetAlert, BudgetLimit } from "../ledger/budgets.js";
 import type { Db } from "../ledger/db.js";
 import type { Job, Task, TaskUpdate } from "../ledger/schema.js";
 import { usageTotalsForTask } from "../ledger/usage.js";
 import type { Llm } from "../llm/client.js";
-import type { CloneOptions, GitWorkspace } from "../workspace/git.js";
+import type { CloneOptions, GitSettings, GitWorkspace } from "../workspace/git.js";
 import { removeWorkspace } from "../workspace/git.js";
 import { parseTestCounts, detectTestCommand } from "../workspace/test-command.js";
 import { prepareWorkspace, pruneWorkspaces, removeIssueWorkspaces, workspaceDir } from "../workspace/workspaces.js";
-import { isTaskState, STATE_LABELS, stateLabel, type TaskState, transition } from "./lifecycle.js";
+import { canTransition, isTaskState, STATE_LABELS, stateLabel, type TaskState, transition } from "./lifecycle.js";
 import type { JobSpec } from "./queue.js";
 import { jobPayload } from "./queue.js";
 import { renderTrackingComment } from "./tracking-comment.js";
@@ -45,7 +47,10 @@ export interface PipelineDeps {
   github(target: { installationId: number; owner: string; repo: string; log?: Logger }): Promise<GitHubPort>;
   /** A Messages API client that checks budgets and records each call's usage against `context`. */
   llm(context: UsageContext): Llm;
-  clone(options: CloneOptions): Promise<GitWorkspace>;
+  /** Clones a repository (mirror on the host, work tree in the sandbox), with {@link PipelineDeps.git}'s settings. */
+  clone(options: Omit<CloneOptions, "settings">): Promise<GitWorkspace>;
+  /** How git and its sandbox run (`workspace/git.ts`). */
+  git: GitSettings;
   /** A sandbox runner for a clone (`workspace/sandbox.ts`). */
   sandbox(root: string): SandboxRunner;
   /** Root folder of the clones, and the most bytes they may take together. */
@@ -88,8 +93,11 @@ export function lockKeyFor(owner: string, repo: string, issueNumber: number): st
   return `${owner}/${repo}#${issueNumber}`;
 }
 
-/** Job kinds of the pipeline. */
-export const STAGE_KINDS = ["plan", "code", "revise", "test", "review", "merge", "pr_closed", "cancel"] as const;
+/**
+ * Job kinds of the pipeline. `tracking` only re-renders the tracking comment (enqueued in the
+ * command lane by a webhook handler that added a note, so it shows while a stage runs).
+ */
+export const STAGE_KINDS = ["plan", "code", "revise", "test", "review", "merge", "pr_closed", "cancel", "tracking"] as const;
 export type StageKind = (typeof STAGE_KINDS)[number];
 
 export function isStageKind(kind: string): kind is StageKind {
@@ -187,16 +195,111 @@ export async function updateTask(db: Db, taskId: number, update: TaskUpdate): Pr
 /**
  * Puts the state's `mc:` label on the issue (created with its colour and description when the
  * repository lacks it) and removes every other `mc:` label: exactly one at a time.
+ *
+ * @returns the issue as `GET /repos/{owner}/{repo}/issues/{issue_number}` answered before the
+ *   labels changed (the stages compare its title and body with the task's stored copy)
  */
-export async function applyStateLabel(github: GitHubPort, issueNumber: number, state: TaskState): Promise<void> {
+export async function applyStateLabel(github: GitHubPort, issueNumber: number, state: TaskState): Promise<IssueData> {
   const label = stateLabel(state);
   const { color, description } = STATE_LABELS[state];
   await github.ensureLabel(label, color, description);
-  const labels = (await github.getIssue(issueNumber)).labels;
+  const issue = await github.getIssue(issueNumber);
+  const labels = issue.labels;
   if (!labels.includes(label)) await github.addLabels(issueNumber, [label]);
   for (const other of labels) {
     if (other !== label && other.startsWith(STAGE_LABEL_PREFIX)) await github.removeLabel(issueNumber, other);
   }
+  return issue;
+}
+
+/** Keys of the tracking comment's notes (`tasks.tracking_notes`). */
+export const TRACKING_NOTE = {
+  /** The issue's title or body changed after the trigger; the edit is ignored. */
+  issueEdited: "issue-edited",
+  /** Someone without write permission closed the issue; the run goes on. */
+  issueClosed: "issue-closed",
+} as const;
+
+/** The notes stored on a task (`tasks.tracking_notes`), by key, in the order they were added. */
+export function trackingNotesOf(task: Pick<Task, "tracking_notes">): Record<string, string> {
+  if (!task.tracking_notes) return {};
+  try {
+    const parsed: unknown = JSON.parse(task.tracking_notes);
+    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? (parsed as Record<string, string>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Stores the tracking comment's note `key` on the task in one UPDATE (SQLite `json_set`, or
+ * `json_insert` when `replace` is false, so concurrent writers never lose each other's notes).
+ * The tracking comment shows it from its next render on.
+ *
+ * @param text - Markdown written by the app (never untrusted text: logins only)
+ * @returns `true` when the note was added or changed, `false` when it was already there
+ */
+export async function setTrackingNote(db: Db, taskId: number, key: string, text: string, options: { replace?: boolean } = {}): Promise<boolean> {
+  const path = `$."${key.replace(/[^a-z0-9-]/gi, "")}"`;
+  const write = options.replace === false ? sql.raw("json_insert") : sql.raw("json_set");
+  const guard = options.replace === false ? sql<boolean>`json_extract(coalesce(tracking_notes, '{}'), ${path}) is null` : sql<boolean>`json_extract(coalesce(tracking_notes, '{}'), ${path}) is not ${text}`;
+  const result = await db
+    .updateTable("tasks")
+    .set({ tracking_notes: sql<string>`${write}(coalesce(tracking_notes, '{}'), ${path}, ${text})`, updated_at: Date.now() })
+    .where("id", "=", taskId)
+    .where(guard)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Removes the tracking comment's note `key` from the task (one UPDATE with `json_remove`). */
+export async function clearTrackingNote(db: Db, taskId: number, key: string): Promise<void> {
+  const path = `$."${key.replace(/[^a-z0-9-]/gi, "")}"`;
+  await db
+    .updateTable("tasks")
+    .set({ tracking_notes: sql<string>`json_remove(tracking_notes, ${path})` })
+    .where("id", "=", taskId)
+    .where("tracking_notes", "is not", null)
+    .execute();
+}
+
+/** The note shown when the issue's title or body changed after the trigger. */
+export function issueEditedNote(triggeredBy: string): string {
+  return (
+    `✏️ The issue's title or body was edited after @${triggeredBy} started this run. The edit is ignored: every agent works ` +
+    "from the text as it was when the work was triggered. To work from the new text, a maintainer comments `/plan` (a new run, from a new plan)."
+  );
+}
+
+/** The note shown when someone without write permission closed the issue. */
+export function issueClosedNote(closer: string): string {
+  return (
+    `🔒 The issue was closed by @${closer}, who has no write permission on the repository, so the run continues. ` +
+    "A maintainer stops it with `/stop`."
+  );
+}
+
+/** Problems of an invalid repository config stored on the task (`tasks.config_problems`). */
+export function configProblemsOf(task: Pick<Task, "config_problems">): string[] {
+  if (!task.config_problems) return [];
+  try {
+    const parsed: unknown = JSON.parse(task.config_problems);
+    return Array.isArray(parsed) ? parsed.map(String) : [];
+  } catch {
+    return ["the stored problems could not be read"];
+  }
+}
+
+/** The body (without its marker) of the one comment that lists an invalid config's problems. */
+export function renderConfigProblems(problems: readonly string[], defaultBranch: string): string {
+  return [
+    "⛔ `.github/mission-control.yml` is invalid, so Mission Control stopped before any model call or repository command: " +
+      "the limits and budgets it sets cannot be trusted until the file validates.",
+    "",
+    ...problems.map((p) => `- \`${p.replace(/`/g, "'")}\``),
+    "",
+    `Fix the file on the default branch (\`${defaultBranch}\`), then comment \`/retry\`. The server's own limits apply as always.`,
+  ].join("\n");
 }
 
 /** Creates or edits the task's tracking comment from its current state. */
@@ -214,9 +317,12 @@ export async function writeTracking(db: Db, github: GitHubPort, task: Task, stop
       .executeTakeFirst();
     stopped = isTaskState(last?.from_state) ? last.from_state : null;
   }
+  // Notes are read from the database, not `task`: a webhook handler may have added one since `task` was loaded.
+  const fresh = await db.selectFrom("tasks").select("tracking_notes").where("id", "=", task.id).executeTakeFirst();
   const body = renderTrackingComment({
     state,
     stoppedIn: stopped,
+    notes: Object.values(trackingNotesOf(fresh ?? task)),
     reason: task.blocked_reason ?? task.failure_reason,
     planUrl: task.plan_url,
     prNumber: task.pr_number,
@@ -232,6 +338,18 @@ export async function writeTracking(db: Db, github: GitHubPort, task: Task, stop
   if (comment.id !== task.tracking_comment_id) return updateTask(db, task.id, { tracking_comment_id: comment.id });
   return task;
 }
+
+/**
+ * Stages that call a model or run repository commands, with the state each enters first: none
+ * of them runs while the task's repository config is invalid.
+ */
+const CONFIG_GUARDED_ENTRY: Partial<Record<StageKind, TaskState>> = {
+  plan: "planning",
+  code: "coding",
+  revise: "changes_requested",
+  test: "testing",
+  review: "reviewing",
+};
 
 /** One job of one task, with its GitHub port and context. */
 class StageRun {
@@ -262,6 +380,8 @@ class StageRun {
       this.log.info("task was cancelled; job skipped");
       return {};
     }
+    const problems = configProblemsOf(this.#task);
+    if (problems.length > 0 && kind in CONFIG_GUARDED_ENTRY) return this.#blockForConfig(kind, problems);
     switch (kind) {
       case "plan":
         return this.plan();
@@ -280,7 +400,37 @@ class StageRun {
         return this.prClosed();
       case "cancel":
         return this.cancel();
+      case "tracking":
+        // Cosmetic: never fails the task (the next stage renders the notes again). Only an
+        // existing comment is edited; the stage that creates it renders the notes too.
+        if (this.#task.tracking_comment_id) {
+          this.#task = await writeTracking(this.deps.db, this.github, this.#task).catch((err: unknown) => {
+            this.log.warn({ err }, "re-rendering the tracking comment failed");
+            return this.#task;
+          });
+        }
+        return {};
     }
+  }
+
+  /**
+   * Fail closed on an invalid repository config: before any model call or repository command,
+   * the problems are posted (one marker comment, edited in place, never a second one) and the
+   * task moves through the stage's entry state to `blocked` — so `/retry`, once the file is
+   * fixed, resumes this stage.
+   */
+  async #blockForConfig(kind: StageKind, problems: string[]): Promise<StageOutcome> {
+    const task = this.#task;
+    this.log.warn({ problems }, "invalid repository config: work stopped before any model call");
+    await ensureComment(this.github, { issueNumber: task.issue_number, topic: "config-problems", body: renderConfigProblems(problems, task.default_branch) });
+    const entry = CONFIG_GUARDED_ENTRY[kind];
+    const state = isTaskState(task.stage) ? task.stage : null;
+    if (entry && state !== entry && canTransition(state, entry)) await this.#move(entry, `${kind} requested`);
+    await this.#move("blocked", "invalid repository config", {
+      blocked_reason:
+        "`.github/mission-control.yml` is invalid (its problems are listed in a comment on this issue). Nothing runs until it is fixed on the default branch and a maintainer comments `/retry`.",
+    });
+    return {};
   }
 
   #runtime(agent: "architect" | "coder" | "reviewer" | "tester"): AgentRuntime {
@@ -311,7 +461,8 @@ class StageRun {
     const stoppedIn = isTaskState(this.#task.stage) ? this.#task.stage : null;
     this.#task = await transition(this.deps.db, this.#task.id, to, { reason, actor });
     if (Object.keys(update).length > 0) this.#task = await updateTask(this.deps.db, this.#task.id, update);
-    await applyStateLabel(this.github, this.#task.issue_number, to);
+    const issue = await applyStateLabel(this.github, this.#task.issue_number, to);
+    await this.#noticeEdit(issue);
     this.#task = await writeTracking(this.deps.db, this.github, this.#task, ["blocked", "failed", "budget_exceeded", "cancelled"].includes(to) ? stoppedIn : null);
   }
 
@@ -327,19 +478,47 @@ class StageRun {
     };
   }
 
+  /**
+   * The issue for an agent's prompt: the title and body **stored on the task when a maintainer
+   * triggered the work** (never the live issue, which its author may edit afterwards), the
+   * author, and the comments made before the trigger — all sanitised.
+   */
   async #issueForPrompt(): Promise<IssueForPrompt> {
     const triggeredAt = this.#payload.triggeredAt ?? new Date(this.#task.created_at).toISOString();
-    const issue = await this.github.getIssue(this.#task.issue_number);
+    const live = await this.github.getIssue(this.#task.issue_number);
+    if (this.#task.issue_title === null || this.#task.issue_body === null) {
+      // A task stored before the copy existed: the copy is taken now, and kept from here on.
+      this.log.info("no stored copy of the issue's text: taking it now");
+      await this.#save({ issue_title: live.title, issue_body: live.body });
+    } else if (await this.#noticeEdit(live)) {
+      this.#task = await writeTracking(this.deps.db, this.github, this.#task);
+    }
     const comments = (await this.github.listIssueComments(this.#task.issue_number)).filter(
       (c) => !c.body.startsWith("<!-- mission-control:") && c.authorType !== "Bot",
     );
     return {
-      number: issue.number,
-      title: sanitizeUntrustedText(issue.title),
-      body: sanitizeUntrustedText(issue.body),
-      author: issue.author,
+      number: this.#task.issue_number,
+      title: sanitizeUntrustedText(this.#task.issue_title ?? ""),
+      body: sanitizeUntrustedText(this.#task.issue_body ?? ""),
+      author: live.author,
       comments: commentsForPrompt(comments, triggeredAt),
     };
+  }
+
+  /**
+   * Compares the live issue with the copy stored at the trigger; when its title or body
+   * changed, records the tracking comment's note (once) and logs it. The edit itself is never used.
+   *
+   * @returns `true` when the note was added now
+   */
+  async #noticeEdit(live: IssueData): Promise<boolean> {
+    const task = this.#task;
+    if (task.issue_title === null || task.issue_body === null) return false;
+    const same = (a: string, b: string) => a.replace(/\r\n/g, "\n") === b.replace(/\r\n/g, "\n");
+    if (same(live.title, task.issue_title) && same(live.body, task.issue_body)) return false;
+    const added = await setTrackingNote(this.deps.db, task.id, TRACKING_NOTE.issueEdited, issueEditedNote(task.triggered_by), { replace: false });
+    if (added) this.log.warn({ issue: task.issue_number }, "the issue was edited after the trigger; the edit is ignored");
+    return added;
   }
 
   /** The maintainer's notes of this job, sanitised, or null. */
@@ -460,6 +639,7 @@ class StageRun {
       token: await this.github.createGitToken(),
       defaultBranch: task.default_branch,
       branch,
+      settings: this.deps.git,
     });
     const onBranch = await workspace.remoteBranchExists(branch);
     if (!onBranch) await workspace.createBranch(branch);
@@ -542,6 +722,7 @@ class StageRun {
       token: await this.github.createGitToken(),
       defaultBranch: task.default_branch,
       branch: task.branch,
+      settings: this.deps.git,
     });
     const command = await detectTestCommand(workspace.root, config.test.command);
     const files = await this.github.listPullRequestFiles(pr.number);
@@ -605,7 +786,45 @@ class StageRun {
     return {};
   }
 
-  /** Merges only when repo config `auto_merge: true`, every check run passed, and a human approved the PR. */
+  /**
+   * The approvals `auto_merge` counts: `APPROVED` reviews by a person (not the app, not a
+   * `[bot]`) given on the pull request's current head sha (`commit_id`) by someone with write,
+   * maintain or admin permission (`GET /repos/{owner}/{repo}/collaborators/{username}/permission`,
+   * asked once per reviewer). Every other approval is ignored and logged with the reason.
+   */
+  async #approvalsThatCount(pr: PullRequestData, bot: BotIdentity): Promise<ReviewData[]> {
+    const writers = new Map<string, { writer: boolean; permission: string }>();
+    const counted: ReviewData[] = [];
+    for (const review of await this.github.listReviews(pr.number)) {
+      if (review.state !== "APPROVED") continue;
+      const fields = { reviewer: review.author, reviewId: review.id, commitId: review.commitId, headSha: pr.headSha };
+      if (review.author === bot.login || review.author.endsWith("[bot]")) {
+        this.log.info({ ...fields, reason: "bot" }, "auto_merge: approval ignored: it comes from a bot");
+        continue;
+      }
+      if (review.commitId !== pr.headSha) {
+        this.log.info({ ...fields, reason: "older_head" }, "auto_merge: approval ignored: it was given on an older head, not the pull request's current one");
+        continue;
+      }
+      let access = writers.get(review.author);
+      if (!access) {
+        const answer = await this.github.getRepositoryPermission(review.author);
+        access = { writer: canWrite({ permission: answer.permission, role_name: answer.roleName }), permission: answer.roleName ?? answer.permission };
+        writers.set(review.author, access);
+      }
+      if (!access.writer) {
+        this.log.info({ ...fields, reason: "no_write_permission", permission: access.permission }, "auto_merge: approval ignored: the reviewer has no write permission");
+        continue;
+      }
+      counted.push(review);
+    }
+    return counted;
+  }
+
+  /**
+   * Merges only when repo config `auto_merge: true`, every check run passed, and a person with
+   * write permission approved the PR's current head (see `#approvalsThatCount`).
+   */
   async #maybeAutoMerge(): Promise<void> {
     const task = this.#task;
     if (!task.pr_number) return;
@@ -617,7 +836,7 @@ class StageRun {
       checks.length > 0 &&
       checks.every((c) => c.status === "completed" && (c.conclusion === "success" || c.conclusion === "skipped" || c.conclusion === "neutral")) &&
       checks.some((c) => c.name === "Mission Control / Review" && c.conclusion === "success");
-    const humanApproved = (await this.github.listReviews(pr.number)).some((r) => r.state === "APPROVED" && r.author !== bot.login && !r.author.endsWith("[bot]"));
+    const humanApproved = (await this.#approvalsThatCount(pr, bot)).length > 0;
     if (!allPassed || !humanApproved) {
       this.log.info({ allPassed, humanApproved }, "auto_merge: waiting for checks and a human approval");
       return;
@@ -640,6 +859,8 @@ class StageRun {
 
   async cancel(): Promise<StageOutcome> {
     const reason = (this.#payload as { reason?: string }).reason ?? "Cancelled.";
+    // "The run continues" no longer holds once it is cancelled.
+    await clearTrackingNote(this.deps.db, this.#task.id, TRACKING_NOTE.issueClosed);
     if (this.#task.stage !== "cancelled") {
       await this.#move("cancelled", reason, { failure_reason: reason, blocked_reason: null });
     } else {

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { lstat, mkdir, open, readFile, rename, rm, stat, unlink } from "node:fs/promises";
+import { lchown, lstat, mkdir, open, readFile, rename, rm, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 
 import { ToolInputError } from "../errors.js";
@@ -53,14 +53,22 @@ export async function writeWorkspaceFile(root: string, relativePath: string, con
   const absolute = await resolveInWorkspace(root, relativePath);
   const existing = await stat(absolute).catch(() => null);
   if (existing && !existing.isFile()) throw new ToolInputError(`${relativePath} exists and is not a regular file`);
-  await mkdir(path.dirname(absolute), { recursive: true });
+  const firstCreated = await mkdir(path.dirname(absolute), { recursive: true });
   // Re-check after creating folders: nothing may have been swapped for a link meanwhile.
   await resolveInWorkspace(root, relativePath);
+  // Files and folders the app writes belong to the clone's owner (the sandbox user when the app
+  // runs as root), so that sandboxed commands and git can change them later.
+  const owner = await stat(root);
+  const adopt = typeof process.getuid === "function" && process.getuid() === 0 && owner.uid !== 0;
+  if (adopt && firstCreated) {
+    for (let dir = path.dirname(absolute); dir.length >= firstCreated.length; dir = path.dirname(dir)) await lchown(dir, owner.uid, owner.gid);
+  }
   const temporary = `${absolute}.mc-${randomBytes(6).toString("hex")}.tmp`;
   try {
     const handle = await open(temporary, "wx");
     try {
       await handle.writeFile(content, "utf8");
+      if (adopt) await handle.chown(owner.uid, owner.gid);
     } finally {
       await handle.close();
     }

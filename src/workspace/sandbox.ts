@@ -1,45 +1,72 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
-import { access, lstat, mkdir, mkdtemp, readFile, realpath, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { access, chmod, chown, lstat, mkdtemp, readlink, realpath, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Readable } from "node:stream";
 
 import { JobAbortedError, SandboxUnavailableError, ToolInputError } from "../errors.js";
 import { redactSecrets } from "../redact.js";
+import { cgroupSupport, createCommandCgroup, type CommandCgroup } from "./sandbox/cgroup.js";
+import { watchDiskUsage } from "./sandbox/disk-usage.js";
 
 // Every command the app runs from a repository (its tests, its build, the Coder's
-// run_command) goes through runSandboxed. Nothing else in the app spawns repository code.
+// run_command) goes through runSandboxed — and so do the app's own git commands on a clone's
+// work tree (workspace/git.ts), so that nothing a command left in the clone runs on the host.
 
 /** Resource limits of one sandboxed command. */
 export interface SandboxLimits {
   /** Wall-clock limit in milliseconds; at expiry every process of the command is killed. */
   timeoutMs: number;
   /**
-   * Memory limit in bytes, per process: RLIMIT_DATA (heap and other private writable
-   * memory; address-space reservations such as V8's or Go's are not counted). Also the size
-   * of the sandbox's private `/tmp`.
+   * Total memory of the command in bytes — every process, plus what it writes to the
+   * sandbox's tmpfs folders (`/tmp`, `/dev/shm`, `/run`) — enforced by a cgroup (`memory.max`,
+   * or `memory.limit_in_bytes` on cgroup v1), without swap.
    */
   memoryBytes: number;
-  /** Most tasks (processes and threads) alive at once inside the sandbox. */
+  /** CPU time in cores (cgroup `cpu.max`, or `cpu.cfs_quota_us` on v1). */
+  cpus: number;
+  /** Most tasks (processes and threads) alive at once inside the sandbox (cgroup `pids.max`). */
   maxProcesses: number;
   /** Most bytes kept per stream (stdout, stderr); the rest is read and dropped. */
   outputBytes: number;
+  /** Largest size of the clone (the command's read-write folder) in bytes; measured every second, the command is killed past it. */
+  diskBytes: number;
+  /** Size of the private `/tmp` (HOME lives there) in bytes. */
+  tmpBytes: number;
 }
 
 /**
- * Defaults: 10 minutes, 2 GiB per process, 1024 tasks (threads count: one Node.js process
- * alone has about ten), 1 MiB per stream.
+ * Defaults: 10 minutes, 2 GiB in total, 1 core, 1024 tasks (threads count: one Node.js process
+ * alone has about ten), 1 MiB per stream, a 5 GiB clone, a 512 MiB `/tmp`.
  */
 export const DEFAULT_SANDBOX_LIMITS: Readonly<SandboxLimits> = Object.freeze({
   timeoutMs: 10 * 60_000,
   memoryBytes: 2 * 1024 ** 3,
+  cpus: 1,
   maxProcesses: 1024,
   outputBytes: 1024 ** 2,
+  diskBytes: 5 * 1024 ** 3,
+  tmpBytes: 512 * 1024 ** 2,
 });
 
-/** How commands are isolated. */
+/** Size of `/dev/shm` and `/run` inside the sandbox, in bytes. */
+const SHM_BYTES = 64 * 1024 ** 2;
+const RUN_BYTES = 1024 ** 2;
+/** How often the clone's size is measured while a command runs, in milliseconds. */
+const DISK_POLL_MS = 1_000;
+
+/** The network a command gets. */
+export type SandboxNetwork =
+  | { mode: "none" }
+  /**
+   * Only through the app's egress proxy (`sandbox/egress-proxy.ts`): the folder holding its Unix
+   * socket is bound read-only into the sandbox, `env` points the command's proxy variables at
+   * the forwarder, and the command line already starts that forwarder (`egressShellCommand`).
+   */
+  | { mode: "proxy"; socketPath: string; env: Record<string, string> };
+
+/** How commands are isolated. Set by the operator's server environment only. */
 export interface SandboxOptions {
   /**
    * `"bwrap"`: run inside bubblewrap (the default everywhere). `"off"`: run with `sh -c`
@@ -50,21 +77,39 @@ export interface SandboxOptions {
   mode: "bwrap" | "off";
   /** The bubblewrap binary; default `bwrap` from `PATH`. */
   bwrapPath?: string;
-  /**
-   * Share the host's network with the sandbox (bwrap `--share-net`). Only for a set-up step
-   * the operator allowed (e.g. installing dependencies); tests and the Coder's commands run
-   * without network.
-   */
-  network?: boolean;
   /** Overrides of {@link DEFAULT_SANDBOX_LIMITS}. */
   limits?: Partial<SandboxLimits>;
   /**
-   * Absolute paths the command must not see even read-only (directories become an empty
-   * tmpfs, files read as empty). Default: {@link defaultHiddenPaths} — the app's `.env`, its
-   * database folder, the workspaces root (other clones) and the private key file. The
-   * command's own `cwd` stays visible even when it lies under a hidden folder.
+   * `"required"` (default): a command runs only when its cgroup limits (memory, CPU, processes)
+   * can be applied; otherwise it is refused with {@link SandboxUnavailableError} naming the
+   * missing piece. `"off"`: the operator accepts per-process rlimits instead
+   * (`SANDBOX_CGROUPS=off`) — memory then holds per process only, and CPU is not limited.
+   */
+  cgroups?: "required" | "off";
+  /**
+   * Absolute paths the command must not see even where they lie inside a bound folder
+   * (directories become an empty tmpfs, files read as empty). Default:
+   * {@link defaultHiddenPaths}. The command's own `cwd` stays visible.
    */
   hidePaths?: string[];
+  /**
+   * Extra host folders bound read-only (`SANDBOX_READONLY_PATHS`), e.g. a toolchain in
+   * `/opt/hostedtoolcache` or `/opt/node`. `/usr`, `/bin`, `/sbin`, `/lib*` and `/etc` (without
+   * its secrets) are always there.
+   */
+  readonlyPaths?: string[];
+  /**
+   * The host uid and gid commands run as when the app runs as root (`SANDBOX_UID`,
+   * `SANDBOX_GID`; default 65534, `nobody`). As any other user, commands run as that user.
+   */
+  uid?: number;
+  gid?: number;
+}
+
+/** A host folder bound into the sandbox at the same path (app-internal requests only). */
+export interface SandboxBind {
+  path: string;
+  writable: boolean;
 }
 
 /** One command to run. */
@@ -72,15 +117,28 @@ export interface SandboxRequest {
   /** Working directory (the clone); the only host folder the command can write. Must exist. */
   cwd: string;
   /** A shell command line, run with `sh -c` (the repository's own test or build command). */
-  command: string;
+  command?: string;
+  /** Or an argument vector, run without a shell (the app's own git). */
+  argv?: readonly string[];
   /**
    * Extra environment variables. Names must match `^[A-Z][A-Z0-9_]{0,63}$` and must not look
    * like a credential (TOKEN, KEY, SECRET, PASSWORD, PRIVATE, CREDENTIAL, AUTH, …); values must
    * not look like a token. Anything else is dropped (see {@link filterCommandEnv}).
    */
   env?: Record<string, string>;
+  /** Network for this command; default none. Only the operator-allowed set-up step gets the proxy. */
+  network?: SandboxNetwork;
   /** Aborting kills every process of the command; the call then rejects with {@link JobAbortedError}. */
   signal?: AbortSignal;
+  /**
+   * For the app's own git commands only, never for repository commands: variables set by the
+   * app (author identity, GIT_CONFIG_*), passed without {@link filterCommandEnv}.
+   */
+  internalEnv?: Record<string, string>;
+  /** For the app's own git commands only: `cwd/.git` writable (it is read-only for every other command). */
+  gitWritable?: boolean;
+  /** For the app's own git commands only: more host folders at the same path (a mirror, read-only). */
+  binds?: readonly SandboxBind[];
 }
 
 /** What a command did. */
@@ -92,6 +150,8 @@ export interface CommandResult {
   signal: string | null;
   /** `true` when the wall-clock limit was reached and the command was killed. */
   timedOut: boolean;
+  /** The resource limit the command ran into, if any (`"timeout"` also sets `timedOut`). */
+  limitExceeded: "timeout" | "memory" | "processes" | "disk" | null;
   /** Wall-clock time in milliseconds. */
   durationMs: number;
   /** Standard output, capped (see `truncated`). */
@@ -109,14 +169,15 @@ export interface CommandResult {
 
 const ENV_NAME = /^[A-Z][A-Z0-9_]{0,63}$/;
 const SECRET_NAME = /TOKEN|KEY|SECRET|PASSWORD|PASSWD|PASSPHRASE|PRIVATE|CREDENTIAL|AUTH|COOKIE|SESSION|CERT/;
-/** Set by the sandbox itself, or loader hooks. */
-const RESERVED_NAME = /^(PATH|HOME|LANG|CI|TMPDIR|LD_[A-Z0-9_]*|BASH_ENV|ENV)$/;
+/** Set by the sandbox itself, loader hooks, or proxy settings (only the app sets those). */
+const RESERVED_NAME = /^(PATH|HOME|LANG|CI|TMPDIR|LD_[A-Z0-9_]*|BASH_ENV|ENV|GIT_[A-Z0-9_]*|(HTTPS?|ALL|NO)_PROXY|NPM_CONFIG_[A-Z_]*PROXY)$/;
 
 /**
  * Splits requested environment variables into those a command may get and those refused:
  * names outside `^[A-Z][A-Z0-9_]{0,63}$`, credential-like names (containing TOKEN, KEY, SECRET,
  * PASSWORD, PRIVATE, CREDENTIAL, AUTH, …), names the sandbox sets itself (PATH, HOME, LANG, CI,
- * TMPDIR) or loader hooks (LD_*), and values that contain NUL or look like a token.
+ * TMPDIR), loader hooks (LD_*), git's own (GIT_*) and proxy settings, and values that contain
+ * NUL or look like a token.
  *
  * @returns the accepted variables and the refused names, sorted
  */
@@ -138,9 +199,11 @@ export function filterCommandEnv(env: Record<string, string> = {}): { env: Recor
 }
 
 /** The whole environment of a command: an allowlist, never `process.env`. */
-function commandEnv(home: string, extra: Record<string, string> | undefined): Record<string, string> {
+function commandEnv(home: string, request: SandboxRequest): Record<string, string> {
   return {
-    ...filterCommandEnv(extra).env,
+    ...filterCommandEnv(request.env).env,
+    ...(request.network?.mode === "proxy" ? request.network.env : {}),
+    ...request.internalEnv,
     PATH: hostPath(),
     HOME: home,
     LANG: "C.UTF-8",
@@ -155,7 +218,9 @@ function hostPath(): string {
 /**
  * Paths hidden from sandboxed commands unless {@link SandboxOptions.hidePaths} says otherwise:
  * `<app cwd>/.env`, the folder of `DATABASE_PATH`, `WORKSPACES_DIR` and `PRIVATE_KEY_PATH`
- * (read from the server environment, with the app's defaults), those that exist.
+ * (read from the server environment, with the app's defaults), those that exist. They matter
+ * only where they lie inside a folder the sandbox binds (an operator's read-only path, or the
+ * workspaces root around the clone): nothing else of the host is visible at all.
  */
 export function defaultHiddenPaths(): string[] {
   const candidates = [
@@ -166,6 +231,35 @@ export function defaultHiddenPaths(): string[] {
   if (process.env.PRIVATE_KEY_PATH) candidates.push(path.resolve(process.env.PRIVATE_KEY_PATH));
   return [...new Set(candidates)];
 }
+
+/**
+ * Files and folders of `/etc` that hold secrets or say how to become root; masked in the
+ * sandbox (folders as an empty tmpfs, files as empty).
+ */
+export const ETC_SECRETS: readonly string[] = [
+  "shadow",
+  "shadow-",
+  "gshadow",
+  "gshadow-",
+  "sudoers",
+  "sudoers.d",
+  "ssh",
+  "ssl/private",
+  "security/opasswd",
+  "krb5.keytab",
+  "docker",
+  "containerd",
+  "kubernetes",
+  "netrc",
+  "wireguard",
+  "NetworkManager/system-connections",
+  "ipsec.secrets",
+  "mission-control",
+  "machine-id",
+];
+
+/** Top-level folders bound read-only (or re-created as the same symlink, on merged-/usr systems). */
+const SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
 // ---------------------------------------------------------------------------------------------
 // Helpers found on the host
@@ -199,106 +293,35 @@ async function findBwrap(bwrapPath: string | undefined): Promise<string> {
     } catch {
       // reported below
     }
-    throw new SandboxUnavailableError(`bubblewrap was not found at ${wanted}`);
+    throw new SandboxUnavailableError(`bubblewrap was not found at ${wanted} (install the Debian package bubblewrap)`);
   }
   const found = await findOnPath(wanted);
-  if (!found) throw new SandboxUnavailableError(`bubblewrap (${wanted}) was not found on PATH`);
+  if (!found) throw new SandboxUnavailableError(`bubblewrap (${wanted}) was not found on PATH (install it: apt-get install -y bubblewrap)`);
   return found;
 }
 
-let prlimitPath: Promise<string | null> | undefined;
-function findPrlimit(): Promise<string | null> {
-  prlimitPath ??= findOnPath("prlimit");
-  return prlimitPath;
+const helpers = new Map<string, Promise<string | null>>();
+function findHelper(name: string): Promise<string | null> {
+  let found = helpers.get(name);
+  if (!found) {
+    found = findOnPath(name);
+    helpers.set(name, found);
+  }
+  return found;
 }
-
-// ---------------------------------------------------------------------------------------------
-// A pids cgroup, when the app runs as root. The kernel ignores RLIMIT_NPROC for uid 0, and the
-// sandbox's uid 0 is the host's uid 0 when the app runs as root, so there the process limit
-// needs the pids controller. As a non-root user RLIMIT_NPROC suffices.
-
-let pidsRoot: Promise<string | null> | undefined;
 
 function isRoot(): boolean {
   return typeof process.getuid === "function" && process.getuid() === 0;
 }
 
-/** The folder of this process's cgroup in a hierarchy with the pids controller, if writable. */
-async function findPidsCgroupRoot(): Promise<string | null> {
-  try {
-    const membership = (await readFile("/proc/self/cgroup", "utf8")).split("\n");
-    const mounts = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").map((line) => {
-      const [pre = "", post = ""] = line.split(" - ");
-      const fields = pre.split(" ");
-      const [fsType = "", , superOptions = ""] = post.split(" ");
-      return { root: fields[3] ?? "", mountPoint: fields[4] ?? "", fsType, superOptions: superOptions.split(",") };
-    });
-    const v1 = membership.map((l) => l.split(":")).find((p) => p.length >= 3 && (p[1] ?? "").split(",").includes("pids"));
-    let dir: string | null = null;
-    if (v1) {
-      const mount = mounts.find((m) => m.fsType === "cgroup" && m.superOptions.includes("pids"));
-      if (mount) dir = joinCgroup(mount.mountPoint, mount.root, v1.slice(2).join(":"));
-    } else {
-      const v2 = membership.find((l) => l.startsWith("0::"));
-      const mount = mounts.find((m) => m.fsType === "cgroup2");
-      if (v2 && mount) {
-        dir = joinCgroup(mount.mountPoint, mount.root, v2.slice(3));
-        const enabled = (await readFile(path.join(dir, "cgroup.subtree_control"), "utf8")).split(/\s+/);
-        if (!enabled.includes("pids")) return null;
-      }
-    }
-    if (!dir) return null;
-    await access(dir, fsConstants.W_OK);
-    return dir;
-  } catch {
-    return null;
-  }
-}
-
-function joinCgroup(mountPoint: string, mountRoot: string, cgroupPath: string): string {
-  const relative = mountRoot !== "/" && cgroupPath.startsWith(mountRoot) ? cgroupPath.slice(mountRoot.length) : cgroupPath;
-  return path.join(mountPoint, relative);
-}
-
-/** A per-command pids cgroup with `pids.max` set, or `null` when none can be made. */
-async function createPidsCgroup(maxProcesses: number): Promise<string | null> {
-  if (!isRoot()) return null;
-  pidsRoot ??= findPidsCgroupRoot();
-  const root = await pidsRoot;
-  if (!root) return null;
-  const dir = path.join(root, `mission-control-sandbox-${process.pid}-${randomBytes(6).toString("hex")}`);
-  try {
-    await mkdir(dir);
-    await writeFile(path.join(dir, "pids.max"), String(maxProcesses));
-    return dir;
-  } catch {
-    await rmdir(dir).catch(() => undefined);
-    return null;
-  }
-}
-
-async function killCgroup(dir: string): Promise<void> {
-  await writeFile(path.join(dir, "cgroup.kill"), "1").catch(() => undefined); // cgroup v2, Linux 5.14+
-  const procs = await readFile(path.join(dir, "cgroup.procs"), "utf8").catch(() => "");
-  for (const pid of procs.split("\n").map(Number).filter((n) => n > 0)) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-}
-
-async function removeCgroup(dir: string): Promise<void> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    await killCgroup(dir);
-    try {
-      await rmdir(dir);
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
+/**
+ * The host uid and gid a sandboxed command runs as, and so the owner a clone's files must
+ * have: `options.uid`/`gid` (default 65534) when the app runs as root in mode `"bwrap"`,
+ * otherwise `null` (the app's own user).
+ */
+export function sandboxOwner(options: Pick<SandboxOptions, "mode" | "uid" | "gid">): { uid: number; gid: number } | null {
+  if (options.mode === "off" || !isRoot()) return null;
+  return { uid: options.uid ?? 65534, gid: options.gid ?? options.uid ?? 65534 };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -369,10 +392,14 @@ class CappedOutput {
 const STARTED = "S";
 /** Runs inside the limits: reports the start, closes fd 3, and execs the command as `sh -c`. */
 const STARTER = `printf ${STARTED} >&3 && exec 3>&- && exec /bin/sh -c -- "$0"`;
-/** Moves itself into the cgroup whose `cgroup.procs` is $1, then execs the rest. */
-const CGROUP_JOIN = `echo $$ > "$1" && shift && exec "$@"`;
+/** The same for an argument vector. */
+const STARTER_ARGV = `printf ${STARTED} >&3 && exec 3>&- && exec "$@"`;
+/** Moves itself into each cgroup whose `cgroup.procs` is listed before `--`, then execs the rest. */
+const CGROUP_JOIN = `while [ "$1" != "--" ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"`;
 /** Home folder inside the sandbox (on its private /tmp). */
 const SANDBOX_HOME = "/tmp/home";
+/** The uid and gid commands see for themselves inside the sandbox. */
+const INNER_ID = "1000";
 
 function resolveLimits(partial: Partial<SandboxLimits> | undefined): SandboxLimits {
   const limits = { ...DEFAULT_SANDBOX_LIMITS, ...partial };
@@ -382,130 +409,204 @@ function resolveLimits(partial: Partial<SandboxLimits> | undefined): SandboxLimi
   return {
     timeoutMs: Math.floor(limits.timeoutMs),
     memoryBytes: Math.floor(limits.memoryBytes),
+    cpus: Math.max(0.01, limits.cpus),
     maxProcesses: Math.max(1, Math.floor(limits.maxProcesses)),
     outputBytes: Math.floor(limits.outputBytes),
+    diskBytes: Math.floor(limits.diskBytes),
+    tmpBytes: Math.max(1024 ** 2, Math.floor(limits.tmpBytes)),
   };
 }
 
-/** `prlimit … --` or nothing: RLIMIT_DATA, RLIMIT_NPROC (when it counts only the sandbox) and no core dumps. */
-function limitArgs(prlimit: string | null, limits: SandboxLimits, withNproc: boolean): string[] {
-  if (!prlimit) return [];
-  const args = [prlimit, `--data=${limits.memoryBytes}`, "--core=0"];
+/**
+ * `prlimit … --`: no core dumps, and — without cgroups — RLIMIT_DATA per process and
+ * RLIMIT_NPROC (when it counts only the sandbox's processes).
+ */
+function limitArgs(prlimit: string, limits: SandboxLimits, perProcess: boolean, withNproc: boolean): string[] {
+  const args = [prlimit, "--core=0"];
+  if (perProcess) args.push(`--data=${limits.memoryBytes}`);
   if (withNproc) args.push(`--nproc=${limits.maxProcesses}`);
   return [...args, "--"];
 }
 
-async function bwrapArgs(
-  options: SandboxOptions,
-  cwd: string,
-  limits: SandboxLimits,
-  env: Record<string, string>,
-  inner: string[],
-): Promise<string[]> {
-  const args = ["--die-with-parent", "--new-session", "--unshare-all"];
-  if (options.network) args.push("--share-net");
-  // As root, bwrap would otherwise keep every capability inside (enough to remount / read-write).
-  args.push("--cap-drop", "ALL");
-  args.push("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc");
-  args.push("--size", String(Math.max(limits.memoryBytes, 1024 * 1024)), "--tmpfs", "/tmp", "--dir", SANDBOX_HOME);
-  // Host daemons' sockets (docker.sock, D-Bus) live under /run; a read-only mount does not stop connect().
-  args.push("--tmpfs", "/run");
-  if (options.network) {
-    const resolv = await realpath("/etc/resolv.conf").catch(() => null);
-    if (resolv?.startsWith("/run/")) args.push("--ro-bind", resolv, resolv);
-  }
-  // A hidden folder may hold the clone (the workspaces root): hide it first, then bind the clone
-  // back. A hidden path inside the clone is hidden after the bind.
-  const before: string[] = [];
-  const after: string[] = [];
-  for (const hidden of options.hidePaths ?? defaultHiddenPaths()) {
-    const target = await realpath(path.resolve(hidden)).catch(() => null);
-    if (target === null || target === "/" || target === cwd) continue;
-    const info = await stat(target).catch(() => null);
+/** `--ro-bind` (or `--symlink`, for a merged-/usr link) for each system folder that exists. */
+async function systemMounts(): Promise<string[]> {
+  const args: string[] = [];
+  for (const dir of SYSTEM_DIRS) {
+    const info = await lstat(dir).catch(() => null);
     if (!info) continue;
-    const mount = info.isDirectory() ? ["--tmpfs", target] : ["--ro-bind", "/dev/null", target];
-    (target.startsWith(`${cwd}/`) ? after : before).push(...mount);
+    if (info.isSymbolicLink()) args.push("--symlink", await readlink(dir), dir);
+    else if (info.isDirectory()) args.push("--ro-bind", dir, dir);
   }
-  // The clone's .git stays read-only: a command must not plant hooks, an fsmonitor, filters or
-  // aliases that the app's own git (outside the sandbox) would later run.
+  return args;
+}
+
+let emptyFilePath: Promise<string> | undefined;
+/** An empty, read-only regular file bound over hidden files (a device node would not open on bwrap's `nodev` binds). */
+function emptyFile(): Promise<string> {
+  emptyFilePath ??= (async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "mc-sandbox-empty-"));
+    const file = path.join(dir, "empty");
+    await writeFile(file, "", { mode: 0o444 });
+    await chmod(dir, 0o755);
+    return file;
+  })();
+  return emptyFilePath;
+}
+
+async function mask(target: string, info: { isDirectory(): boolean }): Promise<string[]> {
+  return info.isDirectory() ? ["--size", "4096", "--tmpfs", target, "--remount-ro", target] : ["--ro-bind", await emptyFile(), target];
+}
+
+async function existing(candidate: string): Promise<{ target: string; isDirectory(): boolean } | null> {
+  const target = await realpath(path.resolve(candidate)).catch(() => null);
+  if (target === null || target === "/") return null;
+  const info = await stat(target).catch(() => null);
+  return info ? { target, isDirectory: () => info.isDirectory() } : null;
+}
+
+async function bwrapArgs(options: SandboxOptions, cwd: string, limits: SandboxLimits, env: Record<string, string>, request: SandboxRequest, inner: string[]): Promise<string[]> {
+  const owner = sandboxOwner(options);
+  const args = ["--die-with-parent", "--new-session"];
+  if (owner) {
+    // As root: bwrap sets the mounts up with root's access (the clone's parents may be private),
+    // keeps only the capabilities to change uid, and the command starts through setpriv as the
+    // unprivileged host user — no user namespace, so host files keep their real owners.
+    args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try");
+    args.push("--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP");
+  } else {
+    // As any other user: a user namespace, in which the command is an ordinary uid without capabilities.
+    args.push("--unshare-all", "--uid", INNER_ID, "--gid", INNER_ID, "--cap-drop", "ALL");
+  }
+  // Only what commands need of the host: the system folders and /etc without its secrets.
+  args.push(...(await systemMounts()), "--ro-bind", "/etc", "/etc");
+  for (const name of ETC_SECRETS) {
+    const found = await existing(path.join("/etc", name));
+    if (found?.target.startsWith("/etc/")) args.push(...(await mask(found.target, found)));
+  }
+  const hidden = await Promise.all((options.hidePaths ?? defaultHiddenPaths()).map(existing));
+  const bound: string[] = [];
+  for (const extra of options.readonlyPaths ?? []) {
+    const found = await existing(extra);
+    if (!found) continue;
+    args.push("--ro-bind", found.target, found.target);
+    bound.push(found.target);
+  }
+  // Every tmpfs is sized; their pages also count against the cgroup's memory limit.
+  args.push("--dev", "/dev", "--perms", "1777", "--size", String(SHM_BYTES), "--tmpfs", "/dev/shm", "--remount-ro", "/dev");
+  args.push("--proc", "/proc");
+  args.push("--perms", "1777", "--size", String(limits.tmpBytes), "--tmpfs", "/tmp", "--perms", "1777", "--dir", SANDBOX_HOME);
+  args.push("--perms", "0755", "--size", String(RUN_BYTES), "--tmpfs", "/run");
+  if (request.network?.mode === "proxy") {
+    const socketDir = path.dirname(request.network.socketPath);
+    args.push("--ro-bind", socketDir, socketDir);
+  }
+  // Parent folders of the binds are made 0755 (bwrap would copy a private parent's mode, and the
+  // unprivileged user could not reach the clone).
+  const made = new Set<string>();
+  const parents = (target: string): string[] => {
+    const out: string[] = [];
+    for (let dir = path.dirname(target); dir !== "/" && !["/tmp", "/run", "/dev"].includes(dir); dir = path.dirname(dir)) out.unshift(dir);
+    return out.filter((dir) => !made.has(dir) && (made.add(dir), true)).flatMap((dir) => ["--perms", "0755", "--dir", dir]);
+  };
+  for (const bind of request.binds ?? []) args.push(...parents(bind.path), bind.writable ? "--bind" : "--ro-bind", bind.path, bind.path);
+  args.push(...parents(cwd), "--bind", cwd, cwd);
+  // Hidden paths inside anything bound (an operator's read-only folder, the clone).
+  for (const found of hidden) {
+    if (!found || found.target === cwd || `${cwd}/`.startsWith(`${found.target}/`)) continue;
+    const inside = [cwd, ...bound].some((root) => found.target.startsWith(`${root}/`));
+    if (inside) args.push(...(await mask(found.target, found)));
+  }
+  // The clone's .git stays read-only for repository commands: they must not plant hooks, filters
+  // or config that the app's own (sandboxed) git would later run.
   const gitDir = path.join(cwd, ".git");
-  const gitInfo = await lstat(gitDir).catch(() => null);
-  if (gitInfo) after.unshift("--ro-bind", gitDir, gitDir);
-  args.push(...before, "--bind", cwd, cwd, ...after, "--chdir", cwd, "--clearenv");
+  if (!request.gitWritable && (await lstat(gitDir).catch(() => null))) args.push("--ro-bind", gitDir, gitDir);
+  // Nothing else is writable: the sandbox's own root folder is made read-only last.
+  args.push("--remount-ro", "/", "--clearenv");
+  // As root, bwrap itself may not enter the sandbox user's folder: the shell after setpriv does.
+  if (!owner) args.push("--chdir", cwd);
   for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
-  return [...args, "--", ...inner];
+  const drop = owner
+    ? ["/usr/bin/setpriv", `--reuid=${owner.uid}`, `--regid=${owner.gid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", "/bin/sh", "-c", 'cd -- "$0" && unset OLDPWD && exec "$@"', cwd]
+    : [];
+  return [...args, "--", ...drop, ...inner];
 }
 
 /**
- * Runs a repository's shell command with limits, inside bubblewrap unless the operator set
- * mode `"off"`.
+ * Runs a repository's command with limits, inside bubblewrap unless the operator set mode `"off"`.
  *
  * In mode `"bwrap"` the command runs in new user, PID, IPC, UTS, cgroup and network namespaces
- * (no network unless `options.network`), with no capabilities, the host filesystem read-only,
- * `cwd` read-write, a private `/tmp` (HOME is `/tmp/home`), a fresh `/dev` and `/proc`, an
- * empty `/run`, {@link SandboxOptions.hidePaths} hidden, and an environment of PATH, HOME,
- * LANG=C.UTF-8, CI=true and the accepted `request.env` only. Limits: wall clock (every process
- * is killed with SIGKILL), memory per process (RLIMIT_DATA), process count (RLIMIT_NPROC in the
- * sandbox's user namespace; as root, where the kernel ignores it, a pids cgroup when one can be
- * created), output per stream. Everything the command started is killed when it ends.
+ * (no network; with `request.network` only the app's egress proxy), with no capabilities, as an
+ * unprivileged user (when the app runs as root, as host uid {@link SandboxOptions.uid}, through
+ * `setpriv`), and sees only `/usr`, `/bin`, `/sbin`, `/lib*`, `/etc` without
+ * {@link ETC_SECRETS}, the operator's {@link SandboxOptions.readonlyPaths} (all read-only),
+ * `cwd` read-write (its `.git` read-only), a private sized `/tmp` (HOME is `/tmp/home`),
+ * `/dev/shm` and `/run`, and a fresh `/dev` and `/proc`. The environment is PATH, HOME,
+ * LANG=C.UTF-8, CI=true and the accepted `request.env` only.
+ *
+ * Limits: wall clock (every process is killed with SIGKILL); total memory including tmpfs, CPU
+ * and process count through a cgroup per command (`SANDBOX_CGROUPS=off` falls back to
+ * per-process rlimits); the clone's size, measured every second; output per stream.
+ * Everything the command started is killed when it ends.
  *
  * In mode `"off"` the command runs on the host with the same allowlisted environment (HOME is
- * a fresh temp folder, removed afterwards), timeout, output cap and RLIMIT_DATA; the process
- * count is limited only through the pids cgroup (as root) — without a user namespace
- * RLIMIT_NPROC would count every process of the app's user — and a process that leaves the
- * process group (`setsid`) survives the kill unless that cgroup exists.
+ * a fresh temp folder, removed afterwards), limits and output cap — and nothing else.
  *
- * `/tmp` and HOME start empty on every call: a set-up step that fills caches should point them
- * into the clone through `request.env` (e.g. `CARGO_HOME`, `GOMODCACHE`, `NPM_CONFIG_CACHE`).
- *
- * @returns the exit status and capped output; a non-zero exit or a timeout is a result, not an error
- * @throws {SandboxUnavailableError} mode `"bwrap"` and bubblewrap (or prlimit) is missing or
- *   failed to set the sandbox up — the command is never run unsandboxed instead
+ * @returns the exit status and capped output; a non-zero exit, a timeout or a limit is a result, not an error
+ * @throws {SandboxUnavailableError} bubblewrap, prlimit, setpriv or a cgroup controller is
+ *   missing, or bwrap failed to set the sandbox up — naming the missing piece; the command is
+ *   never run with weaker isolation instead
  * @throws {JobAbortedError} `request.signal` aborted (before the start, or during the run, after
  *   every process was killed)
- * @throws {ToolInputError} `cwd` is not a directory, or a limit is not a number
+ * @throws {ToolInputError} `cwd` is not a directory, no command was given, or a limit is not a number
  */
 export async function runSandboxed(options: SandboxOptions, request: SandboxRequest): Promise<CommandResult> {
   const limits = resolveLimits(options.limits);
   if (request.signal?.aborted) throw new JobAbortedError(`command not started: ${abortReason(request.signal)}`);
+  if (request.command === undefined && !request.argv?.length) throw new ToolInputError("no command given");
   const cwd = await realpath(request.cwd).catch(() => null);
   if (!cwd || !(await stat(cwd)).isDirectory()) throw new ToolInputError(`working directory ${request.cwd} does not exist`);
 
   const sandboxed = options.mode !== "off";
-  const prlimit = await findPrlimit();
-  if (sandboxed && !prlimit) {
-    throw new SandboxUnavailableError("prlimit (util-linux) was not found on PATH; it applies the memory and process limits");
-  }
+  const useCgroups = options.cgroups !== "off";
+  const prlimit = await findHelper("prlimit");
+  if (!prlimit) throw new SandboxUnavailableError("prlimit (util-linux) was not found on PATH; it sets the per-process limits");
+  const owner = sandboxOwner(options);
+  if (owner && !(await findHelper("setpriv"))) throw new SandboxUnavailableError("setpriv (util-linux) was not found on PATH; it drops root inside the sandbox");
+  if (request.network?.mode === "proxy" && !sandboxed) throw new SandboxUnavailableError("the egress proxy needs the bubblewrap sandbox (SANDBOX=bwrap)");
 
   let privateHome: string | null = null;
-  let cgroup: string | null = null;
+  let cgroup: CommandCgroup | null = null;
   try {
-    cgroup = await createPidsCgroup(limits.maxProcesses);
+    if (useCgroups) cgroup = await createCommandCgroup(limits);
+    const shown = request.command ?? request.argv!.join(" ");
+    const starter =
+      request.command === undefined
+        ? ["/bin/sh", "-c", STARTER_ARGV, "mc-sandbox", ...request.argv!]
+        : ["/bin/sh", "-c", STARTER, request.command];
+    // Without cgroups, RLIMIT_NPROC counts only the sandbox's processes in its user namespace
+    // (not for uid 0, which the kernel exempts, nor in mode off: it would count the app's own).
+    const nproc = !useCgroups && sandboxed && !isRoot();
+    const inner = [...limitArgs(prlimit, limits, !useCgroups, nproc), ...starter];
     let file: string;
     let args: string[];
     let spawnEnv: Record<string, string>;
     if (sandboxed) {
-      const env = commandEnv(SANDBOX_HOME, request.env);
-      // In a user namespace RLIMIT_NPROC counts only the sandbox's processes.
-      const inner = [...limitArgs(prlimit, limits, true), "/bin/sh", "-c", STARTER, request.command];
       file = await findBwrap(options.bwrapPath);
-      args = await bwrapArgs(options, cwd, limits, env, inner);
+      args = await bwrapArgs(options, cwd, limits, commandEnv(SANDBOX_HOME, request), request, inner);
       spawnEnv = { PATH: hostPath() };
     } else {
       privateHome = await mkdtemp(path.join(os.tmpdir(), "mc-sandbox-home-"));
-      spawnEnv = commandEnv(privateHome, request.env);
-      // Without a user namespace RLIMIT_NPROC would count every process of the app's user.
-      const inner = [...limitArgs(prlimit, limits, false), "/bin/sh", "-c", STARTER, request.command];
+      spawnEnv = commandEnv(privateHome, request);
       file = inner[0]!;
       args = inner.slice(1);
     }
     if (cgroup) {
-      args = ["-c", CGROUP_JOIN, "mc-sandbox", path.join(cgroup, "cgroup.procs"), file, ...args];
+      args = ["-c", CGROUP_JOIN, "mc-sandbox", ...cgroup.procsFiles, "--", file, ...args];
       file = "/bin/sh";
     }
-    return await execute({ file, args, cwd, env: spawnEnv, limits, request, sandboxed, cgroup });
+    return await execute({ file, args, cwd, env: spawnEnv, limits, request, sandboxed, cgroup, shown });
   } finally {
-    if (cgroup) await removeCgroup(cgroup);
+    if (cgroup) await cgroup.remove();
     if (privateHome) await rm(privateHome, { recursive: true, force: true });
   }
 }
@@ -524,7 +625,9 @@ interface Execution {
   limits: SandboxLimits;
   request: SandboxRequest;
   sandboxed: boolean;
-  cgroup: string | null;
+  cgroup: CommandCgroup | null;
+  /** The command as reported. */
+  shown: string;
 }
 
 /** How long streams may stay open after the main process exited (a holder that escaped). */
@@ -536,6 +639,7 @@ async function execute(run: Execution): Promise<CommandResult> {
   const stderr = new CappedOutput(run.limits.outputBytes);
   let reportedStart = false;
   let timedOut = false;
+  let diskExceeded = false;
   let aborted = false;
 
   let child: ChildProcess;
@@ -558,7 +662,7 @@ async function execute(run: Execution): Promise<CommandResult> {
         // the group is already gone
       }
     }
-    if (run.cgroup) void killCgroup(run.cgroup);
+    if (run.cgroup) void run.cgroup.kill();
   };
 
   const streams = [child.stdout, child.stderr, child.stdio[3]].filter((s): s is Readable => s !== null && s !== undefined);
@@ -575,6 +679,13 @@ async function execute(run: Execution): Promise<CommandResult> {
     timedOut = true;
     killAll();
   }, run.limits.timeoutMs);
+  // The app's own git commands are short and only write what git fetched; repository commands are measured.
+  const stopDiskWatch = run.request.gitWritable
+    ? () => undefined
+    : watchDiskUsage(run.cwd, run.limits.diskBytes, DISK_POLL_MS, () => {
+        diskExceeded = true;
+        killAll();
+      });
   const onAbort = (): void => {
     aborted = true;
     killAll();
@@ -590,6 +701,7 @@ async function execute(run: Execution): Promise<CommandResult> {
         resolve({ code, signal });
       });
     });
+    stopDiskWatch();
     if ("error" in outcome) {
       killAll();
       streams.forEach((s) => s.destroy());
@@ -610,18 +722,29 @@ async function execute(run: Execution): Promise<CommandResult> {
       const detail = redactSecrets(stderr.text()).trim().slice(0, 1_000);
       throw unavailable(`${run.sandboxed ? "bwrap" : "the command wrapper"} exited with ${outcome.code ?? outcome.signal} before the command started${detail ? `: ${detail}` : ""}`);
     }
+    const events = run.cgroup ? await run.cgroup.events() : { oomKills: 0, pidsRefused: 0 };
+    const limitExceeded = timedOut ? "timeout" : diskExceeded ? "disk" : events.oomKills > 0 ? "memory" : events.pidsRefused > 0 ? "processes" : null;
+    const notes: Record<string, string> = {
+      timeout: `[mission-control: killed at the time limit of ${run.limits.timeoutMs} ms]`,
+      disk: `[mission-control: killed: the clone grew past the disk limit of ${run.limits.diskBytes} bytes]`,
+      memory: `[mission-control: a process was killed at the memory limit of ${run.limits.memoryBytes} bytes]`,
+      processes: `[mission-control: the process limit of ${run.limits.maxProcesses} refused new processes]`,
+    };
+    const errText = stderr.text();
     return {
-      command: run.request.command,
+      command: run.shown,
       exitCode: outcome.code,
       signal: outcome.signal,
       timedOut,
+      limitExceeded,
       durationMs: Math.round(performance.now() - started),
       stdout: stdout.text(),
-      stderr: stderr.text(),
+      stderr: limitExceeded ? `${errText}${errText && !errText.endsWith("\n") ? "\n" : ""}${notes[limitExceeded]}\n` : errText,
       truncated: stdout.truncated || stderr.truncated,
       sandboxed: run.sandboxed,
     };
   } finally {
+    stopDiskWatch();
     clearTimeout(timer);
     run.request.signal?.removeEventListener("abort", onAbort);
   }
@@ -631,20 +754,38 @@ function unavailable(reason: string, cause?: unknown): Error {
   return new SandboxUnavailableError(redactSecrets(reason), cause === undefined ? {} : { cause });
 }
 
+/** Which isolation is in force, for the start-up log line and `/healthz`. */
+export interface SandboxReport {
+  ok: boolean;
+  mode: "bwrap" | "off";
+  /** Why commands are refused, when `ok` is false. */
+  reason?: string;
+  /** The limits that hold, e.g. `["memory (v1)", "cpu (v1)", "pids (v1)", "disk", "timeout", "output"]`. */
+  limits: string[];
+  /** The host user commands run as. */
+  user: string;
+  readonlyPaths: string[];
+}
+
 /**
  * Runs `true` in the sandbox once, e.g. at start-up, to find out whether commands can run.
  * Mode `"off"` is always ok.
  *
+ * @param dir - a folder to run in; default a new temp folder. Use one beside the workspaces,
+ *   so the sandbox user's access to them is checked too.
  * @returns `{ ok: true }`, or `{ ok: false, reason }` with bwrap's error; never throws
  */
-export async function checkSandbox(options: SandboxOptions): Promise<{ ok: true } | { ok: false; reason: string }> {
+export async function checkSandbox(options: SandboxOptions, dir?: string): Promise<{ ok: true } | { ok: false; reason: string }> {
   if (options.mode === "off") return { ok: true };
-  let dir: string | null = null;
+  let made: string | null = null;
   try {
-    dir = await mkdtemp(path.join(os.tmpdir(), "mc-sandbox-check-"));
+    if (!dir) made = await mkdtemp(path.join(os.tmpdir(), "mc-sandbox-check-"));
+    const cwd = dir ?? made!;
+    const owner = sandboxOwner(options);
+    if (owner && made) await chown(made, owner.uid, owner.gid);
     const result = await runSandboxed(
       { ...options, limits: { ...options.limits, timeoutMs: Math.min(options.limits?.timeoutMs ?? 30_000, 30_000) } },
-      { cwd: dir, command: "true" },
+      { cwd, command: "true" },
     );
     if (result.exitCode === 0) return { ok: true };
     const detail = redactSecrets(result.stderr).trim().slice(0, 500);
@@ -652,8 +793,31 @@ export async function checkSandbox(options: SandboxOptions): Promise<{ ok: true 
   } catch (err) {
     return { ok: false, reason: err instanceof Error ? err.message : String(err) };
   } finally {
-    if (dir) await rm(dir, { recursive: true, force: true });
+    if (made) await rm(made, { recursive: true, force: true });
   }
+}
+
+/**
+ * What isolation and which limits are in force with `options`: runs {@link checkSandbox} and
+ * probes the cgroup controllers.
+ *
+ * @returns a report for the start-up log and `/healthz`; never throws
+ */
+export async function describeSandbox(options: SandboxOptions, dir?: string): Promise<SandboxReport> {
+  const owner = sandboxOwner(options);
+  const user = owner ? `uid ${owner.uid}` : `the app's user (uid ${process.getuid?.() ?? "?"})`;
+  const check = await checkSandbox(options, dir);
+  const limits = ["timeout", "output"];
+  let reason = check.ok ? undefined : check.reason;
+  if (options.cgroups === "off") {
+    limits.push("memory per process (rlimit)");
+  } else {
+    const cgroups = await cgroupSupport();
+    if (cgroups.ok) limits.push(...cgroups.summary.split(", "));
+    else reason ??= `resource limits cannot be applied: ${cgroups.reason}`;
+  }
+  if (options.mode !== "off") limits.push("disk", "tmpfs sizes");
+  return { ok: reason === undefined, mode: options.mode, ...(reason ? { reason } : {}), limits, user, readonlyPaths: options.readonlyPaths ?? [] };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 import { readdir, rm, stat, utimes } from "node:fs/promises";
 import path from "node:path";
 
-import { cloneRepository, type GitWorkspace, openWorkspace } from "./git.js";
+import { cloneRepository, type GitSettings, type GitWorkspace, openWorkspace } from "./git.js";
 
-/** The folder of one issue's clone: `<root>/<owner>/<repo>/issue-<n>/<purpose>`. */
+/** The folder of one issue's work tree: `<root>/<owner>/<repo>/issue-<n>/<purpose>` (its mirror is `<purpose>.mirror` beside it). */
 export function workspaceDir(root: string, owner: string, repo: string, issueNumber: number, purpose = "code"): string {
   return path.resolve(root, owner, repo, `issue-${issueNumber}`, purpose);
 }
@@ -21,8 +21,9 @@ export async function prepareWorkspace(options: {
   token: string | null;
   defaultBranch: string;
   branch: string | null;
+  settings: GitSettings;
 }): Promise<{ workspace: GitWorkspace; reused: boolean }> {
-  const existing = await openWorkspace(options.dir, options.cloneUrl, options.token);
+  const existing = await openWorkspace(options.dir, options.cloneUrl, options.token, options.settings);
   let workspace = existing;
   let reused = Boolean(existing);
   if (workspace) {
@@ -35,7 +36,7 @@ export async function prepareWorkspace(options: {
     }
   }
   if (!workspace) {
-    workspace = await cloneRepository({ cloneUrl: options.cloneUrl, dir: options.dir, token: options.token, branch: options.defaultBranch });
+    workspace = await cloneRepository({ cloneUrl: options.cloneUrl, dir: options.dir, token: options.token, branch: options.defaultBranch, settings: options.settings });
     if (options.branch) await workspace.syncTo(options.branch);
   }
   const now = new Date();

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 
 import { buildRepoMap, estimateTokens, extractSymbols, scriptKindFor } from "../../src/agents/repo-map.js";
 import { GitWorkspace } from "../../src/workspace/git.js";
+import { giveToSandboxUser, TEST_GIT_SETTINGS } from "../helpers/git-fixtures.js";
 import { cleanupTempDirs, gitSync, makeTempDir, writeTree } from "../workspace/fixtures.js";
 
 /** A real git repository holding `files` in one commit, wrapped as the Coder's workspace. */
@@ -15,7 +16,8 @@ function repo(files: Record<string, string | Buffer>, extra?: (root: string) => 
   extra?.(root);
   gitSync(root, ["add", "--all"]);
   gitSync(root, ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "seed"]);
-  return new GitWorkspace(root, root, null);
+  giveToSandboxUser(root);
+  return new GitWorkspace(root, root, null, TEST_GIT_SETTINGS);
 }
 
 /** The paths whose symbol blocks appear in the map, in order. */

@@ -10,6 +10,7 @@ import { createFileTools } from "../../src/agents/tools.js";
 import type { AgentTool } from "../../src/agents/loop.js";
 import { PathEscapeError, ToolInputError } from "../../src/errors.js";
 import { cloneRepository, GitWorkspace } from "../../src/workspace/git.js";
+import { TEST_GIT_SETTINGS } from "../helpers/git-fixtures.js";
 import { cleanupTempDirs, createSeededBareRepo, makeTempDir } from "../workspace/fixtures.js";
 
 const SEED_FILES = {
@@ -32,8 +33,8 @@ beforeEach(async () => {
   base = makeTempDir("mc-tools-");
   outside = makeTempDir("mc-tools-outside-");
   const bare = createSeededBareRepo(base, SEED_FILES);
-  const clone = await cloneRepository({ cloneUrl: bare, dir: path.join(base, "clone"), token: null, branch: "main" });
-  workspace = new GitWorkspace(clone.root, bare, null);
+  const clone = await cloneRepository({ cloneUrl: bare, dir: path.join(base, "clone"), token: null, branch: "main", settings: TEST_GIT_SETTINGS });
+  workspace = new GitWorkspace(clone.root, bare, null, TEST_GIT_SETTINGS);
   tools = createFileTools(workspace);
 });
 

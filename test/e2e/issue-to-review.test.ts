@@ -174,7 +174,8 @@ describe("labelling an issue `agent` runs plan → code → test → review on G
 
     // The clone is kept for the PR's revisions (the Architect's shallow clone is gone); no token landed in it.
     const workspaces = path.join(app.env.WORKSPACES_DIR, OWNER, REPO, "issue-7");
-    expect(existsSync(workspaces) ? readdirSync(workspaces) : []).toEqual(["code"]);
+    // The work tree and its mirror (the only repository that talks to the remote).
+    expect(existsSync(workspaces) ? readdirSync(workspaces) : []).toEqual(["code", "code.mirror"]);
     const gitConfig = readFileSync(path.join(workspaces, "code", ".git", "config"), "utf8");
     for (const token of github.tokens) expect(gitConfig).not.toContain(token);
     expect(gitConfig).not.toMatch(/extraheader|x-access-token/i);
@@ -302,10 +303,14 @@ describe("webhook guards", () => {
     expect((await app.db.selectFrom("jobs").select("kind").execute()).map((j) => j.kind)).toEqual(["plan"]);
   });
 
-  it("answers /healthz with the database and queue depth", async () => {
+  it("answers /healthz with the database, queue depth, and the sandbox's user and limits", async () => {
     const { app } = await boot();
     const response = await fetch(`${app.url}/healthz`);
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ status: "ok", database: "reachable", queue: { queued: 0, running: 0 } });
+    const body = (await response.json()) as Record<string, unknown> & { sandbox: { ok: boolean; mode: string; user: string; limits: string[] } };
+    expect({ ...body, sandbox: undefined }).toEqual({ status: "ok", database: "reachable", queue: { queued: 0, running: 0 }, sandbox: undefined });
+    expect(body.sandbox).toMatchObject({ ok: true, mode: "bwrap" });
+    expect(body.sandbox.limits).toEqual(expect.arrayContaining(["timeout", "output", "disk", "tmpfs sizes"]));
+    expect(body.sandbox.limits.join(" ")).toMatch(/memory \(v[12]\)/);
   });
 });

@@ -91,6 +91,8 @@ export async function startApp(options: {
     JOB_RETRY_BASE_MS: "20",
     JOB_RETRY_MAX_MS: "200",
     LOG_LEVEL: "debug",
+    // The tests' remotes are local bare repositories: the host's git may use `file` too.
+    GIT_ALLOWED_PROTOCOLS: "https:http:file",
     ...options.env,
   });
   const logs: Array<Record<string, unknown>> = [];

@@ -3,11 +3,27 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
+import type { GitSettings } from "../../src/workspace/git.js";
+import { sandboxOwner } from "../../src/workspace/sandbox.js";
+
 const SEED_IDENTITY = ["-c", "user.name=Seed", "-c", "user.email=seed@example.test", "-c", "commit.gpgsign=false"];
 
-/** Runs git and returns its trimmed stdout. */
+/**
+ * A global git config for the tests' own git commands: `safe.directory = *`, since the clones
+ * they inspect belong to the sandbox user when the tests run as root (git 2.39 reads
+ * `safe.directory` from a global file only).
+ */
+export const TEST_GIT_GLOBAL_CONFIG: string = (() => {
+  const dir = mkdtempSync(path.join(tmpdir(), "mc-test-gitconfig-"));
+  const file = path.join(dir, "gitconfig");
+  writeFileSync(file, "[safe]\n\tdirectory = *\n");
+  return file;
+})();
+
+/** Runs git (no system config, the tests' global config) and returns its trimmed stdout. */
 export function git(args: string[], cwd?: string): string {
-  return execFileSync("git", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+  const env = { ...process.env, GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: TEST_GIT_GLOBAL_CONFIG };
+  return execFileSync("git", args, { cwd, env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
 }
 
 /**
@@ -73,4 +89,19 @@ export function pullRequestFiles(bare: string, base: string, head: string): Arra
         patch,
       };
     });
+}
+
+/**
+ * How the app's git runs in tests: the real bubblewrap sandbox, and the `file` protocol allowed
+ * besides https/http because the tests' remotes are local bare repositories.
+ */
+export const TEST_GIT_SETTINGS: GitSettings = Object.freeze({ sandbox: { mode: "bwrap" as const }, allowedProtocols: ["https", "http", "file"] });
+
+/**
+ * Gives a folder made by the test (as root) to the sandbox user, as the app does with its own
+ * clones, so that sandboxed git can work in it. No-op when the tests do not run as root.
+ */
+export function giveToSandboxUser(dir: string): void {
+  const owner = sandboxOwner(TEST_GIT_SETTINGS.sandbox);
+  if (owner) execFileSync("chown", ["-R", `${owner.uid}:${owner.gid}`, dir]);
 }

@@ -10,6 +10,8 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 
+import { TEST_GIT_GLOBAL_CONFIG } from "../helpers/git-fixtures.js";
+
 export const FAKE_TOKEN = "ghs_FAKE0123456789abcdefghijklmnopqrstu";
 
 /** Environment for the fixtures' own git commands: no user or system config leaks in. */
@@ -19,7 +21,7 @@ function fixtureEnv(): NodeJS.ProcessEnv {
     HOME: process.env.HOME ?? "/tmp",
     LANG: "C.UTF-8",
     GIT_CONFIG_NOSYSTEM: "1",
-    GIT_CONFIG_GLOBAL: "/dev/null",
+    GIT_CONFIG_GLOBAL: TEST_GIT_GLOBAL_CONFIG,
     GIT_TERMINAL_PROMPT: "0",
   };
 }

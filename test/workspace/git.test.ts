@@ -4,8 +4,10 @@ import path from "node:path";
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
-import { GitCommandError, ToolInputError } from "../../src/errors.js";
+import { GitCommandError, ToolInputError, UnsafeChangeError } from "../../src/errors.js";
+import { runSandboxed } from "../../src/workspace/sandbox.js";
 import { cloneRepository, type GitWorkspace, removeWorkspace } from "../../src/workspace/git.js";
+import { TEST_GIT_SETTINGS } from "../helpers/git-fixtures.js";
 import {
   cleanupTempDirs,
   createSeededBareRepo,
@@ -45,7 +47,7 @@ describe("cloneRepository and GitWorkspace against a local bare repository", () 
   beforeEach(async () => {
     base = makeTempDir("mc-git-");
     bare = createSeededBareRepo(base, SEED_FILES);
-    ws = await cloneRepository({ cloneUrl: bare, dir: path.join(base, "work", "clone"), token: FAKE_TOKEN, branch: "main" });
+    ws = await cloneRepository({ cloneUrl: bare, dir: path.join(base, "work", "clone"), token: FAKE_TOKEN, branch: "main", settings: TEST_GIT_SETTINGS });
   });
 
   afterEach(() => {
@@ -63,7 +65,7 @@ describe("cloneRepository and GitWorkspace against a local bare repository", () 
     const dir = path.join(base, "again");
     await mkdir(dir);
     await writeFile(path.join(dir, "stale.txt"), "stale");
-    const again = await cloneRepository({ cloneUrl: bare, dir, token: null });
+    const again = await cloneRepository({ cloneUrl: bare, dir, token: null, settings: TEST_GIT_SETTINGS });
     expect(existsSync(path.join(dir, "stale.txt"))).toBe(false);
     expect(await again.listFiles()).toContain("README.md");
   });
@@ -114,7 +116,7 @@ describe("cloneRepository and GitWorkspace against a local bare repository", () 
     expect(await ws.hasChanges()).toBe(false);
     expect(await ws.commitsAhead("origin/main")).toBe(1);
 
-    await ws.push(branch);
+    await ws.push(branch, "main");
     expect(gitSync(base, ["--git-dir", bare, "rev-parse", `refs/heads/${branch}`]).trim()).toBe(sha);
     const identity = gitSync(base, ["--git-dir", bare, "log", "-1", "--format=%an|%ae|%cn|%ce|%s", `refs/heads/${branch}`]).trim();
     expect(identity).toBe(`${BOT.name}|${BOT.email}|${BOT.name}|${BOT.email}|Resolve #12: Fix the login page`);
@@ -129,12 +131,12 @@ describe("cloneRepository and GitWorkspace against a local bare repository", () 
     await writeFile(path.join(ws.root, "a.txt"), "from the clone\n");
     await ws.commitAll("clone commit", BOT);
 
-    const other = await cloneRepository({ cloneUrl: bare, dir: path.join(base, "other"), token: null, branch: "main" });
+    const other = await cloneRepository({ cloneUrl: bare, dir: path.join(base, "other"), token: null, branch: "main", settings: TEST_GIT_SETTINGS });
     await writeFile(path.join(other.root, "b.txt"), "from elsewhere\n");
     const remoteSha = await other.commitAll("other commit", BOT);
-    await other.push("main");
+    await other.push("main", "main");
 
-    await expect(ws.push("main")).rejects.toBeInstanceOf(GitCommandError);
+    await expect(ws.push("main", "main")).rejects.toBeInstanceOf(GitCommandError);
     expect(gitSync(base, ["--git-dir", bare, "rev-parse", "refs/heads/main"]).trim()).toBe(remoteSha);
   });
 
@@ -143,9 +145,9 @@ describe("cloneRepository and GitWorkspace against a local bare repository", () 
     await ws.createBranch(branch);
     await writeFile(path.join(ws.root, "resume.txt"), "pushed earlier\n");
     const sha = await ws.commitAll("earlier run", BOT);
-    await ws.push(branch);
+    await ws.push(branch, "main");
 
-    const second = await cloneRepository({ cloneUrl: bare, dir: path.join(base, "second"), token: FAKE_TOKEN, branch: "main" });
+    const second = await cloneRepository({ cloneUrl: bare, dir: path.join(base, "second"), token: FAKE_TOKEN, branch: "main", settings: TEST_GIT_SETTINGS });
     expect(existsSync(path.join(second.root, "resume.txt"))).toBe(false);
     expect(await second.remoteBranchExists(branch)).toBe(true);
     await second.checkoutRemoteBranch(branch);
@@ -170,14 +172,51 @@ describe("cloneRepository and GitWorkspace against a local bare repository", () 
     await ws.createBranch("feature");
     await writeFile(path.join(ws.root, "f.txt"), "f\n");
     await ws.commitAll("feature", BOT);
-    await ws.push("feature");
+    await ws.push("feature", "main");
     expect(readFileSync(path.join(ws.root, ".git", "config"), "utf8")).not.toContain(FAKE_TOKEN);
     expectNoTokenUnder(path.join(ws.root, ".git"));
   });
 
-  it("removeWorkspace deletes the clone", async () => {
+  it("removeWorkspace deletes the clone and its mirror", async () => {
     await removeWorkspace(ws.root);
     expect(existsSync(ws.root)).toBe(false);
+    expect(existsSync(ws.mirror)).toBe(false);
+  });
+
+  it("commitAll leaves a nested repository out of the commit and lists it", async () => {
+    await ws.createBranch("mc/issue-3-nested");
+    await runSandboxed(TEST_GIT_SETTINGS.sandbox, {
+      cwd: ws.root,
+      command: "mkdir -p vendor/x && cd vendor/x && git init -q && echo x > f && git add f && git -c user.name=x -c user.email=x@x commit -qm x",
+    });
+    await writeFile(path.join(ws.root, "real.txt"), "real\n");
+    const sha = await ws.commitAll("real change", BOT);
+    expect(ws.refusedNestedRepositories).toEqual(["vendor/x"]);
+    expect(gitSync(ws.root, ["ls-tree", "-r", "--name-only", sha]).split("\n")).not.toContain("vendor/x");
+    expect(await ws.hasChanges()).toBe(false); // the refused repository no longer counts as a change
+    await ws.push("mc/issue-3-nested", "main");
+    expect(gitSync(base, ["--git-dir", bare, "ls-tree", "-r", "mc/issue-3-nested"])).not.toMatch(/^160000 /m);
+  });
+
+  it("push refuses a gitlink the base branch does not have, even when one reached a commit", async () => {
+    // As if the sandbox-side check had been bypassed: a commit holding a gitlink.
+    await ws.createBranch("mc/issue-4-gitlink");
+    gitSync(ws.root, ["update-index", "--add", "--cacheinfo", `160000,${"1".repeat(40)},vendor/linked`]);
+    gitSync(ws.root, ["-c", "user.name=x", "-c", "user.email=x@x", "commit", "-qm", "sneak a gitlink in"]);
+    const error = await ws.push("mc/issue-4-gitlink", "main").catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(UnsafeChangeError);
+    expect((error as UnsafeChangeError).paths).toEqual(["vendor/linked"]);
+    expect((error as UnsafeChangeError).userMessage).toContain("`vendor/linked`");
+    expect(await ws.remoteBranchExists("mc/issue-4-gitlink")).toBe(false);
+  });
+
+  it("the host's git only allows the configured protocols (GIT_ALLOW_PROTOCOL)", async () => {
+    const dir = path.join(base, "https-only");
+    const error = await cloneRepository({ cloneUrl: bare, dir, token: null, branch: "main", settings: { ...TEST_GIT_SETTINGS, allowedProtocols: ["https", "http"] } }).catch(
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(GitCommandError);
+    expect((error as GitCommandError).stderr).toMatch(/transport 'file' not allowed/);
   });
 });
 
@@ -193,6 +232,7 @@ describe("cloneRepository failures", () => {
       dir: path.join(base, "clone"),
       token: FAKE_TOKEN,
       branch: "main",
+      settings: TEST_GIT_SETTINGS,
     }).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(GitCommandError);
     const gitError = error as GitCommandError;
@@ -207,7 +247,7 @@ describe("cloneRepository failures", () => {
   it("throws GitCommandError for a branch the remote lacks", async () => {
     const base = makeTempDir("mc-git-branch-");
     const bare = createSeededBareRepo(base, SEED_FILES);
-    await expect(cloneRepository({ cloneUrl: bare, dir: path.join(base, "c"), token: null, branch: "nope" })).rejects.toBeInstanceOf(
+    await expect(cloneRepository({ cloneUrl: bare, dir: path.join(base, "c"), token: null, branch: "nope", settings: TEST_GIT_SETTINGS })).rejects.toBeInstanceOf(
       GitCommandError,
     );
   });
@@ -233,29 +273,32 @@ describe("GitWorkspace over HTTP with an installation token", () => {
 
   it("clones and pushes with the token as a header, and never writes it to disk or into a URL", async () => {
     const dir = path.join(makeTempDir("mc-git-http-clone-"), "clone");
-    const ws = await cloneRepository({ cloneUrl: `${server.baseUrl}/repo.git`, dir, token: FAKE_TOKEN, branch: "main" });
+    const ws = await cloneRepository({ cloneUrl: `${server.baseUrl}/repo.git`, dir, token: FAKE_TOKEN, branch: "main", settings: TEST_GIT_SETTINGS });
     await ws.createBranch("mc/issue-5-http");
     await writeFile(path.join(ws.root, "http.txt"), "over http\n");
     const sha = await ws.commitAll("http commit", BOT);
-    await ws.push("mc/issue-5-http");
+    await ws.push("mc/issue-5-http", "main");
     expect(await ws.remoteBranchExists("mc/issue-5-http")).toBe(true);
 
     expect(gitSync(projectRoot, ["--git-dir", path.join(projectRoot, "repo.git"), "rev-parse", "refs/heads/mc/issue-5-http"]).trim()).toBe(sha);
     expect(server.requests.some((r) => r.url.includes("git-receive-pack"))).toBe(true);
     for (const request of server.requests) expect(request.url).not.toContain(FAKE_TOKEN);
 
-    const config = readFileSync(path.join(ws.root, ".git", "config"), "utf8");
+    // The mirror talks to the remote; the work tree only knows the mirror. Neither holds the token.
+    const config = readFileSync(path.join(ws.mirror, "config"), "utf8");
     expect(config).toContain(`${server.baseUrl}/repo.git`);
     expect(config).not.toContain(FAKE_TOKEN);
     expect(config.toLowerCase()).not.toContain("extraheader");
+    expect(readFileSync(path.join(ws.root, ".git", "config"), "utf8")).not.toContain(server.baseUrl);
+    expectNoTokenUnder(ws.mirror);
     expectNoTokenUnder(path.join(ws.root, ".git"));
   });
 
   it("fails without a token (the server demands it), and setToken restores access", async () => {
     const dir = path.join(makeTempDir("mc-git-http-anon-"), "clone");
-    await expect(cloneRepository({ cloneUrl: `${server.baseUrl}/repo.git`, dir, token: null })).rejects.toBeInstanceOf(GitCommandError);
+    await expect(cloneRepository({ cloneUrl: `${server.baseUrl}/repo.git`, dir, token: null, settings: TEST_GIT_SETTINGS })).rejects.toBeInstanceOf(GitCommandError);
 
-    const ws = await cloneRepository({ cloneUrl: `${server.baseUrl}/repo.git`, dir, token: FAKE_TOKEN, branch: "main" });
+    const ws = await cloneRepository({ cloneUrl: `${server.baseUrl}/repo.git`, dir, token: FAKE_TOKEN, branch: "main", settings: TEST_GIT_SETTINGS });
     ws.setToken(null);
     await expect(ws.remoteBranchExists("main")).rejects.toBeInstanceOf(GitCommandError);
     ws.setToken(FAKE_TOKEN);
@@ -264,7 +307,7 @@ describe("GitWorkspace over HTTP with an installation token", () => {
 
   it("keeps the token out of the error of a failed HTTP clone", async () => {
     const dir = path.join(makeTempDir("mc-git-http-missing-"), "clone");
-    const error = await cloneRepository({ cloneUrl: `${server.baseUrl}/missing.git`, dir, token: FAKE_TOKEN }).catch(
+    const error = await cloneRepository({ cloneUrl: `${server.baseUrl}/missing.git`, dir, token: FAKE_TOKEN, settings: TEST_GIT_SETTINGS }).catch(
       (err: unknown) => err,
     );
     expect(error).toBeInstanceOf(GitCommandError);

@@ -18,6 +18,7 @@ import {
   type CommandResult,
   type SandboxOptions,
 } from "../../src/workspace/sandbox.js";
+import { giveToSandboxUser } from "../helpers/git-fixtures.js";
 
 // Real processes, real bubblewrap (/usr/bin/bwrap), real temp folders. No network beyond a
 // loopback server opened by the test itself.
@@ -30,6 +31,7 @@ let cwd: string;
 
 beforeEach(async () => {
   cwd = await realpath(await mkdtemp(path.join(os.tmpdir(), "mc-sandbox-")));
+  giveToSandboxUser(cwd);
 });
 
 afterEach(async () => {
@@ -314,6 +316,7 @@ describe("runSandboxed", () => {
         await writeFile(path.join(secrets, "data", "db.sqlite"), "DATABASE");
         const clone = path.join(secrets, "data", "clone");
         await mkdir(clone);
+        giveToSandboxUser(clone);
         const result = await runSandboxed(
           { mode: "bwrap", hidePaths: [path.join(secrets, "data"), path.join(secrets, "private-key.pem")] },
           { cwd: clone, command: `cat ${secrets}/private-key.pem; ls -A ${secrets}/data; echo ok > made.txt` },
@@ -371,7 +374,7 @@ describe("runSandboxed", () => {
       expect(await survivors(`sleep ${duration}`)).toEqual([]);
     });
 
-    const allocate = `${q(NODE)} -e ${q('const b = Buffer.alloc(1024 ** 3); console.log("ALLOCATED " + b.length)')}`;
+    const allocate = `${q(NODE)} -e ${q('const b = Buffer.alloc(1024 ** 3, 1); console.log("ALLOCATED " + b.length)')}`;
 
     it("fails a process that allocates more than the memory limit", async () => {
       const result = await runSandboxed({ mode: "bwrap", limits: { memoryBytes: 256 * 1024 ** 2 } }, { cwd, command: allocate });
@@ -437,6 +440,7 @@ describe("formatCommandResult", () => {
     exitCode: 1,
     signal: null,
     timedOut: false,
+    limitExceeded: null,
     durationMs: 12_345,
     stdout: "",
     stderr: "",
