@@ -4,7 +4,7 @@ import path from "node:path";
 
 import { afterEach, describe, expect, it, vi } from "vitest";
 
-import { type Db, openDatabase } from "../../src/ledger/db.js";
+import { type Db, openDatabase } from "../../src/store/db.js";
 import { tempDir } from "../helpers/app-harness.js";
 import { createBareRepo, git } from "../helpers/git-fixtures.js";
 import { deliver } from "../helpers/webhooks.js";
@@ -103,6 +103,9 @@ describe("a process killed with SIGKILL mid-job", () => {
       async () => {
         const task = await database.selectFrom("tasks").select("stage").executeTakeFirstOrThrow();
         expect(task.stage).toBe("ready_for_merge");
+        // The review job moves the task before it finishes (tracking comment, then completion).
+        const open = await database.selectFrom("jobs").select("id").where("state", "in", ["queued", "running"]).execute();
+        expect(open).toEqual([]);
       },
       { timeout: 30_000, interval: 100 },
     );

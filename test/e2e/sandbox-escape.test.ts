@@ -96,6 +96,36 @@ describe("a nested repository planted by sandboxed code (finding 1)", () => {
   });
 });
 
+describe("a nested repository planted by the repository's own tests (finding 1)", () => {
+  it("is not run by the app's git in the revision that follows, and never reaches the branch", async () => {
+    const marker = hostMarker();
+    // The tests plant the repository, then fail, so the Coder revises in the same clone.
+    const files = { ...REPO_FILES, "package.json": JSON.stringify({ name: "widgets", scripts: { test: `${plantNestedRepository(marker)}; exit 1` } }) };
+    const { app, world } = await boot({ files });
+    world.anthropic.script("architect", { content: [toolUse("submit_plan", PLAN)], usage: USAGE.architect });
+    world.anthropic.script(
+      "coder",
+      { content: [toolUse("edit_file", { path: "src/greet.js", old_text: '"Hello " + name', new_text: '"Hello, " + name + "!"' })], usage: USAGE.coder[0]! },
+      { content: [text("- Changed the greeting.")], usage: USAGE.coder[1]! },
+    );
+    for (let i = 0; i < 4; i++) {
+      world.anthropic.script("tester", { content: [toolUse("submit_judgement", { items: [] })], usage: USAGE.tester });
+      world.anthropic.script(
+        "coder",
+        { content: [toolUse("write_file", { path: `notes-${i}.md`, content: "revision\n" })], usage: USAGE.coder[1]! },
+        { content: [text("- Revised.")], usage: USAGE.coder[2]! },
+      );
+    }
+    await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: world.bare }), secret: SECRET });
+    await waitForState(app, "blocked");
+    // The tests ran (and planted) more than once, and revisions were committed and pushed after them.
+    expect(world.github.requestsTo("POST", /\/check-runs$/).length).toBeGreaterThan(1);
+    expect(git(["--git-dir", world.bare, "ls-tree", "-r", "--name-only", BRANCH])).toContain("notes-0.md");
+    expect(existsSync(marker)).toBe(false);
+    expect(git(["--git-dir", world.bare, "ls-tree", "-r", BRANCH])).not.toMatch(/^160000 /m);
+  });
+});
+
 describe("the host's files, read by the repository's tests (finding 5)", () => {
   it("never reach the check run or the model: no /etc/shadow, no HOME, no app folder", async () => {
     const canaryDir = path.join(homedir(), `.mc-canary-${randomBytes(4).toString("hex")}`);
