@@ -21,7 +21,7 @@ import { runToolLoop } from "../src/agents/loop.js";
 import { loadPrompt } from "../src/agents/prompts.js";
 import { buildRepoMap, estimateTokens } from "../src/agents/repo-map.js";
 import { createFileTools } from "../src/agents/tools.js";
-import type { ContentBlock, Llm, Message, MessageParam, MessageRequest } from "../src/llm/client.js";
+import type { ContentBlock, Llm, Message, MessageParam, MessageRequest } from "../src/ports/llm.js";
 import { readWorkspaceFile } from "../src/workspace/files.js";
 import { GitWorkspace } from "../src/workspace/git.js";
 import { cleanupTempDirs, gitSync, makeTempDir } from "../test/workspace/fixtures.js";

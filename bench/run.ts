@@ -12,9 +12,11 @@ import nock from "nock";
 import { pino } from "pino";
 import { Probot, Server } from "probot";
 
-import { estimateInputTokens, estimateWorstCaseUsd, reserve, serverBudgetLimits } from "../src/ledger/budgets.js";
-import { migrateToLatest, openDatabase } from "../src/ledger/db.js";
-import { PriceTable } from "../src/llm/pricing.js";
+import { serverBudgetLimits } from "../src/config/env.js";
+import { estimateInputTokens, estimateWorstCaseUsd } from "../src/domain/budget-rules.js";
+import { reserve } from "../src/store/budgets.js";
+import { migrateToLatest, openDatabase } from "../src/store/db.js";
+import { PriceTable } from "../src/domain/pricing.js";
 import { createWorld, labeledPayload, SECRET, scriptHappyPath } from "../test/e2e/scenario.js";
 import { freePort, startApp, TEST_PRIVATE_KEY, TEST_WEBHOOK_SECRET, tempDir } from "../test/helpers/app-harness.js";
 import { deliver } from "../test/helpers/webhooks.js";

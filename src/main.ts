@@ -1,10 +1,10 @@
 import { getPrivateKey } from "@probot/get-private-key";
 import { run } from "probot";
 
-import { parseServerEnv } from "./config/env.js";
-import { migrateToLatest, openDatabase } from "./ledger/db.js";
-import { createLogger } from "./logger.js";
-import { startMissionControl, stopOnSignals } from "./server.js";
+import { bootstrapLogLevel, parseServerEnv } from "./config/env.js";
+import { migrateToLatest, openDatabase } from "./store/db.js";
+import { createLogger } from "./app/logger.js";
+import { startMissionControl, stopOnSignals } from "./app/server.js";
 
 /** Milliseconds running jobs get to finish on SIGTERM before they are aborted and released. */
 const SHUTDOWN_DEADLINE_MS = 30_000;
@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
-  const log = createLogger(process.env.LOG_LEVEL ?? "info");
+  const log = createLogger(bootstrapLogLevel(process.env));
   const privateKey = getPrivateKey({ env: process.env });
   if (!process.env.APP_ID || !privateKey) {
     log.info("APP_ID or the private key is missing: starting Probot's setup page to register the GitHub App");
@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   const env = parseServerEnv(process.env);
   const db = openDatabase(env.DATABASE_PATH);
   await migrateToLatest(db);
-  const app = await startMissionControl({ env, db, log, privateKey, host: process.env.HOST ?? "localhost", rawEnv: process.env });
+  const app = await startMissionControl({ env, db, log, privateKey });
   log.info({ port: app.port }, "Mission Control is ready");
 
   stopOnSignals(app, db, log, SHUTDOWN_DEADLINE_MS);

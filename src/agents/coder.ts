@@ -1,8 +1,8 @@
 import { z } from "zod";
 
-import { AgentLimitError, AgentOutputError, ToolInputError } from "../errors.js";
-import { marker } from "../github/output/ensure.js";
-import type { BotIdentity, GitHubPort, PullRequestData } from "../github/output/port.js";
+import { AgentLimitError, AgentOutputError, ToolInputError } from "../domain/errors.js";
+import { marker } from "../domain/markers.js";
+import type { BotIdentity, PullRequestData } from "../ports/github.js";
 import { escapeUntrustedCode, escapeUntrustedName, sanitizeUntrustedText } from "../prompt/index.js";
 import type { Plan } from "./architect.js";
 import { type AgentRuntime, attr, type IssueForPrompt, renderIssue, renderNotes } from "./context.js";
@@ -155,22 +155,21 @@ const REPO_MAP_TOKENS = 6_000;
 /** Characters of tool output kept in the conversation before old results are trimmed. */
 const CONTEXT_BUDGET_CHARS = 300_000;
 
+/** What the Coder did: everything of {@link CoderResult} but the pull request, which the code stage opens or finds. */
+export type CoderWork = Omit<CoderResult, "pullRequest">;
+
 /**
  * Implements an issue — or revises its pull request after feedback — on the issue's branch,
- * commits in the repository's style, pushes (never forcing), and opens or finds the PR.
+ * commits in the repository's style and pushes (never forcing). Writes nothing to GitHub: the
+ * code stage opens or finds the pull request with {@link pullRequestBody}.
  *
  * A limit (turns, output tokens, wall clock) stops the loop: the work so far is committed and
- * pushed, the PR is opened as a draft if it did not exist, and `stopped` says why — the caller
- * must not present the result as done.
+ * pushed, and `stopped` says why — the caller must not present the result as done.
  *
  * @throws {AgentOutputError} when the model changed no file
  */
-export async function implementIssue(
-  runtime: AgentRuntime,
-  deps: { github: GitHubPort; workspace: CoderWorkspace; bot: BotIdentity },
-  input: CoderInput,
-): Promise<CoderResult> {
-  const { github, workspace, bot } = deps;
+export async function implementChanges(runtime: AgentRuntime, deps: { workspace: CoderWorkspace; bot: BotIdentity }, input: CoderInput): Promise<CoderWork> {
+  const { workspace, bot } = deps;
   const prompt = loadPrompt("coder");
   const map = await buildRepoMap(workspace, {
     focus: [input.issue.title, input.issue.body, ...input.plan.files_to_change.map((f) => f.path), ...(input.feedback?.comments.map((c) => c.path) ?? [])],
@@ -272,36 +271,12 @@ export async function implementIssue(
   if ((await workspace.headSha()) !== startSha) await workspace.push(input.branch, input.defaultBranch);
   const headSha = await workspace.headSha();
 
-  let pullRequest = input.pullRequest;
-  if (!pullRequest) {
-    const existing = await github.findPullRequestByBranch(input.branch);
-    pullRequest =
-      existing && existing.state === "open"
-        ? existing
-        : await github.createPullRequest({
-            title: input.issue.title,
-            body: pullRequestBody(input.issue.number, input.plan, summary),
-            head: input.branch,
-            base: input.defaultBranch,
-            draft: stopped !== null,
-          });
-  }
-  return { pullRequest, headSha, changedFiles, summary, turns, stopped };
+  return { headSha, changedFiles, summary, turns, stopped };
 }
 
-/**
- * Replies on the PR after a revision: what changed and at which commit. Idempotent per head
- * sha (a hidden marker), so a retried job does not reply twice.
- */
-export async function replyToRevision(github: GitHubPort, pullNumber: number, result: CoderResult, feedback: RevisionFeedback): Promise<void> {
-  const tag = marker(`revision:${result.headSha}`);
-  const comments = await github.listIssueComments(pullNumber);
-  const bot = await github.getBotIdentity();
-  if (comments.some((c) => c.body.startsWith(tag) && c.author === bot.login)) return;
+/** The reply on the pull request after a revision: what changed and at which commit (Markdown, without its marker). */
+export function revisionReply(result: Pick<CoderResult, "headSha" | "changedFiles" | "summary">, feedback: RevisionFeedback): string {
   const files = result.changedFiles.length > 0 ? result.changedFiles.map((f) => `- \`${f}\``).join("\n") : "_No file changed._";
   const what = feedback.source === "tests" ? "the failing tests" : feedback.source === "review" ? `@${feedback.requestedBy}'s review` : `@${feedback.requestedBy}'s instructions`;
-  await github.createComment(
-    pullNumber,
-    `${tag}\n### 🛠️ Revision for ${what}\n\nPushed ${result.headSha.slice(0, 7)}.\n\n${result.summary || "_No summary._"}\n\n**Files changed**\n${files}`,
-  );
+  return `### 🛠️ Revision for ${what}\n\nPushed ${result.headSha.slice(0, 7)}.\n\n${result.summary || "_No summary._"}\n\n**Files changed**\n${files}`;
 }

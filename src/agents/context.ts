@@ -1,4 +1,4 @@
-import type { Llm } from "../llm/client.js";
+import type { Llm } from "../ports/llm.js";
 import { escapeAttribute, type PromptComment, sanitizeUntrustedText } from "../prompt/index.js";
 
 /** The issue as it enters a prompt (sanitised by the caller with `sanitizeUntrustedText`, and again by {@link renderIssue}). */

@@ -1,4 +1,4 @@
-import type { PullRequestFile, ReviewCommentInput } from "./output/port.js";
+import type { PullRequestFile, ReviewCommentInput } from "../ports/github.js";
 
 /** Line numbers an inline review comment may be placed on, per side of a file's diff. */
 export interface CommentableLines {

@@ -1,7 +1,7 @@
 import { z } from "zod";
 
-import { AgentLimitError, AgentOutputError, isMissionControlError } from "../errors.js";
-import type { ContentBlockParam, Llm, Message, MessageParam, Tool, ToolResultBlockParam } from "../llm/client.js";
+import { AgentLimitError, AgentOutputError, isMissionControlError } from "../domain/errors.js";
+import type { ContentBlockParam, Llm, Message, MessageParam, Tool, ToolResultBlockParam } from "../ports/llm.js";
 import { capOutput } from "./output-cap.js";
 
 /** A tool the model may call. `input` validates (and documents) the tool_use input. */

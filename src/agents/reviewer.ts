@@ -1,8 +1,7 @@
 import { z } from "zod";
 
-import { GitHubApiError, isMissionControlError } from "../errors.js";
-import { partitionComments } from "../github/diff-lines.js";
-import { marker } from "../github/output/ensure.js";
+import { marker } from "../domain/markers.js";
+import { partitionComments } from "./diff-lines.js";
 import type {
   BotIdentity,
   CheckConclusion,
@@ -10,9 +9,9 @@ import type {
   GitHubPort,
   PullRequestData,
   PullRequestFile,
+  ReviewCommentInput,
   ReviewData,
-  ReviewEvent,
-} from "../github/output/port.js";
+} from "../ports/github.js";
 import { escapePatchForPrompt, escapeUntrustedCode, promptSafe, type PromptSafeText, sanitizeUntrustedText } from "../prompt/index.js";
 import type { Plan } from "./architect.js";
 import { type AgentRuntime, attr } from "./context.js";
@@ -172,13 +171,14 @@ const ReviewMeta = z.object({
   /** Files with a textual diff left out for size: an approval is withheld while any is. */
   overBudget: z.number().int().min(0),
 });
-type ReviewMeta = z.infer<typeof ReviewMeta>;
+export type ReviewMeta = z.infer<typeof ReviewMeta>;
 
 function metaMarker(meta: ReviewMeta): string {
   return marker(`review-meta:${Buffer.from(JSON.stringify(meta)).toString("base64url")}`);
 }
 
-function readMeta(review: ReviewData): ReviewMeta {
+/** The verdict and counts a published review carries in its hidden meta marker. */
+export function readReviewMeta(review: ReviewData): ReviewMeta {
   const encoded = /<!-- mission-control:review-meta:([A-Za-z0-9_-]+) -->/.exec(review.body)?.[1];
   if (encoded) {
     try {
@@ -199,7 +199,7 @@ function readMeta(review: ReviewData): ReviewMeta {
 }
 
 /** Applies the rules that may turn the model's approval into a comment, and says why. */
-function decide(model: Verdict, rules: { testsFailing: boolean; allowApprove: boolean; overBudget: number }): { verdict: Verdict; withheld: string[] } {
+export function decideVerdict(model: Verdict, rules: { testsFailing: boolean; allowApprove: boolean; overBudget: number }): { verdict: Verdict; withheld: string[] } {
   if (model !== "approve") return { verdict: model, withheld: [] };
   const withheld: string[] = [];
   if (rules.testsFailing) withheld.push("Approval is withheld while the tests are failing on this commit.");
@@ -212,88 +212,41 @@ function decide(model: Verdict, rules: { testsFailing: boolean; allowApprove: bo
 
 const SEVERITY: Record<Verdict, number> = { approve: 0, comment: 1, request_changes: 2 };
 const VERDICT_TEXT: Record<Verdict, string> = { approve: "approve", request_changes: "changes requested", comment: "comment" };
-const CONCLUSION: Record<Verdict, CheckConclusion> = { approve: "success", request_changes: "failure", comment: "neutral" };
+/** The review check run's conclusion for each verdict. */
+export const VERDICT_CONCLUSION: Record<Verdict, CheckConclusion> = { approve: "success", request_changes: "failure", comment: "neutral" };
 
-/**
- * Reviews a pull request's diff and submits one GitHub review with inline comments.
- *
- * - **Output**: the model calls `submit_review` (`{ event, body, comments }`). Comments on lines
- *   GitHub can place (see `partitionComments`) go inline; the rest are written into the body
- *   under "Comments on lines outside the diff", so the review is never refused with a 422.
- * - **Size**: a diff over `budgetChars` is reviewed in parts (one model call each, at most 4),
- *   then merged into one review whose event is the most severe of the parts. Files not
- *   reviewed (no patch, over the budget) are listed in the body; an approval is withheld while
- *   a changed text file was left out for size.
- * - **Re-review**: with `sinceSha` (≠ head) only `compare(sinceSha...head)` is reviewed.
- * - **Verdict**: with `testsFailing` or `!allowApprove` an approval becomes a comment, with a
- *   line saying why. On a pull request the app opened (`author === bot.login`) GitHub refuses
- *   APPROVE and REQUEST_CHANGES from its author, so the event is COMMENT and the verdict is the
- *   conclusion of the check run "Mission Control / Review" on the head sha (approve → success,
- *   request_changes → failure, comment → neutral). On anyone else's pull request the event
- *   carries the verdict and no check run is made.
- * - **Idempotent** per head sha: a review by the bot carrying `marker("review:<sha>")` is reused
- *   without calling the model; the check run is still brought to its completed state.
- *
- * @throws {AgentOutputError} when the model never calls `submit_review` (the check run, if any,
- *   is completed as a failure first)
- * @throws {GitHubApiError} when GitHub refuses a call
- */
-export async function reviewPullRequest(
-  runtime: AgentRuntime,
-  deps: { github: GitHubPort; bot: BotIdentity },
-  input: ReviewInput,
-): Promise<ReviewResult> {
-  const { github, bot } = deps;
-  const pr = await github.getPullRequest(input.pullNumber);
-  const headSha = pr.headSha;
-  const own = pr.author === bot.login;
-  const tag = marker(`review:${headSha}`);
-
-  // Only our own reviews count: anyone can paste the marker into a review of theirs.
-  const previous = (await github.listReviews(pr.number)).find((r) => r.author === bot.login && r.body.includes(tag));
-  if (previous) {
-    const meta = readMeta(previous);
-    const { verdict, withheld } = own ? decide(meta.model, { testsFailing: input.testsFailing, allowApprove: input.allowApprove, overBudget: meta.overBudget }) : { verdict: meta.verdict, withheld: [] };
-    const checkRun = own ? await completeCheck(github, headSha, verdict, checkSummary(verdict, withheld, previous, meta.notReviewed)) : null;
-    return {
-      review: previous,
-      verdict,
-      reused: true,
-      headSha,
-      inlineComments: meta.inline,
-      foldedComments: meta.folded,
-      notReviewed: meta.notReviewed,
-      checkRun,
-    };
-  }
-
-  const check = own ? await github.ensureCheckRun({ name: REVIEW_CHECK_NAME, headSha, externalId: `review:${headSha}`, status: "in_progress" }) : null;
-  try {
-    return await review(runtime, github, pr, input, { tag, own, check });
-  } catch (err) {
-    if (check && isMissionControlError(err) && !err.retryable && err.code !== "job_aborted") {
-      // A permanent failure must not leave the check spinning, nor look neutral (which passes a required check).
-      await github
-        .updateCheckRun(check.id, {
-          status: "completed",
-          conclusion: "failure",
-          output: { title: "The review could not be completed", summary: err.userMessage },
-        })
-        .catch(() => undefined);
-    }
-    throw err;
-  }
+/** Which files a review covers (read by the stage: the compare since the last reviewed sha, or the whole pull request). */
+export interface ReviewScope {
+  files: PullRequestFile[];
+  pullRequestFiles: PullRequestFile[];
+  sinceSha: string | null;
+  /** A line for the body when the scope fell back to the whole pull request. */
+  note: string;
 }
 
-async function review(
-  runtime: AgentRuntime,
-  github: GitHubPort,
-  pr: PullRequestData,
-  input: ReviewInput,
-  ctx: { tag: string; own: boolean; check: CheckRunData | null },
-): Promise<ReviewResult> {
-  const headSha = pr.headSha;
-  const scope = await reviewScope(github, pr, input.sinceSha);
+/** What the Reviewer wrote for one head: the verdict, the review's body and its inline comments. The review stage publishes it. */
+export interface ReviewDraft {
+  /** The model's own verdict, before the rules that may withhold an approval. */
+  model: Verdict;
+  verdict: Verdict;
+  withheld: string[];
+  body: string;
+  inline: ReviewCommentInput[];
+  foldedComments: number;
+  notReviewed: string[];
+}
+
+/**
+ * Reviews the diff of `scope` with the model — in parts when it is larger than the budget (at
+ * most 4 calls) — and writes the review: the most severe verdict of the parts, approval withheld
+ * by the rules ({@link decideVerdict}), inline comments on lines GitHub can place and the others
+ * folded into the body, the files not reviewed listed. No GitHub call.
+ *
+ * @param tag - the marker that makes the published review idempotent per head sha
+ * @throws {AgentOutputError} when the model never calls `submit_review`
+ */
+export async function draftReview(runtime: AgentRuntime, pr: PullRequestData, input: ReviewInput, scope: ReviewScope, tag: string): Promise<ReviewDraft> {
+  const ctx = { tag };
   const { parts, notReviewed } = splitDiff(scope.files, { budgetChars: input.budgetChars ?? DIFF_BUDGET_CHARS });
   const overBudget = notReviewed.filter((f) => f.reason !== NO_PATCH).length;
 
@@ -303,7 +256,7 @@ async function review(
   }
 
   const model: Verdict = outputs.reduce<Verdict>((worst, o) => (SEVERITY[o.event] > SEVERITY[worst] ? o.event : worst), outputs.length > 0 ? "approve" : "comment");
-  const { verdict, withheld } = decide(model, { testsFailing: input.testsFailing, allowApprove: input.allowApprove, overBudget });
+  const { verdict, withheld } = decideVerdict(model, { testsFailing: input.testsFailing, allowApprove: input.allowApprove, overBudget });
   const { inline, folded } = partitionComments(
     scope.files,
     outputs.flatMap((o) => o.comments),
@@ -340,43 +293,7 @@ async function review(
   const middle = clip([summaries, foldedText].filter(Boolean).join("\n\n"), room);
   const body = [head, middle, notReviewedSection].filter(Boolean).join("\n\n");
 
-  const event: ReviewEvent = ctx.own ? "COMMENT" : verdict === "approve" ? "APPROVE" : verdict === "request_changes" ? "REQUEST_CHANGES" : "COMMENT";
-  const posted = await github.createReview({ pullNumber: pr.number, commitId: headSha, event, body, comments: inline });
-  const checkRun = ctx.check ? await completeCheck(github, headSha, verdict, checkSummary(verdict, withheld, posted, notReviewedText), ctx.check) : null;
-  return {
-    review: posted,
-    verdict,
-    reused: false,
-    headSha,
-    inlineComments: inline.length,
-    foldedComments: folded.length,
-    notReviewed: notReviewedText,
-    checkRun,
-  };
-}
-
-/** Which files the review covers: the compare since the last reviewed sha, or the whole pull request. */
-async function reviewScope(
-  github: GitHubPort,
-  pr: PullRequestData,
-  sinceSha: string | null,
-): Promise<{ files: PullRequestFile[]; pullRequestFiles: PullRequestFile[]; sinceSha: string | null; note: string }> {
-  const pullRequestFiles = await github.listPullRequestFiles(pr.number);
-  if (!sinceSha || sinceSha === pr.headSha) return { files: pullRequestFiles, pullRequestFiles, sinceSha: null, note: "" };
-  let files: PullRequestFile[];
-  try {
-    files = await github.compareCommits(sinceSha, pr.headSha);
-  } catch (err) {
-    // 404: the sha is gone (force-push); 422/404 "no common ancestor". Review everything instead.
-    if (err instanceof GitHubApiError && (err.status === 404 || err.status === 422)) {
-      return { files: pullRequestFiles, pullRequestFiles, sinceSha: null, note: `_The previously reviewed commit \`${sinceSha.slice(0, 7)}\` is no longer comparable with the head, so the whole pull request was reviewed._` };
-    }
-    throw err;
-  }
-  if (files.length === 0) {
-    return { files: pullRequestFiles, pullRequestFiles, sinceSha: null, note: `_No file changed since \`${sinceSha.slice(0, 7)}\`, so the whole pull request was reviewed._` };
-  }
-  return { files, pullRequestFiles, sinceSha, note: "" };
+  return { model, verdict, withheld, body, inline, foldedComments: folded.length, notReviewed: notReviewedText };
 }
 
 /** One model call over one part of the diff. */
@@ -438,26 +355,15 @@ async function reviewPart(
   return ReviewVerdict.parse(result);
 }
 
-/** Brings the review check run to `completed` with the verdict's conclusion (skipped when it already is). */
-async function completeCheck(
-  github: GitHubPort,
-  headSha: string,
-  verdict: Verdict,
-  output: { title: string; summary: string },
-  known?: CheckRunData,
-): Promise<CheckRunData> {
-  const check = known ?? (await github.ensureCheckRun({ name: REVIEW_CHECK_NAME, headSha, externalId: `review:${headSha}`, status: "in_progress" }));
-  const conclusion = CONCLUSION[verdict];
-  if (check.status === "completed" && check.conclusion === conclusion) return check;
-  return github.updateCheckRun(check.id, { status: "completed", conclusion, output });
-}
 
-function checkSummary(verdict: Verdict, withheld: string[], review: ReviewData, notReviewed: string[]): { title: string; summary: string } {
+/** The review check run's title and summary for a verdict. */
+export function checkSummary(verdict: Verdict, withheld: string[], review: ReviewData, notReviewed: string[]): { title: string; summary: string } {
   const title = withheld.length > 0 ? "Approval withheld" : verdict === "approve" ? "Approved" : verdict === "request_changes" ? "Changes requested" : "Comments only";
   const lines = [`Verdict: **${VERDICT_TEXT[verdict]}**`, ...withheld, review.htmlUrl ? `The review: ${review.htmlUrl}` : ""];
   if (notReviewed.length > 0) lines.push(`${notReviewed.length} file(s) were not reviewed; the review lists them.`);
   return { title, summary: lines.filter(Boolean).join("\n\n") };
 }
+
 
 function renderNotReviewed(files: string[]): string {
   if (files.length === 0) return "";

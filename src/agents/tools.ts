@@ -3,7 +3,7 @@ import { posix } from "node:path";
 import picomatch from "picomatch";
 import { z } from "zod";
 
-import { ToolInputError } from "../errors.js";
+import { ToolInputError } from "../domain/errors.js";
 import { escapeCommandOutput, escapeUntrustedCode, escapeUntrustedName } from "../prompt/index.js";
 import { deleteWorkspaceFile, readWorkspaceFile, replaceInWorkspaceFile, writeWorkspaceFile } from "../workspace/files.js";
 import type { AgentTool } from "./loop.js";

@@ -3,7 +3,9 @@ import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
-import type { Db } from "./ledger/db.js";
+import type { Db } from "../store/db.js";
+import { jobCountsByState } from "../store/jobs.js";
+import { usageByAgentModelRepository } from "../store/usage.js";
 
 /**
  * The app's Prometheus metrics (prom-client), served at `GET /metrics`. Ledger-backed series
@@ -67,26 +69,10 @@ export class Metrics {
     const collectJobs = jobs as unknown as { collect?: () => Promise<void> };
     collectJobs.collect = async () => {
       jobs.reset();
-      const rows = await db.selectFrom("jobs").select(["state", (eb) => eb.fn.countAll<number>().as("n")]).groupBy("state").execute();
-      for (const r of rows) jobs.set({ state: r.state }, Number(r.n));
+      for (const r of await jobCountsByState(db)) jobs.set({ state: r.state }, r.count);
     };
     // prom-client collects the families concurrently, so each one reads the ledger itself.
-    const ledger = () =>
-      db
-        .selectFrom("llm_usage")
-        .select((eb) => [
-          "agent",
-          "model",
-          "repository",
-          eb.fn.countAll<number>().as("calls"),
-          eb.fn.sum<number>("input_tokens").as("input"),
-          eb.fn.sum<number>("output_tokens").as("output"),
-          eb.fn.sum<number>("cache_creation_input_tokens").as("cache_write"),
-          eb.fn.sum<number>("cache_read_input_tokens").as("cache_read"),
-          eb.fn.sum<number>("cost_usd").as("usd"),
-        ])
-        .groupBy(["agent", "model", "repository"])
-        .execute();
+    const ledger = () => usageByAgentModelRepository(db);
     const onCollect = (metric: object, fn: () => Promise<void>) => {
       (metric as { collect?: () => Promise<void> }).collect = fn;
     };

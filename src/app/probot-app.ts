@@ -3,27 +3,30 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { ApplicationFunction } from "probot";
 
-import type { ServerEnv } from "./config/env.js";
-import { handleComment, handleIssueClosed, handleIssueTrigger, handlePullRequestClosed, handleReviewSubmitted } from "./github/events.js";
-import { queueDepth } from "./jobs/queue.js";
-import type { Worker } from "./jobs/worker.js";
-import { type Db, isDatabaseReachable } from "./ledger/db.js";
+import type { ServerEnv } from "../config/env.js";
+import { handleComment } from "../adapters/github/inbound/comment-created.js";
+import { handleIssueClosed } from "../adapters/github/inbound/issue-closed.js";
+import { handleIssueTrigger } from "../adapters/github/inbound/issue-trigger.js";
+import type { InboundDeps } from "../adapters/github/inbound/prologue.js";
+import { handlePullRequestClosed } from "../adapters/github/inbound/pull-request-closed.js";
+import { handleReviewSubmitted } from "../adapters/github/inbound/review-submitted.js";
+import { queueDepth } from "../store/jobs.js";
+import type { Worker } from "../worker/worker.js";
+import { type Db, isDatabaseReachable } from "../store/db.js";
 import { Metrics } from "./metrics.js";
 import { createServices, sandboxOptions } from "./services.js";
-import { describeSandbox, type SandboxReport } from "./workspace/sandbox.js";
+import { describeSandbox, type SandboxReport } from "../workspace/sandbox.js";
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
   env: ServerEnv;
   db: Db;
   log: Logger;
-  /** Receives the worker once the app is loaded (for shutdown, and for tests). */
-  onWorker?: (worker: Worker) => void;
+  /** Receives the workers once the app is loaded (for shutdown, and for tests): stages and commands, and the intake lane. */
+  onWorker?: (worker: Worker, intakeWorker: Worker) => void;
   /** Start the worker when the app loads (default `true`). */
   startWorker?: boolean;
   metrics?: Metrics;
-  /** The full server environment (budget variables are read from it). */
-  rawEnv?: Record<string, string | undefined>;
 }
 
 /**
@@ -35,33 +38,48 @@ export function createApp(options: AppOptions): ApplicationFunction {
     const { db, env } = options;
     const log = options.log;
     const metrics = options.metrics ?? new Metrics(db);
-    const { worker } = createServices(app, { env, db, log, metrics, ...(options.rawEnv ? { rawEnv: options.rawEnv } : {}) });
-    let slug: Promise<string> | undefined;
-    const appSlug = () => {
-      slug ??= app.auth().then(async (octokit) => (await octokit.request("GET /app")).data?.slug ?? "mission-control");
-      slug.catch(() => (slug = undefined));
+    const { worker, intakeWorker } = createServices(app, { env, db, log, metrics });
+    // The slug (for `@<slug> command` mentions) is resolved in the background, on the first comment
+    // that needs it: a handler never waits on GitHub (until it is known, the intake job checks mentions).
+    let slug: string | undefined;
+    let resolving = false;
+    const appSlug = (): string | undefined => {
+      if (slug === undefined && !resolving) {
+        resolving = true;
+        app
+          .auth()
+          .then(async (octokit) => {
+            slug = (await octokit.request("GET /app")).data?.slug ?? "mission-control";
+          })
+          .catch((err: unknown) => log.warn({ err }, "resolving the app's slug failed; mentions are checked by the intake job"))
+          .finally(() => (resolving = false));
+      }
       return slug;
     };
-    const eventDeps = { db, log, maxAttempts: env.JOB_MAX_ATTEMPTS, appSlug, onEnqueued: () => worker.notify() };
+    const inboundDeps: InboundDeps = { db, log, maxAttempts: env.JOB_MAX_ATTEMPTS, appSlug, onEnqueued: () => {
+        intakeWorker.notify();
+        worker.notify();
+      },
+    };
 
     app.on(["issues.labeled", "issues.opened"], async (context) => {
-      const outcome = await handleIssueTrigger(context, eventDeps);
+      const outcome = await handleIssueTrigger(context, inboundDeps);
       metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
     });
     app.on("issues.closed", async (context) => {
-      const outcome = await handleIssueClosed(context, eventDeps);
+      const outcome = await handleIssueClosed(context, inboundDeps);
       metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
     });
     app.on("issue_comment.created", async (context) => {
-      const outcome = await handleComment(context, eventDeps);
+      const outcome = await handleComment(context, inboundDeps);
       metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
     });
     app.on("pull_request.closed", async (context) => {
-      const outcome = await handlePullRequestClosed(context, eventDeps);
+      const outcome = await handlePullRequestClosed(context, inboundDeps);
       metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
     });
     app.on("pull_request_review.submitted", async (context) => {
-      const outcome = await handleReviewSubmitted(context, eventDeps);
+      const outcome = await handleReviewSubmitted(context, inboundDeps);
       metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
     });
 
@@ -71,7 +89,7 @@ export function createApp(options: AppOptions): ApplicationFunction {
       if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/healthz") return false;
       const reachable = await isDatabaseReachable(db);
       const depth = reachable ? await queueDepth(db) : null;
-      sandbox ??= describeSandbox(sandboxOptions(env, options.rawEnv ?? process.env));
+      sandbox ??= describeSandbox(sandboxOptions(env));
       const report = await sandbox;
       // A broken sandbox refuses repository commands but the app still plans and reviews: degraded, not down.
       const status = !reachable ? "error" : report.ok ? "ok" : "degraded";
@@ -91,7 +109,9 @@ export function createApp(options: AppOptions): ApplicationFunction {
       return (await webhooks)(req, res);
     });
 
-    options.onWorker?.(worker);
+    options.onWorker?.(worker, intakeWorker);
+    // The intake lane always runs: it is the second half of answering a delivery.
+    intakeWorker.start();
     if (options.startWorker ?? true) worker.start();
   };
 }

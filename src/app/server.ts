@@ -3,21 +3,23 @@ import type { Server as HttpServer } from "node:http";
 import type { Logger } from "pino";
 import { Probot, type ProbotOctokit, Server } from "probot";
 
-import { createApp } from "./app.js";
-import { githubBaseUrl, type ServerEnv } from "./config/env.js";
-import type { Worker } from "./jobs/worker.js";
-import type { Db } from "./ledger/db.js";
-import { releaseStaleReservations } from "./ledger/budgets.js";
+import { createApp } from "./probot-app.js";
+import { githubBaseUrl, type ServerEnv } from "../config/env.js";
+import type { Worker } from "../worker/worker.js";
+import type { Db } from "../store/db.js";
+import { releaseStaleReservations } from "../store/budgets.js";
 import { Metrics } from "./metrics.js";
 import { sandboxOptions } from "./services.js";
-import { describeSandbox } from "./workspace/sandbox.js";
-import { removeStaleCgroups } from "./workspace/sandbox/cgroup.js";
+import { describeSandbox } from "../workspace/sandbox.js";
+import { removeStaleCgroups } from "../workspace/sandbox/cgroup.js";
 
 /** A running Mission Control: HTTP server, worker, metrics, and a graceful `stop`. */
 export interface MissionControl {
   server: Server;
   httpServer: HttpServer;
   worker: Worker;
+  /** The worker of the intake lane (a delivery's checks that need GitHub). */
+  intakeWorker: Worker;
   metrics: Metrics;
   /** Port actually listened on. */
   port: number;
@@ -36,12 +38,8 @@ export interface StartOptions {
   log: Logger;
   /** PEM text of the GitHub App's private key. */
   privateKey: string;
-  /** Interface to listen on (Probot's HOST; default `localhost`). */
-  host?: string;
   /** The Octokit class (tests turn Octokit's retry and throttling plugins off). */
   Octokit?: typeof ProbotOctokit;
-  /** The full server environment (budget variables). */
-  rawEnv?: Record<string, string | undefined>;
   startWorker?: boolean;
 }
 
@@ -54,7 +52,7 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
   const { env, db, log } = options;
   const metrics = new Metrics(db);
   const server = new Server({
-    host: options.host ?? "localhost",
+    host: env.HOST,
     port: env.PORT,
     log,
     Probot: Probot.defaults({
@@ -68,25 +66,29 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
     enableStaticFiles: false,
   });
   let worker: Worker | undefined;
+  let intakeWorker: Worker | undefined;
   await server.load(
     createApp({
       env,
       db,
       log,
       metrics,
-      ...(options.rawEnv ? { rawEnv: options.rawEnv } : {}),
       startWorker: options.startWorker ?? true,
-      onWorker: (w) => (worker = w),
+      onWorker: (w, intake) => {
+        worker = w;
+        intakeWorker = intake;
+      },
     }),
   );
   const httpServer = await server.start();
   metrics.instrument(httpServer);
-  if (!worker) throw new Error("the app did not hand over its worker");
+  if (!worker || !intakeWorker) throw new Error("the app did not hand over its workers");
   const w = worker;
+  const intake = intakeWorker;
 
   // Which isolation and limits hold is logged now, not found out at the first test run.
   void removeStaleCgroups();
-  void describeSandbox(sandboxOptions(env, options.rawEnv ?? process.env)).then((report) => {
+  void describeSandbox(sandboxOptions(env)).then((report) => {
     if (report.ok) log.info({ sandbox: report }, `sandbox: ${report.mode}, commands run as ${report.user}, limits: ${report.limits.join(", ")}`);
     else log.warn({ sandbox: report }, `the sandbox cannot run commands: ${report.reason ?? "unknown"} — repository commands will be refused (see docs/OPERATIONS.md, or set SANDBOX=off)`);
   });
@@ -105,12 +107,13 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
     server,
     httpServer,
     worker: w,
+    intakeWorker: intake,
     metrics,
     port: typeof address === "object" && address ? address.port : env.PORT,
     async stop(deadlineMs = 30_000) {
       clearInterval(sweeper);
       await server.stop();
-      await w.stop(deadlineMs);
+      await Promise.all([w.stop(deadlineMs), intake.stop(deadlineMs)]);
     },
   };
 }

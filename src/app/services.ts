@@ -4,36 +4,34 @@ import path from "node:path";
 import type { Logger } from "pino";
 import type { Probot } from "probot";
 
-import type { CommandOutcome } from "./agents/tester.js";
-import type { ServerEnv } from "./config/env.js";
-import { createOctokitOutput } from "./github/output/octokit-output.js";
-import { createMeteredLlm } from "./jobs/metered-llm.js";
+import type { CommandOutcome } from "../agents/tester.js";
+import type { ServerEnv } from "../config/env.js";
+import { createOctokitOutput } from "../adapters/github/outbound/octokit-output.js";
+import { createMeteredLlm } from "../adapters/anthropic/metered-llm.js";
 import type { Metrics } from "./metrics.js";
-import { failTask, type PipelineDeps } from "./jobs/pipeline.js";
-import { runJob } from "./jobs/run-job.js";
-import { Worker } from "./jobs/worker.js";
-import { serverBudgetLimits } from "./ledger/budgets.js";
-import type { Db } from "./ledger/db.js";
-import { createAnthropic } from "./llm/client.js";
-import { PriceTable } from "./llm/pricing.js";
-import { cloneRepository, type GitSettings } from "./workspace/git.js";
-import { EgressGate } from "./workspace/egress-gate.js";
-import { runSandboxed, sandboxOwner, type SandboxOptions } from "./workspace/sandbox.js";
+import type { PipelineDeps } from "../pipeline/pipeline-deps.js";
+import { failTask } from "../pipeline/reporter.js";
+import { runJob } from "../pipeline/runner.js";
+import type { Job } from "../store/schema.js";
+import { type ClaimedJob, Worker } from "../worker/worker.js";
+import type { Db } from "../store/db.js";
+import { createAnthropic } from "../adapters/anthropic/client.js";
+import { cloneRepository, type GitSettings } from "../workspace/git.js";
+import { EgressGate } from "../workspace/egress-gate.js";
+import { runSandboxed, sandboxOwner, type SandboxOptions } from "../workspace/sandbox.js";
 
 /** What the composition root needs from outside. */
 export interface ServiceOptions {
   env: ServerEnv;
   db: Db;
   log: Logger;
-  /** The full server environment (budget variables are read from it). */
-  rawEnv?: Record<string, string | undefined>;
   metrics?: Metrics;
 }
 
 /** Paths a sandboxed command must never see: the app's secrets, database and other clones. */
-function hiddenPaths(env: ServerEnv, rawEnv: Record<string, string | undefined>): string[] {
+function hiddenPaths(env: ServerEnv): string[] {
   const paths = [path.resolve(".env"), path.dirname(path.resolve(env.DATABASE_PATH)), path.resolve(env.WORKSPACES_DIR)];
-  if (rawEnv.PRIVATE_KEY_PATH) paths.push(path.resolve(rawEnv.PRIVATE_KEY_PATH));
+  if (env.PRIVATE_KEY_PATH) paths.push(path.resolve(env.PRIVATE_KEY_PATH));
   // Probot also picks up a private key from any *.pem file in the working directory.
   for (const name of readdirSync(".").filter((n) => n.endsWith(".pem"))) paths.push(path.resolve(name));
   return paths;
@@ -43,11 +41,11 @@ function hiddenPaths(env: ServerEnv, rawEnv: Record<string, string | undefined>)
  * The operator's sandbox settings: isolation mode, limits, the host folders commands may read,
  * the paths hidden from them and the uid they run as (when the app runs as root).
  */
-export function sandboxOptions(env: ServerEnv, rawEnv: Record<string, string | undefined> = process.env): SandboxOptions {
+export function sandboxOptions(env: ServerEnv): SandboxOptions {
   return {
     mode: env.SANDBOX,
     cgroups: env.SANDBOX_CGROUPS,
-    hidePaths: hiddenPaths(env, rawEnv),
+    hidePaths: hiddenPaths(env),
     readonlyPaths: env.SANDBOX_READONLY_PATHS,
     uid: env.SANDBOX_UID,
     gid: env.SANDBOX_GID,
@@ -56,6 +54,7 @@ export function sandboxOptions(env: ServerEnv, rawEnv: Record<string, string | u
       maxProcesses: env.SANDBOX_MAX_PROCESSES,
       cpus: env.SANDBOX_CPUS,
       diskBytes: env.SANDBOX_DISK_BYTES,
+      diskInodes: env.SANDBOX_DISK_INODES,
       tmpBytes: env.SANDBOX_TMP_BYTES,
     },
   };
@@ -66,21 +65,20 @@ export function sandboxOptions(env: ServerEnv, rawEnv: Record<string, string | u
  * through Probot's auth, the Anthropic SDK metered by the budget ledger, simple-git,
  * bubblewrap) and builds the worker.
  *
- * @throws {ConfigError} when MODEL_PRICES or a budget variable is malformed, or the default model has no price
+ * @throws {ConfigError} when the default model has no price
  */
-export function createServices(app: Probot, options: ServiceOptions): { worker: Worker; pipeline: PipelineDeps } {
+export function createServices(app: Probot, options: ServiceOptions): { worker: Worker; intakeWorker: Worker; pipeline: PipelineDeps } {
   const { env, db, log } = options;
-  const rawEnv = options.rawEnv ?? process.env;
-  const prices = new PriceTable(env.MODEL_PRICES);
+  const prices = env.prices;
   prices.priceOf(env.DEFAULT_MODEL);
-  const serverLimits = serverBudgetLimits(rawEnv);
+  const serverLimits = env.budgetLimits;
   const anthropic = createAnthropic({
     apiKey: env.ANTHROPIC_API_KEY,
     baseURL: env.ANTHROPIC_BASE_URL,
     maxRetries: env.ANTHROPIC_MAX_RETRIES,
     timeoutMs: env.ANTHROPIC_TIMEOUT_MS,
   });
-  const sandbox = sandboxOptions(env, rawEnv);
+  const sandbox = sandboxOptions(env);
   const git: GitSettings = { sandbox, allowedProtocols: env.GIT_ALLOWED_PROTOCOLS };
   const egress = new EgressGate({ allow: env.SANDBOX_NETWORK_ALLOW, owner: sandboxOwner(sandbox), log: log.child({ component: "egress" }) });
 
@@ -131,17 +129,30 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
     serverLimits,
   };
 
-  const worker = new Worker({
+  const common = {
     db,
-    log: log.child({ component: "worker" }),
-    run: (job, signal, jobLog) => runJob(pipeline, job, signal, jobLog),
-    onFailed: (job, reason, error, jobLog) => failTask(pipeline, job, reason, error, jobLog),
-    concurrency: env.WORKER_CONCURRENCY,
+    run: (job: ClaimedJob, signal: AbortSignal, jobLog: Logger) => runJob(pipeline, job, signal, jobLog),
+    onFailed: (job: Job, reason: string, error: unknown, jobLog: Logger) => failTask(pipeline, job, reason, error, jobLog),
     pollMs: env.WORKER_POLL_MS,
     leaseMs: env.JOB_LEASE_MS,
     retryBaseMs: env.JOB_RETRY_BASE_MS,
     retryMaxMs: env.JOB_RETRY_MAX_MS,
-    ...(options.metrics ? { onJobFinished: (job, state, seconds) => options.metrics?.jobSeconds.observe({ kind: job.kind, state }, seconds) } : {}),
+    ...(options.metrics ? { onJobFinished: (job: Job, state: string, seconds: number) => options.metrics?.jobSeconds.observe({ kind: job.kind, state }, seconds) } : {}),
+  };
+  // Stages and commands; intake has its own lane, so the first step of a delivery never waits for a Coder to finish.
+  const worker = new Worker({ ...common, log: log.child({ component: "worker" }), lane: { except: ["intake"] }, concurrency: env.WORKER_CONCURRENCY });
+  const intakeWorker = new Worker({
+    ...common,
+    // The work an intake enqueued (a stage, a command) is picked up at once, not at the next poll.
+    run: async (job: ClaimedJob, signal: AbortSignal, jobLog: Logger) => {
+      const result = await runJob(pipeline, job, signal, jobLog);
+      worker.notify();
+      return result;
+    },
+    log: log.child({ component: "intake" }),
+    noun: "intake",
+    lane: { only: ["intake"] },
+    concurrency: env.WORKER_CONCURRENCY,
   });
-  return { worker, pipeline };
+  return { worker, intakeWorker, pipeline };
 }

@@ -1,16 +1,21 @@
 import { z } from "zod";
 
-import { ConfigError } from "../errors.js";
+import { type BudgetLimit, type BudgetPeriod, type BudgetScope, SERVER_BUDGET_SOURCE } from "../domain/budget-rules.js";
+import { ConfigError } from "../domain/errors.js";
+import { PriceTable } from "../domain/pricing.js";
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 /**
- * The server environment, parsed once at start-up. APP_ID, WEBHOOK_SECRET, GHE_HOST,
- * GHE_PROTOCOL and PORT are validated here; the private key (PRIVATE_KEY or PRIVATE_KEY_PATH)
- * is read by `@probot/get-private-key` in `main.ts`, HOST is read there, and the BUDGET_*
- * variables by `serverBudgetLimits`.
+ * The server environment's variables (every one the app reads), one section after the other.
+ * The private key's text (PRIVATE_KEY, or the file at PRIVATE_KEY_PATH) is read by
+ * `@probot/get-private-key` in `main.ts`; its path is also hidden from the sandbox.
  */
-export const ServerEnv = z.object({
+export const ServerEnvVariables = z.object({
+  /** Interface the HTTP server listens on. */
+  HOST: z.string().min(1).default("localhost"),
+  /** File holding the GitHub App's private key (hidden from sandboxed commands). */
+  PRIVATE_KEY_PATH: z.string().min(1).optional(),
   APP_ID: z.string().regex(/^\d+$/, "APP_ID must be the numeric GitHub App id"),
   WEBHOOK_SECRET: z.string().min(1, "WEBHOOK_SECRET is required"),
   GHE_HOST: z.string().min(1).optional(),
@@ -52,8 +57,10 @@ export const ServerEnv = z.object({
   SANDBOX_MAX_PROCESSES: positiveInt(256),
   /** CPU limit of a sandboxed command, in cores (cgroup cpu.max). */
   SANDBOX_CPUS: z.coerce.number().positive().max(1024).default(1),
-  /** Largest size of a clone while a command runs in it, in bytes; the command is killed past it. */
+  /** Bytes a sandboxed command may take on the clone's filesystem while it runs; killed past it. */
   SANDBOX_DISK_BYTES: positiveInt(5 * 2 ** 30),
+  /** Files (inodes) a sandboxed command may create on the clone's filesystem; killed past it. */
+  SANDBOX_DISK_INODES: positiveInt(500_000),
   /** Size of a sandboxed command's private /tmp, in bytes (it also counts against the memory limit). */
   SANDBOX_TMP_BYTES: positiveInt(512 * 2 ** 20),
   /**
@@ -94,22 +101,43 @@ export const ServerEnv = z.object({
   CODER_MAX_MINUTES: positiveInt(60),
   CODER_MAX_OUTPUT_TOKENS: positiveInt(400_000),
 });
-export type ServerEnv = z.infer<typeof ServerEnv>;
+
+/**
+ * The server configuration: every variable of {@link ServerEnvVariables}, plus what is derived
+ * from them once — the budget ceilings (`BUDGET_*`, see {@link serverBudgetLimits}) and the
+ * price table (`MODEL_PRICES` over the built-in prices).
+ */
+export type ServerEnv = z.infer<typeof ServerEnvVariables> & {
+  /** The server's budget limits (ceilings the repository config cannot raise). */
+  budgetLimits: BudgetLimit[];
+  /** USD per million tokens of each model. */
+  prices: PriceTable;
+};
 
 /**
  * Parses the server environment.
  *
  * @param source - usually `process.env`
  * @returns the typed, defaulted environment
- * @throws {ConfigError} naming every invalid or missing variable
+ * @throws {ConfigError} naming every invalid or missing variable, an unknown `BUDGET_*` variable, or malformed MODEL_PRICES
  */
 export function parseServerEnv(source: NodeJS.ProcessEnv): ServerEnv {
-  const result = ServerEnv.safeParse(source);
+  const result = ServerEnvVariables.safeParse(source);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
     throw new ConfigError(`Invalid server environment:\n  ${problems.join("\n  ")}`);
   }
-  return result.data;
+  const prices = new PriceTable(result.data.MODEL_PRICES);
+  return { ...result.data, budgetLimits: serverBudgetLimits(source), prices };
+}
+
+/**
+ * The log level before the rest of the environment is validated (start-up, and Probot's setup
+ * page when the app is not registered yet): LOG_LEVEL, or `info` when it is unset or invalid.
+ */
+export function bootstrapLogLevel(source: NodeJS.ProcessEnv): string {
+  const level = ServerEnvVariables.shape.LOG_LEVEL.safeParse(source.LOG_LEVEL);
+  return level.success ? level.data : "info";
 }
 
 /**
@@ -119,4 +147,81 @@ export function parseServerEnv(source: NodeJS.ProcessEnv): ServerEnv {
  */
 export function githubBaseUrl(env: Pick<ServerEnv, "GHE_HOST" | "GHE_PROTOCOL">): string {
   return env.GHE_HOST ? `${env.GHE_PROTOCOL}://${env.GHE_HOST}/api/v3` : "https://api.github.com";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Budgets (BUDGET_*)
+
+/** An optional USD amount from the environment; an empty value counts as unset. */
+const envUsd = z.preprocess(
+  (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
+  z.coerce.number<unknown>().positive().finite().optional(),
+);
+
+/**
+ * Ceilings that apply when the operator sets none, so that spend is never unlimited: USD 10 per
+ * task and USD 100 per repository and calendar month. Raise them with the variables.
+ */
+export const DEFAULT_SERVER_BUDGETS: Readonly<Record<string, string>> = {
+  BUDGET_TASK_USD: "10",
+  BUDGET_REPOSITORY_MONTHLY_USD: "100",
+};
+
+/** The server's budget variables. Amounts are optional; unset means no such limit, except the {@link DEFAULT_SERVER_BUDGETS}. */
+export const ServerBudgetEnv = z.object({
+  BUDGET_GLOBAL_DAILY_USD: envUsd,
+  BUDGET_GLOBAL_WEEKLY_USD: envUsd,
+  BUDGET_GLOBAL_MONTHLY_USD: envUsd,
+  BUDGET_INSTALLATION_MONTHLY_USD: envUsd,
+  /** Default monthly ceiling of every repository. */
+  BUDGET_REPOSITORY_MONTHLY_USD: envUsd,
+  /** Ceiling of one task over its whole life. */
+  BUDGET_TASK_USD: envUsd,
+  BUDGET_THRESHOLD: z.preprocess(
+    (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
+    z.coerce.number<unknown>().gt(0).lt(1).default(0.8),
+  ),
+  BUDGET_ACTION: z.preprocess(
+    (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
+    z.enum(["warn", "block"]).default("block"),
+  ),
+});
+export type ServerBudgetEnv = z.infer<typeof ServerBudgetEnv>;
+
+/**
+ * The server's budget limits, from the environment (source {@link SERVER_BUDGET_SOURCE}):
+ * BUDGET_GLOBAL_DAILY_USD, BUDGET_GLOBAL_WEEKLY_USD, BUDGET_GLOBAL_MONTHLY_USD (all spend),
+ * BUDGET_INSTALLATION_MONTHLY_USD (each installation), BUDGET_REPOSITORY_MONTHLY_USD (default
+ * ceiling of every repository), BUDGET_TASK_USD (each task, in total); BUDGET_THRESHOLD
+ * (0 < t < 1, default 0.8) and BUDGET_ACTION (`warn` | `block`, default `block`) apply to all.
+ * Amounts are positive USD; unset or empty = no such limit, except BUDGET_TASK_USD and
+ * BUDGET_REPOSITORY_MONTHLY_USD, which default to {@link DEFAULT_SERVER_BUDGETS}.
+ *
+ * @param env - usually `process.env`
+ * @throws {ConfigError} naming each invalid variable, or an unknown `BUDGET_*` variable (a typo would silently lift a ceiling)
+ */
+export function serverBudgetLimits(env: Record<string, string | undefined>): BudgetLimit[] {
+  const known = new Set(Object.keys(ServerBudgetEnv.shape));
+  const unknown = Object.keys(env).filter((name) => name.startsWith("BUDGET_") && !known.has(name));
+  const withDefaults: Record<string, string | undefined> = { ...env };
+  for (const [name, value] of Object.entries(DEFAULT_SERVER_BUDGETS)) {
+    if (withDefaults[name] === undefined || withDefaults[name]?.trim() === "") withDefaults[name] = value;
+  }
+  const result = ServerBudgetEnv.safeParse(withDefaults);
+  const problems = [
+    ...unknown.map((name) => `${name}: unknown budget variable (known: ${[...known].join(", ")})`),
+    ...(result.success ? [] : result.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`)),
+  ];
+  if (problems.length > 0 || !result.success) throw new ConfigError(`Invalid budget environment:\n  ${problems.join("\n  ")}`);
+  const e = result.data;
+  const base = { threshold: e.BUDGET_THRESHOLD, action: e.BUDGET_ACTION, source: SERVER_BUDGET_SOURCE };
+  const entries: Array<[BudgetScope, BudgetPeriod, number | undefined]> = [
+    ["global", "daily", e.BUDGET_GLOBAL_DAILY_USD],
+    ["global", "weekly", e.BUDGET_GLOBAL_WEEKLY_USD],
+    ["global", "monthly", e.BUDGET_GLOBAL_MONTHLY_USD],
+    ["installation", "monthly", e.BUDGET_INSTALLATION_MONTHLY_USD],
+    ["repository", "monthly", e.BUDGET_REPOSITORY_MONTHLY_USD],
+    ["task", "total", e.BUDGET_TASK_USD],
+  ];
+  return entries.flatMap(([scope, period, limitUsd]) => (limitUsd === undefined ? [] : [{ ...base, scope, period, limitUsd }]));
 }

@@ -1,5 +1,7 @@
 import { z } from "zod";
 
+import { BUDGET_AGENTS, type BudgetLimit, type BudgetPeriod, REPO_BUDGET_SOURCE } from "../domain/budget-rules.js";
+
 /** File name Probot's `context.config` looks up under `.github/` on the default branch. */
 export const REPO_CONFIG_FILE = "mission-control.yml";
 
@@ -45,32 +47,73 @@ const ReviewConfig = z
   })
   .strict();
 
-const AgentBudget = z
+const usdAmount = z.number().positive().finite();
+
+const PeriodBudget = z
   .object({
-    daily_usd: z.number().positive().optional(),
-    weekly_usd: z.number().positive().optional(),
-    monthly_usd: z.number().positive().optional(),
+    daily_usd: usdAmount.optional(),
+    weekly_usd: usdAmount.optional(),
+    monthly_usd: usdAmount.optional(),
   })
   .strict();
 
-/** Budget limits of this repository (USD). They may add or lower limits, never raise the server's ceilings. */
-const BudgetConfig = z
+/**
+ * The `budget:` section of `.github/mission-control.yml`. Amounts are USD per UTC day, ISO week
+ * (Monday 00:00 UTC) and calendar month; `per_task_usd` caps one task over its whole life.
+ * Per-agent amounts count that role's spend in this repository. A repository can only add or
+ * lower limits: see {@link mergeLimits}.
+ */
+export const RepoBudgetConfig = z
   .object({
-    daily_usd: z.number().positive().optional(),
-    weekly_usd: z.number().positive().optional(),
-    monthly_usd: z.number().positive().optional(),
-    /** Limit of one issue/PR's task, all runs together. */
-    per_task_usd: z.number().positive().optional(),
-    /** Share of a limit at which one alert comment is posted (0 < threshold < 1). */
+    daily_usd: usdAmount.optional(),
+    weekly_usd: usdAmount.optional(),
+    monthly_usd: usdAmount.optional(),
+    per_task_usd: usdAmount.optional(),
+    /** Fraction of each limit at which an alert is posted, once per window. */
     threshold: z.number().gt(0).lt(1).default(0.8),
-    /** `block` stops at the limit; `warn` only comments. */
+    /** `block` refuses calls over the limit; `warn` only alerts. */
     action: z.enum(["warn", "block"]).default("block"),
     agents: z
-      .object({ architect: AgentBudget.optional(), coder: AgentBudget.optional(), reviewer: AgentBudget.optional(), tester: AgentBudget.optional() })
+      .object({
+        architect: PeriodBudget.optional(),
+        coder: PeriodBudget.optional(),
+        reviewer: PeriodBudget.optional(),
+        tester: PeriodBudget.optional(),
+      })
       .strict()
       .default({}),
   })
   .strict();
+export type RepoBudgetConfig = z.infer<typeof RepoBudgetConfig>;
+
+/**
+ * The limits a repository's (validated) budget config sets, each restricted to `repository`
+ * and with `source` {@link REPO_BUDGET_SOURCE}.
+ *
+ * @param config - output of `RepoBudgetConfig.parse` (or `undefined`: no limits)
+ * @param repository - `owner/repo`
+ */
+export function repoBudgetLimits(config: RepoBudgetConfig | undefined, repository: string): BudgetLimit[] {
+  if (!config) return [];
+  const base = { threshold: config.threshold, action: config.action, source: REPO_BUDGET_SOURCE, repository };
+  const limits: BudgetLimit[] = [];
+  const periods = (amounts: z.infer<typeof PeriodBudget>): Array<[BudgetPeriod, number]> =>
+    (
+      [
+        ["daily", amounts.daily_usd],
+        ["weekly", amounts.weekly_usd],
+        ["monthly", amounts.monthly_usd],
+      ] as Array<[BudgetPeriod, number | undefined]>
+    ).filter((entry): entry is [BudgetPeriod, number] => entry[1] !== undefined);
+  for (const [period, limitUsd] of periods(config)) limits.push({ ...base, scope: "repository", period, limitUsd });
+  if (config.per_task_usd !== undefined) limits.push({ ...base, scope: "task", period: "total", limitUsd: config.per_task_usd });
+  for (const agent of BUDGET_AGENTS) {
+    const amounts = config.agents?.[agent];
+    if (!amounts) continue;
+    for (const [period, limitUsd] of periods(amounts)) limits.push({ ...base, scope: "agent", agent, period, limitUsd });
+  }
+  return limits;
+}
 
 /**
  * `.github/mission-control.yml`, read from the repository's default branch only. Every key is
@@ -85,7 +128,7 @@ export const RepoConfig = z
     coder: CoderConfig.default(CoderConfig.parse({})),
     test: TestConfig.default(TestConfig.parse({})),
     review: ReviewConfig.default(ReviewConfig.parse({})),
-    budget: BudgetConfig.default(BudgetConfig.parse({})),
+    budget: RepoBudgetConfig.default(RepoBudgetConfig.parse({})),
     /** Globs of paths the Coder may not change until a maintainer has run /approve on the issue or PR. */
     protected_paths: z.array(z.string().min(1).max(256)).max(100).default([".github/workflows/**"]),
     /** When true, the Coder waits for /approve of the Architect's plan. */

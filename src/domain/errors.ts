@@ -1,6 +1,6 @@
 /**
  * Typed errors. Every error the worker may see carries a stable `code` and a `retryable`
- * flag; the worker's translator (`decideFailure` in `jobs/worker.ts`) decides retry, fail, or tell the user
+ * flag; the worker's translator (`decideFailure` in `worker/worker.ts`) decides retry, fail, or tell the user
  * from these fields alone — never from `message`.
  */
 
@@ -152,8 +152,8 @@ export class IllegalTransitionError extends MissionControlError {
   }
 }
 
-/** A budget limit, as `ledger/budgets.ts` defines it (a type-only reference: no runtime import). */
-type BudgetLimitRef = import("./ledger/budgets.js").BudgetLimit;
+/** A budget limit, as `domain/budget-rules.ts` defines it (a type-only reference: no runtime import). */
+type BudgetLimitRef = import("./budget-rules.js").BudgetLimit;
 
 /**
  * A Messages API call was refused before it was made: its worst-case cost would take a `block`
@@ -227,5 +227,16 @@ export class PausedError extends MissionControlError {
     super("paused", `LLM calls are paused (${by}).`, {
       userMessage: `New LLM calls are paused (${by}). An organisation owner's \`/retry\` resumes them; PAUSE=1 must be removed by the operator.`,
     });
+  }
+}
+
+/** A claimed job's kind or payload does not match its schema (`domain/jobs.ts`): it fails for good, never cast. */
+export class JobPayloadError extends MissionControlError {
+  readonly kind: string;
+  constructor(kind: string, problems: string) {
+    super("job_payload_invalid", `The ${kind} job's payload is invalid: ${problems}`, {
+      userMessage: `The queued ${kind} job could not be read (its payload is invalid), so it was not run.`,
+    });
+    this.kind = kind;
   }
 }

@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-import { ConfigError, UnknownModelError } from "../errors.js";
+import { ConfigError, UnknownModelError } from "./errors.js";
 
 /** USD per million tokens for each kind of token a Messages API call is billed for. */
 export const ModelPrice = z

@@ -1,6 +1,3 @@
-import { IllegalTransitionError } from "../errors.js";
-import type { Db } from "../ledger/db.js";
-import type { Task, Transition } from "../ledger/schema.js";
 
 /**
  * Where an issue stands. The `tasks.stage` column holds it; exactly one `mc:<state>` label
@@ -21,14 +18,41 @@ export const TASK_STATES = [
 ] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 
-/** States after which no job runs until a person acts (re-label, /retry, /approve). */
-export const RESTING_STATES: ReadonlySet<TaskState> = new Set(["ready_for_merge", "merged", "blocked", "cancelled", "budget_exceeded", "failed"]);
+/** The state of a task that has none yet (its row exists, no stage started). */
+export type TaskStage = TaskState | "new";
 
-/** States a new run may start from (the trigger label added again). */
-export const RESTARTABLE_STATES: ReadonlySet<TaskState> = new Set(["merged", "cancelled", "failed", "budget_exceeded", "blocked", "ready_for_merge"]);
+/** States in which an agent works: each is the entry state of one stage. */
+export const WORKING_STATES: readonly TaskState[] = ["planning", "coding", "testing", "reviewing"];
 
-const WORK: TaskState[] = ["planning", "coding", "testing", "reviewing"];
-const STOPS: TaskState[] = ["blocked", "cancelled", "budget_exceeded", "failed"];
+/**
+ * States a run stops in before it is done: it waits for a person (`blocked`), was stopped
+ * (`cancelled`), hit a budget limit or failed. The tracking comment says which stage it stopped
+ * in; `/retry` resumes that stage.
+ */
+export const STOPPED_STATES: ReadonlySet<TaskState> = new Set(["blocked", "cancelled", "budget_exceeded", "failed"]);
+
+/**
+ * States after which no job runs until a person acts (re-label, `/retry`, `/approve`): the
+ * stopped states plus `ready_for_merge` and `merged`. A new run (the trigger label again,
+ * `/plan`) may start from any of them, and only from them.
+ */
+export const RESTING_STATES: ReadonlySet<TaskState> = new Set(["ready_for_merge", "merged", ...STOPPED_STATES]);
+
+/** States in which the run is over for good: closing the issue changes nothing. */
+export const ENDED_STATES: ReadonlySet<TaskState> = new Set(["merged", "cancelled"]);
+
+/** `true` when `state` is one of {@link STOPPED_STATES}. */
+export function isStopped(state: TaskStage | null | undefined): boolean {
+  return state !== null && state !== undefined && state !== "new" && STOPPED_STATES.has(state);
+}
+
+/** `true` when `state` is one of {@link RESTING_STATES}. */
+export function isResting(state: TaskStage | null | undefined): boolean {
+  return state !== null && state !== undefined && state !== "new" && RESTING_STATES.has(state);
+}
+
+const WORK = WORKING_STATES;
+const STOPS: readonly TaskState[] = [...STOPPED_STATES];
 
 /**
  * The legal transitions. A stop (blocked, cancelled, budget_exceeded, failed) can happen from
@@ -51,7 +75,7 @@ export const TRANSITIONS: Readonly<Record<TaskState | "new", readonly TaskState[
 };
 
 /** `true` when `from → to` is legal. `from` null means a task that has no state yet. */
-export function canTransition(from: TaskState | null, to: TaskState): boolean {
+export function canTransition(from: TaskStage | null, to: TaskState): boolean {
   return TRANSITIONS[from ?? "new"].includes(to);
 }
 
@@ -78,43 +102,4 @@ export const STATE_LABELS: Readonly<Record<TaskState, { color: string; descripti
 /** The `mc:` label of a state. */
 export function stateLabel(state: TaskState): string {
   return `mc:${state}`;
-}
-
-/**
- * Moves a task to `to`, recording the transition (from, to, reason, actor, time) in the same
- * transaction that updates the task. Moving to the state the task is already in is a no-op.
- *
- * @param actor - GitHub login of the person, or `mission-control` for the app itself
- * @returns the task as updated
- * @throws {IllegalTransitionError} for a transition {@link TRANSITIONS} does not allow; nothing is written
- */
-export async function transition(
-  db: Db,
-  taskId: number,
-  to: TaskState,
-  details: { reason: string; actor: string; now?: number },
-): Promise<Task> {
-  const now = details.now ?? Date.now();
-  return db.transaction().execute(async (trx) => {
-    const task = await trx.selectFrom("tasks").selectAll().where("id", "=", taskId).executeTakeFirstOrThrow();
-    const from = isTaskState(task.stage) ? task.stage : null;
-    if (from === to) return task;
-    if (!canTransition(from, to)) throw new IllegalTransitionError(taskId, from, to);
-    await trx
-      .insertInto("transitions")
-      .values({ task_id: taskId, from_state: from, to_state: to, reason: details.reason.slice(0, 500), actor: details.actor, created_at: now })
-      .execute();
-    const resting = RESTING_STATES.has(to);
-    return trx
-      .updateTable("tasks")
-      .set({ stage: to, updated_at: now, ...(resting ? { finished_at: now } : { finished_at: null }) })
-      .where("id", "=", taskId)
-      .returningAll()
-      .executeTakeFirstOrThrow();
-  });
-}
-
-/** A task's transitions, oldest first. */
-export async function transitionsOf(db: Db, taskId: number): Promise<Transition[]> {
-  return db.selectFrom("transitions").selectAll().where("task_id", "=", taskId).orderBy("id").execute();
 }

@@ -1,37 +1,23 @@
 import type { Logger } from "pino";
 
-import { RepoConfig } from "../config/repo-config.js";
-import { type CommandName, helpText } from "../github/commands.js";
-import { ensureComment } from "../github/output/ensure.js";
-import { mergeLimits, repoBudgetLimits } from "../ledger/budgets.js";
-import type { Job } from "../ledger/schema.js";
-import { canTransition, isTaskState, RESTING_STATES, type TaskState, transitionsOf } from "./lifecycle.js";
-import { clearTrackingNote, loadTask, nextJob, type PipelineDeps, type StageKind, TRACKING_NOTE, updateTask } from "./pipeline.js";
+import { repoBudgetLimits, RepoConfig } from "../config/repo-config.js";
+import { mergeLimits } from "../domain/budget-rules.js";
+import { type CommandJobPayload, commandNonce, type StageKind } from "../domain/jobs.js";
+import { helpText } from "../domain/slash-commands.js";
+import { canTransition, isResting, isStopped, isTaskState, type TaskState } from "../domain/task-state.js";
+import { cancelTaskJobs } from "../store/jobs.js";
+import { pauseInstallation, resumeInstallation } from "../store/pauses.js";
+import { clearTrackingNote, loadTask, startNewRun, updateTask } from "../store/tasks.js";
+import { stateBefore } from "../store/transitions.js";
+import type { ClaimedJob, JobResult } from "../worker/worker.js";
 import { renderBudget, renderReport, renderStatus } from "./reports.js";
-import type { JobResult } from "./worker.js";
+import { nextJob, type PipelineDeps } from "./pipeline-deps.js";
+import { TRACKING_NOTE } from "./reporter.js";
 
-/** Payload of a `command` job, built by the webhook handler from an accepted comment. */
-export interface CommandJobPayload {
-  name: CommandName;
-  args: string;
-  /** The comment that carried the command. */
-  commentId: number;
-  /** Issue or PR the comment is on. */
-  subjectNumber: number;
-  isPullRequest: boolean;
-  actor: string;
-  /** The actor owns the organisation (checked by the handler): may `/stop all` and lift it with `/retry`. */
-  actorIsOrgOwner: boolean;
-  appSlug: string;
-  triggeredAt: string;
-  /**
-   * The issue's title and body from the delivery, when the comment is on the issue itself (not
-   * on a pull request): what the maintainer saw when commenting. `/plan`, `/code` and `/retry`
-   * store it on the task when they start work; nothing else does. Absent in jobs queued before
-   * this field existed.
-   */
-  issue?: { title: string; body: string } | null;
-}
+export type { CommandJobPayload };
+
+/** A claimed `command` job. */
+export type CommandJob = ClaimedJob & { data: { kind: "command"; payload: CommandJobPayload } };
 
 /** The state each stage moves the task into when it starts. */
 const ENTRY_STATE: Partial<Record<StageKind, TaskState>> = {
@@ -51,17 +37,18 @@ const RESUME: Partial<Record<TaskState, StageKind>> = { planning: "plan", coding
  * work it starts is returned as the next job, on the issue's lock, so it runs after whatever
  * job the issue has now.
  */
-export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): Promise<JobResult> {
-  const payload = JSON.parse(job.payload) as CommandJobPayload;
+export async function runCommandJob(deps: PipelineDeps, job: CommandJob, log: Logger): Promise<JobResult> {
+  const payload = job.data.payload;
+  if (job.task_id === null) throw new Error("a command job needs a task");
   let task = await loadTask(deps.db, job.task_id);
   const github = await deps.github({ installationId: task.installation_id, owner: task.owner, repo: task.repo, log });
   const reply = (topic: string, body: string) =>
-    ensureComment(github, { issueNumber: payload.subjectNumber, topic: `command:${payload.commentId}:${topic}`, body });
+    github.ensureComment({ issueNumber: payload.subjectNumber, topic: `command:${payload.commentId}:${topic}`, body });
   const config = RepoConfig.parse(JSON.parse(task.config));
   const limits = mergeLimits(deps.serverLimits, repoBudgetLimits(config.budget, `${task.owner}/${task.repo}`));
   const state = isTaskState(task.stage) ? task.stage : null;
   const start = (kind: StageKind, extra: Record<string, unknown> = {}): JobResult => ({
-    next: nextJob(deps, task, kind, { triggeredAt: payload.triggeredAt, actor: payload.actor, ...extra }, `cmd-${payload.commentId}`, job.delivery_id),
+    next: nextJob(deps, task, kind, { triggeredAt: payload.triggeredAt, actor: payload.actor, ...extra }, commandNonce(payload.commentId), job.delivery_id),
   });
   /** `true` when the stage `kind` may start from the task's state; otherwise says why on GitHub. */
   const allowed = async (kind: StageKind): Promise<boolean> => {
@@ -99,16 +86,12 @@ export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): 
 
     case "stop": {
       if (payload.args === "all") {
-        await deps.db
-          .insertInto("pauses")
-          .values({ installation_id: task.installation_id, paused_by: payload.actor, paused_at: Date.now() })
-          .onConflict((oc) => oc.column("installation_id").doUpdateSet({ paused_by: payload.actor, paused_at: Date.now() }))
-          .execute();
+        await pauseInstallation(deps.db, task.installation_id, payload.actor);
         await reply("stop", `⏸️ @${payload.actor} paused every new LLM call of this installation. An organisation owner's \`/retry\` resumes.`);
         return {};
       }
-      const cancelled = await cancelTaskJobs(deps, task.id, job.id);
-      if (state && RESTING_STATES.has(state) && cancelled === 0) {
+      const cancelled = await cancelTaskJobs(deps.db, task.id, job.id);
+      if (isResting(state) && cancelled === 0) {
         await reply("stop", `Nothing is running for #${task.issue_number} (state \`${state}\`).`);
         return {};
       }
@@ -116,8 +99,8 @@ export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): 
     }
 
     case "retry": {
-      if (payload.actorIsOrgOwner) await deps.db.deleteFrom("pauses").where("installation_id", "=", task.installation_id).execute();
-      if (!state || !["failed", "budget_exceeded", "blocked", "cancelled"].includes(state)) {
+      if (payload.actorIsOrgOwner) await resumeInstallation(deps.db, task.installation_id);
+      if (!state || !isStopped(state)) {
         await reply("retry", `Nothing to retry: #${task.issue_number} is \`${task.stage}\`.`);
         return {};
       }
@@ -126,8 +109,8 @@ export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): 
         await adoptIssueText();
         return start("plan");
       }
-      const stoppedIn = (await transitionsOf(deps.db, task.id)).filter((t) => t.to_state === state).at(-1)?.from_state;
-      const kind = isTaskState(stoppedIn) ? RESUME[stoppedIn] : undefined;
+      const stoppedIn = await stateBefore(deps.db, task.id, state);
+      const kind = stoppedIn ? RESUME[stoppedIn] : undefined;
       if (!kind) {
         await reply("retry", `Cannot tell which stage to resume for #${task.issue_number}; label the issue again to start over.`);
         return {};
@@ -151,29 +134,12 @@ export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): 
     }
 
     case "plan":
-      if (state && !RESTING_STATES.has(state)) {
+      if (state && !isResting(state)) {
         await reply("plan", `#${task.issue_number} is already \`${state}\`; \`/stop\` it first to plan again.`);
         return {};
       }
-      task = await updateTask(deps.db, task.id, {
-        run: task.run + 1,
-        plan: null,
-        failure_reason: null,
-        blocked_reason: null,
-        approved_by: null,
-        plan_approved_by: null,
-        branch: null,
-        pr_number: null,
-        pr_url: null,
-        review_url: null,
-        review_verdict: null,
-        reviewed_sha: null,
-        tests_conclusion: null,
-        rework_cycles: 0,
-        triggered_by: payload.actor,
-        // A new run: the notes of the last one no longer apply.
-        tracking_notes: null,
-      });
+      // A new run, by the rule every trigger shares (the Co-authored-by trailer names who asked now).
+      task = await startNewRun(deps.db, task.id, { login: payload.actor, id: payload.actorId ?? null });
       await adoptIssueText();
       return start("plan", payload.args ? { notes: payload.args } : {});
 
@@ -206,22 +172,4 @@ export async function runCommandJob(deps: PipelineDeps, job: Job, log: Logger): 
       }
       return (await allowed("review")) ? start("review") : {};
   }
-}
-
-/**
- * Marks the task's queued and running jobs (other than `exceptJobId`) cancelled. A running
- * job's worker sees it at its next lease renewal and aborts without further effects.
- *
- * @returns how many jobs were cancelled
- */
-export async function cancelTaskJobs(deps: Pick<PipelineDeps, "db">, taskId: number, exceptJobId?: number): Promise<number> {
-  const result = await deps.db
-    .updateTable("jobs")
-    .set({ state: "cancelled", finished_at: Date.now(), updated_at: Date.now(), last_error: "cancelled" })
-    .where("task_id", "=", taskId)
-    .where("state", "in", ["queued", "running"])
-    .where("kind", "!=", "command")
-    .$if(exceptJobId !== undefined, (qb) => qb.where("id", "!=", exceptJobId ?? -1))
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
 }

@@ -1,33 +1,14 @@
-import { BUDGET_AGENTS, type BudgetLimit, type BudgetStatus, spendReport } from "../ledger/budgets.js";
-import type { Db } from "../ledger/db.js";
-import type { Task } from "../ledger/schema.js";
-import { usageTotalsForTask } from "../ledger/usage.js";
-import { transitionsOf } from "./lifecycle.js";
-import { formatDuration, formatUsd } from "./tracking-comment.js";
+import { BUDGET_AGENTS, type BudgetLimit, type BudgetStatus } from "../domain/budget-rules.js";
+import { formatDuration, formatUsd } from "../render/tracking-comment.js";
+import { spendReport } from "../store/budgets.js";
+import type { Db } from "../store/db.js";
+import { liveJobsOfTask } from "../store/jobs.js";
+import type { Task } from "../store/schema.js";
+import { transitionsOf } from "../store/transitions.js";
+import { spendByAgentAndModel, usageTotalsForTask } from "../store/usage.js";
 
 const fmt = (n: number) => Number(n).toLocaleString("en-US");
 const utc = (ms: number) => `${new Date(ms).toISOString().slice(0, 16).replace("T", " ")} UTC`;
-
-/** Spend of a task by agent and model: tokens of each kind and USD. */
-export async function spendByAgentAndModel(db: Db, taskId: number) {
-  return db
-    .selectFrom("llm_usage")
-    .where("task_id", "=", taskId)
-    .select((eb) => [
-      "agent",
-      "model",
-      eb.fn.countAll<number>().as("calls"),
-      eb.fn.sum<number>("input_tokens").as("input_tokens"),
-      eb.fn.sum<number>("output_tokens").as("output_tokens"),
-      eb.fn.sum<number>("cache_creation_input_tokens").as("cache_creation_input_tokens"),
-      eb.fn.sum<number>("cache_read_input_tokens").as("cache_read_input_tokens"),
-      eb.fn.sum<number>("cost_usd").as("cost_usd"),
-    ])
-    .groupBy(["agent", "model"])
-    .orderBy("agent")
-    .orderBy("model")
-    .execute();
-}
 
 /** Every applicable limit's status, once per scope and period (agent limits for each role). */
 export async function limitStatuses(db: Db, task: Task, limits: readonly BudgetLimit[], now = Date.now()): Promise<BudgetStatus[]> {
@@ -83,13 +64,7 @@ export async function renderBudget(db: Db, task: Task, limits: readonly BudgetLi
 
 /** `/status`: current state, running job, last transitions, spend. */
 export async function renderStatus(db: Db, task: Task): Promise<string> {
-  const jobs = await db
-    .selectFrom("jobs")
-    .select(["id", "kind", "state", "attempts", "updated_at"])
-    .where("task_id", "=", task.id)
-    .where("state", "in", ["queued", "running"])
-    .orderBy("id")
-    .execute();
+  const jobs = await liveJobsOfTask(db, task.id);
   const transitions = (await transitionsOf(db, task.id)).slice(-5);
   const usage = await usageTotalsForTask(db, task.id);
   const running = jobs.length === 0 ? "none" : jobs.map((j) => `\`${j.kind}\` (${j.state}, attempt ${j.attempts})`).join(", ");

@@ -17,6 +17,14 @@ export interface GitHubPort {
   createComment(issueNumber: number, body: string): Promise<CommentData>;
   /** `PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}` */
   updateComment(commentId: number, body: string): Promise<CommentData>;
+  /**
+   * The one comment of the app on an issue that carries the hidden marker of `topic`
+   * (`<!-- mission-control:<topic> -->`), created or edited in place: with a known `commentId`
+   * it edits that comment; otherwise it looks for the marker among the app's own comments
+   * (`GET …/issues/{issue_number}/comments`) first, so a retried job never posts a second copy.
+   * An identical body is not written again.
+   */
+  ensureComment(input: { issueNumber: number; topic: string; body: string; commentId?: number | null }): Promise<CommentData>;
   /** `POST /repos/{owner}/{repo}/issues/{issue_number}/labels` */
   addLabels(issueNumber: number, labels: string[]): Promise<void>;
   /** `DELETE /repos/{owner}/{repo}/issues/{issue_number}/labels/{name}`; a missing label is not an error. */
@@ -66,6 +74,19 @@ export interface GitHubPort {
    * `{ permission: "none", roleName: null }`, not an error.
    */
   getRepositoryPermission(login: string): Promise<RepositoryPermission>;
+  /**
+   * `true` when `login` is an active owner (admin) of the organisation that owns this
+   * repository: `GET /orgs/{org}/memberships/{username}`; a 404 is `false`.
+   */
+  isOrganisationOwner(login: string): Promise<boolean>;
+  /**
+   * The repository config file `.github/<fileName>` from the default branch, parsed from YAML, as
+   * Probot's `context.config` reads it (`GET /repos/{owner}/{repo}/contents/{path}`, with
+   * `_extends` and the organisation's `.github` repository); `null` when there is none.
+   *
+   * @throws {GitHubApiError} for an HTTP error; a plain `Error` for YAML that does not parse
+   */
+  readConfigFile(fileName: string): Promise<unknown>;
 }
 
 /**

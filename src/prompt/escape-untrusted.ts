@@ -5,7 +5,7 @@
  * `test/prompt/tag-coverage.test.ts` fails when one is added elsewhere without being added here.
  */
 
-import { redactSecrets } from "../redact.js";
+import { redactSecrets } from "../domain/redact.js";
 import { showInvisible } from "./invisible-characters.js";
 
 /**

@@ -1,4 +1,4 @@
-import { redactSecrets } from "../redact.js";
+import { redactSecrets } from "../domain/redact.js";
 import { escapeUntrusted } from "./escape-untrusted.js";
 import { stripInvisible } from "./invisible-characters.js";
 

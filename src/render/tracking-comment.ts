@@ -1,5 +1,5 @@
-import type { UsageTotals } from "../ledger/usage.js";
-import type { TaskState } from "./lifecycle.js";
+import type { UsageTotals } from "../domain/usage.js";
+import { STOPPED_STATES, type TaskState } from "../domain/task-state.js";
 
 /** The stages shown in the tracking comment, in order. */
 export const STAGES = ["plan", "code", "test", "review"] as const;
@@ -48,7 +48,7 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
-const STOPPED: ReadonlySet<TaskState> = new Set(["blocked", "failed", "budget_exceeded", "cancelled"]);
+const STOPPED = STOPPED_STATES;
 const FINISHED: ReadonlySet<TaskState> = new Set(["ready_for_merge", "merged"]);
 
 function stageIndexOf(state: TaskState | null | undefined): number {

@@ -7,7 +7,11 @@ import { Kysely, type MigrationProvider, Migrator, SqliteDialect, sql } from "ky
 import { migrations } from "./migrations/index.js";
 import type { Database } from "./schema.js";
 
+/** The database handle. */
 export type Db = Kysely<Database>;
+
+/** A database handle or an open transaction: every store function takes one as its first argument. */
+export type DbOrTrx = Kysely<Database>;
 
 /** Milliseconds a connection waits for another writer's lock before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5_000;

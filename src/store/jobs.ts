@@ -1,15 +1,16 @@
-import { type Kysely, sql } from "kysely";
+import { sql } from "kysely";
 
-import type { Db } from "../ledger/db.js";
-import type { Database, Job } from "../ledger/schema.js";
+import type { Db, DbOrTrx } from "./db.js";
+import type { Job, JobState } from "./schema.js";
+import type { JobKind } from "../domain/jobs.js";
 
-/** A database handle or an open transaction. */
-export type DbOrTrx = Kysely<Database>;
+export type { DbOrTrx };
 
 /** What a caller gives to put a job on the queue. */
 export interface JobSpec {
-  kind: string;
-  taskId: number;
+  kind: JobKind;
+  /** `null` for an `intake` job, which runs before its task exists. */
+  taskId: number | null;
   installationId: number;
   /** `owner/repo#number`: jobs with the same key never run at the same time. */
   lockKey: string;
@@ -51,6 +52,12 @@ export async function enqueueJob(db: DbOrTrx, spec: JobSpec, now = Date.now()): 
   return inserted?.id ?? null;
 }
 
+/** Which kinds of job a worker claims: only these, or all but these (default: every kind). */
+export interface JobLane {
+  only?: readonly JobKind[];
+  except?: readonly JobKind[];
+}
+
 /**
  * Atomically claims the next runnable job: a queued job whose `run_after` has come, or a
  * running job whose lease expired (its worker died). A job is skipped while another job with
@@ -58,9 +65,11 @@ export async function enqueueJob(db: DbOrTrx, spec: JobSpec, now = Date.now()): 
  * process or two on the same file — never claim the same job.
  *
  * @param leaseMs - lease length in milliseconds
+ * @param lane - the kinds this worker claims (the intake lane, or everything else)
  * @returns the claimed job (its `attempts` already counts this run), or `undefined`
  */
-export async function claimJob(db: Db, owner: string, leaseMs: number, now = Date.now()): Promise<Job | undefined> {
+export async function claimJob(db: Db, owner: string, leaseMs: number, now = Date.now(), lane: JobLane = {}): Promise<Job | undefined> {
+  const kinds = lane.only ? sql`AND j.kind IN (${sql.join(lane.only)})` : lane.except ? sql`AND j.kind NOT IN (${sql.join(lane.except)})` : sql``;
   const result = await sql<Job>`
     UPDATE jobs
        SET state = 'running', lease_owner = ${owner}, lease_expires_at = ${now + leaseMs},
@@ -69,6 +78,7 @@ export async function claimJob(db: Db, owner: string, leaseMs: number, now = Dat
        SELECT j.id FROM jobs j
         WHERE ((j.state = 'queued' AND j.run_after <= ${now})
             OR (j.state = 'running' AND j.lease_expires_at < ${now}))
+          ${kinds}
           AND NOT EXISTS (
             SELECT 1 FROM jobs r
              WHERE r.lock_key = j.lock_key AND r.id <> j.id
@@ -96,19 +106,35 @@ export async function renewLease(db: Db, jobId: number, owner: string, leaseMs: 
 }
 
 /**
- * Marks a job succeeded, only if `owner` still holds it (a fencing check).
+ * Marks a job succeeded, only if `owner` still holds it (a fencing check). A succeeded `intake`
+ * job is deleted instead: it leaves the delivery's record and the work it enqueued, so the
+ * queue holds work, not webhook bookkeeping.
  *
  * @returns `false` when the lease was lost: the caller must not enqueue follow-up work
  */
 export async function completeJob(db: DbOrTrx, jobId: number, owner: string, now = Date.now()): Promise<boolean> {
-  const result = await db
+  const done = await db
     .updateTable("jobs")
     .set({ state: "succeeded", lease_owner: null, lease_expires_at: null, finished_at: now, updated_at: now, last_error: null })
     .where("id", "=", jobId)
     .where("lease_owner", "=", owner)
     .where("state", "=", "running")
+    .returning("kind")
     .executeTakeFirst();
-  return result.numUpdatedRows === 1n;
+  if (done?.kind === "intake") await db.deleteFrom("jobs").where("id", "=", jobId).execute();
+  return done !== undefined;
+}
+
+/** `true` while delivery `deliveryId`'s intake job is queued or running (test harnesses wait on it). */
+export async function intakePending(db: DbOrTrx, deliveryId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom("jobs")
+    .select("id")
+    .where("delivery_id", "=", deliveryId)
+    .where("kind", "=", "intake")
+    .where("state", "in", ["queued", "running"])
+    .executeTakeFirst();
+  return row !== undefined;
 }
 
 /** Puts a running job back on the queue to run again at `runAfter` (epoch ms). */
@@ -174,7 +200,42 @@ export async function queueDepth(db: Db): Promise<{ queued: number; running: num
   return { queued: count("queued"), running: count("running") };
 }
 
-/** The job's JSON payload. */
-export function jobPayload<T = Record<string, unknown>>(job: Pick<Job, "payload">): T {
-  return JSON.parse(job.payload) as T;
+/**
+ * Marks the task's queued and running jobs (other than `exceptJobId`, commands and intake) cancelled. A running job's worker sees it at its next lease renewal and aborts without
+ * further effects.
+ *
+ * @returns how many jobs were cancelled
+ */
+export async function cancelTaskJobs(db: DbOrTrx, taskId: number, exceptJobId?: number, now = Date.now()): Promise<number> {
+  const result = await db
+    .updateTable("jobs")
+    .set({ state: "cancelled", finished_at: now, updated_at: now, last_error: "cancelled" })
+    .where("task_id", "=", taskId)
+    .where("state", "in", ["queued", "running"])
+    .where("kind", "not in", ["command", "intake"])
+    .$if(exceptJobId !== undefined, (qb) => qb.where("id", "!=", exceptJobId ?? -1))
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+/** A task's queued and running jobs, oldest first (for `/status`). */
+export async function liveJobsOfTask(db: DbOrTrx, taskId: number): Promise<Array<Pick<Job, "id" | "kind" | "state" | "attempts" | "updated_at">>> {
+  return db
+    .selectFrom("jobs")
+    .select(["id", "kind", "state", "attempts", "updated_at"])
+    .where("task_id", "=", taskId)
+    .where("state", "in", ["queued", "running"])
+    .orderBy("id")
+    .execute();
+}
+
+/** How many jobs are in each state (for `/metrics`). */
+export async function jobCountsByState(db: DbOrTrx): Promise<Array<{ state: JobState; count: number }>> {
+  const rows = await db.selectFrom("jobs").select(["state", (eb) => eb.fn.countAll<number>().as("n")]).groupBy("state").execute();
+  return rows.map((r) => ({ state: r.state, count: Number(r.n) }));
+}
+
+/** `true` when delivery `deliveryId` already enqueued a job of `kind` (an intake retried after it did its work). */
+export async function jobExistsForDelivery(db: DbOrTrx, deliveryId: string, kind: JobKind): Promise<boolean> {
+  return Boolean(await db.selectFrom("jobs").select("id").where("delivery_id", "=", deliveryId).where("kind", "=", kind).executeTakeFirst());
 }

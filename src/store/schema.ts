@@ -1,5 +1,8 @@
 import type { Generated, Insertable, Selectable, Updateable } from "kysely";
 
+import type { JobKind } from "../domain/jobs.js";
+import type { TaskStage, TaskState } from "../domain/task-state.js";
+
 /** GitHub deliveries already turned into jobs: a redelivery of the same `X-GitHub-Delivery` is a no-op. */
 export interface DeliveriesTable {
   delivery_id: string;
@@ -14,9 +17,10 @@ export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelle
 /** The durable job queue. */
 export interface JobsTable {
   id: Generated<number>;
-  /** Which stage this job runs: `plan`, `code`, `review`, … */
-  kind: string;
-  task_id: number;
+  /** What this job does (`domain/jobs.ts`): a stage (`plan`, `code`, `review`, …), `command`, `intake`. */
+  kind: JobKind;
+  /** `null` for an `intake` job, which runs before its task exists. */
+  task_id: number | null;
   installation_id: number;
   /** `owner/repo#number`: at most one job per key runs at a time. */
   lock_key: string;
@@ -48,7 +52,8 @@ export interface TasksTable {
   issue_number: number;
   /** Increments each time the task is started again (new label after a failure). */
   run: number;
-  stage: string;
+  /** The task's state (`domain/task-state.ts`); `new` until its first stage starts. */
+  stage: TaskStage;
   /** Who started it (GitHub login). */
   triggered_by: string;
   /** The repository's clone URL from the payload (GitHub Enterprise aware). */
@@ -115,8 +120,8 @@ export interface PausesTable {
 export interface TransitionsTable {
   id: Generated<number>;
   task_id: number;
-  from_state: string | null;
-  to_state: string;
+  from_state: TaskState | null;
+  to_state: TaskState;
   reason: string;
   actor: string;
   created_at: number;

@@ -1,3 +1,4 @@
+import type { UsageTotals } from "../domain/usage.js";
 import type { Db } from "./db.js";
 import type { NewLlmUsage } from "./schema.js";
 
@@ -10,15 +11,7 @@ export async function recordUsage(db: Db, row: NewLlmUsage): Promise<void> {
   await db.insertInto("llm_usage").values(row).execute();
 }
 
-/** Token and cost totals. Token counts are in tokens, cost in USD. */
-export interface UsageTotals {
-  calls: number;
-  input_tokens: number;
-  output_tokens: number;
-  cache_creation_input_tokens: number;
-  cache_read_input_tokens: number;
-  cost_usd: number;
-}
+export type { UsageTotals };
 
 /** Sums the ledger rows of one task (all its agents and runs). */
 export async function usageTotalsForTask(db: Db, taskId: number): Promise<UsageTotals> {
@@ -42,4 +35,60 @@ export async function usageTotalsForTask(db: Db, taskId: number): Promise<UsageT
     cache_read_input_tokens: Number(row.cache_read_input_tokens),
     cost_usd: Number(row.cost_usd),
   };
+}
+
+/**
+ * Records one call's usage and settles its reservation in one transaction, so the spend is
+ * never counted twice (usage and hold) nor zero times.
+ */
+export async function recordUsageAndSettle(db: Db, row: NewLlmUsage, reservationId: number, now = Date.now()): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx.insertInto("llm_usage").values(row).execute();
+    await trx
+      .updateTable("budget_reservations")
+      .set({ status: "settled", settled_at: now })
+      .where("id", "=", reservationId)
+      .where("status", "=", "held")
+      .execute();
+  });
+}
+
+/** Spend of a task by agent and model: calls, tokens of each kind and USD. */
+export async function spendByAgentAndModel(db: Db, taskId: number) {
+  return db
+    .selectFrom("llm_usage")
+    .where("task_id", "=", taskId)
+    .select((eb) => [
+      "agent",
+      "model",
+      eb.fn.countAll<number>().as("calls"),
+      eb.fn.sum<number>("input_tokens").as("input_tokens"),
+      eb.fn.sum<number>("output_tokens").as("output_tokens"),
+      eb.fn.sum<number>("cache_creation_input_tokens").as("cache_creation_input_tokens"),
+      eb.fn.sum<number>("cache_read_input_tokens").as("cache_read_input_tokens"),
+      eb.fn.sum<number>("cost_usd").as("cost_usd"),
+    ])
+    .groupBy(["agent", "model"])
+    .orderBy("agent")
+    .orderBy("model")
+    .execute();
+}
+
+/** Every call recorded, summed by agent, model and repository (for `/metrics`): calls, tokens, USD. */
+export async function usageByAgentModelRepository(db: Db) {
+  return db
+    .selectFrom("llm_usage")
+    .select((eb) => [
+      "agent",
+      "model",
+      "repository",
+      eb.fn.countAll<number>().as("calls"),
+      eb.fn.sum<number>("input_tokens").as("input"),
+      eb.fn.sum<number>("output_tokens").as("output"),
+      eb.fn.sum<number>("cache_creation_input_tokens").as("cache_write"),
+      eb.fn.sum<number>("cache_read_input_tokens").as("cache_read"),
+      eb.fn.sum<number>("cost_usd").as("usd"),
+    ])
+    .groupBy(["agent", "model", "repository"])
+    .execute();
 }

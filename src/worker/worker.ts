@@ -2,19 +2,23 @@ import { randomUUID } from "node:crypto";
 
 import type { Logger } from "pino";
 
-import { isMissionControlError, JobAbortedError } from "../errors.js";
-import type { Db } from "../ledger/db.js";
-import type { Job } from "../ledger/schema.js";
-import { redactSecrets } from "../redact.js";
-import { claimJob, completeJob, enqueueJob, failJob, type JobSpec, releaseJob, renewLease, scheduleRetry } from "./queue.js";
+import { isMissionControlError, JobAbortedError } from "../domain/errors.js";
+import type { Db } from "../store/db.js";
+import { type JobData, parseJobData } from "../domain/jobs.js";
+import type { Job } from "../store/schema.js";
+import { redactSecrets } from "../domain/redact.js";
+import { claimJob, completeJob, enqueueJob, failJob, type JobLane, type JobSpec, releaseJob, renewLease, scheduleRetry } from "../store/jobs.js";
 
 /** What running a job produced: follow-up jobs to enqueue atomically with its completion. */
 export interface JobResult {
   next?: JobSpec | undefined;
 }
 
+/** A claimed job with its kind and payload parsed (`domain/jobs.ts`): nothing downstream casts its JSON. */
+export type ClaimedJob = Job & { data: JobData };
+
 /** Runs one claimed job. `signal` aborts when the lease is lost or the worker stops hard. */
-export type JobRunner = (job: Job, signal: AbortSignal, log: Logger) => Promise<JobResult>;
+export type JobRunner = (job: ClaimedJob, signal: AbortSignal, log: Logger) => Promise<JobResult>;
 
 /** Called once when a job fails for good, with a short reason fit for the issue and the error. */
 export type JobFailureHandler = (job: Job, reason: string, error: unknown, log: Logger) => Promise<void>;
@@ -30,6 +34,10 @@ export interface WorkerOptions {
   leaseMs: number;
   retryBaseMs: number;
   retryMaxMs: number;
+  /** What its log lines call a job (`job`, or `intake` for the intake lane). */
+  noun?: string;
+  /** The kinds this worker claims (default: every kind). */
+  lane?: JobLane;
   /** Identifies this process's leases; random by default. */
   owner?: string;
   /** Observes each attempt: how it ended and its wall time in seconds (metrics). */
@@ -152,7 +160,7 @@ export class Worker {
       do {
         this.#tickAgain = false;
         while (!this.#stopped && this.#running.size < this.#options.concurrency) {
-          const job = await claimJob(this.#options.db, this.owner, this.#options.leaseMs);
+          const job = await claimJob(this.#options.db, this.owner, this.#options.leaseMs, Date.now(), this.#options.lane ?? {});
           if (!job) break;
           if (this.#stopped) {
             // stop() came while the claim was in flight: hand the job straight back.
@@ -210,9 +218,11 @@ export class Worker {
       }
       return;
     }
-    log.info("job started");
+    log.info(`${this.#options.noun ?? "job"} started`);
     try {
-      const result = await this.#options.run(job, abort.signal, log);
+      // Parsed when claimed: a malformed payload fails the job (JobPayloadError, not retryable), never a cast.
+      const claimed: ClaimedJob = { ...job, data: parseJobData(job.kind, job.payload) };
+      const result = await this.#options.run(claimed, abort.signal, log);
       if (abort.signal.aborted) throw abort.signal.reason;
       const committed = await db.transaction().execute(async (trx) => {
         if (!(await completeJob(trx, job.id, this.owner))) return false;
@@ -220,7 +230,7 @@ export class Worker {
         return true;
       });
       this.#options.onJobFinished?.(job, committed ? "succeeded" : "aborted", (Date.now() - started) / 1000);
-      if (committed) log.info({ durationMs: Date.now() - started, next: result.next?.kind }, "job succeeded");
+      if (committed) log.info({ durationMs: Date.now() - started, next: result.next?.kind }, `${this.#options.noun ?? "job"} succeeded`);
       else log.warn("job finished after its lease was lost; its result was discarded");
     } catch (err) {
       if (abort.signal.aborted) {

@@ -2,7 +2,7 @@ import { chown, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 
-import { SandboxUnavailableError } from "../errors.js";
+import { SandboxUnavailableError } from "../domain/errors.js";
 import type { SandboxNetwork } from "./sandbox.js";
 import { defaultEgressAllowlist, egressEnv, egressShellCommand, startEgressProxy, type EgressLog, type EgressProxy } from "./sandbox/egress-proxy.js";
 

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { lchown, lstat, mkdir, open, readFile, rename, rm, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 
-import { ToolInputError } from "../errors.js";
+import { ToolInputError } from "../domain/errors.js";
 import { resolveInWorkspace } from "./paths.js";
 
 /** Limits applied to the confined file operations. */

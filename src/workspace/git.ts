@@ -1,12 +1,14 @@
 import { existsSync } from "node:fs";
-import { chmod, chown, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { chmod, chown, mkdir, mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 
 import { simpleGit, type SimpleGit } from "simple-git";
 
-import { GitCommandError, ToolInputError, UnsafeChangeError } from "../errors.js";
-import { redactSecrets } from "../redact.js";
+import { GitCommandError, ToolInputError, UnsafeChangeError } from "../domain/errors.js";
+import { redactSecrets } from "../domain/redact.js";
+import { removeTree } from "./remove-tree.js";
 import { runSandboxed, sandboxOwner, type CommandResult, type SandboxBind, type SandboxOptions } from "./sandbox.js";
 
 // The only importer of simple-git.
@@ -38,6 +40,8 @@ export interface GitSettings {
    * `["https", "http"]`. `file` only for local test or mirror set-ups (`GIT_ALLOWED_PROTOCOLS`).
    */
   allowedProtocols?: readonly string[];
+  /** Most bytes of one sandboxed git command's output the app parses (default 64 MiB); larger output is refused, never cut. */
+  outputBytes?: number;
 }
 
 /** Options for {@link cloneRepository}. */
@@ -202,6 +206,10 @@ export class GitWorkspace {
 
   // ---- host side: the mirror only --------------------------------------------------------
 
+  #outputBytes(): number {
+    return this.#settings.outputBytes ?? GIT_OUTPUT_BYTES;
+  }
+
   #protocols(): readonly string[] {
     return this.#settings.allowedProtocols ?? DEFAULT_PROTOCOLS;
   }
@@ -222,7 +230,7 @@ export class GitWorkspace {
 
   /** Creates the bare mirror with `origin` set to the remote. */
   async createMirror(branch: string | undefined, depth?: number): Promise<void> {
-    await rm(this.mirror, { recursive: true, force: true });
+    await removeTree(this.mirror);
     await mkdir(this.mirror, { recursive: true });
     // Reported as one "clone", which is what it is.
     await run("clone", () => this.#host(false).raw(["init", "--bare", "--quiet", this.mirror]));
@@ -271,7 +279,7 @@ export class GitWorkspace {
     const command = args[0] ?? "git";
     const globalConfig = await sandboxGitConfig();
     const result = await runSandboxed(
-      { ...this.#settings.sandbox, limits: { ...this.#settings.sandbox.limits, timeoutMs: GIT_TIMEOUT_MS, outputBytes: GIT_OUTPUT_BYTES } },
+      { ...this.#settings.sandbox, limits: { ...this.#settings.sandbox.limits, timeoutMs: GIT_TIMEOUT_MS, outputBytes: this.#outputBytes() } },
       {
         cwd: this.root,
         argv: ["git", ...args],
@@ -291,6 +299,8 @@ export class GitWorkspace {
         },
       },
     );
+    // Output the app parses must be whole: a cut list of changed files would hide protected paths or gitlinks.
+    if (result.truncated) throw new GitCommandError(command, `its output is larger than ${this.#outputBytes()} bytes; refusing to work from a partial list`);
     const ok = options.okExit ? options.okExit(result.exitCode) : result.exitCode === 0;
     if (!ok || result.timedOut) {
       const text = redactSecrets(`${result.stderr}`.trim() || `exit code ${result.exitCode ?? result.signal}`);
@@ -481,28 +491,55 @@ export class GitWorkspace {
     await run("push", () => this.#host(true).raw(["push", "--no-verify", "--recurse-submodules=no", "origin", `${sha}:refs/heads/${branch}`]));
   }
 
+  /**
+   * Reads a bundle written by the sandboxed git: its header (v2 only) on the host, its pack
+   * through `git index-pack --strict --fix-thin` in the mirror — every object checked by fsck
+   * (malformed trees, `.gitmodules` with option-like URLs or paths, `.git` path components), which
+   * `git fetch <bundle>` skips before git 2.46.
+   *
+   * @returns the sha of the bundle's `HEAD`
+   * @throws {GitCommandError} for a malformed bundle or an object fsck refuses
+   */
+  async #indexBundle(bundle: string): Promise<string> {
+    const data = await readFile(bundle);
+    const end = data.indexOf("\n\n");
+    const header = end > 0 ? data.subarray(0, end).toString("utf8").split("\n") : [];
+    if (header[0] !== "# v2 git bundle") throw new GitCommandError("bundle", "the work tree's bundle is not a v2 git bundle");
+    const head = header.slice(1).find((line) => /^[0-9a-f]{40} HEAD$/.test(line))?.slice(0, 40);
+    if (!head) throw new GitCommandError("bundle", "the work tree's bundle has no HEAD");
+    const env = { ...hostGitEnv(this.#remoteUrl, null, this.#protocols()), GIT_DIR: this.mirror };
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn("git", ["index-pack", "--strict", "--fix-thin", "--stdin"], { cwd: this.mirror, env, stdio: ["pipe", "ignore", "pipe"] });
+      let stderr = "";
+      child.stderr.on("data", (chunk: Buffer) => (stderr = `${stderr}${chunk.toString("utf8")}`.slice(-4_000)));
+      child.once("error", (err) => reject(new GitCommandError("index-pack", redactSecrets(err.message))));
+      child.once("close", (code) => (code === 0 ? resolve() : reject(new GitCommandError("index-pack", redactSecrets(stderr.trim() || `exit code ${code}`)))));
+      child.stdin.on("error", () => undefined); // reported through the exit code
+      child.stdin.end(data.subarray(end + 2));
+    });
+    return head;
+  }
+
   /** Moves the work tree's new commits into the mirror as a bundle (`refs/mc/incoming`). */
   async #importCommits(branch: string): Promise<void> {
     const exchange = `${this.root}.exchange`;
-    await rm(exchange, { recursive: true, force: true });
+    await removeTree(exchange);
     await mkdir(exchange, { recursive: true, mode: 0o700 });
     const owner = sandboxOwner(this.#settings.sandbox);
     if (owner) await chown(exchange, owner.uid, owner.gid);
     try {
       const bundle = path.join(exchange, "push.bundle");
       await this.#sandbox(["bundle", "create", "--quiet", bundle, `HEAD`, "--not", "--remotes=origin"], { binds: [{ path: exchange, writable: true }] });
-      // A bundle is read as a local file: `file` is allowed for this one command.
-      await run("fetch", () =>
-        this.#host(false, ["file"]).raw(["fetch", "--no-tags", "--no-recurse-submodules", "--force", bundle, `+HEAD:refs/mc/incoming/${branch}`]),
-      );
+      const sha = await this.#indexBundle(bundle);
+      await run("update-ref", () => this.#host(false).raw(["update-ref", `refs/mc/incoming/${branch}`, sha]));
     } finally {
-      await rm(exchange, { recursive: true, force: true });
+      await removeTree(exchange);
     }
   }
 }
 
 async function makeWorkTree(dir: string, settings: GitSettings): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
+  await removeTree(dir);
   await mkdir(dir, { recursive: true });
   const owner = sandboxOwner(settings.sandbox);
   if (owner) await chown(dir, owner.uid, owner.gid);
@@ -542,5 +579,5 @@ export async function openWorkspace(dir: string, remoteUrl: string, token: strin
 
 /** Removes a workspace: the work tree, its mirror and any exchange folder. */
 export async function removeWorkspace(dir: string): Promise<void> {
-  await Promise.all([dir, `${dir}.mirror`, `${dir}.exchange`].map((p) => rm(p, { recursive: true, force: true })));
+  await Promise.all([dir, `${dir}.mirror`, `${dir}.exchange`].map((p) => removeTree(p)));
 }

@@ -1,7 +1,7 @@
 import { lstat, realpath } from "node:fs/promises";
 import path from "node:path";
 
-import { PathEscapeError, ToolInputError } from "../errors.js";
+import { PathEscapeError, ToolInputError } from "../domain/errors.js";
 
 /**
  * Resolves a model-supplied, workspace-relative path to an absolute path inside `root`.

@@ -5,8 +5,8 @@ import os from "node:os";
 import path from "node:path";
 import type { Readable } from "node:stream";
 
-import { JobAbortedError, SandboxUnavailableError, ToolInputError } from "../errors.js";
-import { redactSecrets } from "../redact.js";
+import { JobAbortedError, SandboxUnavailableError, ToolInputError } from "../domain/errors.js";
+import { redactSecrets } from "../domain/redact.js";
 import { cgroupSupport, createCommandCgroup, type CommandCgroup } from "./sandbox/cgroup.js";
 import { watchDiskUsage } from "./sandbox/disk-usage.js";
 
@@ -30,15 +30,21 @@ export interface SandboxLimits {
   maxProcesses: number;
   /** Most bytes kept per stream (stdout, stderr); the rest is read and dropped. */
   outputBytes: number;
-  /** Largest size of the clone (the command's read-write folder) in bytes; measured every second, the command is killed past it. */
+  /**
+   * Bytes the filesystem holding the clone may lose while the command runs (`statfs`, every
+   * 250 ms); the command is killed past it. Counts whatever took the space — deep trees, files
+   * deleted but open — and errs towards stopping when other writers share the filesystem.
+   */
   diskBytes: number;
+  /** Files (inodes) that filesystem may lose while the command runs; killed past it. */
+  diskInodes: number;
   /** Size of the private `/tmp` (HOME lives there) in bytes. */
   tmpBytes: number;
 }
 
 /**
  * Defaults: 10 minutes, 2 GiB in total, 1 core, 1024 tasks (threads count: one Node.js process
- * alone has about ten), 1 MiB per stream, a 5 GiB clone, a 512 MiB `/tmp`.
+ * alone has about ten), 1 MiB per stream, 5 GiB and 500,000 files of disk, a 512 MiB `/tmp`.
  */
 export const DEFAULT_SANDBOX_LIMITS: Readonly<SandboxLimits> = Object.freeze({
   timeoutMs: 10 * 60_000,
@@ -47,14 +53,15 @@ export const DEFAULT_SANDBOX_LIMITS: Readonly<SandboxLimits> = Object.freeze({
   maxProcesses: 1024,
   outputBytes: 1024 ** 2,
   diskBytes: 5 * 1024 ** 3,
+  diskInodes: 500_000,
   tmpBytes: 512 * 1024 ** 2,
 });
 
 /** Size of `/dev/shm` and `/run` inside the sandbox, in bytes. */
 const SHM_BYTES = 64 * 1024 ** 2;
 const RUN_BYTES = 1024 ** 2;
-/** How often the clone's size is measured while a command runs, in milliseconds. */
-const DISK_POLL_MS = 1_000;
+/** How often the disk the command takes is measured while it runs, in milliseconds. */
+const DISK_POLL_MS = 250;
 
 /** The network a command gets. */
 export type SandboxNetwork =
@@ -413,6 +420,7 @@ function resolveLimits(partial: Partial<SandboxLimits> | undefined): SandboxLimi
     maxProcesses: Math.max(1, Math.floor(limits.maxProcesses)),
     outputBytes: Math.floor(limits.outputBytes),
     diskBytes: Math.floor(limits.diskBytes),
+    diskInodes: Math.floor(limits.diskInodes),
     tmpBytes: Math.max(1024 ** 2, Math.floor(limits.tmpBytes)),
   };
 }
@@ -545,7 +553,7 @@ async function bwrapArgs(options: SandboxOptions, cwd: string, limits: SandboxLi
  *
  * Limits: wall clock (every process is killed with SIGKILL); total memory including tmpfs, CPU
  * and process count through a cgroup per command (`SANDBOX_CGROUPS=off` falls back to
- * per-process rlimits); the clone's size, measured every second; output per stream.
+ * per-process rlimits); the disk space and files the command takes, measured every 250 ms; output per stream.
  * Everything the command started is killed when it ends.
  *
  * In mode `"off"` the command runs on the host with the same allowlisted environment (HOME is
@@ -682,7 +690,7 @@ async function execute(run: Execution): Promise<CommandResult> {
   // The app's own git commands are short and only write what git fetched; repository commands are measured.
   const stopDiskWatch = run.request.gitWritable
     ? () => undefined
-    : watchDiskUsage(run.cwd, run.limits.diskBytes, DISK_POLL_MS, () => {
+    : watchDiskUsage(run.cwd, { bytes: run.limits.diskBytes, inodes: run.limits.diskInodes }, DISK_POLL_MS, () => {
         diskExceeded = true;
         killAll();
       });
@@ -726,7 +734,7 @@ async function execute(run: Execution): Promise<CommandResult> {
     const limitExceeded = timedOut ? "timeout" : diskExceeded ? "disk" : events.oomKills > 0 ? "memory" : events.pidsRefused > 0 ? "processes" : null;
     const notes: Record<string, string> = {
       timeout: `[mission-control: killed at the time limit of ${run.limits.timeoutMs} ms]`,
-      disk: `[mission-control: killed: the clone grew past the disk limit of ${run.limits.diskBytes} bytes]`,
+      disk: `[mission-control: killed at the disk limit: the command took more than ${run.limits.diskBytes} bytes or ${run.limits.diskInodes} files]`,
       memory: `[mission-control: a process was killed at the memory limit of ${run.limits.memoryBytes} bytes]`,
       processes: `[mission-control: the process limit of ${run.limits.maxProcesses} refused new processes]`,
     };

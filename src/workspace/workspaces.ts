@@ -1,7 +1,9 @@
-import { readdir, rm, stat, utimes } from "node:fs/promises";
+import { readdir, stat, utimes } from "node:fs/promises";
 import path from "node:path";
 
 import { cloneRepository, type GitSettings, type GitWorkspace, openWorkspace } from "./git.js";
+import { removeTree } from "./remove-tree.js";
+import { directoryBytes } from "./sandbox/disk-usage.js";
 
 /** The folder of one issue's work tree: `<root>/<owner>/<repo>/issue-<n>/<purpose>` (its mirror is `<purpose>.mirror` beside it). */
 export function workspaceDir(root: string, owner: string, repo: string, issueNumber: number, purpose = "code"): string {
@@ -44,17 +46,6 @@ export async function prepareWorkspace(options: {
   return { workspace, reused };
 }
 
-async function sizeOf(dir: string): Promise<number> {
-  let total = 0;
-  const entries = await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => []);
-  for (const entry of entries) {
-    if (!entry.isFile()) continue;
-    const info = await stat(path.join(entry.parentPath ?? (entry as { path?: string }).path ?? dir, entry.name)).catch(() => null);
-    total += info?.size ?? 0;
-  }
-  return total;
-}
-
 /**
  * Keeps the clones under `root` within `maxBytes`: removes whole issue folders, least
  * recently used first, until the total fits. Folders in `keep` are never removed.
@@ -71,7 +62,7 @@ export async function pruneWorkspaces(root: string, maxBytes: number, keep: Read
         if (!issue.isDirectory()) continue;
         const dir = path.join(root, owner.name, repo.name, issue.name);
         const info = await stat(dir);
-        issues.push({ dir, bytes: await sizeOf(dir), usedAt: info.mtimeMs });
+        issues.push({ dir, bytes: await directoryBytes(dir), usedAt: info.mtimeMs });
       }
     }
   }
@@ -80,7 +71,7 @@ export async function pruneWorkspaces(root: string, maxBytes: number, keep: Read
   for (const issue of issues.sort((a, b) => a.usedAt - b.usedAt)) {
     if (total <= maxBytes) break;
     if ([...keep].some((k) => `${path.resolve(k)}${path.sep}`.startsWith(`${issue.dir}${path.sep}`))) continue;
-    await rm(issue.dir, { recursive: true, force: true });
+    await removeTree(issue.dir);
     total -= issue.bytes;
     removed.push(issue.dir);
   }
@@ -89,5 +80,5 @@ export async function pruneWorkspaces(root: string, maxBytes: number, keep: Read
 
 /** Removes an issue's clones (its PR closed). */
 export async function removeIssueWorkspaces(root: string, owner: string, repo: string, issueNumber: number): Promise<void> {
-  await rm(path.resolve(root, owner, repo, `issue-${issueNumber}`), { recursive: true, force: true });
+  await removeTree(path.resolve(root, owner, repo, `issue-${issueNumber}`));
 }

@@ -9,7 +9,7 @@ import { branchName, pullRequestBody } from "../../src/agents/coder.js";
 import { attr, type IssueForPrompt, renderIssue } from "../../src/agents/context.js";
 import { renderDiff } from "../../src/agents/reviewer.js";
 import type { WorkspaceIndex } from "../../src/agents/tools.js";
-import type { PullRequestFile } from "../../src/github/output/port.js";
+import type { PullRequestFile } from "../../src/ports/github.js";
 
 const PLAN: Plan = {
   summary: "Fix the login page redirect.",

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 
 import { commitMessage } from "../../src/agents/coder.js";
 import { trimToolResults } from "../../src/agents/loop.js";
-import type { MessageParam } from "../../src/llm/client.js";
+import type { MessageParam } from "../../src/ports/llm.js";
 
 function toolTurn(id: string, content: string): MessageParam {
   return { role: "user", content: [{ type: "tool_result", tool_use_id: id, content }] };

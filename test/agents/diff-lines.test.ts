@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
-import { commentableLines, partitionComments } from "../../src/github/diff-lines.js";
-import type { PullRequestFile } from "../../src/github/output/port.js";
+import { commentableLines, partitionComments } from "../../src/agents/diff-lines.js";
+import type { PullRequestFile } from "../../src/ports/github.js";
 
 /** `git diff` of a 30-line file: a changed line and a removed line, then two insertions and a change (two hunks). */
 const MULTI_HUNK = [

@@ -3,8 +3,8 @@ import { z } from "zod";
 
 import { type AgentTool, runToolLoop, toolDefinitions } from "../../src/agents/loop.js";
 import { capOutput, TOOL_OUTPUT_LIMITS } from "../../src/agents/output-cap.js";
-import { AgentLimitError, AgentOutputError, PathEscapeError, ToolInputError } from "../../src/errors.js";
-import type { ContentBlock, Llm, Message, MessageParam, MessageRequest, ToolResultBlockParam } from "../../src/llm/client.js";
+import { AgentLimitError, AgentOutputError, PathEscapeError, ToolInputError } from "../../src/domain/errors.js";
+import type { ContentBlock, Llm, Message, MessageParam, MessageRequest, ToolResultBlockParam } from "../../src/ports/llm.js";
 
 const MODEL = "claude-test";
 

@@ -13,13 +13,16 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { type Plan, planIssue, snapshotRepository } from "../../src/agents/architect.js";
-import { type CoderWorkspace, implementIssue } from "../../src/agents/coder.js";
+import type { CoderWorkspace } from "../../src/agents/coder.js";
+import { implementIssue } from "../../src/pipeline/stages/code.js";
 import type { AgentRuntime, IssueForPrompt } from "../../src/agents/context.js";
-import { renderDiff, reviewPullRequest } from "../../src/agents/reviewer.js";
-import { type CommandOutcome, testPullRequest } from "../../src/agents/tester.js";
-import type { CheckRunData, CheckRunOutput, GitHubPort, PullRequestData, PullRequestFile } from "../../src/github/output/port.js";
-import { createAnthropic, createRecordingLlm } from "../../src/llm/client.js";
-import { PriceTable } from "../../src/llm/pricing.js";
+import { renderDiff } from "../../src/agents/reviewer.js";
+import { reviewPullRequest } from "../../src/pipeline/stages/review.js";
+import type { CommandOutcome } from "../../src/agents/tester.js";
+import { testPullRequest } from "../../src/pipeline/stages/test.js";
+import type { CheckRunData, CheckRunOutput, GitHubPort, PullRequestData, PullRequestFile } from "../../src/ports/github.js";
+import { createAnthropic, createRecordingLlm } from "../../src/adapters/anthropic/client.js";
+import { PriceTable } from "../../src/domain/pricing.js";
 import { PROMPT_TAGS } from "../../src/prompt/index.js";
 import { ANTHROPIC_TEST_URL, FakeAnthropic, text, toolUse } from "../helpers/anthropic-fake.js";
 

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { createFileTools } from "../../src/agents/tools.js";
 import type { AgentTool } from "../../src/agents/loop.js";
-import { PathEscapeError, ToolInputError } from "../../src/errors.js";
+import { PathEscapeError, ToolInputError } from "../../src/domain/errors.js";
 import { cloneRepository, GitWorkspace } from "../../src/workspace/git.js";
 import { TEST_GIT_SETTINGS } from "../helpers/git-fixtures.js";
 import { cleanupTempDirs, createSeededBareRepo, makeTempDir } from "../workspace/fixtures.js";

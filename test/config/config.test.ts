@@ -2,10 +2,10 @@ import { describe, expect, it } from "vitest";
 
 import { githubBaseUrl, parseServerEnv } from "../../src/config/env.js";
 import { DEFAULT_REPO_CONFIG, parseRepoConfig } from "../../src/config/repo-config.js";
-import { ConfigError } from "../../src/errors.js";
-import { formatUsd, renderTrackingComment, type TrackingView } from "../../src/jobs/tracking-comment.js";
-import { stateLabel } from "../../src/jobs/lifecycle.js";
-import type { UsageTotals } from "../../src/ledger/usage.js";
+import { ConfigError } from "../../src/domain/errors.js";
+import { formatUsd, renderTrackingComment, type TrackingView } from "../../src/render/tracking-comment.js";
+import { stateLabel } from "../../src/domain/task-state.js";
+import type { UsageTotals } from "../../src/store/usage.js";
 
 const MINIMAL_ENV = {
   APP_ID: "123456",

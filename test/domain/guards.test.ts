@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { canWrite, isBot } from "../../src/github/guards.js";
+import { canWrite, isBot } from "../../src/domain/guards.js";
 
 describe("guards", () => {
   it("isBot: type Bot or a login ending in [bot]", () => {

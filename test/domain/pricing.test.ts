@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
-import { ConfigError, UnknownModelError } from "../../src/errors.js";
-import { BUILTIN_PRICES, PriceTable } from "../../src/llm/pricing.js";
+import { ConfigError, UnknownModelError } from "../../src/domain/errors.js";
+import { BUILTIN_PRICES, PriceTable } from "../../src/domain/pricing.js";
 
 /** Many digits: well past a cent, to catch per-token vs per-million mistakes. */
 const DIGITS = 10;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { REDACTED, redactSecrets } from "../src/redact.js";
+import { REDACTED, redactSecrets } from "../../src/domain/redact.js";
 
 const R = REDACTED;
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { COMMAND_HELP, type CommandName, helpText, MAX_ARGS_LENGTH, parseCommand } from "../../src/github/commands.js";
+import { COMMAND_HELP, type CommandName, helpText, MAX_ARGS_LENGTH, parseCommand } from "../../src/domain/slash-commands.js";
 
 const SLUG = "mission-control";
 const parse = (body: string) => parseCommand(body, SLUG);

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from "node:fs";
 import nock from "nock";
 
 import { FakeAnthropic, text, toolUse } from "../helpers/anthropic-fake.js";
-import { stopOnSignals } from "../../src/server.js";
+import { stopOnSignals } from "../../src/app/server.js";
 import { startApp } from "../helpers/app-harness.js";
 import { FakeGitHub } from "../helpers/github-fake.js";
 import { GHE_HOST, INSTALLATION_ID, OWNER, PLAN, REPO, USAGE } from "./scenario.js";

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 
 import type { FakeAnthropic } from "../helpers/anthropic-fake.js";
 import { type RunningApp, startApp, TEST_ANTHROPIC_KEY, TEST_PRIVATE_KEY, tempDir } from "../helpers/app-harness.js";
-import { canTransition, type TaskState } from "../../src/jobs/lifecycle.js";
+import { canTransition, type TaskState } from "../../src/domain/task-state.js";
 import { branches, fileAt, git } from "../helpers/git-fixtures.js";
 import type { FakeGitHub } from "../helpers/github-fake.js";
 import { deliver, examplePayload } from "../helpers/webhooks.js";

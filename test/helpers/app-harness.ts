@@ -9,11 +9,13 @@ import type { Logger } from "pino";
 import { ProbotOctokit } from "probot";
 
 import { parseServerEnv, type ServerEnv } from "../../src/config/env.js";
-import type { Worker } from "../../src/jobs/worker.js";
-import { type MissionControl, startMissionControl } from "../../src/server.js";
-import { type Db, migrateToLatest, openDatabase } from "../../src/ledger/db.js";
-import { createLogger } from "../../src/logger.js";
+import type { Worker } from "../../src/worker/worker.js";
+import { type MissionControl, startMissionControl } from "../../src/app/server.js";
+import { type Db, migrateToLatest, openDatabase } from "../../src/store/db.js";
+import { intakePending } from "../../src/store/jobs.js";
+import { createLogger } from "../../src/app/logger.js";
 import { ANTHROPIC_TEST_URL } from "./anthropic-fake.js";
+import { intakeWaiters } from "./webhooks.js";
 
 /** A private key generated once per test process (the app's JWTs are signed with it). */
 export const TEST_PRIVATE_KEY = generateKeyPairSync("rsa", {
@@ -93,6 +95,7 @@ export async function startApp(options: {
     LOG_LEVEL: "debug",
     // The tests' remotes are local bare repositories: the host's git may use `file` too.
     GIT_ALLOWED_PROTOCOLS: "https:http:file",
+    HOST: "127.0.0.1",
     ...options.env,
   });
   const logs: Array<Record<string, unknown>> = [];
@@ -110,8 +113,6 @@ export async function startApp(options: {
     db,
     log,
     privateKey: TEST_PRIVATE_KEY,
-    host: "127.0.0.1",
-    rawEnv: { ...options.env },
     startWorker: options.startWorker ?? true,
     // A function default runs after Probot's own option merging, so it really switches the plugins off.
     Octokit: ProbotOctokit.defaults((octokitOptions: Record<string, unknown>) => ({
@@ -121,6 +122,13 @@ export async function startApp(options: {
     })),
   });
   const w = app.worker;
+  const url = `http://127.0.0.1:${port}`;
+  intakeWaiters.set(url, async (deliveryId) => {
+    for (const deadline = Date.now() + 30_000; await intakePending(db, deliveryId); ) {
+      if (Date.now() > deadline) throw new Error(`the intake of delivery ${deliveryId} did not finish`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  });
   return {
     url: `http://127.0.0.1:${port}`,
     db,
@@ -130,6 +138,7 @@ export async function startApp(options: {
     mission: app,
     log,
     async stop(deadlineMs = 5_000) {
+      intakeWaiters.delete(url);
       await app.stop(deadlineMs);
       await db.destroy();
     },

@@ -2,8 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
-import { type Db, migrateToLatest, openDatabase } from "../../src/ledger/db.js";
-import type { NewTask } from "../../src/ledger/schema.js";
+import { type Db, migrateToLatest, openDatabase } from "../../src/store/db.js";
+import type { NewTask } from "../../src/store/schema.js";
 
 /** A migrated SQLite database in a fresh temporary folder. */
 export interface TestDatabase {

@@ -31,9 +31,16 @@ export function signature(body: string, secret: string): string {
 }
 
 /** Sends a delivery to the app like GitHub does, signed unless `signWith` is given. */
+/**
+ * Per running app (by base URL): waits until a delivery's intake job is done. Registered by
+ * `startApp`; {@link deliver} waits on it, so a test sees what the delivery led to, as when the
+ * handlers made their GitHub checks themselves.
+ */
+export const intakeWaiters = new Map<string, (deliveryId: string) => Promise<void>>();
+
 export async function deliver(
   baseUrl: string,
-  delivery: { event: string; payload: unknown; secret: string; id?: string; signWith?: string; path?: string },
+  delivery: { event: string; payload: unknown; secret: string; id?: string; signWith?: string; path?: string; noWait?: boolean },
 ): Promise<{ status: number; id: string; body: string; elapsedMs: number }> {
   const id = delivery.id ?? randomUUID();
   const body = JSON.stringify(delivery.payload);
@@ -50,5 +57,8 @@ export async function deliver(
     body,
   });
   const text = await response.text();
-  return { status: response.status, id, body: text, elapsedMs: performance.now() - started };
+  const elapsedMs = performance.now() - started;
+  // A handler only records and enqueues: wait for the app's intake step (permission, config, reactions) too.
+  if (response.status < 300 && !delivery.noWait) await intakeWaiters.get(baseUrl)?.(id);
+  return { status: response.status, id, body: text, elapsedMs };
 }

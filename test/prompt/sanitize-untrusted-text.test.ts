@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import { commentsForPrompt, type PromptComment, sanitizeUntrustedText } from "../../src/prompt/index.js";
-import { REDACTED, redactSecrets } from "../../src/redact.js";
+import { REDACTED, redactSecrets } from "../../src/domain/redact.js";
 
 const ALNUM36 = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ";
 

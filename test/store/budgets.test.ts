@@ -6,7 +6,9 @@ import { pathToFileURL } from "node:url";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { BudgetExceededError, ConfigError } from "../../src/errors.js";
+import { BudgetExceededError, ConfigError } from "../../src/domain/errors.js";
+import { RepoBudgetConfig, repoBudgetLimits } from "../../src/config/repo-config.js";
+import { serverBudgetLimits } from "../../src/config/env.js";
 import {
   type BudgetLimit,
   type BudgetSubject,
@@ -15,19 +17,12 @@ import {
   limitApplies,
   mergeLimits,
   periodWindow,
-  release,
-  releaseStaleReservations,
-  RepoBudgetConfig,
-  repoBudgetLimits,
-  reserve,
-  serverBudgetLimits,
-  settle,
-  spendReport,
-} from "../../src/ledger/budgets.js";
-import { type Db, openDatabase } from "../../src/ledger/db.js";
-import type { NewLlmUsage } from "../../src/ledger/schema.js";
-import { recordUsage } from "../../src/ledger/usage.js";
-import type { ModelPrice } from "../../src/llm/pricing.js";
+} from "../../src/domain/budget-rules.js";
+import { release, releaseStaleReservations, reserve, settle, spendReport } from "../../src/store/budgets.js";
+import { type Db, openDatabase } from "../../src/store/db.js";
+import type { NewLlmUsage } from "../../src/store/schema.js";
+import { recordUsage } from "../../src/store/usage.js";
+import type { ModelPrice } from "../../src/domain/pricing.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -374,9 +369,9 @@ describe("concurrency", () => {
       await writeFile(
         script,
         `
-import { openDatabase } from ${JSON.stringify(url("src/ledger/db.ts"))};
-import { reserve } from ${JSON.stringify(url("src/ledger/budgets.ts"))};
-import { BudgetExceededError } from ${JSON.stringify(url("src/errors.ts"))};
+import { openDatabase } from ${JSON.stringify(url("src/store/db.ts"))};
+import { reserve } from ${JSON.stringify(url("src/store/budgets.ts"))};
+import { BudgetExceededError } from ${JSON.stringify(url("src/domain/errors.ts"))};
 const [file, amountsJson, now] = process.argv.slice(2);
 const amounts = JSON.parse(amountsJson);
 const db = openDatabase(file);

@@ -6,16 +6,18 @@ import {
   enqueueJob,
   failJob,
   type JobSpec,
-  jobPayload,
   queueDepth,
   releaseJob,
   renewLease,
   scheduleRetry,
-} from "../../src/jobs/queue.js";
-import { type Db, openDatabase } from "../../src/ledger/db.js";
+} from "../../src/store/jobs.js";
+import { type Db, openDatabase } from "../../src/store/db.js";
 import { createTestDatabase, insertTask, type TestDatabase } from "../helpers/db.js";
 
 const LEASE_MS = 60_000;
+/** The job's JSON payload. */
+const jobPayload = (row: { payload: string }): unknown => JSON.parse(row.payload);
+
 const T0 = 1_800_000_000_000;
 
 let testDb: TestDatabase;

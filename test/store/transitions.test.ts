@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { IllegalTransitionError } from "../../src/errors.js";
-import { canTransition, TASK_STATES, TRANSITIONS, transition, transitionsOf } from "../../src/jobs/lifecycle.js";
+import { IllegalTransitionError } from "../../src/domain/errors.js";
+import { canTransition, TASK_STATES, TRANSITIONS } from "../../src/domain/task-state.js";
+import { transition, transitionsOf } from "../../src/store/transitions.js";
 import { createTestDatabase, insertTask, type TestDatabase } from "../helpers/db.js";
 
 let t: TestDatabase;

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import type { Db } from "../../src/ledger/db.js";
-import type { NewLlmUsage } from "../../src/ledger/schema.js";
-import { recordUsage, usageTotalsForTask } from "../../src/ledger/usage.js";
+import type { Db } from "../../src/store/db.js";
+import type { NewLlmUsage } from "../../src/store/schema.js";
+import { recordUsage, usageTotalsForTask } from "../../src/store/usage.js";
 import { createTestDatabase, insertTask, type TestDatabase } from "../helpers/db.js";
 
 let testDb: TestDatabase;

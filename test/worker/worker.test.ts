@@ -3,10 +3,10 @@ import { setTimeout as delay } from "node:timers/promises";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
-import { AgentOutputError, GitHubApiError, LlmApiError, MissionControlError } from "../../src/errors.js";
-import { enqueueJob, type JobSpec } from "../../src/jobs/queue.js";
-import { decideFailure, type JobFailureHandler, type JobRunner, Worker, type WorkerOptions } from "../../src/jobs/worker.js";
-import type { Db } from "../../src/ledger/db.js";
+import { AgentOutputError, GitHubApiError, LlmApiError, MissionControlError } from "../../src/domain/errors.js";
+import { enqueueJob, type JobSpec } from "../../src/store/jobs.js";
+import { decideFailure, type JobFailureHandler, type JobRunner, Worker, type WorkerOptions } from "../../src/worker/worker.js";
+import type { Db } from "../../src/store/db.js";
 import { createTestDatabase, insertTask, type TestDatabase } from "../helpers/db.js";
 
 const log = pino({ level: "silent" });
@@ -359,5 +359,30 @@ describe("decideFailure", () => {
   it("keeps the reason short", () => {
     const d = decideFailure(new MissionControlError("x", "y".repeat(5_000)), 1, 3, BASE, MAX);
     expect(d.reason.length).toBeLessThanOrEqual(500);
+  });
+});
+
+describe("typed jobs", () => {
+  it("a claimed job with a malformed payload fails at once with a clear error; its runner never sees it", async () => {
+    const run = vi.fn<JobRunner>(async () => ({}));
+    const onFailed = vi.fn<JobFailureHandler>(async () => {});
+    const id = (await enqueueJob(db, spec({ kind: "revise", payload: { feedback: { source: "telepathy", requestedBy: 5 } } })))!;
+    startWorker(run, onFailed);
+    await waitForState(id, "failed");
+    await vi.waitFor(() => expect(onFailed).toHaveBeenCalledOnce(), WAIT);
+    expect(run).not.toHaveBeenCalled();
+    expect((await jobRow(id)).last_error).toMatch(/JobPayloadError: The revise job's payload is invalid: payload\.feedback\.source/);
+    expect((await jobRow(id)).attempts).toBe(1);
+  });
+
+  it("the runner receives the payload parsed by its kind's schema", async () => {
+    const seen: unknown[] = [];
+    const id = (await enqueueJob(db, spec({ kind: "cancel", payload: { actor: "octocat", reason: "Stopped." } })))!;
+    startWorker(async (job) => {
+      seen.push(job.data);
+      return {};
+    }, noFailure);
+    await waitForState(id, "succeeded");
+    expect(seen).toEqual([{ kind: "cancel", payload: { actor: "octocat", reason: "Stopped." } }]);
   });
 });

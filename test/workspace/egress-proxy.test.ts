@@ -9,7 +9,7 @@ import path from "node:path";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { ConfigError } from "../../src/errors.js";
+import { ConfigError } from "../../src/domain/errors.js";
 import { classifyAddress, isPublicAddress } from "../../src/workspace/sandbox/classify-address.js";
 import {
   defaultEgressAllowlist,

@@ -5,7 +5,7 @@ import path from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { PathEscapeError, ToolInputError } from "../../src/errors.js";
+import { PathEscapeError, ToolInputError } from "../../src/domain/errors.js";
 import {
   countOccurrences,
   DEFAULT_FILE_LIMITS,

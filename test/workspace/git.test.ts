@@ -4,7 +4,7 @@ import path from "node:path";
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
-import { GitCommandError, ToolInputError, UnsafeChangeError } from "../../src/errors.js";
+import { GitCommandError, ToolInputError, UnsafeChangeError } from "../../src/domain/errors.js";
 import { runSandboxed } from "../../src/workspace/sandbox.js";
 import { cloneRepository, type GitWorkspace, removeWorkspace } from "../../src/workspace/git.js";
 import { TEST_GIT_SETTINGS } from "../helpers/git-fixtures.js";
@@ -208,6 +208,27 @@ describe("cloneRepository and GitWorkspace against a local bare repository", () 
     expect((error as UnsafeChangeError).paths).toEqual(["vendor/linked"]);
     expect((error as UnsafeChangeError).userMessage).toContain("`vendor/linked`");
     expect(await ws.remoteBranchExists("mc/issue-4-gitlink")).toBe(false);
+  });
+
+  it("refuses to work from a cut list: git output over the cap is an error, never a partial list", async () => {
+    const small = await cloneRepository({ cloneUrl: bare, dir: path.join(base, "small-cap"), token: null, branch: "main", settings: { ...TEST_GIT_SETTINGS, outputBytes: 4096 } });
+    await runSandboxed(TEST_GIT_SETTINGS.sandbox, { cwd: small.root, command: `for i in $(seq 1 200); do : > "untracked-file-with-a-rather-long-name-$i.txt"; done` });
+    const error = await small.changedFiles().catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(GitCommandError);
+    expect((error as GitCommandError).message).toContain("refusing to work from a partial list");
+  });
+
+  it("refuses a bundle whose objects fsck rejects (a .gitmodules with an option as its URL)", async () => {
+    await ws.createBranch("mc/issue-6-gitmodules");
+    await runSandboxed(TEST_GIT_SETTINGS.sandbox, {
+      cwd: ws.root,
+      command: `printf '[submodule "x"]\\n\\tpath = x\\n\\turl = --upload-pack=touch$\{IFS\}/tmp/pwn\\n' > .gitmodules`,
+    });
+    await ws.commitAll("add .gitmodules", BOT);
+    const error = await ws.push("mc/issue-6-gitmodules", "main").catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(GitCommandError);
+    expect((error as GitCommandError).stderr).toMatch(/gitmodulesUrl|disallowed submodule url/);
+    expect(await ws.remoteBranchExists("mc/issue-6-gitmodules")).toBe(false);
   });
 
   it("the host's git only allows the configured protocols (GIT_ALLOW_PROTOCOL)", async () => {

@@ -5,7 +5,7 @@ import path from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { PathEscapeError } from "../../src/errors.js";
+import { PathEscapeError } from "../../src/domain/errors.js";
 import { writeWorkspaceFile } from "../../src/workspace/files.js";
 import { isInside, resolveInWorkspace } from "../../src/workspace/paths.js";
 

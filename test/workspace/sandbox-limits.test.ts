@@ -1,10 +1,12 @@
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, readdir, realpath, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
+import { removeTree } from "../../src/workspace/remove-tree.js";
 import { describeSandbox, ETC_SECRETS, runSandboxed, type SandboxOptions } from "../../src/workspace/sandbox.js";
 import { giveToSandboxUser } from "../helpers/git-fixtures.js";
 
@@ -74,7 +76,7 @@ describe("limits that hold (needs root and cgroups)", () => {
     expect(result.stdout.match(/Read-only file system/g)).toHaveLength(2);
   });
 
-  it("a clone that grows past the disk limit is killed", async () => {
+  it("a command that fills the disk past the limit is killed", async () => {
     const result = await runSandboxed(small({ diskBytes: 20 * 1024 ** 2 }), {
       cwd,
       command: "i=0; while [ $i -lt 200 ]; do head -c 1000000 /dev/urandom > f$i; i=$((i+1)); sleep 0.02; done; echo wrote-everything",
@@ -82,6 +84,33 @@ describe("limits that hold (needs root and cgroups)", () => {
     expect(result.stdout).not.toContain("wrote-everything");
     expect(result.limitExceeded).toBe("disk");
     expect(result.stderr).toContain("disk limit");
+  });
+
+  it("the disk limit also holds for a tree deeper than PATH_MAX, which removeTree then removes", async () => {
+    const deep = `perl -e 'mkdir "deep"; chdir "deep"; my $n = "d" x 200; for (1..30) { mkdir $n or die; chdir $n or die } system("head -c 200000000 /dev/urandom > big"); system("sleep 3"); print "depth ok\\n"'; echo still-alive`;
+    const result = await runSandboxed(small({ diskBytes: 20 * 1024 ** 2 }), { cwd, command: deep });
+    expect(result.limitExceeded).toBe("disk");
+    expect(result.stdout).not.toContain("still-alive");
+    await removeTree(cwd);
+    expect(existsSync(cwd)).toBe(false);
+  });
+
+  it("the disk limit also holds for a file deleted while still open", async () => {
+    const result = await runSandboxed(small({ diskBytes: 20 * 1024 ** 2 }), {
+      cwd,
+      command: "exec 3>hidden; rm hidden; head -c 200000000 /dev/urandom >&3; sleep 3; echo still-alive",
+    });
+    expect(result.limitExceeded).toBe("disk");
+    expect(result.stdout).not.toContain("still-alive");
+  });
+
+  it("a command that creates more files than the inode limit is killed", async () => {
+    const result = await runSandboxed(small({ diskInodes: 5_000 }), {
+      cwd,
+      command: "mkdir many && cd many && i=0; while [ $i -lt 50000 ]; do : > f$i; i=$((i+1)); done; echo made-them-all",
+    });
+    expect(result.limitExceeded).toBe("disk");
+    expect(result.stdout).not.toContain("made-them-all");
   });
 
   it("CPU is limited: two busy processes for one second get about a fifth of a core", async () => {

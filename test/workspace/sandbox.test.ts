@@ -8,7 +8,7 @@ import path from "node:path";
 
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { JobAbortedError, SandboxUnavailableError } from "../../src/errors.js";
+import { JobAbortedError, SandboxUnavailableError } from "../../src/domain/errors.js";
 import {
   checkSandbox,
   DEFAULT_SANDBOX_LIMITS,

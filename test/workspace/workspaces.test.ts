@@ -22,11 +22,12 @@ function issueFolder(issue: number, bytes: number, usedAt: number): string {
 describe("pruneWorkspaces", () => {
   it("removes the least recently used issue folders until the total fits, never the kept one", async () => {
     root = mkdtempSync(path.join(tmpdir(), "mc-ws-"));
-    const oldest = issueFolder(1, 4000, 1_000);
-    const middle = issueFolder(2, 4000, 2_000);
-    const newest = issueFolder(3, 4000, 3_000);
-    const kept = issueFolder(4, 4000, 500); // oldest of all, but in use
-    const removed = await pruneWorkspaces(root, 8_500, new Set([workspaceDir(root, "octo", "widgets", 4)]));
+    // Sizes are allocated blocks (as `du` counts them): each folder is its blob plus a few 4 KiB directories.
+    const oldest = issueFolder(1, 400_000, 1_000);
+    const middle = issueFolder(2, 400_000, 2_000);
+    const newest = issueFolder(3, 400_000, 3_000);
+    const kept = issueFolder(4, 400_000, 500); // oldest of all, but in use
+    const removed = await pruneWorkspaces(root, 850_000, new Set([workspaceDir(root, "octo", "widgets", 4)]));
     expect(removed).toEqual([oldest, middle]);
     expect(existsSync(oldest)).toBe(false);
     expect(existsSync(middle)).toBe(false);

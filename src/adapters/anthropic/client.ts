@@ -1,23 +1,12 @@
 import Anthropic from "@anthropic-ai/sdk";
 
-import { LlmApiError } from "../errors.js";
-import type { PriceTable } from "./pricing.js";
+import { LlmApiError } from "../../domain/errors.js";
+import type { PriceTable } from "../../domain/pricing.js";
 
-// The only importer of @anthropic-ai/sdk: the rest of the code uses these type aliases.
-export type {
-  ContentBlock,
-  ContentBlockParam,
-  Message,
-  MessageCreateParamsNonStreaming as MessageRequest,
-  MessageParam,
-  TextBlock,
-  TextBlockParam,
-  Tool,
-  ToolResultBlockParam,
-  ToolUseBlock,
-  Usage,
-} from "@anthropic-ai/sdk/resources/messages";
-import type { Message, MessageCreateParamsNonStreaming } from "@anthropic-ai/sdk/resources/messages";
+import type { Llm, Message, MessageRequest, UsageRecord } from "../../ports/llm.js";
+
+// The only runtime importer of @anthropic-ai/sdk (ports/llm.ts borrows its message types).
+export type { Llm, UsageRecord };
 
 /** Connection settings for the Messages API. */
 export interface AnthropicOptions {
@@ -28,31 +17,6 @@ export interface AnthropicOptions {
   maxRetries: number;
   /** Milliseconds before a request times out. */
   timeoutMs: number;
-}
-
-/** What one Messages API call cost, for the ledger. */
-export interface UsageRecord {
-  model: string;
-  input_tokens: number;
-  output_tokens: number;
-  cache_creation_input_tokens: number;
-  cache_read_input_tokens: number;
-  /** USD. */
-  cost_usd: number;
-  /** The API's `request-id` response header. */
-  request_id: string | null;
-}
-
-/** The narrow surface agents use: one Messages API call whose usage is already recorded. */
-export interface Llm {
-  /**
-   * Sends `POST /v1/messages` (non-streaming) and returns the message once its usage has been
-   * recorded.
-   *
-   * @throws {UnknownModelError} before any request when the model has no price
-   * @throws {LlmApiError} `retryable` for 429, 529, 5xx and connection errors (after the SDK's own retries)
-   */
-  createMessage(request: MessageCreateParamsNonStreaming, options?: { signal?: AbortSignal }): Promise<Message>;
 }
 
 /** Creates the SDK client. The key is held by the SDK only; it is never logged or passed on. */

@@ -1,20 +1,15 @@
 import type { Logger } from "pino";
 
-import { PausedError } from "../errors.js";
-import {
-  type BudgetLimit,
-  estimateInputTokens,
-  estimateWorstCaseUsd,
-  mergeLimits,
-  release,
-  repoBudgetLimits,
-  reserve,
-} from "../ledger/budgets.js";
-import type { Db } from "../ledger/db.js";
-import type { Llm, MessageRequest } from "../llm/client.js";
-import { createRecordingLlm, type UsageRecord } from "../llm/client.js";
-import type { PriceTable } from "../llm/pricing.js";
-import type { UsageContext } from "./pipeline.js";
+import { PausedError } from "../../domain/errors.js";
+import { type BudgetLimit, estimateInputTokens, estimateWorstCaseUsd, mergeLimits } from "../../domain/budget-rules.js";
+import type { PriceTable } from "../../domain/pricing.js";
+import { repoBudgetLimits } from "../../config/repo-config.js";
+import type { Llm, MessageRequest, UsageContext, UsageRecord } from "../../ports/llm.js";
+import { release, reserve } from "../../store/budgets.js";
+import type { Db } from "../../store/db.js";
+import { pauseOf } from "../../store/pauses.js";
+import { recordUsageAndSettle } from "../../store/usage.js";
+import { createRecordingLlm } from "./client.js";
 
 type Anthropic = Parameters<typeof createRecordingLlm>[0];
 
@@ -56,8 +51,8 @@ export function createMeteredLlm(options: MeteringOptions, context: UsageContext
   return {
     async createMessage(request: MessageRequest, callOptions) {
       if (options.pausedByOperator) throw new PausedError("PAUSE=1 in the server environment");
-      const pause = await db.selectFrom("pauses").select("paused_by").where("installation_id", "=", context.installationId).executeTakeFirst();
-      if (pause) throw new PausedError(`/stop all by @${pause.paused_by}`);
+      const pause = await pauseOf(db, context.installationId);
+      if (pause) throw new PausedError(`/stop all by @${pause.pausedBy}`);
 
       const price = prices.priceOf(request.model);
       const amountUsd = estimateWorstCaseUsd(price, estimateInputTokens(JSON.stringify(request)), request.max_tokens);
@@ -67,27 +62,20 @@ export function createMeteredLlm(options: MeteringOptions, context: UsageContext
       }
 
       const record = (usage: UsageRecord) =>
-        db.transaction().execute(async (trx) => {
-          await trx
-            .insertInto("llm_usage")
-            .values({
-              ...usage,
-              created_at: Date.now(),
-              installation_id: context.installationId,
-              repository: context.repository,
-              subject_number: context.subjectNumber,
-              task_id: context.taskId,
-              job_id: context.jobId,
-              agent: context.agent,
-            })
-            .execute();
-          await trx
-            .updateTable("budget_reservations")
-            .set({ status: "settled", settled_at: Date.now() })
-            .where("id", "=", reservation.id)
-            .where("status", "=", "held")
-            .execute();
-        });
+        recordUsageAndSettle(
+          db,
+          {
+            ...usage,
+            created_at: Date.now(),
+            installation_id: context.installationId,
+            repository: context.repository,
+            subject_number: context.subjectNumber,
+            task_id: context.taskId,
+            job_id: context.jobId,
+            agent: context.agent,
+          },
+          reservation.id,
+        );
       let billed = false;
       const tracking = createRecordingLlm(options.anthropic, prices, async (usage) => {
         billed = true; // the API answered: this call is paid for whatever happens next

@@ -4,6 +4,7 @@ import * as initial from "./2026-11-21T0000-initial.js";
 import * as lifecycle from "./2026-11-21T0100-lifecycle.js";
 import * as budgets from "./2026-11-21T0200-budgets.js";
 import * as triggerSnapshot from "./2026-11-22T0000-trigger-snapshot.js";
+import * as intakeJobs from "./2026-11-27T0000-intake-jobs.js";
 
 /** Every migration, by name; a static record so that it survives bundling. Names sort by time. */
 export const migrations: Record<string, Migration> = {
@@ -11,4 +12,5 @@ export const migrations: Record<string, Migration> = {
   "2026-11-21T0100-lifecycle": lifecycle,
   "2026-11-21T0200-budgets": budgets,
   "2026-11-22T0000-trigger-snapshot": triggerSnapshot,
+  "2026-11-27T0000-intake-jobs": intakeJobs,
 };

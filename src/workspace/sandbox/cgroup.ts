@@ -3,7 +3,7 @@ import { constants as fsConstants } from "node:fs";
 import { access, mkdir, readFile, readdir, rmdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 
-import { SandboxUnavailableError } from "../../errors.js";
+import { SandboxUnavailableError } from "../../domain/errors.js";
 
 // One control group per sandboxed command, holding its total memory (tmpfs pages included:
 // they are charged to the cgroup of the process that wrote them), CPU time and process count.

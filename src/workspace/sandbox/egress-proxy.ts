@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Duplex } from "node:stream";
 
-import { ConfigError } from "../../errors.js";
+import { ConfigError } from "../../domain/errors.js";
 import { canonicalAddress, classifyAddress } from "./classify-address.js";
 
 // Network for a sandboxed set-up step without sharing the host's network.

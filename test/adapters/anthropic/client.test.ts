@@ -2,9 +2,9 @@ import Anthropic from "@anthropic-ai/sdk";
 import nock from "nock";
 import { describe, expect, it, vi } from "vitest";
 
-import { LlmApiError, UnknownModelError } from "../../src/errors.js";
-import { createAnthropic, createRecordingLlm, type UsageRecord } from "../../src/llm/client.js";
-import { PriceTable } from "../../src/llm/pricing.js";
+import { LlmApiError, UnknownModelError } from "../../../src/domain/errors.js";
+import { createAnthropic, createRecordingLlm, type UsageRecord } from "../../../src/adapters/anthropic/client.js";
+import { PriceTable } from "../../../src/domain/pricing.js";
 
 const API_KEY = "sk-ant-test-KEY123456789";
 const BASE_URL = "https://api.anthropic.test";

@@ -1,9 +1,9 @@
-import type { CommentData, GitHubPort } from "./port.js";
+import type { CommentData, GitHubPort } from "../../../ports/github.js";
 
-/** A hidden HTML comment that marks a comment as ours, e.g. `<!-- mission-control:tracking -->`. */
-export function marker(topic: string): string {
-  return `<!-- mission-control:${topic} -->`;
-}
+import { marker, STAGE_LABEL_PREFIX } from "../../../domain/markers.js";
+
+export { marker, STAGE_LABEL_PREFIX };
+
 
 /**
  * Creates or updates the one comment on an issue that carries `marker(topic)`. With a known
@@ -27,8 +27,6 @@ export async function ensureComment(
   return github.createComment(input.issueNumber, body);
 }
 
-/** Labels that show where an issue stands; exactly one is on the issue at a time. */
-export const STAGE_LABEL_PREFIX = "mc:";
 
 /**
  * Puts `label` on the issue and removes every other `mc:` label it has.

@@ -1,7 +1,8 @@
 import type { ProbotOctokit } from "probot";
 
-import { GitHubApiError } from "../../errors.js";
-import { redactSecrets } from "../../redact.js";
+import { GitHubApiError } from "../../../domain/errors.js";
+import { ensureComment } from "./ensure.js";
+import { redactSecrets } from "../../../domain/redact.js";
 import type {
   BotIdentity,
   CheckRunData,
@@ -16,7 +17,7 @@ import type {
   ReviewCommentInput,
   ReviewData,
   ReviewEvent,
-} from "./port.js";
+} from "../../../ports/github.js";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
 
@@ -128,6 +129,19 @@ function clipOutput(output: CheckRunOutput): CheckRunOutput {
   return { title: output.title.slice(0, 255), summary: clip(output.summary), ...(output.text ? { text: clip(output.text) } : {}) };
 }
 
+/**
+ * Merges config documents as Probot's `context.config` does (the `deepmerge` package's
+ * defaults): objects key by key, arrays concatenated, anything else replaced.
+ */
+function mergeDeep(target: unknown, source: unknown): unknown {
+  if (Array.isArray(target) && Array.isArray(source)) return [...target, ...source];
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!isObject(target) || !isObject(source)) return source;
+  const merged: Record<string, unknown> = { ...target };
+  for (const [key, value] of Object.entries(source)) merged[key] = key in merged ? mergeDeep(merged[key], value) : value;
+  return merged;
+}
+
 /** Labels known to exist, per repository: `ensureLabel` asks GitHub once per process. */
 const knownLabels = new Set<string>();
 
@@ -151,7 +165,7 @@ export function createOctokitOutput(options: {
   const { installationOctokit: octokit, appOctokit, installationId, owner, repo } = options;
   const base = { owner, repo };
 
-  return {
+  const port: GitHubPort = {
     owner,
     repo,
 
@@ -405,5 +419,34 @@ export function createOctokitOutput(options: {
           throw err;
         }
       }),
+
+    isOrganisationOwner: (login) =>
+      call(async () => {
+        try {
+          const { data } = await octokit.request("GET /orgs/{org}/memberships/{username}", { org: owner, username: login });
+          return data.role === "admin" && data.state === "active";
+        } catch (err) {
+          if ((err as ErrorLike).status === 404) return false;
+          throw err;
+        }
+      }),
+
+    readConfigFile: (fileName) =>
+      call(async () => {
+        // The same read as Probot's `context.config` (its config plugin is on every ProbotOctokit).
+        const plugin = (octokit as unknown as { config: { get(params: object): Promise<{ config: unknown; files: Array<{ config: unknown }> }> } }).config;
+        const { config, files } = await plugin.get({
+          owner,
+          repo,
+          path: `.github/${fileName}`,
+          defaults: (configs: object[]) => configs.reduce<unknown>((merged, next) => mergeDeep(merged, next), {}),
+        });
+        return files.some((file) => file.config !== null) ? config : null;
+      }),
+
+    ensureComment(input) {
+      return ensureComment(port, input);
+    },
   };
+  return port;
 }

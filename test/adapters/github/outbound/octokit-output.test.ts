@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
-import { GitHubApiError } from "../../src/errors.js";
-import { toGitHubApiError } from "../../src/github/output/octokit-output.js";
+import { GitHubApiError } from "../../../../src/domain/errors.js";
+import { toGitHubApiError } from "../../../../src/adapters/github/outbound/octokit-output.js";
 
 const NOW = 1_800_000_000_000;
 

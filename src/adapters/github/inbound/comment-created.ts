@@ -1,0 +1,36 @@
+import type { Context } from "probot";
+
+import { parseCommand } from "../../../domain/slash-commands.js";
+import { enqueueIntake, finish, intakeSubject, prologue, subjectOf, type InboundDeps, type TriggerOutcome } from "./prologue.js";
+
+/** A comment whose text holds a mention followed by a word somewhere: `@login word`. */
+const MENTION_LIKE = /(?:^|\n)\s*@[\w.-]+(?:\[bot\])?\s+\S/;
+
+/**
+ * A new comment whose first line is a slash-command (or `@<slug> command`): recorded and
+ * handed to an `intake` job, which checks the sender's permission, reacts 👀, reads the
+ * repository config and enqueues the `command` job (`pipeline/intake.ts`). Unknown or malformed
+ * commands get the help. Edited comments never re-trigger (only `issue_comment.created`).
+ */
+export async function handleComment(context: Context<"issue_comment.created">, deps: InboundDeps): Promise<TriggerOutcome> {
+  const { payload } = context;
+  const s = subjectOf(context, payload.issue.number);
+  const early = await prologue(deps, context);
+  if (early) return early;
+  const body = payload.comment.body ?? "";
+  const slug = deps.appSlug();
+  // The slug is resolved in the background at start-up; until then a mention is handed on and the intake job checks it.
+  const command = slug ? parseCommand(body, slug) !== null : parseCommand(body, "") !== null || MENTION_LIKE.test(body);
+  if (!command) return "not_a_command";
+  const outcome = await enqueueIntake(deps, s, {
+    event: "comment",
+    subject: intakeSubject(s),
+    sender: { login: payload.sender.login, id: payload.sender.id },
+    commentId: payload.comment.id,
+    isPullRequest: Boolean((payload.issue as { pull_request?: unknown }).pull_request),
+    body,
+    issue: { title: payload.issue.title, body: payload.issue.body ?? "" },
+    receivedAt: new Date().toISOString(),
+  });
+  return finish(deps, s, outcome, "command handled");
+}

@@ -1,0 +1,294 @@
+/**
+ * Budget rules for Messages API calls, without I/O: limits, scopes, UTC calendar periods,
+ * worst-case estimates and how a repository's limits merge with the server's. The store
+ * (`store/budgets.ts`) reserves and settles against them.
+ *
+ * Amounts are USD as JS numbers; times are epoch milliseconds; every period is a UTC calendar
+ * period (see {@link periodWindow}).
+ */
+import type { ModelPrice } from "./pricing.js";
+
+/** What a limit counts: all spend, one installation's, one repository's, one agent role's, one task's. */
+export type BudgetScope = "global" | "installation" | "repository" | "agent" | "task";
+
+/** The window a limit counts in. `total` = no window (all time): used with scope `task` for a per-task total. */
+export type BudgetPeriod = "daily" | "weekly" | "monthly" | "total";
+
+/** `block` refuses a call that would exceed the limit; `warn` only alerts. */
+export type BudgetAction = "warn" | "block";
+
+/** The agent roles a repository config may budget separately. */
+export const BUDGET_AGENTS = ["architect", "coder", "reviewer", "tester"] as const;
+
+/** Where repository-configured limits come from (`BudgetLimit.source`). */
+export const REPO_BUDGET_SOURCE = ".github/mission-control.yml";
+
+/** Where server-configured limits come from (`BudgetLimit.source`). */
+export const SERVER_BUDGET_SOURCE = "server";
+
+/** One spending limit. */
+export interface BudgetLimit {
+  scope: BudgetScope;
+  period: BudgetPeriod;
+  /** USD; spend in the window may reach it but not exceed it (for `block`). */
+  limitUsd: number;
+  /** Fraction of `limitUsd` (0 < threshold < 1; 0.8 by default) at which an alert is raised once per window. */
+  threshold: number;
+  action: BudgetAction;
+  /** Who set it, for messages: `server`, `.github/mission-control.yml`. */
+  source: string;
+  /**
+   * `owner/repo`: the limit applies only to calls made for this repository, and counts only that
+   * repository's spend (an agent limit from a repository config counts that role in that
+   * repository only). Unset: the limit counts spend across repositories.
+   */
+  repository?: string;
+  /** Scope `agent` only: the role it limits (`coder`). Unset: every role has its own limit of this size. */
+  agent?: string;
+}
+
+/** Who a call is made for: selects which limits apply and what each one counts. */
+export interface BudgetSubject {
+  installationId: number;
+  /** `owner/repo`. */
+  repository: string;
+  /** Agent role making the call: `architect`, `coder`, `reviewer`, `tester`. */
+  agent: string;
+  taskId: number;
+  /** Issue or pull request number (informational; not stored with the reservation). */
+  subjectNumber: number | null;
+  jobId: number | null;
+}
+
+/** A half-open time window `[start, end)` in epoch ms. */
+export interface BudgetWindow {
+  start: number;
+  /** `Infinity` for `total`. */
+  end: number;
+}
+
+/** A limit's alert, raised once per scope, window and kind. */
+export interface BudgetAlert {
+  limit: BudgetLimit;
+  /** See {@link budgetScopeKey}. */
+  scopeKey: string;
+  /** Human name of the scope, e.g. `repository octo/widgets`. */
+  scopeLabel: string;
+  /** `threshold`: spend reached `threshold × limitUsd`; `exceeded`: a `warn` limit was exceeded. */
+  kind: "threshold" | "exceeded";
+  /** USD spent in the window, this reservation included. */
+  spentUsd: number;
+  limitUsd: number;
+  /** `spentUsd / limitUsd × 100`. */
+  percent: number;
+  /** Epoch ms the window started (0 for `total`). */
+  windowStart: number;
+  /** Epoch ms the window ends; `null` for `total`. */
+  resetsAt: number | null;
+}
+
+/** A held reservation, as {@link reserve} returns it. */
+export interface Reservation {
+  id: number;
+  /** USD held. */
+  amountUsd: number;
+  /** Alerts this reservation raised (first crossing in the window only); usually empty. */
+  alerts: BudgetAlert[];
+}
+
+/** One line of the `/budget` report. */
+export interface BudgetStatus {
+  limit: BudgetLimit;
+  scopeKey: string;
+  scopeLabel: string;
+  /** USD: recorded usage plus held reservations in the current window. */
+  spentUsd: number;
+  /** USD of `spentUsd` that is recorded usage. */
+  usageUsd: number;
+  /** USD of `spentUsd` that is held by calls in flight. */
+  heldUsd: number;
+  limitUsd: number;
+  /** USD left before the limit (0 when exceeded). */
+  remainingUsd: number;
+  /** `spentUsd / limitUsd × 100`. */
+  percent: number;
+  windowStart: number;
+  /** Epoch ms the window ends; `null` for `total`. */
+  resetsAt: number | null;
+}
+
+/** Spend and limits are compared with this tolerance (USD) so that float sums do not block at exactly the limit. */
+export const EPSILON_USD = 1e-9;
+
+const DAY_MS = 86_400_000;
+// ---------------------------------------------------------------------------------------------
+// Periods, scopes
+
+/**
+ * The UTC calendar window of `period` containing `now`.
+ *
+ * - `daily`: 00:00 UTC to the next 00:00 UTC;
+ * - `weekly`: ISO week, Monday 00:00 UTC to the next Monday;
+ * - `monthly`: the 1st 00:00 UTC to the next month's 1st;
+ * - `total`: `{ start: 0, end: Infinity }`.
+ *
+ * @param now - epoch ms
+ * @returns the half-open window `[start, end)` in epoch ms
+ */
+export function periodWindow(period: BudgetPeriod, now: number): BudgetWindow {
+  const d = new Date(now);
+  const y = d.getUTCFullYear();
+  const m = d.getUTCMonth();
+  const day = d.getUTCDate();
+  switch (period) {
+    case "daily": {
+      const start = Date.UTC(y, m, day);
+      return { start, end: start + DAY_MS };
+    }
+    case "weekly": {
+      const sinceMonday = (d.getUTCDay() + 6) % 7;
+      const start = Date.UTC(y, m, day - sinceMonday);
+      return { start, end: start + 7 * DAY_MS };
+    }
+    case "monthly":
+      return { start: Date.UTC(y, m, 1), end: Date.UTC(y, m + 1, 1) };
+    case "total":
+      return { start: 0, end: Number.POSITIVE_INFINITY };
+  }
+}
+
+/**
+ * `true` when `limit` applies to a call for `subject`: its `repository` filter (if any) is the
+ * subject's repository and, for an agent limit naming a role, the role is the subject's agent.
+ */
+export function limitApplies(limit: BudgetLimit, subject: BudgetSubject): boolean {
+  if (limit.repository !== undefined && limit.repository !== subject.repository) return false;
+  if (limit.scope === "agent" && limit.agent !== undefined && limit.agent !== subject.agent) return false;
+  return true;
+}
+
+/**
+ * What `limit` counts for `subject`: global → `*`; installation → the installation id;
+ * repository → `owner/repo`; agent → the agent role (limits on a role apply across
+ * repositories), or `owner/repo:role` when the limit is restricted to one repository;
+ * task → the task id.
+ */
+export function budgetScopeKey(limit: BudgetLimit, subject: BudgetSubject): string {
+  switch (limit.scope) {
+    case "global":
+      return "*";
+    case "installation":
+      return String(subject.installationId);
+    case "repository":
+      return subject.repository;
+    case "agent":
+      return limit.repository === undefined ? subject.agent : `${limit.repository}:${subject.agent}`;
+    case "task":
+      return String(subject.taskId);
+  }
+}
+
+/** Human name of what `limit` counts for `subject`: `global`, `installation 7`, `repository octo/widgets`, `agent coder in octo/widgets`, `task 42`. */
+export function budgetScopeLabel(limit: BudgetLimit, subject: BudgetSubject): string {
+  switch (limit.scope) {
+    case "global":
+      return limit.repository === undefined ? "global" : `global (${limit.repository})`;
+    case "installation":
+      return `installation ${subject.installationId}` + (limit.repository === undefined ? "" : ` (${limit.repository})`);
+    case "repository":
+      return `repository ${subject.repository}`;
+    case "agent":
+      return `agent ${subject.agent}` + (limit.repository === undefined ? "" : ` in ${limit.repository}`);
+    case "task":
+      return `task ${subject.taskId}`;
+  }
+}
+
+/**
+ * Key of a limit's rows in `budget_alerts`: the scope key, suffixed for `warn` limits so that a
+ * repository's lower `warn` limit and the server's `block` ceiling on the same scope and period
+ * (both kept by {@link mergeLimits}) alert independently.
+ */
+export function alertKey(limit: BudgetLimit, subject: BudgetSubject): string {
+  const key = budgetScopeKey(limit, subject);
+  return limit.action === "warn" ? `${key}#warn` : key;
+}
+
+
+export function percentOf(spentUsd: number, limitUsd: number): number {
+  if (limitUsd > 0) return (spentUsd / limitUsd) * 100;
+  return spentUsd > 0 ? Number.POSITIVE_INFINITY : 0;
+}
+
+export const resetsAtOf = (window: BudgetWindow): number | null => (Number.isFinite(window.end) ? window.end : null);
+
+// ---------------------------------------------------------------------------------------------
+// Estimates
+
+/**
+ * Upper bound of a call's cost in USD: every input token at the most expensive input rate
+ * (plain input, or a 5-minute or 1-hour cache write — the agents' loop marks prompts with
+ * `cache_control`, and cache writes cost 1.25×/2× the input price) plus `maxTokens` output
+ * tokens. Prices are USD per million tokens.
+ *
+ * @param inputTokens - estimated input tokens ({@link estimateInputTokens})
+ * @param maxTokens - the request's `max_tokens`
+ */
+export function estimateWorstCaseUsd(price: ModelPrice, inputTokens: number, maxTokens: number): number {
+  const inputRate = Math.max(price.input, price.cache_write_5m, price.cache_write_1h);
+  return (inputTokens * inputRate + maxTokens * price.output) / 1_000_000;
+}
+
+/** Bytes per token assumed by {@link estimateInputTokens}. */
+const ESTIMATE_BYTES_PER_TOKEN = 3;
+
+/**
+ * A deliberately conservative (high) estimate of a request's input tokens:
+ * `ceil(UTF-8 bytes of the JSON request / 3)`. No tokenizer is reachable offline. English
+ * prose and code average about 4 bytes per token, and JSON keys and escapes add bytes that are
+ * not billed, so this usually overestimates; CJK text is close to 3 bytes per token. Base64
+ * images are grossly overestimated (they are billed by pixels).
+ *
+ * @param requestJson - the Messages API request body as JSON (system, tools, messages)
+ */
+export function estimateInputTokens(requestJson: string): number {
+  return Math.ceil(Buffer.byteLength(requestJson, "utf8") / ESTIMATE_BYTES_PER_TOKEN);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+/**
+ * Limits in force for one repository: the server's plus the repository's, where the repository
+ * may add limits or lower them but never raise a server ceiling.
+ *
+ * Limits that count the same spend (same scope, period, agent role and — for global,
+ * installation and agent scopes — the same repository filter) are merged: the lowest `block`
+ * limit is kept, and the lowest `warn` limit too if it lies below that ceiling (a repository's
+ * `warn` never replaces a server `block`; a `warn` at or above a `block` could never fire).
+ * On equal amounts the server's limit (listed first) wins. Order of first appearance is kept.
+ *
+ * @param server - {@link serverBudgetLimits}
+ * @param repo - {@link repoBudgetLimits} of the repository the calls are made for
+ */
+export function mergeLimits(server: readonly BudgetLimit[], repo: readonly BudgetLimit[]): BudgetLimit[] {
+  const groups = new Map<string, BudgetLimit[]>();
+  for (const limit of [...server, ...repo]) {
+    const filter = limit.scope === "repository" || limit.scope === "task" ? "" : (limit.repository ?? "");
+    const key = [limit.scope, limit.period, limit.scope === "agent" ? (limit.agent ?? "") : "", filter].join("\u0000");
+    const group = groups.get(key);
+    if (group) group.push(limit);
+    else groups.set(key, [limit]);
+  }
+  const lowest = (limits: BudgetLimit[]): BudgetLimit | undefined =>
+    limits.reduce<BudgetLimit | undefined>((min, l) => (min === undefined || l.limitUsd < min.limitUsd ? l : min), undefined);
+  const merged: BudgetLimit[] = [];
+  for (const group of groups.values()) {
+    const block = lowest(group.filter((l) => l.action === "block"));
+    const warn = lowest(group.filter((l) => l.action === "warn"));
+    if (block) merged.push(block);
+    if (warn && (!block || warn.limitUsd < block.limitUsd)) merged.push(warn);
+  }
+  return merged;
+}
+

@@ -1,0 +1,234 @@
+/**
+ * The jobs of the durable queue: one zod schema per kind (kind → payload), parsed when a job is
+ * claimed, and every lock and dedupe key built here. No I/O.
+ */
+import { z } from "zod";
+
+import { JobPayloadError } from "./errors.js";
+
+/** The actor name of the app's own transitions and jobs. */
+export const APP_ACTOR = "mission-control";
+
+/** What a revision addresses: failing tests, a review, or a maintainer's `/code <instructions>`. */
+export const FeedbackSource = z.enum(["review", "tests", "command"]);
+export type FeedbackSource = z.infer<typeof FeedbackSource>;
+
+/** Payload of a job that starts or continues a run (`plan`, `code`, `revise`, `test`, `review`, `merge`). */
+export const StageJobPayload = z.object({
+  /** ISO time the trigger arrived: comments edited after it are not trusted. */
+  triggeredAt: z.string().optional(),
+  /** Who asked (GitHub login); the app itself is {@link APP_ACTOR}. */
+  actor: z.string().optional(),
+  /** For `revise`: what to address. */
+  feedback: z
+    .object({ source: FeedbackSource, text: z.string().optional(), reviewId: z.number().int().optional(), requestedBy: z.string() })
+    .optional(),
+  /** A maintainer's notes from `/plan <notes>` or `/code <instructions>` (untrusted; sanitised before use). */
+  notes: z.string().optional(),
+});
+export type StageJobPayload = z.infer<typeof StageJobPayload>;
+
+/** Payload of `pr_closed`: the app's pull request was merged or closed unmerged. */
+export const PrClosedPayload = z.object({ actor: z.string().optional(), merged: z.boolean().optional() });
+/** Payload of `cancel`: `/stop`, or the issue closed by a person with write permission. */
+export const CancelPayload = z.object({ actor: z.string().optional(), reason: z.string().optional() });
+/** Payload of `tracking`: only re-render the tracking comment (a note was added while a stage runs). */
+export const TrackingPayload = z.object({ actor: z.string().optional() });
+
+/** The slash-commands (see `domain/slash-commands.ts`). */
+export const CommandName = z.enum(["plan", "code", "test", "review", "status", "budget", "stop", "retry", "approve", "report", "help"]);
+
+/** Payload of a `command` job, built by the intake step from an accepted comment. */
+export const CommandJobPayload = z.object({
+  name: CommandName,
+  args: z.string(),
+  /** The comment that carried the command. */
+  commentId: z.number().int(),
+  /** Issue or PR the comment is on. */
+  subjectNumber: z.number().int(),
+  isPullRequest: z.boolean(),
+  actor: z.string(),
+  /** The actor's GitHub user id (absent in jobs queued before it was recorded). */
+  actorId: z.number().int().optional(),
+  /** The actor owns the organisation (checked by the intake step): may `/stop all` and lift it with `/retry`. */
+  actorIsOrgOwner: z.boolean(),
+  appSlug: z.string(),
+  triggeredAt: z.string(),
+  /**
+   * The issue's title and body from the delivery, when the comment is on the issue itself (not
+   * on a pull request): what the maintainer saw when commenting. `/plan`, `/code` and `/retry`
+   * store it on the task when they start work; nothing else does.
+   */
+  issue: z.object({ title: z.string(), body: z.string() }).nullable().optional(),
+});
+export type CommandJobPayload = z.infer<typeof CommandJobPayload>;
+
+/** The repository and issue (or pull request) a delivery is about, as its payload says. */
+const Subject = z.object({
+  owner: z.string(),
+  repo: z.string(),
+  number: z.number().int(),
+  cloneUrl: z.string(),
+  defaultBranch: z.string(),
+});
+
+/** The sender of a delivery. */
+const Sender = z.object({ login: z.string(), id: z.number().int() });
+
+/**
+ * Payload of an `intake` job: what a webhook handler accepted from the payload alone (no
+ * outbound request). The worker runs it first thing: the sender's permission, the repository
+ * config, the 👀 reaction and the trigger-label decision, then the task and its first job.
+ */
+export const IntakePayload = z.discriminatedUnion("event", [
+  z.object({
+    /** `issues.labeled` / `issues.opened`: does this start a run? */
+    event: z.literal("issue_trigger"),
+    subject: Subject,
+    sender: Sender,
+    action: z.enum(["labeled", "opened"]),
+    /** The label added (`labeled`), or every label of the new issue (`opened`). */
+    labels: z.array(z.string()),
+    issue: z.object({ title: z.string(), body: z.string() }),
+    receivedAt: z.string(),
+  }),
+  z.object({
+    /** `issue_comment.created` with a slash-command on its first line. */
+    event: z.literal("comment"),
+    subject: Subject,
+    sender: Sender,
+    commentId: z.number().int(),
+    isPullRequest: z.boolean(),
+    /** The comment's text (untrusted): the intake job parses its command with the app's slug. */
+    body: z.string(),
+    issue: z.object({ title: z.string(), body: z.string() }),
+    receivedAt: z.string(),
+  }),
+  z.object({
+    /** `issues.closed` by a person, on an issue with a live task. */
+    event: z.literal("issue_closed"),
+    subject: Subject,
+    sender: Sender,
+  }),
+  z.object({
+    /** `pull_request_review.submitted` by a person on the app's pull request. */
+    event: z.literal("review"),
+    subject: Subject,
+    sender: Sender,
+    state: z.enum(["changes_requested", "commented", "approved"]),
+    reviewId: z.number().int(),
+  }),
+]);
+export type IntakePayload = z.infer<typeof IntakePayload>;
+
+/** Every job: its kind and the payload that kind carries. */
+export const JobData = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("plan"), payload: StageJobPayload }),
+  z.object({ kind: z.literal("code"), payload: StageJobPayload }),
+  z.object({ kind: z.literal("revise"), payload: StageJobPayload }),
+  z.object({ kind: z.literal("test"), payload: StageJobPayload }),
+  z.object({ kind: z.literal("review"), payload: StageJobPayload }),
+  z.object({ kind: z.literal("merge"), payload: StageJobPayload }),
+  z.object({ kind: z.literal("pr_closed"), payload: PrClosedPayload }),
+  z.object({ kind: z.literal("cancel"), payload: CancelPayload }),
+  z.object({ kind: z.literal("tracking"), payload: TrackingPayload }),
+  z.object({ kind: z.literal("command"), payload: CommandJobPayload }),
+  z.object({ kind: z.literal("intake"), payload: IntakePayload }),
+]);
+export type JobData = z.infer<typeof JobData>;
+export type JobKind = JobData["kind"];
+
+/** The payload type of job kind `K`. */
+export type PayloadOf<K extends JobKind> = Extract<JobData, { kind: K }>["payload"];
+
+/** Job kinds of the pipeline's stages. `tracking` only re-renders the tracking comment. */
+export const STAGE_KINDS = ["plan", "code", "revise", "test", "review", "merge", "pr_closed", "cancel", "tracking"] as const satisfies readonly JobKind[];
+export type StageKind = (typeof STAGE_KINDS)[number];
+
+/** `true` for a stage job kind. */
+export function isStageKind(kind: string): kind is StageKind {
+  return (STAGE_KINDS as readonly string[]).includes(kind);
+}
+
+/**
+ * Parses a job's kind and JSON payload.
+ *
+ * @throws {JobPayloadError} (not retryable) naming the kind and what is wrong: an unknown kind,
+ *   JSON that does not parse, or a payload its kind's schema refuses
+ */
+export function parseJobData(kind: string, payloadJson: string): JobData {
+  let payload: unknown;
+  try {
+    payload = JSON.parse(payloadJson);
+  } catch {
+    throw new JobPayloadError(kind, "the payload is not valid JSON");
+  }
+  const result = JobData.safeParse({ kind, payload });
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join(".") || "(job)"}: ${i.message}`).join("; ");
+    throw new JobPayloadError(kind, problems);
+  }
+  return result.data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+/** The repository and issue a job's keys name. */
+export interface KeySubject {
+  owner: string;
+  repo: string;
+  issueNumber: number;
+}
+
+/** The lock key shared by every stage job of one issue: `owner/repo#<n>`. */
+export function issueLockKey(s: KeySubject): string {
+  return `${s.owner}/${s.repo}#${s.issueNumber}`;
+}
+
+/**
+ * The lock key of an issue's command lane, `cmd:owner/repo#<n>`: commands, intake and tracking
+ * jobs run there, so `/status` or `/stop` is answered while a stage runs.
+ */
+export function commandLockKey(s: KeySubject): string {
+  return `cmd:${issueLockKey(s)}`;
+}
+
+/** The task fields a stage job's dedupe key names. */
+export interface KeyTask {
+  id: number;
+  run: number;
+}
+
+/**
+ * Dedupe key of a stage job of one run: `task:<task>:run:<run>:<kind>:<nonce>`. Nonces:
+ * {@link deliveryNonce} (a webhook started it), {@link afterJobNonce} (the next stage of a job),
+ * {@link commandNonce} (a slash-command started it).
+ */
+export function stageDedupeKey(task: KeyTask, kind: StageKind, nonce: string): string {
+  return `task:${task.id}:run:${task.run}:${kind}:${nonce}`;
+}
+
+/** Nonce of a stage job a webhook delivery starts. */
+export function deliveryNonce(deliveryId: string): string {
+  return `delivery-${deliveryId}`;
+}
+
+/**
+ * Nonce of the stage job a job enqueues next: `<nonce>:after-<job id>` (nonce `1`, or the head
+ * sha for `test`, `review` and `revise`), so a retry of that job cannot enqueue it twice and a
+ * later job never collides with it.
+ */
+export function afterJobNonce(nonce: string, jobId: number): string {
+  return `${nonce}:after-${jobId}`;
+}
+
+/** Nonce of a stage job a slash-command starts. */
+export function commandNonce(commentId: number): string {
+  return `cmd-${commentId}`;
+}
+
+/** Dedupe key of a job a delivery enqueues in the command lane: `delivery:<id>:<kind>` (`intake`, `command`, `tracking`). */
+export function deliveryDedupeKey(deliveryId: string, kind: "intake" | "command" | "tracking"): string {
+  return `delivery:${deliveryId}:${kind}`;
+}

@@ -1,0 +1,288 @@
+import type { Logger } from "pino";
+
+import { parseRepoConfig, REPO_CONFIG_FILE, type RepoConfig } from "../config/repo-config.js";
+import { canWrite } from "../domain/guards.js";
+import {
+  type CommandJobPayload,
+  commandLockKey,
+  deliveryDedupeKey,
+  deliveryNonce,
+  type IntakePayload,
+  issueLockKey,
+  type StageJobPayload,
+  type StageKind,
+  stageDedupeKey,
+} from "../domain/jobs.js";
+import { parseCommand } from "../domain/slash-commands.js";
+import { ENDED_STATES, isResting, isTaskState } from "../domain/task-state.js";
+import type { GitHubPort } from "../ports/github.js";
+import type { Db } from "../store/db.js";
+import { cancelTaskJobs, enqueueJob, jobExistsForDelivery } from "../store/jobs.js";
+import type { Task } from "../store/schema.js";
+import { configColumns, createTask, findTaskByIssue, findTaskByPullRequest, loadTask, newRunFields, setTrackingNote, startNewRun, updateTask } from "../store/tasks.js";
+import type { ClaimedJob, JobResult } from "../worker/worker.js";
+import type { PipelineDeps } from "./pipeline-deps.js";
+import { issueClosedNote, TRACKING_NOTE } from "./reporter.js";
+
+/** A claimed `intake` job. */
+export type IntakeJob = ClaimedJob & { data: { kind: "intake"; payload: IntakePayload } };
+
+/** What the intake step decided, logged as `outcome` (the webhook's own outcome was `enqueued`). */
+export type IntakeOutcome = "enqueued" | "not_trigger_label" | "no_permission" | "already_running" | "not_a_command" | "no_task" | "ignored";
+
+/**
+ * The first step of a delivery that needs GitHub: the checks a webhook handler may not make
+ * (they are outbound requests, and GitHub gives up on a delivery after 10 s) — the repository
+ * config and the trigger-label decision, the sender's permission
+ * (`GET /repos/{owner}/{repo}/collaborators/{username}/permission`), organisation ownership,
+ * the 👀 reaction — then the task and the job that does the work. Same outcomes as when the
+ * handlers made these checks themselves; a retried intake never starts a run twice.
+ *
+ * @throws {GitHubApiError} of a failed read (retried by the worker)
+ */
+export async function runIntakeJob(deps: PipelineDeps, job: IntakeJob, log: Logger): Promise<JobResult> {
+  const payload = job.data.payload;
+  const { owner, repo, number } = payload.subject;
+  const github = await deps.github({ installationId: job.installation_id, owner, repo, log });
+  const intake: Intake = { deps, job, github, log: log.child({ intake: payload.event }) };
+  const outcome = await (async (): Promise<IntakeOutcome> => {
+    switch (payload.event) {
+      case "issue_trigger":
+        return issueTrigger(intake, payload);
+      case "comment":
+        return comment(intake, payload);
+      case "issue_closed":
+        return issueClosed(intake, payload);
+      case "review":
+        return review(intake, payload);
+    }
+  })();
+  intake.log.info({ outcome, issue: number }, "intake handled");
+  return {};
+}
+
+interface Intake {
+  deps: PipelineDeps;
+  job: IntakeJob;
+  github: GitHubPort;
+  log: Logger;
+}
+
+type PayloadOf<E extends IntakePayload["event"]> = Extract<IntakePayload, { event: E }>;
+
+/**
+ * Reads `.github/mission-control.yml` from the default branch. An invalid file — YAML that does
+ * not parse, or a key the schema refuses — is **not** used: the result carries its problems,
+ * the task stores them, and every stage that would call a model stops first (`blocked`, the
+ * problems posted once on the issue). The config returned alongside is the defaults with the
+ * file's `trigger_label` when that key is valid.
+ *
+ * @throws the HTTP error of a failed read (5xx, rate limit): the job is retried
+ */
+export async function readRepoConfig(github: GitHubPort, log: Logger): Promise<{ config: RepoConfig; problems: string[] }> {
+  let raw: unknown;
+  try {
+    raw = await github.readConfigFile(REPO_CONFIG_FILE);
+  } catch (err) {
+    // The config plugin throws on YAML it cannot parse; HTTP errors still propagate.
+    if (typeof (err as { status?: unknown }).status === "number") throw err;
+    log.warn({ err }, `unreadable .github/${REPO_CONFIG_FILE}; work stops until it is fixed`);
+    return { config: parseRepoConfig(null).config, problems: [`the file is not valid YAML: ${(err as Error).message.slice(0, 200)}`] };
+  }
+  const result = parseRepoConfig(raw);
+  if (result.problems.length > 0) log.warn({ problems: result.problems }, `invalid .github/${REPO_CONFIG_FILE}; work stops until it is fixed`);
+  return result;
+}
+
+async function senderCanWrite(github: GitHubPort, login: string): Promise<boolean> {
+  const answer = await github.getRepositoryPermission(login);
+  return canWrite({ permission: answer.permission, role_name: answer.roleName });
+}
+
+/** Enqueues a stage job a delivery starts, on the issue's lane (`task:<id>:run:<run>:<kind>:delivery-<id>`). */
+async function enqueueStage(trx: Db, intake: Intake, task: Task, kind: StageKind, payload: StageJobPayload & Record<string, unknown>): Promise<void> {
+  const deliveryId = intake.job.delivery_id ?? `job-${intake.job.id}`;
+  await enqueueJob(trx, {
+    kind,
+    taskId: task.id,
+    installationId: task.installation_id,
+    lockKey: issueLockKey({ owner: task.owner, repo: task.repo, issueNumber: task.issue_number }),
+    dedupeKey: stageDedupeKey(task, kind, deliveryNonce(deliveryId)),
+    deliveryId: intake.job.delivery_id,
+    payload,
+    maxAttempts: intake.deps.maxAttempts,
+  });
+}
+
+/** The trigger label, or a new issue carrying it: a new run (stored task, `plan` enqueued) when a writer asked. */
+async function issueTrigger(intake: Intake, p: PayloadOf<"issue_trigger">): Promise<IntakeOutcome> {
+  const { deps, job, github } = intake;
+  const { config, problems } = await readRepoConfig(github, intake.log);
+  if (!p.labels.includes(config.trigger_label)) return "not_trigger_label";
+  if (!(await senderCanWrite(github, p.sender.login))) return "no_permission";
+  const { owner, repo, number } = p.subject;
+  const now = Date.now();
+  return deps.db.transaction().execute(async (trx) => {
+    // A retry of this intake after its run started must not start another one.
+    if (job.delivery_id && (await jobExistsForDelivery(trx, job.delivery_id, "plan"))) return "enqueued";
+    const existing = await findTaskByIssue(trx, owner, repo, number);
+    if (existing && isTaskState(existing.stage) && !isResting(existing.stage)) return "already_running";
+    const snapshot = {
+      installation_id: job.installation_id,
+      clone_url: p.subject.cloneUrl,
+      default_branch: p.subject.defaultBranch,
+      ...configColumns(config, problems),
+      // What the maintainer saw when labelling: the agents read this copy, never a later edit.
+      issue_title: p.issue.title,
+      issue_body: p.issue.body,
+    };
+    const starter = { login: p.sender.login, id: p.sender.id };
+    const task = existing
+      ? await startNewRun(trx, existing.id, starter, snapshot, now)
+      : await createTask(trx, { ...snapshot, ...newRunFields(starter, now), owner, repo, issue_number: number, run: 1, stage: "new", created_at: now });
+    await enqueueStage(trx, intake, task, "plan", { triggeredAt: p.receivedAt, actor: p.sender.login });
+    return "enqueued";
+  });
+}
+
+/** Commands that (re)start work read the repository config as it is now on the default branch. */
+const RESTARTING_COMMANDS = new Set(["plan", "code", "retry", "approve", "test", "review"]);
+
+/** A slash-command from a writer: 👀, then the `command` job (in the command lane). */
+async function comment(intake: Intake, p: PayloadOf<"comment">): Promise<IntakeOutcome> {
+  const { deps, job, github, log } = intake;
+  const bot = await github.getBotIdentity();
+  const slug = bot.login.replace(/\[bot\]$/, "");
+  const parsed = parseCommand(p.body, slug);
+  if (!parsed) return "not_a_command";
+  if (!(await senderCanWrite(github, p.sender.login))) {
+    log.info({ sender: p.sender.login }, "command from a sender without write permission ignored");
+    return "no_permission";
+  }
+  const name = parsed.kind === "command" ? parsed.name : "help";
+  const args = parsed.kind === "command" ? parsed.args : "";
+  let orgOwner = false;
+  if (name === "stop" && args === "all") {
+    orgOwner = await github.isOrganisationOwner(p.sender.login);
+    if (!orgOwner) {
+      await github.addReaction(p.commentId, "confused");
+      return "no_permission";
+    }
+  } else if (name === "retry") {
+    orgOwner = await github.isOrganisationOwner(p.sender.login);
+  }
+  await github.addReaction(p.commentId, "eyes");
+  const { config, problems } = await readRepoConfig(github, log);
+  const { owner, repo, number } = p.subject;
+  const now = Date.now();
+  await deps.db.transaction().execute(async (trx) => {
+    let task = (p.isPullRequest ? await findTaskByPullRequest(trx, owner, repo, number) : undefined) ?? (await findTaskByIssue(trx, owner, repo, number));
+    task ??= await createTask(trx, {
+      installation_id: job.installation_id,
+      owner,
+      repo,
+      issue_number: number,
+      run: 1,
+      stage: "new",
+      triggered_by: p.sender.login,
+      triggered_by_id: p.sender.id,
+      clone_url: p.subject.cloneUrl,
+      default_branch: p.subject.defaultBranch,
+      ...configColumns(config, problems),
+      pr_number: p.isPullRequest ? number : null,
+      created_at: now,
+      updated_at: now,
+    });
+    if (RESTARTING_COMMANDS.has(name)) task = await updateTask(trx, task.id, configColumns(config, problems));
+    const command: CommandJobPayload = {
+      name,
+      args,
+      commentId: p.commentId,
+      subjectNumber: number,
+      isPullRequest: p.isPullRequest,
+      actor: p.sender.login,
+      actorId: p.sender.id,
+      actorIsOrgOwner: orgOwner,
+      appSlug: slug,
+      triggeredAt: p.receivedAt,
+      // The issue as the maintainer saw it when commenting (not a pull request's title and body).
+      issue: p.isPullRequest ? null : p.issue,
+    };
+    await enqueueJob(trx, {
+      kind: "command",
+      taskId: task.id,
+      installationId: job.installation_id,
+      lockKey: commandLockKey({ owner, repo, issueNumber: task.issue_number }),
+      dedupeKey: deliveryDedupeKey(job.delivery_id ?? `job-${job.id}`, "command"),
+      deliveryId: job.delivery_id,
+      payload: command,
+      maxAttempts: deps.maxAttempts,
+    });
+  });
+  log.info({ command: name, known: parsed.kind === "command" }, "command accepted");
+  return "enqueued";
+}
+
+/**
+ * An issue closed by a person. Only a closer with write permission cancels the run; an issue
+ * closed by merging the app's pull request is left to `pull_request.closed`; anyone else's close
+ * leaves the run going, with a note in the tracking comment.
+ */
+async function issueClosed(intake: Intake, p: PayloadOf<"issue_closed">): Promise<IntakeOutcome> {
+  const { deps, job, github } = intake;
+  if (job.task_id === null) return "no_task";
+  const closer = p.sender.login;
+  const writer = await senderCanWrite(github, closer);
+  const current = await loadTask(deps.db, job.task_id);
+  if (!writer && current.pr_number && (await pullRequestMerged(github, current.pr_number))) return "ignored";
+  return deps.db.transaction().execute(async (trx): Promise<IntakeOutcome> => {
+    const task = await loadTask(trx, current.id);
+    if (isTaskState(task.stage) && ENDED_STATES.has(task.stage)) return "no_task";
+    if (task.stage === "ready_for_merge") return "ignored";
+    if (!writer) {
+      await setTrackingNote(trx, task.id, TRACKING_NOTE.issueClosed, issueClosedNote(closer));
+      // Re-rendered in the command lane, so the note shows while a stage runs.
+      await enqueueJob(trx, {
+        kind: "tracking",
+        taskId: task.id,
+        installationId: task.installation_id,
+        lockKey: commandLockKey({ owner: task.owner, repo: task.repo, issueNumber: task.issue_number }),
+        dedupeKey: deliveryDedupeKey(job.delivery_id ?? `job-${job.id}`, "tracking"),
+        deliveryId: job.delivery_id,
+        payload: { actor: closer },
+        maxAttempts: deps.maxAttempts,
+      });
+      intake.log.info({ closer }, "issue closed by someone without write permission: the run continues");
+      return "no_permission";
+    }
+    await cancelTaskJobs(trx, task.id);
+    await enqueueStage(trx, intake, task, "cancel", { actor: closer, reason: `The issue was closed by @${closer}.` });
+    return "enqueued";
+  });
+}
+
+/** `true` when pull request `number` is merged (`GET /repos/{owner}/{repo}/pulls/{pull_number}`; a 404 is `false`). */
+async function pullRequestMerged(github: GitHubPort, number: number): Promise<boolean> {
+  try {
+    return (await github.getPullRequest(number)).merged;
+  } catch (err) {
+    if ((err as { status?: number }).status === 404) return false;
+    throw err;
+  }
+}
+
+/** A writer's review of the app's pull request: a revision, or (approval, `auto_merge`) a merge check. */
+async function review(intake: Intake, p: PayloadOf<"review">): Promise<IntakeOutcome> {
+  const { deps, job, github } = intake;
+  if (job.task_id === null) return "no_task";
+  if (!(await senderCanWrite(github, p.sender.login))) return "no_permission";
+  const task = await loadTask(deps.db, job.task_id);
+  await deps.db.transaction().execute(async (trx) => {
+    if (p.state === "approved") return enqueueStage(trx, intake, task, "merge", { actor: p.sender.login });
+    return enqueueStage(trx, intake, task, "revise", {
+      actor: p.sender.login,
+      feedback: { source: "review", reviewId: p.reviewId, requestedBy: p.sender.login },
+    });
+  });
+  return "enqueued";
+}

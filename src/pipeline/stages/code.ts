@@ -1,0 +1,151 @@
+/**
+ * The code stage: the Coder implements the plan (or revises the pull request) on the run's
+ * branch, and this module opens or finds the pull request and replies after a revision.
+ */
+import { branchName, type CoderInput, type CoderResult, type CoderWorkspace, implementChanges, pullRequestBody, type RevisionFeedback, revisionReply } from "../../agents/coder.js";
+import type { AgentRuntime } from "../../agents/context.js";
+import { APP_ACTOR } from "../../domain/jobs.js";
+import type { BotIdentity, GitHubPort } from "../../ports/github.js";
+import { writeTracking } from "../reporter.js";
+import { prepareWorkspace, pruneWorkspaces, workspaceDir } from "../../workspace/workspaces.js";
+import type { StageContext } from "../stage-context.js";
+import type { StageOutcome } from "../pipeline-deps.js";
+
+
+/**
+ * Runs the Coder, then opens the pull request (`POST /repos/{owner}/{repo}/pulls`, `Closes
+ * #<n>`; a draft when a limit stopped the Coder) unless one is given or an open one exists for
+ * the branch (`GET /repos/{owner}/{repo}/pulls?head=…`).
+ *
+ * @throws {AgentOutputError} when the model changed no file
+ */
+export async function implementIssue(
+  runtime: AgentRuntime,
+  deps: { github: GitHubPort; workspace: CoderWorkspace; bot: BotIdentity },
+  input: CoderInput,
+): Promise<CoderResult> {
+  const { github } = deps;
+  const work = await implementChanges(runtime, { workspace: deps.workspace, bot: deps.bot }, input);
+  let pullRequest = input.pullRequest;
+  if (!pullRequest) {
+    const existing = await github.findPullRequestByBranch(input.branch);
+    pullRequest =
+      existing && existing.state === "open"
+        ? existing
+        : await github.createPullRequest({
+            title: input.issue.title,
+            body: pullRequestBody(input.issue.number, input.plan, work.summary),
+            head: input.branch,
+            base: input.defaultBranch,
+            draft: work.stopped !== null,
+          });
+  }
+  return { ...work, pullRequest };
+}
+
+/**
+ * Replies on the pull request after a revision: what changed and at which commit. One comment
+ * per head sha (`ensureComment`, topic `revision:<sha>`), so a retried job does not reply twice.
+ */
+export async function replyToRevision(github: GitHubPort, pullNumber: number, result: CoderResult, feedback: RevisionFeedback): Promise<void> {
+  await github.ensureComment({ issueNumber: pullNumber, topic: `revision:${result.headSha}`, body: revisionReply(result, feedback) });
+}
+
+/**
+ * `code`: state `coding`. The issue's clone is prepared, the run's branch (`mc/issue-<n>-<slug>`,
+ * `-run<k>` for run k > 1) checked out, the Coder implements the plan (or the revision), and the
+ * pull request is opened or found. Next: `test` (nonce: the head sha), or `blocked` at a Coder limit.
+ */
+export async function codeStage(ctx: StageContext, given: RevisionFeedback | null): Promise<StageOutcome> {
+  const notes = ctx.notes();
+  const feedback: RevisionFeedback | null =
+    given ?? (notes && ctx.task.pr_number ? { source: "command", text: notes.text, comments: [], requestedBy: notes.author } : null);
+  if (!ctx.task.started_at) await ctx.save({ started_at: Date.now() });
+  if (ctx.task.stage !== "coding") {
+    if (feedback && ctx.task.stage !== "changes_requested") await ctx.move("changes_requested", `revision requested (${feedback.source})`);
+    await ctx.move("coding", feedback ? `revising after ${feedback.source}` : "implementation started");
+  }
+  const task = ctx.task;
+  const config = ctx.config;
+  const issue = await ctx.issueForPrompt();
+  // Each run gets its own branch, so a new run never builds on a merged or abandoned one.
+  const branch = task.branch ?? `${branchName(task.issue_number, issue.title)}${task.run > 1 ? `-run${task.run}` : ""}`;
+  const dir = workspaceDir(ctx.deps.workspacesDir, task.owner, task.repo, task.issue_number);
+  await pruneWorkspaces(ctx.deps.workspacesDir, ctx.deps.workspacesMaxBytes, new Set([dir])).catch((err: unknown) =>
+    ctx.log.warn({ err }, "pruning workspaces failed"),
+  );
+  const { workspace } = await prepareWorkspace({
+    dir,
+    cloneUrl: task.clone_url,
+    token: await ctx.github.createGitToken(),
+    defaultBranch: task.default_branch,
+    branch,
+    settings: ctx.deps.git,
+  });
+  const onBranch = await workspace.remoteBranchExists(branch);
+  if (!onBranch) await workspace.createBranch(branch);
+  await ctx.save({ branch });
+
+  const plan = ctx.plan();
+  const existingPr = task.pr_number ? await ctx.github.getPullRequest(task.pr_number) : await ctx.github.findPullRequestByBranch(branch);
+  const openPr = existingPr && existingPr.state === "open" ? existingPr : null;
+
+  // Resumed after an interruption: this run's branch already carries the Coder's commits but no PR was recorded.
+  if (!feedback && !task.pr_number && onBranch && (await workspace.commitsAhead(`origin/${task.default_branch}`)) > 0) {
+    const pr =
+      openPr ??
+      (await ctx.github.createPullRequest({
+        title: issue.title,
+        body: pullRequestBody(task.issue_number, plan, "_(resumed: the branch was pushed by an earlier attempt)_"),
+        head: branch,
+        base: task.default_branch,
+        draft: false,
+      }));
+    await ctx.save({ pr_number: pr.number, pr_url: pr.htmlUrl, head_sha: pr.headSha });
+    ctx.log.info({ pr: pr.number }, "resumed: branch already pushed, pull request ensured");
+    ctx.task = await writeTracking(ctx.deps.db, ctx.github, ctx.task);
+    return ctx.next("test", {}, pr.headSha);
+  }
+
+  const ceilings = ctx.deps.coderCeilings;
+  const sandbox = ctx.deps.sandbox(workspace.root);
+  const result = await implementIssue(
+    ctx.runtime("coder"),
+    { github: ctx.github, workspace, bot: await ctx.github.getBotIdentity() },
+    {
+      issue,
+      plan,
+      defaultBranch: task.default_branch,
+      branch,
+      pullRequest: openPr,
+      feedback,
+      notes: !feedback && notes ? notes : null,
+      limits: {
+        maxTurns: Math.min(config.coder.max_turns, ceilings.maxTurns),
+        maxTokens: config.coder.max_tokens,
+        maxOutputTokens: Math.min(config.coder.max_output_tokens, ceilings.maxOutputTokens),
+        maxMs: Math.min(config.coder.max_minutes, ceilings.maxMinutes) * 60_000,
+      },
+      protectedPaths: config.protected_paths,
+      protectedPathsApproved: Boolean(task.approved_by),
+      coAuthor: task.triggered_by && task.triggered_by !== APP_ACTOR ? { login: task.triggered_by, id: task.triggered_by_id } : null,
+      runCommand: async (command) => {
+        const outcome = await sandbox(command, { timeoutMs: config.test.timeout_minutes * 60_000, network: false, signal: ctx.signal });
+        const log = `${outcome.stdout}\n${outcome.stderr}`.trim().split("\n").slice(-80).join("\n");
+        return `exit code: ${outcome.exitCode ?? "killed"}${outcome.timedOut ? " (timed out)" : ""}, ${(outcome.durationMs / 1000).toFixed(1)} s\n${log}`;
+      },
+    },
+  );
+  await ctx.save({ pr_number: result.pullRequest.number, pr_url: result.pullRequest.htmlUrl, head_sha: result.headSha });
+  ctx.log.info({ pr: result.pullRequest.number, branch, turns: result.turns, stopped: result.stopped?.limit }, "coder finished");
+
+  if (feedback && result.changedFiles.length > 0) await replyToRevision(ctx.github, result.pullRequest.number, result, feedback);
+  if (result.stopped) {
+    await ctx.move("blocked", `coder limit: ${result.stopped.limit}`, {
+      blocked_reason: `${result.stopped.message} The work so far is pushed to \`${branch}\` (pull request #${result.pullRequest.number}${result.pullRequest.draft ? ", a draft" : ""}); it is not done. Comment \`/code <instructions>\` to continue.`,
+    });
+    return {};
+  }
+  ctx.task = await writeTracking(ctx.deps.db, ctx.github, ctx.task);
+  return ctx.next("test", {}, result.headSha);
+}

@@ -1,0 +1,59 @@
+import { IllegalTransitionError } from "../domain/errors.js";
+import { canTransition, isTaskState, RESTING_STATES, type TaskState } from "../domain/task-state.js";
+import type { DbOrTrx } from "./db.js";
+import type { Task, Transition } from "./schema.js";
+
+/**
+ * Moves a task to `to`, recording the transition (from, to, reason, actor, time) in the same
+ * transaction that updates the task. Moving to the state the task is already in is a no-op.
+ * Entering a resting state sets `finished_at`; any other state clears it.
+ *
+ * @param actor - GitHub login of the person, or `mission-control` for the app itself
+ * @returns the task as updated
+ * @throws {IllegalTransitionError} for a transition `TRANSITIONS` does not allow; nothing is written
+ */
+export async function transition(
+  db: DbOrTrx,
+  taskId: number,
+  to: TaskState,
+  details: { reason: string; actor: string; now?: number },
+): Promise<Task> {
+  const now = details.now ?? Date.now();
+  return db.transaction().execute(async (trx) => {
+    const task = await trx.selectFrom("tasks").selectAll().where("id", "=", taskId).executeTakeFirstOrThrow();
+    const from = isTaskState(task.stage) ? task.stage : null;
+    if (from === to) return task;
+    if (!canTransition(from, to)) throw new IllegalTransitionError(taskId, from, to);
+    await trx
+      .insertInto("transitions")
+      .values({ task_id: taskId, from_state: from, to_state: to, reason: details.reason.slice(0, 500), actor: details.actor, created_at: now })
+      .execute();
+    const resting = RESTING_STATES.has(to);
+    return trx
+      .updateTable("tasks")
+      .set({ stage: to, updated_at: now, ...(resting ? { finished_at: now } : { finished_at: null }) })
+      .where("id", "=", taskId)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  });
+}
+
+/** A task's transitions, oldest first. */
+export async function transitionsOf(db: DbOrTrx, taskId: number): Promise<Transition[]> {
+  return db.selectFrom("transitions").selectAll().where("task_id", "=", taskId).orderBy("id").execute();
+}
+
+/**
+ * The state the task was in before it last entered `state` (the stage a stopped task stopped
+ * in), or `null` when it never entered it or came from no state.
+ */
+export async function stateBefore(db: DbOrTrx, taskId: number, state: TaskState): Promise<TaskState | null> {
+  const last = await db
+    .selectFrom("transitions")
+    .select("from_state")
+    .where("task_id", "=", taskId)
+    .where("to_state", "=", state)
+    .orderBy("id", "desc")
+    .executeTakeFirst();
+  return isTaskState(last?.from_state) ? last.from_state : null;
+}
