@@ -9,7 +9,8 @@ import tseslint from "typescript-eslint";
 
 export default defineConfig(
   {
-    ignores: ["node_modules/", "dist/", "coverage/", "data/", "test/fixtures/"],
+    // scratch/ holds local, untracked files (ignored by git too).
+    ignores: ["node_modules/", "dist/", "coverage/", "data/", "test/fixtures/", "scratch/"],
   },
   {
     linterOptions: { reportUnusedDisableDirectives: "error" },

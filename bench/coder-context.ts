@@ -59,10 +59,7 @@ const ISSUE: IssueForPrompt = {
 const PLAN: Plan = {
   summary: "Add a `dropBuild` option to coerce(): with includePrerelease, omit the build metadata when it is set.",
   files_to_change: [{ path: "functions/coerce.js", reason: "honour options.dropBuild when building the coerced version string" }],
-  steps: [
-    "In functions/coerce.js, leave the `+build` suffix out when options.dropBuild is true.",
-    "Document the option in a comment above coerce().",
-  ],
+  steps: ["In functions/coerce.js, leave the `+build` suffix out when options.dropBuild is true.", "Document the option in a comment above coerce()."],
   definition_of_done: [
     "coerce('v2.4.1-rc.3+sha.5114f85', { includePrerelease: true, dropBuild: true }) returns 2.4.1-rc.3",
     "Without dropBuild the result is unchanged",
@@ -101,12 +98,12 @@ class RecordingLlm implements Llm {
   constructor(script: ScriptedBlock[][]) {
     this.#script = script;
   }
-  async createMessage(request: MessageRequest): Promise<Message> {
+  createMessage(request: MessageRequest): Promise<Message> {
     // A deep copy at call time: the loop reuses and later changes some of these objects.
     this.requests.push(JSON.parse(JSON.stringify(request)) as MessageRequest);
     const turn = this.#script[this.requests.length - 1];
-    if (!turn) throw new Error(`no scripted turn ${this.requests.length}`);
-    return reply(turn);
+    if (!turn) return Promise.reject(new Error(`no scripted turn ${this.requests.length}`));
+    return Promise.resolve(reply(turn));
   }
 }
 
@@ -161,8 +158,7 @@ function blockText(block: Record<string, unknown>): string {
 
 function segmentsOf(request: MessageRequest): Segment[] {
   const segments: Segment[] = [];
-  const push = (key: string, text: string, breakpoint: boolean) =>
-    segments.push({ key, tokens: estimateTokens(text), breakpoint, block: segments.length });
+  const push = (key: string, text: string, breakpoint: boolean) => segments.push({ key, tokens: estimateTokens(text), breakpoint, block: segments.length });
   for (const tool of request.tools ?? []) {
     const json = JSON.stringify(withoutCacheControl(tool));
     push(`tool:${json}`, json, "cache_control" in tool && tool.cache_control != null);
@@ -281,9 +277,7 @@ async function main(): Promise<void> {
     const requests = await recordRequests(workspace, firstUserTurn(`<repository_map>\n${map.text}\n</repository_map>`), SESSION);
     if (requests.length !== SESSION.length) throw new Error(`expected ${SESSION.length} requests, got ${requests.length}`);
     const lastMessages = requests.at(-1)!.messages;
-    const errors = lastMessages.flatMap((m) =>
-      typeof m.content === "string" ? [] : m.content.filter((b) => b.type === "tool_result" && b.is_error === true),
-    );
+    const errors = lastMessages.flatMap((m) => (typeof m.content === "string" ? [] : m.content.filter((b) => b.type === "tool_result" && b.is_error === true)));
     if (errors.length > 0) throw new Error(`a scripted tool call failed: ${JSON.stringify(errors)}`);
     const diff = gitSync(root, ["diff", "--stat"]).trim();
     if (!diff.includes("functions/coerce.js")) throw new Error("the scripted edits did not change functions/coerce.js");

@@ -17,11 +17,15 @@ import { estimateInputTokens, estimateWorstCaseUsd } from "../src/domain/budget-
 import { reserve } from "../src/store/budgets.js";
 import { migrateToLatest, openDatabase } from "../src/store/db.js";
 import { PriceTable } from "../src/domain/pricing.js";
-import { createWorld, labeledPayload, SECRET, scriptHappyPath } from "../test/e2e/scenario.js";
+import { commentPayload } from "../test/e2e/command-helpers.js";
+import { createWorld, GHE_HOST, labeledPayload, SECRET, scriptHappyPath } from "../test/e2e/scenario.js";
 import { freePort, startApp, TEST_PRIVATE_KEY, TEST_WEBHOOK_SECRET, tempDir } from "../test/helpers/app-harness.js";
 import { deliver } from "../test/helpers/webhooks.js";
 
 const DELIVERIES = 500;
+const SLOW_DELIVERIES = 200;
+const SLOW_IN_FLIGHT = 10;
+const GITHUB_DELAY_MS = 2_500;
 const IN_FLIGHT = 50;
 const WARM_UP = 50;
 const LEDGER_OPERATIONS = 1000;
@@ -35,17 +39,22 @@ interface LoadResult {
   throughput: number;
   p50: number;
   p99: number;
+  max: number;
 }
 
-/** Sends `count` signed deliveries with `inFlight` at a time; latency per delivery in ms. */
-async function load(url: string, cloneUrl: string, count: number, inFlight: number, firstIssue: number): Promise<LoadResult> {
+/** A delivery to send: its event name and payload, for delivery number `i`. */
+type DeliveryFactory = (i: number) => { event: string; payload: unknown };
+
+/** Sends `count` signed deliveries with `inFlight` at a time; acknowledgement latency per delivery in ms. */
+async function load(url: string, make: DeliveryFactory, count: number, inFlight: number, first: number): Promise<LoadResult> {
   const times: number[] = [];
   let next = 0;
   const started = performance.now();
   await Promise.all(
     Array.from({ length: inFlight }, async () => {
       for (let i = next++; i < count; i = next++) {
-        const r = await deliver(url, { event: "issues", payload: labeledPayload({ cloneUrl, issue: firstIssue + i }), secret: SECRET });
+        // noWait: only the acknowledgement is measured, not the intake job that follows it.
+        const r = await deliver(url, { ...make(first + i), secret: SECRET, noWait: true });
         if (r.status >= 300) throw new Error(`delivery answered ${r.status}: ${r.body}`);
         times.push(r.elapsedMs);
       }
@@ -53,28 +62,60 @@ async function load(url: string, cloneUrl: string, count: number, inFlight: numb
   );
   const seconds = (performance.now() - started) / 1000;
   times.sort((a, b) => a - b);
-  return { throughput: count / seconds, p50: percentile(times, 50), p99: percentile(times, 99) };
+  return { throughput: count / seconds, p50: percentile(times, 50), p99: percentile(times, 99), max: times.at(-1) ?? Number.NaN };
 }
 
-async function missionControlAck(): Promise<LoadResult> {
+const labeled =
+  (cloneUrl: string): DeliveryFactory =>
+  (i) => ({ event: "issues", payload: labeledPayload({ cloneUrl, issue: i }) });
+/** A comment that is neither a command nor a mention: noise the app must shrug off. */
+const noise =
+  (cloneUrl: string): DeliveryFactory =>
+  (i) => ({ event: "issue_comment", payload: commentPayload({ cloneUrl, issue: i, body: "Thanks, that looks right to me." }).payload });
+
+/**
+ * Mission Control's acknowledgement of `make`'s deliveries, `inFlight` at a time. With
+ * `githubDelayMs`, every GitHub request the app makes meanwhile (its intake jobs run) is answered
+ * only after that many milliseconds.
+ */
+async function missionControlAck(
+  make: (cloneUrl: string) => DeliveryFactory,
+  options: { count: number; inFlight: number; githubDelayMs?: number; expectJobs?: boolean },
+): Promise<LoadResult> {
   const dirs = tempDir();
   const world = createWorld();
-  const app = await startApp({ databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "ws"), startWorker: false, env: { LOG_LEVEL: "warn" } });
+  if (options.githubDelayMs !== undefined) {
+    // Replaces the fake GitHub: every request waits, then finds nothing.
+    world.github.stop();
+    for (const method of ["GET", "POST", "PATCH", "PUT", "DELETE"]) {
+      nock(`https://${GHE_HOST}`).persist().intercept(/.*/, method).delay(options.githubDelayMs).reply(404, { message: "Not Found" });
+    }
+  }
+  const app = await startApp({
+    databasePath: path.join(dirs.dir, "mc.sqlite"),
+    workspacesDir: path.join(dirs.dir, "ws"),
+    startWorker: options.githubDelayMs !== undefined,
+    env: { LOG_LEVEL: "warn" },
+  });
   try {
-    await load(app.url, world.bare, WARM_UP, IN_FLIGHT, 100_000);
-    const result = await load(app.url, world.bare, DELIVERIES, IN_FLIGHT, 1_000);
-    const jobs = await app.db.selectFrom("jobs").select("id").execute();
-    if (jobs.length !== DELIVERIES + WARM_UP) throw new Error(`expected ${DELIVERIES + WARM_UP} jobs, found ${jobs.length}`);
+    await load(app.url, make(world.bare), WARM_UP, options.inFlight, 100_000);
+    const result = await load(app.url, make(world.bare), options.count, options.inFlight, 1_000);
+    if (options.expectJobs) {
+      const deliveries = await app.db.selectFrom("deliveries").select("delivery_id").execute();
+      if (deliveries.length !== options.count + WARM_UP) throw new Error(`expected ${options.count + WARM_UP} recorded deliveries, found ${deliveries.length}`);
+    }
     return result;
   } finally {
     await app.stop(0);
     world.github.stop();
     world.anthropic.stop();
+    nock.cleanAll();
     dirs.cleanup();
   }
 }
 
-async function bareProbotAck(): Promise<LoadResult> {
+/** A bare Probot app with one no-op handler for the same event, as the baseline. */
+async function bareProbotAck(make: (cloneUrl: string) => DeliveryFactory, event: "issues.labeled" | "issue_comment.created"): Promise<LoadResult> {
   const port = await freePort();
   const log = pino({ level: "warn" });
   const server = new Server({
@@ -85,13 +126,13 @@ async function bareProbotAck(): Promise<LoadResult> {
     enableStaticFiles: false,
   });
   await server.load((app) => {
-    app.on("issues.labeled", async () => {});
+    app.on(event, async () => {});
   });
   await server.start();
   try {
     const url = `http://127.0.0.1:${port}`;
-    await load(url, "/dev/null", WARM_UP, IN_FLIGHT, 100_000);
-    return await load(url, "/dev/null", DELIVERIES, IN_FLIGHT, 1_000);
+    await load(url, make("/dev/null"), WARM_UP, IN_FLIGHT, 100_000);
+    return await load(url, make("/dev/null"), DELIVERIES, IN_FLIGHT, 1_000);
   } finally {
     await server.stop();
   }
@@ -135,7 +176,19 @@ async function ledgerLatency(): Promise<{ p50: number; p99: number }> {
       await db.transaction().execute(async (trx) => {
         await trx
           .insertInto("llm_usage")
-          .values({ ...usage, created_at: Date.now(), installation_id: 1, repository: "o/r", subject_number: 1, task_id: task.id, job_id: null, agent: "coder", model: "claude-sonnet-5-5", cost_usd: prices.costUsd("claude-sonnet-5-5", usage), request_id: null })
+          .values({
+            ...usage,
+            created_at: Date.now(),
+            installation_id: 1,
+            repository: "o/r",
+            subject_number: 1,
+            task_id: task.id,
+            job_id: null,
+            agent: "coder",
+            model: "claude-sonnet-5-5",
+            cost_usd: prices.costUsd("claude-sonnet-5-5", usage),
+            request_id: null,
+          })
           .execute();
         await trx.updateTable("budget_reservations").set({ status: "settled", settled_at: Date.now() }).where("id", "=", reservation.id).execute();
       });
@@ -182,8 +235,14 @@ async function pipelineWallTime(): Promise<number[]> {
 async function main(): Promise<void> {
   nock.disableNetConnect();
   nock.enableNetConnect((host) => /^(127\.0\.0\.1|localhost)(:\d+)?$/.test(host));
-  const bare = await bareProbotAck();
-  const mc = await missionControlAck();
+  // Trigger deliveries at 50 in flight, against a bare app in the same run.
+  const bare = await bareProbotAck(labeled, "issues.labeled");
+  const mc = await missionControlAck(labeled, { count: DELIVERIES, inFlight: IN_FLIGHT, expectJobs: true });
+  // Noise: comments that are neither a command nor a mention.
+  const bareNoise = await bareProbotAck(noise, "issue_comment.created");
+  const mcNoise = await missionControlAck(noise, { count: DELIVERIES, inFlight: IN_FLIGHT });
+  // A slow GitHub: every request answered after 2.5 s, while the intake jobs make theirs.
+  const slow = await missionControlAck(labeled, { count: SLOW_DELIVERIES, inFlight: SLOW_IN_FLIGHT, githubDelayMs: GITHUB_DELAY_MS });
   const ledger = await ledgerLatency();
   const pipeline = await pipelineWallTime();
   const ms = (n: number) => `${n.toFixed(1)} ms`;
@@ -193,16 +252,37 @@ async function main(): Promise<void> {
 Machine: ${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}, Node ${process.version}.
 Date: ${new Date().toISOString().slice(0, 10)}. Everything runs in one process on loopback; GitHub and Anthropic are nock fakes; git and SQLite are real.
 
-## Webhook acknowledgement: Mission Control versus a bare Probot app
+## Webhook acknowledgement
 
-${DELIVERIES} signed \`issues.labeled\` deliveries, ${IN_FLIGHT} in flight, after ${WARM_UP} warm-up deliveries, measured in the same run.
-Mission Control's handler reads the repository config (2 REST calls, 404), checks the sender's permission (1 REST call) and enqueues a job in SQLite; the bare app has one no-op handler.
+Every delivery is signed and sent over loopback; the time is from the request to the answer. A
+Mission Control handler makes no outbound request: it records the delivery, applies the checks
+that need only the payload, and enqueues an intake job (permission, repository config, reaction
+and trigger decision happen there). Baseline: a bare Probot app with one no-op handler for the
+same event, measured in the same run.
+
+### Trigger deliveries: ${DELIVERIES} \`issues.labeled\`, ${IN_FLIGHT} in flight, after ${WARM_UP} warm-up deliveries
 
 | app | throughput | p50 | p99 |
 |---|---|---|---|
 | bare Probot (no-op handler) | ${bare.throughput.toFixed(0)} deliveries/s | ${ms(bare.p50)} | ${ms(bare.p99)} |
 | Mission Control | ${mc.throughput.toFixed(0)} deliveries/s | ${ms(mc.p50)} | ${ms(mc.p99)} |
 | ratio (Mission Control / bare) | ${(mc.throughput / bare.throughput).toFixed(2)}× | ${(mc.p50 / bare.p50).toFixed(2)}× | ${(mc.p99 / bare.p99).toFixed(2)}× |
+
+### Noise: ${DELIVERIES} \`issue_comment.created\` without a command or mention, ${IN_FLIGHT} in flight
+
+| app | throughput | p50 | p99 |
+|---|---|---|---|
+| bare Probot (no-op handler) | ${bareNoise.throughput.toFixed(0)} deliveries/s | ${ms(bareNoise.p50)} | ${ms(bareNoise.p99)} |
+| Mission Control | ${mcNoise.throughput.toFixed(0)} deliveries/s | ${ms(mcNoise.p50)} | ${ms(mcNoise.p99)} |
+| ratio (Mission Control / bare) | ${(mcNoise.throughput / bareNoise.throughput).toFixed(2)}× | ${(mcNoise.p50 / bareNoise.p50).toFixed(2)}× | ${(mcNoise.p99 / bareNoise.p99).toFixed(2)}× |
+
+### A slow GitHub: every request answered after ${GITHUB_DELAY_MS} ms
+
+${SLOW_DELIVERIES} \`issues.labeled\` deliveries, ${SLOW_IN_FLIGHT} in flight, the worker running (its intake jobs wait on GitHub meanwhile). GitHub gives up on a delivery after 10 s.
+
+| p50 | p99 | max |
+|---|---|---|
+| ${ms(slow.p50)} | ${ms(slow.p99)} | ${ms(slow.max)} |
 
 ## Ledger write plus budget check (${LEDGER_OPERATIONS} calls, one SQLite file)
 

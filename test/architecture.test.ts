@@ -35,9 +35,7 @@ function folderOf(rel: string): string {
 const files = sourceFiles(SRC).map((file) => {
   const rel = path.relative(SRC, file);
   const imports = importsOf(file);
-  const local = imports
-    .filter((i) => i.specifier.startsWith("."))
-    .map((i) => path.relative(SRC, path.resolve(path.dirname(file), i.specifier)));
+  const local = imports.filter((i) => i.specifier.startsWith(".")).map((i) => path.relative(SRC, path.resolve(path.dirname(file), i.specifier)));
   return { rel, folder: folderOf(rel), imports, local, text: readFileSync(file, "utf8") };
 });
 const packages = (f: (typeof files)[number]) => f.imports.filter((i) => !i.specifier.startsWith("."));
@@ -49,7 +47,19 @@ const packages = (f: (typeof files)[number]) => f.imports.filter((i) => !i.speci
  */
 const ALLOWED: Record<string, readonly string[]> = {
   main: ["app", "config", "store"],
-  app: ["adapters/anthropic", "adapters/github/inbound", "adapters/github/outbound", "agents", "config", "domain", "pipeline", "ports", "store", "worker", "workspace"],
+  app: [
+    "adapters/anthropic",
+    "adapters/github/inbound",
+    "adapters/github/outbound",
+    "agents",
+    "config",
+    "domain",
+    "pipeline",
+    "ports",
+    "store",
+    "worker",
+    "workspace",
+  ],
   "adapters/github/inbound": ["config", "domain", "store"],
   "adapters/github/outbound": ["domain", "ports"],
   "adapters/anthropic": ["config", "domain", "ports", "store"],
@@ -113,7 +123,11 @@ describe("dependency direction", () => {
   it("the webhook adapter imports no pipeline code (it records and enqueues), and agents import no GitHub adapter", () => {
     const offenders = files.flatMap((f) =>
       f.local
-        .filter((target) => (f.folder === "adapters/github/inbound" && target.startsWith("pipeline")) || (f.folder === "agents" && target.startsWith(`adapters${path.sep}github`)))
+        .filter(
+          (target) =>
+            (f.folder === "adapters/github/inbound" && target.startsWith("pipeline")) ||
+            (f.folder === "agents" && target.startsWith(`adapters${path.sep}github`)),
+        )
         .map((target) => `${f.rel} → ${target}`),
     );
     expect(offenders).toEqual([]);
@@ -122,12 +136,17 @@ describe("dependency direction", () => {
   it("agents never import probot, Octokit, simple-git, better-sqlite3 or kysely", () => {
     const offenders = files
       .filter((f) => f.folder === "agents")
-      .flatMap((f) => packages(f).filter((i) => /^(probot|@octokit\/|simple-git|better-sqlite3|kysely)/.test(i.specifier)).map((i) => `${f.rel} → ${i.specifier}`));
+      .flatMap((f) =>
+        packages(f)
+          .filter((i) => /^(probot|@octokit\/|simple-git|better-sqlite3|kysely)/.test(i.specifier))
+          .map((i) => `${f.rel} → ${i.specifier}`),
+      );
     expect(offenders).toEqual([]);
   });
 
   it("no file in src/agents calls a GitHub write method: agents return results, stages write", () => {
-    const writes = /\.(createComment|updateComment|ensureComment|addLabels|removeLabel|ensureLabel|createPullRequest|createReview|ensureCheckRun|updateCheckRun|addReaction|mergePullRequest)\(/;
+    const writes =
+      /\.(createComment|updateComment|ensureComment|addLabels|removeLabel|ensureLabel|createPullRequest|createReview|ensureCheckRun|updateCheckRun|addReaction|mergePullRequest)\(/;
     const offenders = files.filter((f) => f.folder === "agents" && writes.test(f.text)).map((f) => f.rel);
     expect(offenders).toEqual([]);
   });
@@ -135,7 +154,14 @@ describe("dependency direction", () => {
   it("domain/ has no I/O: it imports only zod and its own files", () => {
     const offenders = files
       .filter((f) => f.folder === "domain")
-      .flatMap((f) => [...packages(f).filter((i) => i.specifier !== "zod").map((i) => i.specifier), ...f.local.filter((t) => folderOf(t) !== "domain")].map((i) => `${f.rel} → ${i}`));
+      .flatMap((f) =>
+        [
+          ...packages(f)
+            .filter((i) => i.specifier !== "zod")
+            .map((i) => i.specifier),
+          ...f.local.filter((t) => folderOf(t) !== "domain"),
+        ].map((i) => `${f.rel} → ${i}`),
+      );
     expect(offenders).toEqual([]);
   });
 });
@@ -146,7 +172,9 @@ describe("one gateway per heavy dependency", () => {
     ["simple-git", "workspace/git.ts"],
     ["better-sqlite3", "store/db.ts"],
   ])("%s is imported at run time by %s only", (dependency, gateway) => {
-    const importers = files.filter((f) => packages(f).some((i) => !i.typeOnly && (i.specifier === dependency || i.specifier.startsWith(`${dependency}/`)))).map((f) => f.rel);
+    const importers = files
+      .filter((f) => packages(f).some((i) => !i.typeOnly && (i.specifier === dependency || i.specifier.startsWith(`${dependency}/`))))
+      .map((f) => f.rel);
     expect(importers).toEqual([gateway]);
   });
 

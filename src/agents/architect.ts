@@ -11,9 +11,7 @@ import type { WorkspaceIndex } from "./tools.js";
 export const Plan = z
   .object({
     summary: z.string().min(1).max(4000),
-    files_to_change: z
-      .array(z.object({ path: z.string().min(1).max(1024), reason: z.string().max(1000) }))
-      .max(100),
+    files_to_change: z.array(z.object({ path: z.string().min(1).max(1024), reason: z.string().max(1000) })).max(100),
     steps: z.array(z.string().min(1).max(2000)).min(1).max(50),
     definition_of_done: z.array(z.string().min(1).max(1000)).min(1).max(30),
     test_plan: z.array(z.string().min(1).max(1000)).min(1).max(30),
@@ -106,7 +104,7 @@ export async function planIssue(
     description: "Submit the implementation plan. Call this exactly once, when the plan is complete.",
     input: Plan,
     terminal: true,
-    run: async () => "Plan received.",
+    run: () => Promise.resolve("Plan received."),
   };
   const { result } = await runToolLoop({
     llm: runtime.llm,

@@ -180,7 +180,12 @@ export async function implementChanges(runtime: AgentRuntime, deps: { workspace:
     : `${input.notes ? `${renderNotes(input.notes)}\n\n` : ""}Implement the plan in this repository with the tools. When you are done, answer with a short summary of what you changed.`;
   const recentSubjects = await workspace.recentSubjects(20);
   // Commit subjects are the repository's text (anyone who got a commit in wrote them): escaped like file names.
-  const style = `Recent commit subjects of this repository, for the style of your commit messages:\n${recentSubjects.slice(0, 8).map((s) => `- ${escapeUntrustedName(s)}`).join("\n") || "- (none)"}`;
+  const style = `Recent commit subjects of this repository, for the style of your commit messages:\n${
+    recentSubjects
+      .slice(0, 8)
+      .map((s) => `- ${escapeUntrustedName(s)}`)
+      .join("\n") || "- (none)"
+  }`;
 
   let summary = "";
   let turns = 0;
@@ -277,6 +282,11 @@ export async function implementChanges(runtime: AgentRuntime, deps: { workspace:
 /** The reply on the pull request after a revision: what changed and at which commit (Markdown, without its marker). */
 export function revisionReply(result: Pick<CoderResult, "headSha" | "changedFiles" | "summary">, feedback: RevisionFeedback): string {
   const files = result.changedFiles.length > 0 ? result.changedFiles.map((f) => `- \`${f}\``).join("\n") : "_No file changed._";
-  const what = feedback.source === "tests" ? "the failing tests" : feedback.source === "review" ? `@${feedback.requestedBy}'s review` : `@${feedback.requestedBy}'s instructions`;
+  const what =
+    feedback.source === "tests"
+      ? "the failing tests"
+      : feedback.source === "review"
+        ? `@${feedback.requestedBy}'s review`
+        : `@${feedback.requestedBy}'s instructions`;
   return `### 🛠️ Revision for ${what}\n\nPushed ${result.headSha.slice(0, 7)}.\n\n${result.summary || "_No summary._"}\n\n**Files changed**\n${files}`;
 }

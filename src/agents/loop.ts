@@ -27,7 +27,8 @@ export interface ToolLoopOptions {
   system: string;
   /** The conversation so far; untrusted data lives in user turns only. */
   messages: MessageParam[];
-  tools: AgentTool<any>[];
+  /** Tools of any input type: the loop parses each call's input with the tool's own `input` schema before `run` sees it. */
+  tools: AgentTool[];
   /** Messages API calls allowed; the call after the last one is never made. */
   maxTurns: number;
   /** `max_tokens` of each call. */
@@ -57,7 +58,7 @@ export interface ToolLoopResult {
 }
 
 /** JSON Schema of a tool's input, as the Messages API expects in `tools[].input_schema`. */
-export function toolDefinitions(tools: readonly AgentTool<any>[]): Tool[] {
+export function toolDefinitions(tools: readonly AgentTool[]): Tool[] {
   return tools.map((tool) => {
     const { $schema: _ignored, ...schema } = z.toJSONSchema(tool.input, { io: "input" }) as Record<string, unknown>;
     return { name: tool.name, description: tool.description, input_schema: schema as Tool["input_schema"] };
@@ -172,13 +173,13 @@ export function trimToolResults(messages: MessageParam[], budgetChars: number): 
   const results: ToolResultBlockParam[] = [];
   messages.slice(0, -1).forEach((message) => {
     if (message.role !== "user" || typeof message.content === "string") return;
-    for (const block of message.content) if (block.type === "tool_result") results.push(block as ToolResultBlockParam);
+    for (const block of message.content) if (block.type === "tool_result") results.push(block);
   });
   const size = (block: ToolResultBlockParam) => (typeof block.content === "string" ? block.content.length : JSON.stringify(block.content ?? "").length);
   let total = results.reduce((sum, block) => sum + size(block), 0);
   const last = messages.at(-1);
   if (last && last.role === "user" && typeof last.content !== "string") {
-    for (const block of last.content) if (block.type === "tool_result") total += size(block as ToolResultBlockParam);
+    for (const block of last.content) if (block.type === "tool_result") total += size(block);
   }
   let removed = 0;
   for (const block of results) {
@@ -200,17 +201,16 @@ export function trimToolResults(messages: MessageParam[], budgetChars: number): 
 function withCacheBreakpoint(messages: MessageParam[]): MessageParam[] {
   return messages.map((message, index) => {
     const isLast = index === messages.length - 1;
-    const blocks: ContentBlockParam[] =
-      typeof message.content === "string" ? [{ type: "text", text: message.content }] : [...message.content];
-    const cleaned = blocks.map((block) => {
+    const blocks: ContentBlockParam[] = typeof message.content === "string" ? [{ type: "text", text: message.content }] : [...message.content];
+    const cleaned = blocks.map((block): ContentBlockParam => {
       if (!("cache_control" in block) || !block.cache_control) return block;
       const { cache_control: _dropped, ...rest } = block;
-      return rest as ContentBlockParam;
+      return rest;
     });
     if (isLast && message.role === "user") {
       const tail = cleaned.at(-1);
       if (tail && tail.type !== "thinking" && tail.type !== "redacted_thinking") {
-        cleaned[cleaned.length - 1] = { ...tail, cache_control: { type: "ephemeral" } } as ContentBlockParam;
+        cleaned[cleaned.length - 1] = { ...tail, cache_control: { type: "ephemeral" } };
       }
     }
     return { ...message, content: cleaned } as MessageParam;

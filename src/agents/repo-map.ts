@@ -14,7 +14,7 @@ import type { WorkspaceIndex } from "./tools.js";
  * Characters per token assumed by {@link estimateTokens}. English prose averages about 4
  * characters per token and code about 3–3.5, so 3.5 errs on the side of over-counting code.
  */
-export const CHARS_PER_TOKEN = 3.5;
+const CHARS_PER_TOKEN = 3.5;
 
 /**
  * A conservative token estimate without a tokenizer: `Math.ceil(text.length / 3.5)`
@@ -237,8 +237,7 @@ function commonJsExportLine(sf: ts.SourceFile, node: ts.ExpressionStatement): st
   const expression = node.expression;
   if (!ts.isBinaryExpression(expression) || expression.operatorToken.kind !== ts.SyntaxKind.EqualsToken) return undefined;
   const isNamed = (node: ts.Expression, name: string) => ts.isIdentifier(node) && node.text === name;
-  const isModuleExports = (node: ts.Expression) =>
-    ts.isPropertyAccessExpression(node) && isNamed(node.expression, "module") && node.name.text === "exports";
+  const isModuleExports = (node: ts.Expression) => ts.isPropertyAccessExpression(node) && isNamed(node.expression, "module") && node.name.text === "exports";
   const left = expression.left;
   let target: string;
   if (isModuleExports(left)) {
@@ -364,9 +363,7 @@ function rankFiles(files: readonly string[], focus: readonly string[]): Ranked[]
   const ranked = files.map((path): Ranked => {
     const depth = path.split("/").length - 1;
     const bare = withoutExtension(path);
-    const isNamed = named.some(
-      (n) => !n.endsWith("/") && (path === n || path.endsWith(`/${n}`) || bare === n || bare.endsWith(`/${n}`)),
-    );
+    const isNamed = named.some((n) => !n.endsWith("/") && (path === n || path.endsWith(`/${n}`) || bare === n || bare.endsWith(`/${n}`)));
     if (isNamed) return { path, tier: 0, score: 0, depth };
     let score = 0;
     for (const n of named) {
@@ -586,11 +583,7 @@ export async function buildRepoMap(workspace: WorkspaceIndex, options: RepoMapOp
   }
   const reserve = Math.min(focusChars, Math.floor(available * LIMITS.focusShare));
   const protectedFiles = new Set(ranked.filter((r) => r.tier <= 1).map((r) => r.path));
-  const list = pathList(
-    files.map(escapeUntrustedName),
-    available - reserve,
-    new Set([...protectedFiles].map(escapeUntrustedName)),
-  );
+  const list = pathList(files.map(escapeUntrustedName), available - reserve, new Set([...protectedFiles].map(escapeUntrustedName)));
 
   let remaining = available - list.chars;
   const blocks: string[] = [];

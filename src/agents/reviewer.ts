@@ -2,16 +2,7 @@ import { z } from "zod";
 
 import { marker } from "../domain/markers.js";
 import { partitionComments } from "./diff-lines.js";
-import type {
-  BotIdentity,
-  CheckConclusion,
-  CheckRunData,
-  GitHubPort,
-  PullRequestData,
-  PullRequestFile,
-  ReviewCommentInput,
-  ReviewData,
-} from "../ports/github.js";
+import type { CheckConclusion, CheckRunData, PullRequestData, PullRequestFile, ReviewCommentInput, ReviewData } from "../ports/github.js";
 import { escapePatchForPrompt, escapeUntrustedCode, promptSafe, type PromptSafeText, sanitizeUntrustedText } from "../prompt/index.js";
 import type { Plan } from "./architect.js";
 import { type AgentRuntime, attr } from "./context.js";
@@ -199,7 +190,10 @@ export function readReviewMeta(review: ReviewData): ReviewMeta {
 }
 
 /** Applies the rules that may turn the model's approval into a comment, and says why. */
-export function decideVerdict(model: Verdict, rules: { testsFailing: boolean; allowApprove: boolean; overBudget: number }): { verdict: Verdict; withheld: string[] } {
+export function decideVerdict(
+  model: Verdict,
+  rules: { testsFailing: boolean; allowApprove: boolean; overBudget: number },
+): { verdict: Verdict; withheld: string[] } {
   if (model !== "approve") return { verdict: model, withheld: [] };
   const withheld: string[] = [];
   if (rules.testsFailing) withheld.push("Approval is withheld while the tests are failing on this commit.");
@@ -255,7 +249,10 @@ export async function draftReview(runtime: AgentRuntime, pr: PullRequestData, in
     outputs.push(await reviewPart(runtime, pr, input.plan, { part, index, count: parts.length, all: scope.files, notReviewed, sinceSha: scope.sinceSha }));
   }
 
-  const model: Verdict = outputs.reduce<Verdict>((worst, o) => (SEVERITY[o.event] > SEVERITY[worst] ? o.event : worst), outputs.length > 0 ? "approve" : "comment");
+  const model: Verdict = outputs.reduce<Verdict>(
+    (worst, o) => (SEVERITY[o.event] > SEVERITY[worst] ? o.event : worst),
+    outputs.length > 0 ? "approve" : "comment",
+  );
   const { verdict, withheld } = decideVerdict(model, { testsFailing: input.testsFailing, allowApprove: input.allowApprove, overBudget });
   const { inline, folded } = partitionComments(
     scope.files,
@@ -308,7 +305,10 @@ async function reviewPart(
   const skipped = new Map(ctx.notReviewed.map((f) => [f.path, f.reason]));
   const others = ctx.all
     .filter((f) => !shown.has(f.filename))
-    .map((f) => `<file path="${attr(f.filename)}" status="${attr(f.status)}" ${skipped.has(f.filename) ? `not_reviewed="${attr(skipped.get(f.filename) ?? "")}"` : `reviewed="in another part"`} />`);
+    .map(
+      (f) =>
+        `<file path="${attr(f.filename)}" status="${attr(f.status)}" ${skipped.has(f.filename) ? `not_reviewed="${attr(skipped.get(f.filename) ?? "")}"` : `reviewed="in another part"`} />`,
+    );
   const planText = plan ? `<plan>\n${escapeUntrustedCode(JSON.stringify(plan, null, 2))}\n</plan>` : "";
   const notes: string[] = [];
   if (ctx.sinceSha) {
@@ -344,7 +344,7 @@ async function reviewPart(
           "Submit the review: the event (approve, request_changes or comment), a Markdown summary of findings, and inline comments on lines shown in the patches. Call it exactly once.",
         input: ReviewVerdict,
         terminal: true,
-        run: async () => "Review received.",
+        run: () => Promise.resolve("Review received."),
       },
     ],
     maxTurns: 3,
@@ -355,15 +355,14 @@ async function reviewPart(
   return ReviewVerdict.parse(result);
 }
 
-
 /** The review check run's title and summary for a verdict. */
 export function checkSummary(verdict: Verdict, withheld: string[], review: ReviewData, notReviewed: string[]): { title: string; summary: string } {
-  const title = withheld.length > 0 ? "Approval withheld" : verdict === "approve" ? "Approved" : verdict === "request_changes" ? "Changes requested" : "Comments only";
+  const title =
+    withheld.length > 0 ? "Approval withheld" : verdict === "approve" ? "Approved" : verdict === "request_changes" ? "Changes requested" : "Comments only";
   const lines = [`Verdict: **${VERDICT_TEXT[verdict]}**`, ...withheld, review.htmlUrl ? `The review: ${review.htmlUrl}` : ""];
   if (notReviewed.length > 0) lines.push(`${notReviewed.length} file(s) were not reviewed; the review lists them.`);
   return { title, summary: lines.filter(Boolean).join("\n\n") };
 }
-
 
 function renderNotReviewed(files: string[]): string {
   if (files.length === 0) return "";

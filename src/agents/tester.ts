@@ -1,6 +1,5 @@
 import { z } from "zod";
 
-import { isMissionControlError } from "../domain/errors.js";
 import type { CheckConclusion, CheckRunData } from "../ports/github.js";
 import { escapeCommandOutput, escapeUntrustedCode, type PromptSafeText } from "../prompt/index.js";
 import { redactSecrets } from "../domain/redact.js";
@@ -104,7 +103,7 @@ export async function judgeDefinitionOfDone(runtime: AgentRuntime, plan: Plan, d
         description: "Submit the judgement of every Definition of Done item: met, not_met or unclear, with one sentence of evidence.",
         input: DodJudgement,
         terminal: true,
-        run: async () => "Judgement received.",
+        run: () => Promise.resolve("Judgement received."),
       },
     ],
     maxTurns: 3,

@@ -72,7 +72,7 @@ export interface FileToolOptions {
  * edit) throw {@link ToolInputError} or `PathEscapeError`, which the loop returns to the
  * model as an `is_error` tool_result.
  */
-export function createFileTools(workspace: WorkspaceIndex, options: FileToolOptions = {}): AgentTool<any>[] {
+export function createFileTools(workspace: WorkspaceIndex, options: FileToolOptions = {}): AgentTool[] {
   const isProtected = protectedMatcher(options.protectedPaths ?? []);
   const guardWrite = (path: string) => {
     if (!options.protectedPathsApproved && isProtected(path)) {
@@ -166,7 +166,7 @@ export function createFileTools(workspace: WorkspaceIndex, options: FileToolOpti
     },
   };
 
-  const tools: AgentTool<any>[] = [listFiles, readFile, search, writeFile, editFile, deleteFile];
+  const tools: AgentTool[] = [listFiles, readFile, search, writeFile, editFile, deleteFile];
   const runCommand = options.runCommand;
   if (runCommand) {
     tools.push({

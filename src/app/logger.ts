@@ -4,7 +4,7 @@ import { pino, type Logger } from "pino";
  * Paths pino censors in every log line: tokens, keys and auth headers, wherever they nest.
  * (pino's `redact`; wildcards cover one level of nesting each.)
  */
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   "token",
   "*.token",
   "*.*.token",

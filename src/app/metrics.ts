@@ -63,7 +63,12 @@ export class Metrics {
       labelNames: ["kind", "agent"],
       registers,
     });
-    const usd = new Counter({ name: "mc_llm_cost_usd_total", help: "USD recorded in the ledger, by repository and agent", labelNames: ["repository", "agent"], registers });
+    const usd = new Counter({
+      name: "mc_llm_cost_usd_total",
+      help: "USD recorded in the ledger, by repository and agent",
+      labelNames: ["repository", "agent"],
+      registers,
+    });
 
     // Scrape-time collection from the ledger (one query per family).
     const collectJobs = jobs as unknown as { collect?: () => Promise<void> };

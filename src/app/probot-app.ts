@@ -56,7 +56,12 @@ export function createApp(options: AppOptions): ApplicationFunction {
       }
       return slug;
     };
-    const inboundDeps: InboundDeps = { db, log, maxAttempts: env.JOB_MAX_ATTEMPTS, appSlug, onEnqueued: () => {
+    const inboundDeps: InboundDeps = {
+      db,
+      log,
+      maxAttempts: env.JOB_MAX_ATTEMPTS,
+      appSlug,
+      onEnqueued: () => {
         intakeWorker.notify();
         worker.notify();
       },

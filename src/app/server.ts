@@ -90,7 +90,11 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
   void removeStaleCgroups();
   void describeSandbox(sandboxOptions(env)).then((report) => {
     if (report.ok) log.info({ sandbox: report }, `sandbox: ${report.mode}, commands run as ${report.user}, limits: ${report.limits.join(", ")}`);
-    else log.warn({ sandbox: report }, `the sandbox cannot run commands: ${report.reason ?? "unknown"} — repository commands will be refused (see docs/OPERATIONS.md, or set SANDBOX=off)`);
+    else
+      log.warn(
+        { sandbox: report },
+        `the sandbox cannot run commands: ${report.reason ?? "unknown"} — repository commands will be refused (see docs/OPERATIONS.md, or set SANDBOX=off)`,
+      );
   });
   // Reservations still held long after any call could be in flight belong to a crashed process.
   const staleAfterMs = env.ANTHROPIC_TIMEOUT_MS * (env.ANTHROPIC_MAX_RETRIES + 1) + 5 * 60_000;

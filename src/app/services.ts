@@ -102,24 +102,26 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
     llm: (context) => createMeteredLlm({ db, anthropic, prices, serverLimits, pausedByOperator: env.PAUSE === "1", log }, context),
     clone: (clone) => cloneRepository({ ...clone, settings: git }),
     git,
-    sandbox: (root) => async (command, { timeoutMs, network, signal }) => {
-      // Network only through the egress proxy, for the operator-allowed set-up step.
-      const wrapped = network ? await egress.wrap(command) : null;
-      const result = await runSandboxed(
-        { ...sandbox, limits: { ...sandbox.limits, timeoutMs } },
-        { cwd: root, command: wrapped?.command ?? command, ...(wrapped ? { network: wrapped.network } : {}), ...(signal ? { signal } : {}) },
-      );
-      const outcome: CommandOutcome = {
-        command,
-        exitCode: result.exitCode,
-        timedOut: result.timedOut,
-        durationMs: result.durationMs,
-        stdout: result.stdout,
-        stderr: result.stderr,
-        truncated: result.truncated,
-      };
-      return outcome;
-    },
+    sandbox:
+      (root) =>
+      async (command, { timeoutMs, network, signal }) => {
+        // Network only through the egress proxy, for the operator-allowed set-up step.
+        const wrapped = network ? await egress.wrap(command) : null;
+        const result = await runSandboxed(
+          { ...sandbox, limits: { ...sandbox.limits, timeoutMs } },
+          { cwd: root, command: wrapped?.command ?? command, ...(wrapped ? { network: wrapped.network } : {}), ...(signal ? { signal } : {}) },
+        );
+        const outcome: CommandOutcome = {
+          command,
+          exitCode: result.exitCode,
+          timedOut: result.timedOut,
+          durationMs: result.durationMs,
+          stdout: result.stdout,
+          stderr: result.stderr,
+          truncated: result.truncated,
+        };
+        return outcome;
+      },
     workspacesDir: env.WORKSPACES_DIR,
     workspacesMaxBytes: env.WORKSPACES_MAX_BYTES,
     defaultModel: env.DEFAULT_MODEL,
@@ -137,7 +139,9 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
     leaseMs: env.JOB_LEASE_MS,
     retryBaseMs: env.JOB_RETRY_BASE_MS,
     retryMaxMs: env.JOB_RETRY_MAX_MS,
-    ...(options.metrics ? { onJobFinished: (job: Job, state: string, seconds: number) => options.metrics?.jobSeconds.observe({ kind: job.kind, state }, seconds) } : {}),
+    ...(options.metrics
+      ? { onJobFinished: (job: Job, state: string, seconds: number) => options.metrics?.jobSeconds.observe({ kind: job.kind, state }, seconds) }
+      : {}),
   };
   // Stages and commands; intake has its own lane, so the first step of a delivery never waits for a Coder to finish.
   const worker = new Worker({ ...common, log: log.child({ component: "worker" }), lane: { except: ["intake"] }, concurrency: env.WORKER_CONCURRENCY });

@@ -75,8 +75,18 @@ export const ServerEnvVariables = z.object({
     .transform((value) => value.split(":").filter(Boolean))
     .pipe(z.array(z.string().startsWith("/", "SANDBOX_READONLY_PATHS entries must be absolute paths"))),
   /** Host uid (and gid) sandboxed commands run as when the app runs as root. */
-  SANDBOX_UID: z.coerce.number().int().min(1).max(2 ** 31).default(65534),
-  SANDBOX_GID: z.coerce.number().int().min(1).max(2 ** 31).default(65534),
+  SANDBOX_UID: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 31)
+    .default(65534),
+  SANDBOX_GID: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 31)
+    .default(65534),
   /**
    * Hosts the set-up step may reach through the egress proxy when SANDBOX_SETUP_NETWORK=on,
    * separated by commas (`*.example.org` matches subdomains). Default: the npm registry
@@ -85,7 +95,14 @@ export const ServerEnvVariables = z.object({
   SANDBOX_NETWORK_ALLOW: z
     .string()
     .optional()
-    .transform((value) => (value === undefined ? undefined : value.split(",").map((h) => h.trim()).filter(Boolean))),
+    .transform((value) =>
+      value === undefined
+        ? undefined
+        : value
+            .split(",")
+            .map((h) => h.trim())
+            .filter(Boolean),
+    ),
   /** Protocols the app's git may use towards the remote, separated by `:` (GIT_ALLOW_PROTOCOL). */
   GIT_ALLOWED_PROTOCOLS: z
     .string()
@@ -155,14 +172,14 @@ export function githubBaseUrl(env: Pick<ServerEnv, "GHE_HOST" | "GHE_PROTOCOL">)
 /** An optional USD amount from the environment; an empty value counts as unset. */
 const envUsd = z.preprocess(
   (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
-  z.coerce.number<unknown>().positive().finite().optional(),
+  z.coerce.number<unknown>().positive().optional(),
 );
 
 /**
  * Ceilings that apply when the operator sets none, so that spend is never unlimited: USD 10 per
  * task and USD 100 per repository and calendar month. Raise them with the variables.
  */
-export const DEFAULT_SERVER_BUDGETS: Readonly<Record<string, string>> = {
+const DEFAULT_SERVER_BUDGETS: Readonly<Record<string, string>> = {
   BUDGET_TASK_USD: "10",
   BUDGET_REPOSITORY_MONTHLY_USD: "100",
 };
@@ -181,10 +198,7 @@ export const ServerBudgetEnv = z.object({
     (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
     z.coerce.number<unknown>().gt(0).lt(1).default(0.8),
   ),
-  BUDGET_ACTION: z.preprocess(
-    (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
-    z.enum(["warn", "block"]).default("block"),
-  ),
+  BUDGET_ACTION: z.preprocess((value) => (typeof value === "string" && value.trim() === "" ? undefined : value), z.enum(["warn", "block"]).default("block")),
 });
 export type ServerBudgetEnv = z.infer<typeof ServerBudgetEnv>;
 

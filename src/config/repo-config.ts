@@ -47,7 +47,7 @@ const ReviewConfig = z
   })
   .strict();
 
-const usdAmount = z.number().positive().finite();
+const usdAmount = z.number().positive();
 
 const PeriodBudget = z
   .object({

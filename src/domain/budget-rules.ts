@@ -214,7 +214,6 @@ export function alertKey(limit: BudgetLimit, subject: BudgetSubject): string {
   return limit.action === "warn" ? `${key}#warn` : key;
 }
 
-
 export function percentOf(spentUsd: number, limitUsd: number): number {
   if (limitUsd > 0) return (spentUsd / limitUsd) * 100;
   return spentUsd > 0 ? Number.POSITIVE_INFINITY : 0;
@@ -291,4 +290,3 @@ export function mergeLimits(server: readonly BudgetLimit[], repo: readonly Budge
   }
   return merged;
 }
-

@@ -4,6 +4,8 @@
  * from these fields alone — never from `message`.
  */
 
+import type { BudgetLimit } from "./budget-rules.js";
+
 /** Base class: `code` is stable and machine-readable, `userMessage` is safe to post on GitHub. */
 export class MissionControlError extends Error {
   readonly code: string;
@@ -13,11 +15,7 @@ export class MissionControlError extends Error {
   /** A short, human sentence that may be shown on the issue. Never contains secrets. */
   readonly userMessage: string;
 
-  constructor(
-    code: string,
-    message: string,
-    options: { retryable?: boolean; retryAfterMs?: number; userMessage?: string; cause?: unknown } = {},
-  ) {
+  constructor(code: string, message: string, options: { retryable?: boolean; retryAfterMs?: number; userMessage?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -38,10 +36,7 @@ export class ConfigError extends MissionControlError {
 export class UnknownModelError extends MissionControlError {
   readonly model: string;
   constructor(model: string) {
-    super(
-      "unknown_model",
-      `No price is configured for model "${model}"; add it to MODEL_PRICES or choose a priced model.`,
-    );
+    super("unknown_model", `No price is configured for model "${model}"; add it to MODEL_PRICES or choose a priced model.`);
     this.model = model;
   }
 }
@@ -152,9 +147,6 @@ export class IllegalTransitionError extends MissionControlError {
   }
 }
 
-/** A budget limit, as `domain/budget-rules.ts` defines it (a type-only reference: no runtime import). */
-type BudgetLimitRef = import("./budget-rules.js").BudgetLimit;
-
 /**
  * A Messages API call was refused before it was made: its worst-case cost would take a `block`
  * budget over its limit. Nothing was reserved. Not retryable: waiting for `resetsAt` (or raising
@@ -162,7 +154,7 @@ type BudgetLimitRef = import("./budget-rules.js").BudgetLimit;
  */
 export class BudgetExceededError extends MissionControlError {
   /** The limit that refused the call. */
-  readonly limit: BudgetLimitRef;
+  readonly limit: BudgetLimit;
   /** What the limit counts for this call: `*`, the installation id, `owner/repo`, the agent, the task id. */
   readonly scopeKey: string;
   /** USD already spent (recorded usage + held reservations) in the limit's current window. */
@@ -173,19 +165,9 @@ export class BudgetExceededError extends MissionControlError {
   readonly resetsAt: number | null;
 
   /** @param details.scopeLabel - human name of the scope, e.g. `repository octo/widgets` */
-  constructor(details: {
-    limit: BudgetLimitRef;
-    scopeKey: string;
-    scopeLabel: string;
-    spentUsd: number;
-    requestedUsd: number;
-    resetsAt: number | null;
-  }) {
+  constructor(details: { limit: BudgetLimit; scopeKey: string; scopeLabel: string; spentUsd: number; requestedUsd: number; resetsAt: number | null }) {
     const { limit, scopeLabel, spentUsd, requestedUsd, resetsAt } = details;
-    const reset =
-      resetsAt === null
-        ? "This limit does not reset."
-        : `Resets ${new Date(resetsAt).toISOString().slice(0, 16).replace("T", " ")} UTC.`;
+    const reset = resetsAt === null ? "This limit does not reset." : `Resets ${new Date(resetsAt).toISOString().slice(0, 16).replace("T", " ")} UTC.`;
     const text =
       `Budget exceeded: ${scopeLabel} ${limit.period} limit ${budgetUsd(limit.limitUsd)}, spent ${budgetUsd(spentUsd)} ` +
       `(this call needs up to ${budgetUsd(requestedUsd)}). ${reset}`;

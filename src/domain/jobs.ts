@@ -20,9 +20,7 @@ export const StageJobPayload = z.object({
   /** Who asked (GitHub login); the app itself is {@link APP_ACTOR}. */
   actor: z.string().optional(),
   /** For `revise`: what to address. */
-  feedback: z
-    .object({ source: FeedbackSource, text: z.string().optional(), reviewId: z.number().int().optional(), requestedBy: z.string() })
-    .optional(),
+  feedback: z.object({ source: FeedbackSource, text: z.string().optional(), reviewId: z.number().int().optional(), requestedBy: z.string() }).optional(),
   /** A maintainer's notes from `/plan <notes>` or `/code <instructions>` (untrusted; sanitised before use). */
   notes: z.string().optional(),
 });
@@ -138,17 +136,9 @@ export const JobData = z.discriminatedUnion("kind", [
 export type JobData = z.infer<typeof JobData>;
 export type JobKind = JobData["kind"];
 
-/** The payload type of job kind `K`. */
-export type PayloadOf<K extends JobKind> = Extract<JobData, { kind: K }>["payload"];
-
 /** Job kinds of the pipeline's stages. `tracking` only re-renders the tracking comment. */
 export const STAGE_KINDS = ["plan", "code", "revise", "test", "review", "merge", "pr_closed", "cancel", "tracking"] as const satisfies readonly JobKind[];
 export type StageKind = (typeof STAGE_KINDS)[number];
-
-/** `true` for a stage job kind. */
-export function isStageKind(kind: string): kind is StageKind {
-  return (STAGE_KINDS as readonly string[]).includes(kind);
-}
 
 /**
  * Parses a job's kind and JSON payload.

@@ -17,12 +17,6 @@ export const ModelPrice = z
   .strict();
 export type ModelPrice = z.infer<typeof ModelPrice>;
 
-/** Where the built-in prices come from, and when they were read. */
-export const PRICE_SOURCE = {
-  url: "https://platform.claude.com/docs/en/about-claude/pricing",
-  retrieved: "2026-11-21",
-} as const;
-
 const price = (input: number, output: number): ModelPrice => ({
   input,
   output,
@@ -32,7 +26,8 @@ const price = (input: number, output: number): ModelPrice => ({
 });
 
 /**
- * Built-in prices, USD per million tokens, from {@link PRICE_SOURCE}. Cache writes are 1.25×
+ * Built-in prices, USD per million tokens, from https://platform.claude.com/docs/en/about-claude/pricing
+ * (read on 2026-11-21). Cache writes are 1.25×
  * (5 minutes) and 2× (1 hour) the input price and cache reads 0.1×, as that page states.
  * Operators override or extend them with the MODEL_PRICES environment variable.
  */

@@ -76,8 +76,7 @@ export const COMMAND_HELP: Record<CommandName, { usage: string; summary: string;
   },
   stop: {
     usage: "/stop [all]",
-    summary:
-      "Stop the running job of this issue or pull request. `/stop all` (organisation owners only) pauses all new LLM calls for the installation.",
+    summary: "Stop the running job of this issue or pull request. `/stop all` (organisation owners only) pauses all new LLM calls for the installation.",
     permission: "write",
   },
   retry: {

@@ -1,4 +1,3 @@
-
 /**
  * Where an issue stands. The `tasks.stage` column holds it; exactly one `mc:<state>` label
  * mirrors it on GitHub.
@@ -22,7 +21,7 @@ export type TaskState = (typeof TASK_STATES)[number];
 export type TaskStage = TaskState | "new";
 
 /** States in which an agent works: each is the entry state of one stage. */
-export const WORKING_STATES: readonly TaskState[] = ["planning", "coding", "testing", "reviewing"];
+const WORKING_STATES: readonly TaskState[] = ["planning", "coding", "testing", "reviewing"];
 
 /**
  * States a run stops in before it is done: it waits for a person (`blocked`), was stopped

@@ -19,7 +19,17 @@ import type { GitHubPort } from "../ports/github.js";
 import type { Db } from "../store/db.js";
 import { cancelTaskJobs, enqueueJob, jobExistsForDelivery } from "../store/jobs.js";
 import type { Task } from "../store/schema.js";
-import { configColumns, createTask, findTaskByIssue, findTaskByPullRequest, loadTask, newRunFields, setTrackingNote, startNewRun, updateTask } from "../store/tasks.js";
+import {
+  configColumns,
+  createTask,
+  findTaskByIssue,
+  findTaskByPullRequest,
+  loadTask,
+  newRunFields,
+  setTrackingNote,
+  startNewRun,
+  updateTask,
+} from "../store/tasks.js";
 import type { ClaimedJob, JobResult } from "../worker/worker.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 import { issueClosedNote, TRACKING_NOTE } from "./reporter.js";
@@ -79,7 +89,7 @@ type PayloadOf<E extends IntakePayload["event"]> = Extract<IntakePayload, { even
  *
  * @throws the HTTP error of a failed read (5xx, rate limit): the job is retried
  */
-export async function readRepoConfig(github: GitHubPort, log: Logger): Promise<{ config: RepoConfig; problems: string[] }> {
+async function readRepoConfig(github: GitHubPort, log: Logger): Promise<{ config: RepoConfig; problems: string[] }> {
   let raw: unknown;
   try {
     raw = await github.readConfigFile(REPO_CONFIG_FILE);

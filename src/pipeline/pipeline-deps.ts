@@ -45,7 +45,14 @@ export interface StageOutcome {
 }
 
 /** Builds the next job of a task. `nonce` separates repeated stages (revisions, retries). */
-export function nextJob(deps: Pick<PipelineDeps, "maxAttempts">, task: Task, kind: StageKind, payload: StageJobPayload, nonce: string, deliveryId: string | null): JobSpec {
+export function nextJob(
+  deps: Pick<PipelineDeps, "maxAttempts">,
+  task: Task,
+  kind: StageKind,
+  payload: StageJobPayload,
+  nonce: string,
+  deliveryId: string | null,
+): JobSpec {
   return {
     kind,
     taskId: task.id,

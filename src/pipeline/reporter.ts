@@ -48,7 +48,12 @@ export async function failTask(deps: PipelineDeps, job: Pick<ClaimedJob, "task_i
     if (isTaskState(updated.stage)) await applyStateLabel(github, updated.issue_number, updated.stage);
     await writeTracking(deps.db, github, updated, stoppedIn);
     if (to === "budget_exceeded") {
-      await github.createComment(updated.issue_number, `⛔ **Budget limit reached.** ${reason}\n\nComment \`/retry\` once the limit is raised or the period has rolled over.`);
+      // One comment per run (edited in place): a retried failure never posts a second copy.
+      await github.ensureComment({
+        issueNumber: updated.issue_number,
+        topic: `budget-exceeded:run-${updated.run}`,
+        body: `⛔ **Budget limit reached.** ${reason}\n\nComment \`/retry\` once the limit is raised or the period has rolled over.`,
+      });
     }
   } catch (err) {
     log.error({ err }, "could not report the failure on GitHub");
@@ -93,10 +98,7 @@ export function issueEditedNote(triggeredBy: string): string {
 
 /** The note shown when someone without write permission closed the issue. */
 export function issueClosedNote(closer: string): string {
-  return (
-    `🔒 The issue was closed by @${closer}, who has no write permission on the repository, so the run continues. ` +
-    "A maintainer stops it with `/stop`."
-  );
+  return `🔒 The issue was closed by @${closer}, who has no write permission on the repository, so the run continues. ` + "A maintainer stops it with `/stop`.";
 }
 
 /** Creates or edits the task's tracking comment from its current state. */
@@ -127,17 +129,25 @@ export async function writeTracking(db: Db, github: GitHubPort, task: Task, stop
   return task;
 }
 
-/** Posts a budget alert on the issue (the ledger raises each once per scope and window). */
+/**
+ * Posts a budget alert on the issue. The ledger raises each once per scope and window; the
+ * comment is also keyed by them (`ensureComment`), so a retried job never posts it twice.
+ */
 export async function reportBudgetAlert(github: GitHubPort, issueNumber: number, alert: BudgetAlert): Promise<void> {
   const resets = alert.resetsAt ? ` Resets ${new Date(alert.resetsAt).toISOString().slice(0, 16).replace("T", " ")} UTC.` : "";
-  await github.createComment(
+  await github.ensureComment({
     issueNumber,
-    `⚠️ **Budget alert:** ${alert.scopeLabel} ${alert.limit.period} spend is $${alert.spentUsd.toFixed(2)} of $${alert.limitUsd.toFixed(2)} (${alert.percent.toFixed(0)} %).${resets}`,
-  );
+    topic: `budget-alert:${alert.kind}:${alert.scopeKey}:${alert.limit.period}:${alert.windowStart}`,
+    body: `⚠️ **Budget alert:** ${alert.scopeLabel} ${alert.limit.period} spend is $${alert.spentUsd.toFixed(2)} of $${alert.limitUsd.toFixed(2)} (${alert.percent.toFixed(0)} %).${resets}`,
+  });
 }
 
 /** Posts (or edits) the one comment listing an invalid repository config's problems. */
-export async function reportConfigProblems(github: GitHubPort, task: Pick<Task, "issue_number" | "default_branch">, problems: readonly string[]): Promise<void> {
+export async function reportConfigProblems(
+  github: GitHubPort,
+  task: Pick<Task, "issue_number" | "default_branch">,
+  problems: readonly string[],
+): Promise<void> {
   await github.ensureComment({ issueNumber: task.issue_number, topic: "config-problems", body: renderConfigProblems(problems, task.default_branch) });
 }
 

@@ -11,7 +11,7 @@ const fmt = (n: number) => Number(n).toLocaleString("en-US");
 const utc = (ms: number) => `${new Date(ms).toISOString().slice(0, 16).replace("T", " ")} UTC`;
 
 /** Every applicable limit's status, once per scope and period (agent limits for each role). */
-export async function limitStatuses(db: Db, task: Task, limits: readonly BudgetLimit[], now = Date.now()): Promise<BudgetStatus[]> {
+async function limitStatuses(db: Db, task: Task, limits: readonly BudgetLimit[], now = Date.now()): Promise<BudgetStatus[]> {
   const seen = new Map<string, BudgetStatus>();
   for (const agent of BUDGET_AGENTS) {
     const subject = {
@@ -97,8 +97,13 @@ export async function renderReport(db: Db, task: Task): Promise<string> {
   const timeline =
     transitions.length === 0
       ? "_No transitions yet._"
-      : ["| Time | From | To | Reason | By |", "|---|---|---|---|---|", ...transitions.map((t) => `| ${utc(t.created_at)} | ${t.from_state ?? "new"} | ${t.to_state} | ${t.reason.replace(/\|/g, "\\|")} | @${t.actor} |`)].join("\n");
-  const agentLines = agents.length === 0 ? "_None._" : agents.map((a) => `- **${a.agent}** (${a.model}): ${fmt(a.calls)} calls, ${formatUsd(Number(a.cost_usd))}`).join("\n");
+      : [
+          "| Time | From | To | Reason | By |",
+          "|---|---|---|---|---|",
+          ...transitions.map((t) => `| ${utc(t.created_at)} | ${t.from_state ?? "new"} | ${t.to_state} | ${t.reason.replace(/\|/g, "\\|")} | @${t.actor} |`),
+        ].join("\n");
+  const agentLines =
+    agents.length === 0 ? "_None._" : agents.map((a) => `- **${a.agent}** (${a.model}): ${fmt(a.calls)} calls, ${formatUsd(Number(a.cost_usd))}`).join("\n");
   return [
     `### 📋 Report for #${task.issue_number}`,
     "",

@@ -41,7 +41,7 @@ export async function runJob(deps: PipelineDeps, job: ClaimedJob, signal: AbortS
  *
  * @throws whatever the stage threw; the worker decides retry or failure
  */
-export async function runStage(deps: PipelineDeps, job: StageJob, signal: AbortSignal, log: Logger): Promise<StageOutcome> {
+async function runStage(deps: PipelineDeps, job: StageJob, signal: AbortSignal, log: Logger): Promise<StageOutcome> {
   if (job.task_id === null) throw new Error(`the ${job.kind} job has no task`);
   const task = await loadTask(deps.db, job.task_id);
   const github = abortable(await deps.github({ installationId: task.installation_id, owner: task.owner, repo: task.repo, log }), signal);
@@ -76,15 +76,14 @@ export async function runStage(deps: PipelineDeps, job: StageJob, signal: AbortS
   }
 }
 
-
 /**
  * The port with every call refused once `signal` aborted: a job whose lease was lost, or that
  * was stopped, makes no further write to GitHub even if its code is still running.
  */
-export function abortable(github: GitHubPort, signal: AbortSignal): GitHubPort {
+function abortable(github: GitHubPort, signal: AbortSignal): GitHubPort {
   return new Proxy(github, {
     get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver);
+      const value: unknown = Reflect.get(target, property, receiver);
       if (typeof value !== "function") return value;
       return (...args: unknown[]) => {
         signal.throwIfAborted();
@@ -93,4 +92,3 @@ export function abortable(github: GitHubPort, signal: AbortSignal): GitHubPort {
     },
   });
 }
-

@@ -92,7 +92,14 @@ export class StageContext {
   next(kind: StageKind, payload: StageJobPayload = {}, nonce = "1"): StageOutcome {
     const base = this.payload;
     return {
-      next: nextJob(this.deps, this.task, kind, { triggeredAt: base.triggeredAt, actor: base.actor, ...payload }, afterJobNonce(nonce, this.job.id), this.job.delivery_id),
+      next: nextJob(
+        this.deps,
+        this.task,
+        kind,
+        { triggeredAt: base.triggeredAt, actor: base.actor, ...payload },
+        afterJobNonce(nonce, this.job.id),
+        this.job.delivery_id,
+      ),
     };
   }
 

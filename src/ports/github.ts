@@ -51,9 +51,18 @@ export interface GitHubPort {
    * `GET /repos/{owner}/{repo}/commits/{ref}/check-runs?check_name=` then `POST …/check-runs`:
    * the check run named `name` on `headSha` made by this app, created when missing.
    */
-  ensureCheckRun(input: { name: string; headSha: string; externalId: string; status: "queued" | "in_progress"; output?: CheckRunOutput }): Promise<CheckRunData>;
+  ensureCheckRun(input: {
+    name: string;
+    headSha: string;
+    externalId: string;
+    status: "queued" | "in_progress";
+    output?: CheckRunOutput;
+  }): Promise<CheckRunData>;
   /** `PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}` */
-  updateCheckRun(id: number, input: { status?: "queued" | "in_progress" | "completed"; conclusion?: CheckConclusion; output?: CheckRunOutput }): Promise<CheckRunData>;
+  updateCheckRun(
+    id: number,
+    input: { status?: "queued" | "in_progress" | "completed"; conclusion?: CheckConclusion; output?: CheckRunOutput },
+  ): Promise<CheckRunData>;
   /** `GET /repos/{owner}/{repo}/commits/{ref}/check-runs` (all pages): every check run on a commit. */
   listCheckRuns(headSha: string): Promise<CheckRunData[]>;
   /** `POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions` */

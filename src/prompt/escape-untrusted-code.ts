@@ -47,6 +47,7 @@ export function escapePatchForPrompt(patch: string): string {
 }
 
 /** ANSI escape sequences: CSI (colours, cursor moves), OSC (titles, hyperlinks) and two-character escapes. */
+// eslint-disable-next-line no-control-regex -- matching ESC (U+001B) and BEL (U+0007) is the point: this strips terminal escape sequences
 const ANSI = /\u001B\[[0-?]*[ -/]*[@-~]|\u001B\][^\u0007\u001B]*(?:\u0007|\u001B\\)|\u001B[@-Z\\-_]/g;
 
 /**

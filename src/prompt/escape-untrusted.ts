@@ -36,9 +36,6 @@ export const PROMPT_TAGS = [
   "untrusted",
 ] as const;
 
-/** A tag name of {@link PROMPT_TAGS}. */
-export type PromptTag = (typeof PROMPT_TAGS)[number];
-
 const TAG_SET: ReadonlySet<string> = new Set(PROMPT_TAGS);
 
 /**
@@ -50,7 +47,8 @@ const TAG_SET: ReadonlySet<string> = new Set(PROMPT_TAGS);
  * those. The two whitespace runs are separated by the `/` group so that a long run of spaces
  * after a `<` is scanned once, not backtracked quadratically.
  */
-const TAG_LOOKALIKE = /[<\uFF1C\uFE64](?<gap>[\s\p{Default_Ignorable_Code_Point}]*(?:[/\uFF0F][\s\p{Default_Ignorable_Code_Point}]*)?)(?<name>[\p{L}\p{N}_\p{Default_Ignorable_Code_Point}]+)/gu;
+const TAG_LOOKALIKE =
+  /[<\uFF1C\uFE64](?<gap>[\s\p{Default_Ignorable_Code_Point}]*(?:[/\uFF0F][\s\p{Default_Ignorable_Code_Point}]*)?)(?<name>[\p{L}\p{N}_\p{Default_Ignorable_Code_Point}]+)/gu;
 const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
 
 /**
@@ -80,5 +78,8 @@ export function escapeUntrusted(text: string): string {
  * reads as what it is; secrets are redacted (a token in a file name). Numbers are stringified.
  */
 export function escapeAttribute(value: string | number): string {
-  return showInvisible(redactSecrets(String(value)), { singleLine: true }).replace(/[&"<>]/g, (c) => ({ "&": "&amp;", '"': "&quot;", "<": "&lt;", ">": "&gt;" })[c] ?? c);
+  return showInvisible(redactSecrets(String(value)), { singleLine: true }).replace(
+    /[&"<>]/g,
+    (c) => ({ "&": "&amp;", '"': "&quot;", "<": "&lt;", ">": "&gt;" })[c] ?? c,
+  );
 }

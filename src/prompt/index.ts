@@ -4,7 +4,7 @@
  * Every prompt builder in `src/agents/` goes through this module for every piece of text it
  * did not write itself.
  */
-export { escapeAttribute, escapeUntrusted, PROMPT_TAGS, type PromptTag } from "./escape-untrusted.js";
+export { escapeAttribute, escapeUntrusted, PROMPT_TAGS } from "./escape-untrusted.js";
 export { escapeCommandOutput, type EscapeCodeOptions, escapePatchForPrompt, escapeUntrustedCode, escapeUntrustedName } from "./escape-untrusted-code.js";
 export { showInvisible, stripInvisible } from "./invisible-characters.js";
 export { commentsForPrompt, type PromptComment, sanitizeUntrustedText } from "./sanitize-untrusted-text.js";

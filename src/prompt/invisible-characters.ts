@@ -18,7 +18,7 @@
 const INVISIBLE = /(?<!\p{Emoji})[\uFE0E\uFE0F]|(?![\uFE0E\uFE0F])[\p{Default_Ignorable_Code_Point}\p{Cf}]/gu;
 
 /** C0 and C1 control characters other than tab, line feed and carriage return; and the Unicode line and paragraph separators. */
-const CONTROLS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u2028\u2029]/gu;
+const CONTROLS = /(?![\t\n\r])[\p{Cc}\u2028\u2029]/gu;
 
 /** All control characters, tab, line feed and carriage return included: for text that must stay on one line. */
 const ALL_CONTROLS = /[\p{Cc}\u2028\u2029]/gu;

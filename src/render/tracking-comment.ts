@@ -6,7 +6,7 @@ export const STAGES = ["plan", "code", "test", "review"] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** The working state of each stage. */
-export const STAGE_STATE: Record<Stage, TaskState> = { plan: "planning", code: "coding", test: "testing", review: "reviewing" };
+const STAGE_STATE: Record<Stage, TaskState> = { plan: "planning", code: "coding", test: "testing", review: "reviewing" };
 
 /** The task fields the tracking comment shows. */
 export interface TrackingView {

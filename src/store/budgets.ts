@@ -75,7 +75,6 @@ async function spendIn(q: Kysely<Database>, limit: BudgetLimit, subject: BudgetS
   return { usageUsd: Number(row?.usage_usd ?? 0), heldUsd: Number(row?.held_usd ?? 0) };
 }
 
-
 /**
  * Current spend against each applicable limit, for the `/budget` command. Limits that do not
  * apply to `subject` ({@link limitApplies}) are left out; the others keep their order.
@@ -301,12 +300,7 @@ export async function release(db: Db, reservationId: number, now: number = Date.
 
 async function finish(db: Db, reservationId: number, status: "settled" | "released", now: number): Promise<boolean> {
   const result = await serialized(() =>
-    db
-      .updateTable("budget_reservations")
-      .set({ status, settled_at: now })
-      .where("id", "=", reservationId)
-      .where("status", "=", "held")
-      .executeTakeFirst(),
+    db.updateTable("budget_reservations").set({ status, settled_at: now }).where("id", "=", reservationId).where("status", "=", "held").executeTakeFirst(),
   );
   return Number(result.numUpdatedRows) > 0;
 }

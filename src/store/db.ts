@@ -32,7 +32,7 @@ export function openDatabase(filePath: string): Db {
   return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
 }
 
-const provider: MigrationProvider = { getMigrations: async () => migrations };
+const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
 
 /**
  * Applies every pending migration.
@@ -41,7 +41,8 @@ const provider: MigrationProvider = { getMigrations: async () => migrations };
  */
 export async function migrateToLatest(db: Db): Promise<void> {
   const { error } = await new Migrator({ db, provider }).migrateToLatest();
-  if (error) throw error;
+  // Kysely types the error `unknown` (whatever the migration threw); a migration's own errors are Errors.
+  if (error) throw error instanceof Error ? error : new Error("migration failed", { cause: error });
 }
 
 /** `true` when a trivial query answers: used by `/healthz`. */

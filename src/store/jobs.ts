@@ -138,14 +138,7 @@ export async function intakePending(db: DbOrTrx, deliveryId: string): Promise<bo
 }
 
 /** Puts a running job back on the queue to run again at `runAfter` (epoch ms). */
-export async function scheduleRetry(
-  db: DbOrTrx,
-  jobId: number,
-  owner: string,
-  runAfter: number,
-  error: string,
-  now = Date.now(),
-): Promise<boolean> {
+export async function scheduleRetry(db: DbOrTrx, jobId: number, owner: string, runAfter: number, error: string, now = Date.now()): Promise<boolean> {
   const result = await db
     .updateTable("jobs")
     .set({ state: "queued", lease_owner: null, lease_expires_at: null, run_after: runAfter, last_error: error, updated_at: now })
@@ -231,7 +224,11 @@ export async function liveJobsOfTask(db: DbOrTrx, taskId: number): Promise<Array
 
 /** How many jobs are in each state (for `/metrics`). */
 export async function jobCountsByState(db: DbOrTrx): Promise<Array<{ state: JobState; count: number }>> {
-  const rows = await db.selectFrom("jobs").select(["state", (eb) => eb.fn.countAll<number>().as("n")]).groupBy("state").execute();
+  const rows = await db
+    .selectFrom("jobs")
+    .select(["state", (eb) => eb.fn.countAll<number>().as("n")])
+    .groupBy("state")
+    .execute();
   return rows.map((r) => ({ state: r.state, count: Number(r.n) }));
 }
 

@@ -20,12 +20,26 @@ export async function updateTask(db: DbOrTrx, taskId: number, update: TaskUpdate
 
 /** The task of issue `owner/repo#issue`, if any. */
 export async function findTaskByIssue(db: DbOrTrx, owner: string, repo: string, issue: number): Promise<Task | undefined> {
-  return db.selectFrom("tasks").selectAll().where("owner", "=", owner).where("repo", "=", repo).where("issue_number", "=", issue).orderBy("id", "desc").executeTakeFirst();
+  return db
+    .selectFrom("tasks")
+    .selectAll()
+    .where("owner", "=", owner)
+    .where("repo", "=", repo)
+    .where("issue_number", "=", issue)
+    .orderBy("id", "desc")
+    .executeTakeFirst();
 }
 
 /** The task whose pull request is `owner/repo#pr`, if any. */
 export async function findTaskByPullRequest(db: DbOrTrx, owner: string, repo: string, pr: number): Promise<Task | undefined> {
-  return db.selectFrom("tasks").selectAll().where("owner", "=", owner).where("repo", "=", repo).where("pr_number", "=", pr).orderBy("id", "desc").executeTakeFirst();
+  return db
+    .selectFrom("tasks")
+    .selectAll()
+    .where("owner", "=", owner)
+    .where("repo", "=", repo)
+    .where("pr_number", "=", pr)
+    .orderBy("id", "desc")
+    .executeTakeFirst();
 }
 
 /** Inserts a task (state `new` unless given) and returns it. */
@@ -95,7 +109,7 @@ export async function startNewRun(db: DbOrTrx, taskId: number, starter: RunStart
 }
 
 /** The notes stored on a task (`tasks.tracking_notes`), by key, in the order they were added. */
-export function trackingNotesOf(task: Pick<Task, "tracking_notes">): Record<string, string> {
+function trackingNotesOf(task: Pick<Task, "tracking_notes">): Record<string, string> {
   if (!task.tracking_notes) return {};
   try {
     const parsed: unknown = JSON.parse(task.tracking_notes);
@@ -121,7 +135,10 @@ export async function currentTrackingNotes(db: DbOrTrx, taskId: number): Promise
 export async function setTrackingNote(db: DbOrTrx, taskId: number, key: string, text: string, options: { replace?: boolean } = {}): Promise<boolean> {
   const path = `$."${key.replace(/[^a-z0-9-]/gi, "")}"`;
   const write = options.replace === false ? sql.raw("json_insert") : sql.raw("json_set");
-  const guard = options.replace === false ? sql<boolean>`json_extract(coalesce(tracking_notes, '{}'), ${path}) is null` : sql<boolean>`json_extract(coalesce(tracking_notes, '{}'), ${path}) is not ${text}`;
+  const guard =
+    options.replace === false
+      ? sql<boolean>`json_extract(coalesce(tracking_notes, '{}'), ${path}) is null`
+      : sql<boolean>`json_extract(coalesce(tracking_notes, '{}'), ${path}) is not ${text}`;
   const result = await db
     .updateTable("tasks")
     .set({ tracking_notes: sql<string>`${write}(coalesce(tracking_notes, '{}'), ${path}, ${text})`, updated_at: Date.now() })

@@ -12,12 +12,7 @@ import type { Task, Transition } from "./schema.js";
  * @returns the task as updated
  * @throws {IllegalTransitionError} for a transition `TRANSITIONS` does not allow; nothing is written
  */
-export async function transition(
-  db: DbOrTrx,
-  taskId: number,
-  to: TaskState,
-  details: { reason: string; actor: string; now?: number },
-): Promise<Task> {
+export async function transition(db: DbOrTrx, taskId: number, to: TaskState, details: { reason: string; actor: string; now?: number }): Promise<Task> {
   const now = details.now ?? Date.now();
   return db.transaction().execute(async (trx) => {
     const task = await trx.selectFrom("tasks").selectAll().where("id", "=", taskId).executeTakeFirstOrThrow();

@@ -1,5 +1,5 @@
 import type { UsageTotals } from "../domain/usage.js";
-import type { Db } from "./db.js";
+import type { Db, DbOrTrx } from "./db.js";
 import type { NewLlmUsage } from "./schema.js";
 
 /**
@@ -7,7 +7,7 @@ import type { NewLlmUsage } from "./schema.js";
  *
  * @param row - tokens as reported in `usage`, `cost_usd` in USD, `created_at` in epoch ms
  */
-export async function recordUsage(db: Db, row: NewLlmUsage): Promise<void> {
+export async function recordUsage(db: DbOrTrx, row: NewLlmUsage): Promise<void> {
   await db.insertInto("llm_usage").values(row).execute();
 }
 
@@ -43,7 +43,7 @@ export async function usageTotalsForTask(db: Db, taskId: number): Promise<UsageT
  */
 export async function recordUsageAndSettle(db: Db, row: NewLlmUsage, reservationId: number, now = Date.now()): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    await trx.insertInto("llm_usage").values(row).execute();
+    await recordUsage(trx, row);
     await trx
       .updateTable("budget_reservations")
       .set({ status: "settled", settled_at: now })

@@ -196,16 +196,19 @@ export class Worker {
       lockKey: job.lock_key,
       attempt: job.attempts,
     });
-    const heartbeat = setInterval(() => {
-      // A stopped (or killed) worker stops renewing: its lease expires and another worker resumes the job.
-      if (abort.signal.aborted) return clearInterval(heartbeat);
-      renewLease(db, job.id, this.owner, leaseMs).then(
-        (held) => {
-          if (!held) abort.abort(new JobAbortedError("lease lost"));
-        },
-        (err) => log.warn({ err }, "lease renewal failed"),
-      );
-    }, Math.max(50, Math.floor(leaseMs / 3)));
+    const heartbeat = setInterval(
+      () => {
+        // A stopped (or killed) worker stops renewing: its lease expires and another worker resumes the job.
+        if (abort.signal.aborted) return clearInterval(heartbeat);
+        renewLease(db, job.id, this.owner, leaseMs).then(
+          (held) => {
+            if (!held) abort.abort(new JobAbortedError("lease lost"));
+          },
+          (err) => log.warn({ err }, "lease renewal failed"),
+        );
+      },
+      Math.max(50, Math.floor(leaseMs / 3)),
+    );
     heartbeat.unref?.();
     const started = Date.now();
     if (job.attempts > job.max_attempts) {

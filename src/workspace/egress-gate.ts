@@ -4,10 +4,18 @@ import path from "node:path";
 
 import { SandboxUnavailableError } from "../domain/errors.js";
 import type { SandboxNetwork } from "./sandbox.js";
-import { defaultEgressAllowlist, egressEnv, egressShellCommand, startEgressProxy, type EgressLog, type EgressProxy } from "./sandbox/egress-proxy.js";
+import {
+  DEFAULT_EGRESS_PROXY_PORT,
+  defaultEgressAllowlist,
+  egressEnv,
+  egressShellCommand,
+  startEgressProxy,
+  type EgressLog,
+  type EgressProxy,
+} from "./sandbox/egress-proxy.js";
 
 /** The port the forwarder listens on inside each sandbox (its own network namespace). */
-const FORWARDER_PORT = 3128;
+const FORWARDER_PORT = DEFAULT_EGRESS_PROXY_PORT;
 
 /** Options of {@link EgressGate}. */
 export interface EgressGateOptions {
@@ -58,7 +66,9 @@ export class EgressGate {
   async wrap(command: string): Promise<{ command: string; network: SandboxNetwork }> {
     this.#proxy ??= this.#start().catch((err: unknown) => {
       this.#proxy = undefined;
-      throw err instanceof SandboxUnavailableError ? err : new SandboxUnavailableError(`the egress proxy cannot start: ${err instanceof Error ? err.message : String(err)}`);
+      throw err instanceof SandboxUnavailableError
+        ? err
+        : new SandboxUnavailableError(`the egress proxy cannot start: ${err instanceof Error ? err.message : String(err)}`);
     });
     const { proxy } = await this.#proxy;
     return {

@@ -275,7 +275,10 @@ export class GitWorkspace {
    *
    * @throws {GitCommandError} on a non-zero exit (unless `okExit` accepts it)
    */
-  async #sandbox(args: readonly string[], options: { env?: Record<string, string>; binds?: SandboxBind[]; okExit?: (code: number | null) => boolean } = {}): Promise<CommandResult> {
+  async #sandbox(
+    args: readonly string[],
+    options: { env?: Record<string, string>; binds?: SandboxBind[]; okExit?: (code: number | null) => boolean } = {},
+  ): Promise<CommandResult> {
     const command = args[0] ?? "git";
     const globalConfig = await sandboxGitConfig();
     const result = await runSandboxed(
@@ -354,7 +357,15 @@ export class GitWorkspace {
   /** Fetches `branch` from the remote into the mirror, then into the work tree's `origin/<branch>`. */
   async #bringIn(branch: string): Promise<void> {
     await this.#fetchIntoMirror(branch);
-    await this.#sandbox(["fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "--force", "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
+    await this.#sandbox([
+      "fetch",
+      "--quiet",
+      "--no-tags",
+      "--no-recurse-submodules",
+      "--force",
+      "origin",
+      `+refs/heads/${branch}:refs/remotes/origin/${branch}`,
+    ]);
   }
 
   /** Fetches `branch` from origin and checks it out, tracking the remote branch. */
@@ -505,7 +516,10 @@ export class GitWorkspace {
     const end = data.indexOf("\n\n");
     const header = end > 0 ? data.subarray(0, end).toString("utf8").split("\n") : [];
     if (header[0] !== "# v2 git bundle") throw new GitCommandError("bundle", "the work tree's bundle is not a v2 git bundle");
-    const head = header.slice(1).find((line) => /^[0-9a-f]{40} HEAD$/.test(line))?.slice(0, 40);
+    const head = header
+      .slice(1)
+      .find((line) => /^[0-9a-f]{40} HEAD$/.test(line))
+      ?.slice(0, 40);
     if (!head) throw new GitCommandError("bundle", "the work tree's bundle has no HEAD");
     const env = { ...hostGitEnv(this.#remoteUrl, null, this.#protocols()), GIT_DIR: this.mirror };
     await new Promise<void>((resolve, reject) => {

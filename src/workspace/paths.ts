@@ -50,7 +50,12 @@ export async function resolveInWorkspace(root: string, requested: string): Promi
       const code = (err as NodeJS.ErrnoException).code;
       if (code === "ENOTDIR") throw new ToolInputError(`${requested}: a parent of this path is a file, not a folder`);
       if (code !== "ENOENT") throw err;
-      if (await lstat(existing).then(() => true, () => false)) {
+      if (
+        await lstat(existing).then(
+          () => true,
+          () => false,
+        )
+      ) {
         throw new PathEscapeError(requested, "a symbolic link on this path points to nothing");
       }
       const parent = path.dirname(existing);

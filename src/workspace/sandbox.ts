@@ -95,8 +95,10 @@ export interface SandboxOptions {
   cgroups?: "required" | "off";
   /**
    * Absolute paths the command must not see even where they lie inside a bound folder
-   * (directories become an empty tmpfs, files read as empty). Default:
-   * {@link defaultHiddenPaths}. The command's own `cwd` stays visible.
+   * (directories become an empty tmpfs, files read as empty) — the composition root passes the
+   * app's `.env`, database folder, workspaces root and key files. Default: none (nothing of the
+   * host outside the system folders and the clone is bound anyway). The command's own `cwd`
+   * stays visible.
    */
   hidePaths?: string[];
   /**
@@ -220,23 +222,6 @@ function commandEnv(home: string, request: SandboxRequest): Record<string, strin
 
 function hostPath(): string {
   return process.env.PATH || "/usr/local/bin:/usr/bin:/bin";
-}
-
-/**
- * Paths hidden from sandboxed commands unless {@link SandboxOptions.hidePaths} says otherwise:
- * `<app cwd>/.env`, the folder of `DATABASE_PATH`, `WORKSPACES_DIR` and `PRIVATE_KEY_PATH`
- * (read from the server environment, with the app's defaults), those that exist. They matter
- * only where they lie inside a folder the sandbox binds (an operator's read-only path, or the
- * workspaces root around the clone): nothing else of the host is visible at all.
- */
-export function defaultHiddenPaths(): string[] {
-  const candidates = [
-    path.resolve(".env"),
-    path.dirname(path.resolve(process.env.DATABASE_PATH || "data/mission-control.sqlite")),
-    path.resolve(process.env.WORKSPACES_DIR || "data/workspaces"),
-  ];
-  if (process.env.PRIVATE_KEY_PATH) candidates.push(path.resolve(process.env.PRIVATE_KEY_PATH));
-  return [...new Set(candidates)];
 }
 
 /**
@@ -472,7 +457,14 @@ async function existing(candidate: string): Promise<{ target: string; isDirector
   return info ? { target, isDirectory: () => info.isDirectory() } : null;
 }
 
-async function bwrapArgs(options: SandboxOptions, cwd: string, limits: SandboxLimits, env: Record<string, string>, request: SandboxRequest, inner: string[]): Promise<string[]> {
+async function bwrapArgs(
+  options: SandboxOptions,
+  cwd: string,
+  limits: SandboxLimits,
+  env: Record<string, string>,
+  request: SandboxRequest,
+  inner: string[],
+): Promise<string[]> {
   const owner = sandboxOwner(options);
   const args = ["--die-with-parent", "--new-session"];
   if (owner) {
@@ -491,7 +483,7 @@ async function bwrapArgs(options: SandboxOptions, cwd: string, limits: SandboxLi
     const found = await existing(path.join("/etc", name));
     if (found?.target.startsWith("/etc/")) args.push(...(await mask(found.target, found)));
   }
-  const hidden = await Promise.all((options.hidePaths ?? defaultHiddenPaths()).map(existing));
+  const hidden = await Promise.all((options.hidePaths ?? []).map(existing));
   const bound: string[] = [];
   for (const extra of options.readonlyPaths ?? []) {
     const found = await existing(extra);
@@ -534,7 +526,20 @@ async function bwrapArgs(options: SandboxOptions, cwd: string, limits: SandboxLi
   if (!owner) args.push("--chdir", cwd);
   for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
   const drop = owner
-    ? ["/usr/bin/setpriv", `--reuid=${owner.uid}`, `--regid=${owner.gid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", "/bin/sh", "-c", 'cd -- "$0" && unset OLDPWD && exec "$@"', cwd]
+    ? [
+        "/usr/bin/setpriv",
+        `--reuid=${owner.uid}`,
+        `--regid=${owner.gid}`,
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--",
+        "/bin/sh",
+        "-c",
+        'cd -- "$0" && unset OLDPWD && exec "$@"',
+        cwd,
+      ]
     : [];
   return [...args, "--", ...drop, ...inner];
 }
@@ -579,7 +584,8 @@ export async function runSandboxed(options: SandboxOptions, request: SandboxRequ
   const prlimit = await findHelper("prlimit");
   if (!prlimit) throw new SandboxUnavailableError("prlimit (util-linux) was not found on PATH; it sets the per-process limits");
   const owner = sandboxOwner(options);
-  if (owner && !(await findHelper("setpriv"))) throw new SandboxUnavailableError("setpriv (util-linux) was not found on PATH; it drops root inside the sandbox");
+  if (owner && !(await findHelper("setpriv")))
+    throw new SandboxUnavailableError("setpriv (util-linux) was not found on PATH; it drops root inside the sandbox");
   if (request.network?.mode === "proxy" && !sandboxed) throw new SandboxUnavailableError("the egress proxy needs the bubblewrap sandbox (SANDBOX=bwrap)");
 
   let privateHome: string | null = null;
@@ -588,9 +594,7 @@ export async function runSandboxed(options: SandboxOptions, request: SandboxRequ
     if (useCgroups) cgroup = await createCommandCgroup(limits);
     const shown = request.command ?? request.argv!.join(" ");
     const starter =
-      request.command === undefined
-        ? ["/bin/sh", "-c", STARTER_ARGV, "mc-sandbox", ...request.argv!]
-        : ["/bin/sh", "-c", STARTER, request.command];
+      request.command === undefined ? ["/bin/sh", "-c", STARTER_ARGV, "mc-sandbox", ...request.argv!] : ["/bin/sh", "-c", STARTER, request.command];
     // Without cgroups, RLIMIT_NPROC counts only the sandbox's processes in its user namespace
     // (not for uid 0, which the kernel exempts, nor in mode off: it would count the app's own).
     const nproc = !useCgroups && sandboxed && !isRoot();
@@ -679,9 +683,7 @@ async function execute(run: Execution): Promise<CommandResult> {
   (child.stdio[3] as Readable | null | undefined)?.on("data", (chunk: Buffer) => {
     if (chunk.toString("latin1").includes(STARTED)) reportedStart = true;
   });
-  const streamsClosed = Promise.all(
-    streams.map((s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.once("close", () => resolve())))),
-  );
+  const streamsClosed = Promise.all(streams.map((s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.once("close", () => resolve())))));
 
   const timer = setTimeout(() => {
     timedOut = true;
@@ -728,7 +730,9 @@ async function execute(run: Execution): Promise<CommandResult> {
     if (aborted) throw new JobAbortedError(`command killed: ${abortReason(run.request.signal!)}`);
     if (!reportedStart && !timedOut) {
       const detail = redactSecrets(stderr.text()).trim().slice(0, 1_000);
-      throw unavailable(`${run.sandboxed ? "bwrap" : "the command wrapper"} exited with ${outcome.code ?? outcome.signal} before the command started${detail ? `: ${detail}` : ""}`);
+      throw unavailable(
+        `${run.sandboxed ? "bwrap" : "the command wrapper"} exited with ${outcome.code ?? outcome.signal} before the command started${detail ? `: ${detail}` : ""}`,
+      );
     }
     const events = run.cgroup ? await run.cgroup.events() : { oomKills: 0, pidsRefused: 0 };
     const limitExceeded = timedOut ? "timeout" : diskExceeded ? "disk" : events.oomKills > 0 ? "memory" : events.pidsRefused > 0 ? "processes" : null;
@@ -797,7 +801,10 @@ export async function checkSandbox(options: SandboxOptions, dir?: string): Promi
     );
     if (result.exitCode === 0) return { ok: true };
     const detail = redactSecrets(result.stderr).trim().slice(0, 500);
-    return { ok: false, reason: `\`true\` ${result.timedOut ? "timed out" : `exited with ${result.exitCode ?? result.signal}`} in the sandbox${detail ? `: ${detail}` : ""}` };
+    return {
+      ok: false,
+      reason: `\`true\` ${result.timedOut ? "timed out" : `exited with ${result.exitCode ?? result.signal}`} in the sandbox${detail ? `: ${detail}` : ""}`,
+    };
   } catch (err) {
     return { ok: false, reason: err instanceof Error ? err.message : String(err) };
   } finally {
@@ -826,78 +833,4 @@ export async function describeSandbox(options: SandboxOptions, dir?: string): Pr
   }
   if (options.mode !== "off") limits.push("disk", "tmpfs sizes");
   return { ok: reason === undefined, mode: options.mode, ...(reason ? { reason } : {}), limits, user, readonlyPaths: options.readonlyPaths ?? [] };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reporting
-
-const ANSI = /\u001b\[[0-9;?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-Z\\-_]/g;
-
-/** Removes ANSI colour and cursor codes. */
-export function stripAnsi(text: string): string {
-  return text.replace(ANSI, "");
-}
-
-/** Characters kept per stream in {@link formatCommandResult} (GitHub allows 65,535 in a check run summary). */
-const TAIL_CHARS = 12_000;
-
-function fence(text: string): string {
-  const longest = Math.max(0, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
-  return "`".repeat(Math.max(3, longest + 1));
-}
-
-function inlineCode(text: string): string {
-  const longest = Math.max(0, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
-  const ticks = "`".repeat(longest + 1);
-  return `${ticks} ${text} ${ticks}`;
-}
-
-function tail(text: string, lines: number): { text: string; omitted: number } {
-  const all = text.replace(/\r\n?/g, "\n").replace(/\n+$/, "").split("\n");
-  let kept = all.slice(-Math.max(1, lines)).join("\n");
-  if (kept.length > TAIL_CHARS) kept = `…${kept.slice(-TAIL_CHARS)}`;
-  return { text: kept, omitted: Math.max(0, all.length - Math.max(1, lines)) };
-}
-
-function formatDuration(ms: number): string {
-  return ms < 1_000 ? `${ms} ms` : `${(ms / 1_000).toFixed(1)} s`;
-}
-
-/**
- * A Markdown summary of a command's result for a check run or a tool result: the command, how
- * it ended, its duration, and the last `tailLines` lines of each non-empty stream in fenced
- * blocks. ANSI codes are stripped, token-like strings redacted, and fences are longer than any
- * backtick run in the text, so the output cannot break out of its block.
- *
- * @param tailLines - lines kept from the end of each stream (default 60)
- */
-export function formatCommandResult(result: CommandResult, tailLines = 60): string {
-  const command = redactSecrets(result.command).trim();
-  const shown = command.length > 500 ? `${command.slice(0, 500)}…` : command;
-  const lines: string[] = [];
-  if (shown.includes("\n")) {
-    const f = fence(shown);
-    lines.push("**Command:**", "", `${f}sh`, shown, f);
-  } else {
-    lines.push(`**Command:** ${inlineCode(shown)}`);
-  }
-  const ending = result.timedOut
-    ? `timed out after ${formatDuration(result.durationMs)} (killed)`
-    : result.exitCode !== null
-      ? `exit code ${result.exitCode}`
-      : `killed by ${result.signal ?? "a signal"}`;
-  const facts = [ending, formatDuration(result.durationMs), result.sandboxed ? "sandboxed" : "not sandboxed"];
-  if (result.truncated) facts.push("output truncated");
-  lines.push("", `**Result:** ${result.exitCode === 0 && !result.timedOut ? "✅" : "❌"} ${facts.join(" · ")}`);
-  for (const [name, text] of [
-    ["stdout", result.stdout],
-    ["stderr", result.stderr],
-  ] as const) {
-    const clean = redactSecrets(stripAnsi(text));
-    if (clean.trim() === "") continue;
-    const t = tail(clean, tailLines);
-    const f = fence(t.text);
-    lines.push("", `**${name}**${t.omitted > 0 ? ` (last ${Math.max(1, tailLines)} lines)` : ""}:`, "", `${f}text`, t.text, f);
-  }
-  return lines.join("\n");
 }

@@ -102,11 +102,13 @@ export interface TestCounts {
   skipped?: number;
 }
 
+/** ANSI escape sequences (colours, cursor moves, titles), removed before counting. */
+// eslint-disable-next-line no-control-regex -- matching ESC (U+001B) and BEL (U+0007) is the point: this strips terminal escape sequences
 const ANSI = /\u001b\[[0-9;?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-Z\\-_]/g;
 
 function lastMatch(text: string, pattern: RegExp): RegExpExecArray | null {
   let last: RegExpExecArray | null = null;
-  for (const match of text.matchAll(pattern)) last = match as RegExpExecArray;
+  for (const match of text.matchAll(pattern)) last = match;
   return last;
 }
 
@@ -171,10 +173,7 @@ const nodeTest: Parser = (text) => {
 };
 
 const PYTEST_WORD = "passed|failed|skipped|errors?|xfailed|xpassed|warnings?|deselected|rerun";
-const PYTEST_LINE = new RegExp(
-  `^(?:=+ )?((?:\\d+ (?:${PYTEST_WORD})(?:, )?)+)(?: in [\\d.]+m?s(?: \\([^)]*\\))?)?(?: =+)?\\s*$`,
-  "gm",
-);
+const PYTEST_LINE = new RegExp(`^(?:=+ )?((?:\\d+ (?:${PYTEST_WORD})(?:, )?)+)(?: in [\\d.]+m?s(?: \\([^)]*\\))?)?(?: =+)?\\s*$`, "gm");
 
 /** pytest: `==== 1 failed, 3 passed, 1 skipped in 0.12s ====`, `3 passed in 0.1s` (-q), `== 2 passed ==`. */
 const pytest: Parser = (text) => {

@@ -38,7 +38,13 @@ export async function prepareWorkspace(options: {
     }
   }
   if (!workspace) {
-    workspace = await cloneRepository({ cloneUrl: options.cloneUrl, dir: options.dir, token: options.token, branch: options.defaultBranch, settings: options.settings });
+    workspace = await cloneRepository({
+      cloneUrl: options.cloneUrl,
+      dir: options.dir,
+      token: options.token,
+      branch: options.defaultBranch,
+      settings: options.settings,
+    });
     if (options.branch) await workspace.syncTo(options.branch);
   }
   const now = new Date();

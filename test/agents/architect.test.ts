@@ -59,13 +59,7 @@ describe("snapshotRepository", () => {
     expect(snapshot.fullName).toBe("octo/demo");
     expect(snapshot.defaultBranch).toBe("main");
     expect(snapshot.files).toHaveLength(7);
-    expect(snapshot.excerpts.map((e) => e.path)).toEqual([
-      "package.json",
-      "README.md",
-      "src/login/page.ts",
-      "test/login/page.test.ts",
-      "src/login/form.ts",
-    ]);
+    expect(snapshot.excerpts.map((e) => e.path)).toEqual(["package.json", "README.md", "src/login/page.ts", "test/login/page.test.ts", "src/login/form.ts"]);
     expect(snapshot.excerpts.find((e) => e.path === "src/login/page.ts")?.content).toBe("login page\n");
   });
 
@@ -233,7 +227,7 @@ describe("renderIssue and attr", () => {
     expect(out).toContain("</body>\n</issue>");
   });
 
-  it("attr escapes &, \", < and > and stringifies numbers", () => {
+  it('attr escapes &, ", < and > and stringifies numbers', () => {
     expect(attr(`a&b"c<d>e'`)).toBe("a&amp;b&quot;c&lt;d&gt;e'");
     expect(attr(7)).toBe("7");
   });

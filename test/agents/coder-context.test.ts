@@ -17,7 +17,7 @@ describe("trimToolResults", () => {
       toolTurn("c", "z".repeat(1000)),
     ];
     const removed = trimToolResults(messages, 2200);
-    const contents = messages.slice(1).map((m) => ((m.content as Array<{ content: string }>)[0]?.content ?? ""));
+    const contents = messages.slice(1).map((m) => (m.content as Array<{ content: string }>)[0]?.content ?? "");
     expect(contents[0]).toBe("[earlier tool output trimmed to save context: 1000 characters]");
     expect(contents[1]).toBe("y".repeat(1000));
     expect(contents[2]).toBe("z".repeat(1000));

@@ -113,7 +113,9 @@ describe("partitionComments", () => {
 
   it("on a re-review, needs the line in both the compare and the pull request's diff, and folds LEFT comments", () => {
     const compare: PullRequestFile[] = [{ filename: "b.txt", status: "modified", additions: 1, deletions: 0, patch: "@@ -3,0 +4,2 @@\n+delta\n+epsilon" }];
-    const pullRequest: PullRequestFile[] = [{ filename: "b.txt", status: "modified", additions: 3, deletions: 1, patch: "@@ -1,2 +1,4 @@\n alpha\n-beta\n+BETA\n+gamma\n+delta" }];
+    const pullRequest: PullRequestFile[] = [
+      { filename: "b.txt", status: "modified", additions: 3, deletions: 1, patch: "@@ -1,2 +1,4 @@\n alpha\n-beta\n+BETA\n+gamma\n+delta" },
+    ];
     const { inline, folded } = partitionComments(
       compare,
       [
@@ -130,9 +132,13 @@ describe("partitionComments", () => {
       "line 2 is not a changed or context line of the changes since the last review",
       "the file did not change since the last review",
     ]);
-    const left = partitionComments([{ filename: "x", status: "modified", additions: 0, deletions: 1, patch: "@@ -1 +0,0 @@\n-x" }], [{ path: "x", line: 1, side: "LEFT" as const, body: "b" }], {
-      pullRequestFiles: [{ filename: "x", status: "modified", additions: 0, deletions: 1, patch: "@@ -1 +0,0 @@\n-x" }],
-    });
+    const left = partitionComments(
+      [{ filename: "x", status: "modified", additions: 0, deletions: 1, patch: "@@ -1 +0,0 @@\n-x" }],
+      [{ path: "x", line: 1, side: "LEFT" as const, body: "b" }],
+      {
+        pullRequestFiles: [{ filename: "x", status: "modified", additions: 0, deletions: 1, patch: "@@ -1 +0,0 @@\n-x" }],
+      },
+    );
     expect(left.folded[0]?.reason).toBe("comments on removed lines are not placed inline on a re-review");
   });
 });

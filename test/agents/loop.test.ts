@@ -96,6 +96,13 @@ function toolResults(request: MessageRequest): ToolResultBlockParam[] {
   return (last.content as ToolResultBlockParam[]).filter((b) => b.type === "tool_result");
 }
 
+/** The text of a tool_result: the loop always answers a tool call with text. */
+function textOf(result: ToolResultBlockParam | undefined): string {
+  const content = result?.content;
+  if (typeof content !== "string") throw new Error(`expected text content, got ${JSON.stringify(content)}`);
+  return content;
+}
+
 /** Counts `cache_control` keys anywhere in the request JSON. */
 function countBreakpoints(request: MessageRequest): number {
   return (JSON.stringify(request).match(/"cache_control":/g) ?? []).length;
@@ -109,9 +116,7 @@ describe("runToolLoop", () => {
     expect(llm.requests).toHaveLength(2);
     const second = llm.requests[1]!;
     expect(second.messages.map((m) => m.role)).toEqual(["user", "assistant", "user"]);
-    expect(toolResults(second)).toEqual([
-      { type: "tool_result", tool_use_id: "toolu_1", content: "echo: hi", cache_control: { type: "ephemeral" } },
-    ]);
+    expect(toolResults(second)).toEqual([{ type: "tool_result", tool_use_id: "toolu_1", content: "echo: hi", cache_control: { type: "ephemeral" } }]);
     expect(second.messages[1]!.content).toEqual([
       { type: "text", text: "Let me echo." },
       { type: "tool_use", id: "toolu_1", name: "echo", input: { value: "hi" } },
@@ -121,10 +126,7 @@ describe("runToolLoop", () => {
   });
 
   it("answers several tool_use blocks of one turn in order, in one user message", async () => {
-    const llm = new FakeLlm([
-      message([toolUse("a", "echo", { value: "1" }), toolUse("b", "echo", { value: "2" })]),
-      message([text("ok")]),
-    ]);
+    const llm = new FakeLlm([message([toolUse("a", "echo", { value: "1" }), toolUse("b", "echo", { value: "2" })]), message([text("ok")])]);
     await runToolLoop(baseOptions(llm));
     expect(toolResults(llm.requests[1]!).map((r) => [r.tool_use_id, r.content])).toEqual([
       ["a", "echo: 1"],
@@ -141,7 +143,7 @@ describe("runToolLoop", () => {
     const [first, second] = toolResults(llm.requests[1]!);
     expect(first).toMatchObject({ tool_use_id: "t1", is_error: true, content: "cannot do that with x" });
     expect(second).toMatchObject({ tool_use_id: "t2", is_error: true });
-    expect(String(second!.content)).toContain("leaves the repository");
+    expect(textOf(second)).toContain("leaves the repository");
     expect(result.finalText).toBe("I give up on that.");
   });
 
@@ -152,7 +154,7 @@ describe("runToolLoop", () => {
     await runToolLoop(baseOptions(llm, [guarded]));
     const [result] = toolResults(llm.requests[1]!);
     expect(result).toMatchObject({ tool_use_id: "t1", is_error: true });
-    expect(String(result!.content)).toMatch(/^Invalid input: value: /);
+    expect(textOf(result)).toMatch(/^Invalid input: value: /);
     expect(ran).toBe(false);
   });
 
@@ -180,7 +182,7 @@ describe("runToolLoop", () => {
     };
     const llm = new FakeLlm([message([toolUse("t1", "long", {})]), message([text("ok")])]);
     await runToolLoop(baseOptions(llm, [long]));
-    const content = String(toolResults(llm.requests[1]!)[0]!.content);
+    const content = textOf(toolResults(llm.requests[1]!)[0]);
     expect(content.length).toBeLessThan(TOOL_OUTPUT_LIMITS.maxChars + 200);
     expect(content).toContain("output truncated");
   });
@@ -201,10 +203,7 @@ describe("runToolLoop", () => {
   });
 
   it("returns the terminal tool's input when requireTool is called after a plain-text answer, sending one reminder", async () => {
-    const llm = new FakeLlm([
-      message([text("The answer is 42.")]),
-      message([text("Submitting."), toolUse("t1", "submit", { answer: 42 })]),
-    ]);
+    const llm = new FakeLlm([message([text("The answer is 42.")]), message([text("Submitting."), toolUse("t1", "submit", { answer: 42 })])]);
     const result = await runToolLoop({ ...baseOptions(llm, [echo, submit]), requireTool: "submit" });
     expect(result.result).toEqual({ answer: 42 });
     expect(result.turns).toBe(2);
@@ -218,10 +217,7 @@ describe("runToolLoop", () => {
   });
 
   it("does not end on a terminal tool whose input is invalid", async () => {
-    const llm = new FakeLlm([
-      message([toolUse("t1", "submit", { answer: "many" })]),
-      message([toolUse("t2", "submit", { answer: 7 })]),
-    ]);
+    const llm = new FakeLlm([message([toolUse("t1", "submit", { answer: "many" })]), message([toolUse("t2", "submit", { answer: 7 })])]);
     const result = await runToolLoop({ ...baseOptions(llm, [submit]), requireTool: "submit" });
     expect(toolResults(llm.requests[1]!)[0]).toMatchObject({ tool_use_id: "t1", is_error: true });
     expect(result.result).toEqual({ answer: 7 });

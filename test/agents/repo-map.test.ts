@@ -23,14 +23,15 @@ function repo(files: Record<string, string | Buffer>, extra?: (root: string) => 
 /** The paths whose symbol blocks appear in the map, in order. */
 function symbolFiles(text: string): string[] {
   const section = text.split("\n## Symbols\n")[1] ?? "";
-  return section
-    .split("\n")
-    .filter((line) => line !== "" && !line.startsWith("  ") && !line.startsWith("["));
+  return section.split("\n").filter((line) => line !== "" && !line.startsWith("  ") && !line.startsWith("["));
 }
 
 function pathSection(text: string): string[] {
   const afterHeading = text.split("\n## Paths\n")[1] ?? "";
-  return afterHeading.split("\n## Symbols\n")[0]!.split("\n").filter((line) => line !== "" && !line.startsWith("["));
+  return afterHeading
+    .split("\n## Symbols\n")[0]!
+    .split("\n")
+    .filter((line) => line !== "" && !line.startsWith("["));
 }
 
 const lastLine = (text: string): string => text.split("\n").at(-1) ?? "";
@@ -169,9 +170,7 @@ describe("extractSymbols", () => {
       "export function App({ title }: Props)",
       "export const Small = () =>",
     ]);
-    expect(extractSymbols("src/view.jsx", "export function View(props) { return <p>{props.x}</p>; }\n")).toEqual([
-      "export function View(props)",
-    ]);
+    expect(extractSymbols("src/view.jsx", "export function View(props) { return <p>{props.x}</p>; }\n")).toEqual(["export function View(props)"]);
   });
 
   it("returns nothing for other languages", () => {
@@ -192,7 +191,9 @@ describe("buildRepoMap", () => {
     expect(pathSection(map.text)).toEqual(["README.md", "lib/parse.js", "lib/walk.mjs", "package.json", "src/auth.ts"]);
     expect(map.text).toContain("src/auth.ts\n  export async function login(user: string, retries = 3): Promise<boolean>\n");
     expect(map.text).toContain("  export interface Credentials extends Partial<Base> { user; token?; check() }\n");
-    expect(map.text).toContain("lib/parse.js\n  const VERSION = '1.2.3'\n  function parse(input, options = {}, ...rest)\n  class Parser { constructor(options); parse(); static from() }\n");
+    expect(map.text).toContain(
+      "lib/parse.js\n  const VERSION = '1.2.3'\n  function parse(input, options = {}, ...rest)\n  class Parser { constructor(options); parse(); static from() }\n",
+    );
     expect(map).toMatchObject({ files: 5, filesWithSymbols: 3 });
     expect(map.estimatedTokens).toBe(estimateTokens(map.text));
     expect(lastLine(map.text)).toBe("[Listed without symbols: 2 of 5 files (not JS/TS, unreadable, or over the token budget).]");
@@ -247,14 +248,18 @@ describe("buildRepoMap", () => {
     expect(pathSection(roomy.text)).toHaveLength(total);
     expect(roomy.filesWithSymbols).toBeGreaterThan(0);
     expect(roomy.filesWithSymbols).toBeLessThan(300);
-    expect(lastLine(roomy.text)).toBe(`[Listed without symbols: ${total - roomy.filesWithSymbols} of ${total} files (not JS/TS, unreadable, or over the token budget).]`);
+    expect(lastLine(roomy.text)).toBe(
+      `[Listed without symbols: ${total - roomy.filesWithSymbols} of ${total} files (not JS/TS, unreadable, or over the token budget).]`,
+    );
 
     const tight = await buildRepoMap(workspace, { tokenBudget: 1000, focus: ["packages/pkg-3/src/module-2/file-number-7.ts"] });
     expect(tight.estimatedTokens).toBeLessThanOrEqual(1000);
     expect(tight.estimatedTokens).toBe(estimateTokens(tight.text));
     expect(tight.text).toMatch(/^packages\/pkg-0\/src\/module-0\/ \(10 files\)$/m);
     expect(lastLine(tight.text)).toMatch(
-      new RegExp(`^\\[Listed without symbols: ${total - tight.filesWithSymbols} of ${total} files .*; \\d+ files folded into \\d+ "dir/ \\(N files\\)" entries\\.\\]$`),
+      new RegExp(
+        `^\\[Listed without symbols: ${total - tight.filesWithSymbols} of ${total} files .*; \\d+ files folded into \\d+ "dir/ \\(N files\\)" entries\\.\\]$`,
+      ),
     );
     // The named file's symbols come first even though its directory is folded.
     expect(symbolFiles(tight.text)[0]).toBe("packages/pkg-3/src/module-2/file-number-7.ts");

@@ -79,7 +79,14 @@ function push(branch: string, files: Record<string, string>, message = "Change")
 /** Opens a pull request through the fake's REST endpoint (so it is authored by the app). */
 async function openPull(branch: string, title = "Friendlier greeting"): Promise<number> {
   const octokit = new Octokit({ baseUrl: BASE_URL, auth: "test-token" });
-  const { data } = await octokit.request("POST /repos/{owner}/{repo}/pulls", { owner: OWNER, repo: REPO, title, body: "Closes #7", head: branch, base: "main" });
+  const { data } = await octokit.request("POST /repos/{owner}/{repo}/pulls", {
+    owner: OWNER,
+    repo: REPO,
+    title,
+    body: "Closes #7",
+    head: branch,
+    base: "main",
+  });
   return data.number;
 }
 
@@ -311,7 +318,13 @@ describe("reviewPullRequest: idempotency", () => {
   it("reuses the review of this head sha without calling the model again (sinceSha equal to the head included)", async () => {
     const sha = push("feature", GREETING);
     const pr = await openPull("feature");
-    scriptReview({ event: "request_changes", comments: [{ path: "src/greet.js", line: 2, body: "x" }, { path: "README.md", line: 1, body: "y" }] });
+    scriptReview({
+      event: "request_changes",
+      comments: [
+        { path: "src/greet.js", line: 2, body: "x" },
+        { path: "README.md", line: 1, body: "y" },
+      ],
+    });
     const first = await reviewPullRequest(runtime, { github, bot }, input(pr));
     const calls = anthropic.requests.length;
 

@@ -179,9 +179,7 @@ describe("createFileTools", () => {
       const before = readdirSync(base).sort();
       await expect(call("read_file", { path: "../x" })).rejects.toBeInstanceOf(PathEscapeError);
       await expect(call("write_file", { path: "../x", content: "pwned" })).rejects.toBeInstanceOf(PathEscapeError);
-      await expect(call("edit_file", { path: "../origin.git/config", old_text: "a", new_text: "b" })).rejects.toBeInstanceOf(
-        PathEscapeError,
-      );
+      await expect(call("edit_file", { path: "../origin.git/config", old_text: "a", new_text: "b" })).rejects.toBeInstanceOf(PathEscapeError);
       expect(existsSync(path.join(base, "x"))).toBe(false);
       expect(readdirSync(base).sort()).toEqual(before);
     });
@@ -198,9 +196,7 @@ describe("createFileTools", () => {
       await expect(call("read_file", { path: ".git/config" })).rejects.toBeInstanceOf(PathEscapeError);
       await expect(call("write_file", { path: ".git/config", content: "[core]\n" })).rejects.toBeInstanceOf(PathEscapeError);
       await expect(call("write_file", { path: ".git/hooks/pre-commit", content: "#!/bin/sh\n" })).rejects.toBeInstanceOf(PathEscapeError);
-      await expect(call("edit_file", { path: ".git/config", old_text: "[core]", new_text: "[x]" })).rejects.toBeInstanceOf(
-        PathEscapeError,
-      );
+      await expect(call("edit_file", { path: ".git/config", old_text: "[core]", new_text: "[x]" })).rejects.toBeInstanceOf(PathEscapeError);
       expect(readFileSync(path.join(workspace.root, ".git", "config"), "utf8")).toBe(config);
       expect(existsSync(path.join(workspace.root, ".git", "hooks", "pre-commit"))).toBe(false);
     });
@@ -214,9 +210,7 @@ describe("createFileTools", () => {
       await expect(call("read_file", { path: "out/secret.txt" })).rejects.toBeInstanceOf(PathEscapeError);
       await expect(call("write_file", { path: "out/evil.txt", content: "pwned" })).rejects.toBeInstanceOf(PathEscapeError);
       await expect(call("write_file", { path: "secret.txt", content: "pwned" })).rejects.toBeInstanceOf(PathEscapeError);
-      await expect(call("edit_file", { path: "secret.txt", old_text: "secret", new_text: "pwned" })).rejects.toBeInstanceOf(
-        PathEscapeError,
-      );
+      await expect(call("edit_file", { path: "secret.txt", old_text: "secret", new_text: "pwned" })).rejects.toBeInstanceOf(PathEscapeError);
 
       expect(readdirSync(outside)).toEqual(["secret.txt"]);
       expect(readFileSync(path.join(outside, "secret.txt"), "utf8")).toBe("secret\n");

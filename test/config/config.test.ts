@@ -219,9 +219,7 @@ describe("renderTrackingComment", () => {
 
   it("shows the tokens and the cost formatted with formatUsd", () => {
     const text = renderTrackingComment(view({}));
-    expect(text).toContain(
-      "**Usage so far:** 12 LLM calls · 123,456 input · 7,890 output · 1,000 cache write · 250,000 cache read tokens · **$1.2346**",
-    );
+    expect(text).toContain("**Usage so far:** 12 LLM calls · 123,456 input · 7,890 output · 1,000 cache write · 250,000 cache read tokens · **$1.2346**");
     expect(text).toContain(`**${formatUsd(usage.cost_usd)}**`);
   });
 

@@ -1,7 +1,16 @@
 import { describe, expect, it } from "vitest";
 
 import { JobPayloadError } from "../../src/domain/errors.js";
-import { afterJobNonce, commandLockKey, commandNonce, deliveryDedupeKey, deliveryNonce, issueLockKey, parseJobData, stageDedupeKey } from "../../src/domain/jobs.js";
+import {
+  afterJobNonce,
+  commandLockKey,
+  commandNonce,
+  deliveryDedupeKey,
+  deliveryNonce,
+  issueLockKey,
+  parseJobData,
+  stageDedupeKey,
+} from "../../src/domain/jobs.js";
 
 describe("parseJobData", () => {
   it("parses each kind's payload by its schema", () => {

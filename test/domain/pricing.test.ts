@@ -51,9 +51,10 @@ describe("PriceTable built-in prices", () => {
       }),
     ).toBeCloseTo(0.105, DIGITS);
     // null split → the total is priced as 5-minute writes: 30_000 × 2.5 / 1e6 = 0.075
-    expect(
-      table.costUsd("claude-sonnet-5-5", { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 30_000, cache_creation: null }),
-    ).toBeCloseTo(0.075, DIGITS);
+    expect(table.costUsd("claude-sonnet-5-5", { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 30_000, cache_creation: null })).toBeCloseTo(
+      0.075,
+      DIGITS,
+    );
   });
 
   it("derives cache prices from the input price", () => {
@@ -123,9 +124,9 @@ describe("PriceTable MODEL_PRICES overrides", () => {
 
   it("throws ConfigError for a missing or unknown field", () => {
     expect(() => new PriceTable(JSON.stringify({ m: { input: 1, output: 2 } }))).toThrow(ConfigError);
-    expect(
-      () => new PriceTable(JSON.stringify({ m: { input: 1, output: 2, cache_write_5m: 1, cache_write_1h: 2, cache_read: 0.1, extra: 1 } })),
-    ).toThrow(ConfigError);
+    expect(() => new PriceTable(JSON.stringify({ m: { input: 1, output: 2, cache_write_5m: 1, cache_write_1h: 2, cache_read: 0.1, extra: 1 } }))).toThrow(
+      ConfigError,
+    );
     expect(() => new PriceTable(JSON.stringify([1, 2]))).toThrow(ConfigError);
   });
 });

@@ -149,7 +149,19 @@ describe("parseCommand: ordinary comments", () => {
   });
 
   it("returns null for paths, URLs and other slashes", () => {
-    for (const body of ["/usr/bin/env", "/usr/bin/env node", "https://x/y", "http://example.com/plan", "//plan", "/", "/ plan", "/2", "/plan/now", "/plan.", "/code/fix"]) {
+    for (const body of [
+      "/usr/bin/env",
+      "/usr/bin/env node",
+      "https://x/y",
+      "http://example.com/plan",
+      "//plan",
+      "/",
+      "/ plan",
+      "/2",
+      "/plan/now",
+      "/plan.",
+      "/code/fix",
+    ]) {
       expect(parse(body)).toBeNull();
     }
   });

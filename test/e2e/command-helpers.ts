@@ -99,9 +99,7 @@ export function expectedCost(u: { input_tokens: number; output_tokens: number; c
 }
 
 /** Sums scripted usages field by field. */
-export function sumUsage(
-  usages: Array<{ input_tokens: number; output_tokens: number; cache_creation_input_tokens: number; cache_read_input_tokens: number }>,
-) {
+export function sumUsage(usages: Array<{ input_tokens: number; output_tokens: number; cache_creation_input_tokens: number; cache_read_input_tokens: number }>) {
   return usages.reduce(
     (a, u) => ({
       input_tokens: a.input_tokens + u.input_tokens,

@@ -7,16 +7,7 @@ import { ANTHROPIC_TEST_URL } from "../helpers/anthropic-fake.js";
 import { type RunningApp, startApp, tempDir } from "../helpers/app-harness.js";
 import { branches } from "../helpers/git-fixtures.js";
 import { deliver } from "../helpers/webhooks.js";
-import {
-  commentPayload,
-  expectedCost,
-  openJobs,
-  replyTo,
-  settledStage,
-  sumUsage,
-  trackingComments,
-  waitForReply,
-} from "./command-helpers.js";
+import { commentPayload, expectedCost, openJobs, replyTo, settledStage, sumUsage, trackingComments, waitForReply } from "./command-helpers.js";
 import { createWorld, INSTALLATION_ID, ISSUE, labeledPayload, OWNER, PLAN, REPO, scriptHappyPath, SECRET, USAGE } from "./scenario.js";
 
 const apps: RunningApp[] = [];
@@ -247,7 +238,8 @@ describe("/budget", () => {
     expect(body).toContain(`| task ${task.id} | total | ${spent} | $1.00 | ${((TOTAL_USD / 1) * 100).toFixed(1)} % | block | never (per task) | server |`);
     expect(body).toContain(`| task ${task.id} | total | $0.0275 | $1.00 | 2.8 % | block | never (per task) | server |`);
     const nextMonth = (d: Date) => `${new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1)).toISOString().slice(0, 10)} 00:00 UTC`;
-    const monthly = (resets: string) => `| repository ${OWNER}/${REPO} | monthly | ${spent} | $5.00 | ${((TOTAL_USD / 5) * 100).toFixed(1)} % | block | ${resets} | server |`;
+    const monthly = (resets: string) =>
+      `| repository ${OWNER}/${REPO} | monthly | ${spent} | $5.00 | ${((TOTAL_USD / 5) * 100).toFixed(1)} % | block | ${resets} | server |`;
     expect([monthly(nextMonth(before)), monthly(nextMonth(after))].some((row) => body.includes(row))).toBe(true);
     expect(body).toContain("| $5.00 | 0.6 % |");
     expect(body).not.toContain("_No budget limits apply._");

@@ -61,7 +61,11 @@ describe("a process stopped with SIGTERM mid-job", () => {
 
     db = openDatabase(common.databasePath);
     const database = db;
-    const released = await database.selectFrom("jobs").select(["kind", "state", "attempts", "lease_owner"]).where("kind", "=", "code").executeTakeFirstOrThrow();
+    const released = await database
+      .selectFrom("jobs")
+      .select(["kind", "state", "attempts", "lease_owner"])
+      .where("kind", "=", "code")
+      .executeTakeFirstOrThrow();
     expect(released).toEqual({ kind: "code", state: "queued", attempts: 0, lease_owner: null });
 
     await startChild({ ...common, script: "after-code", hangPullRequest: false });

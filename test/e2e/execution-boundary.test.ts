@@ -20,7 +20,12 @@ import { INSTALLATION_ID, ISSUE, ISSUE_BODY, ISSUE_TITLE, labeledPayload, PLAN, 
 const boot = useE2E();
 
 /** Sends a comment (a command) as `sender` on the issue, or on pull request `pr`. */
-async function command(app: RunningApp, world: { bare: string }, body: string, options: { sender?: string; pr?: number; issueTitle?: string; issueBody?: string } = {}) {
+async function command(
+  app: RunningApp,
+  world: { bare: string },
+  body: string,
+  options: { sender?: string; pr?: number; issueTitle?: string; issueBody?: string } = {},
+) {
   const { payload, commentId } = commentPayload({
     cloneUrl: world.bare,
     body,
@@ -52,7 +57,10 @@ function pushCommit(bare: string, branch: string, file: string, content: string)
     git(["clone", "-q", "--branch", branch, bare, dir]);
     writeFileSync(path.join(dir, file), content);
     git(["add", "-A"], dir);
-    git(["-c", "user.name=Someone", "-c", "user.email=someone@example.test", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "Change after the approval"], dir);
+    git(
+      ["-c", "user.name=Someone", "-c", "user.email=someone@example.test", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "Change after the approval"],
+      dir,
+    );
     git(["push", "-q", "origin", branch], dir);
     return git(["rev-parse", "HEAD"], dir);
   } finally {
@@ -62,9 +70,7 @@ function pushCommit(bare: string, branch: string, file: string, content: string)
 
 /** Log lines of the auto_merge check that ignored an approval, with their reason. */
 function ignoredApprovals(app: RunningApp): Array<{ reviewer: unknown; reason: unknown }> {
-  return app.logs
-    .filter((l) => String(l.msg).startsWith("auto_merge: approval ignored"))
-    .map((l) => ({ reviewer: l.reviewer, reason: l.reason }));
+  return app.logs.filter((l) => String(l.msg).startsWith("auto_merge: approval ignored")).map((l) => ({ reviewer: l.reviewer, reason: l.reason }));
 }
 
 describe("item 7: auto_merge counts only a writer's approval of the current head", () => {

@@ -9,11 +9,16 @@ import { INSTALLATION_ID, ISSUE, labeledPayload, PLAN, scriptHappyPath, SECRET, 
 
 const boot = useE2E();
 
-
 describe("protected paths", () => {
   it("cannot be reached by another spelling of the path", () => {
     const isProtected = protectedMatcher([".github/workflows/**"]);
-    for (const spelling of [".github/workflows/ci.yml", "./.github/workflows/ci.yml", "src/../.github/workflows/ci.yml", ".github/./workflows/ci.yml", ".github//workflows/ci.yml"]) {
+    for (const spelling of [
+      ".github/workflows/ci.yml",
+      "./.github/workflows/ci.yml",
+      "src/../.github/workflows/ci.yml",
+      ".github/./workflows/ci.yml",
+      ".github//workflows/ci.yml",
+    ]) {
       expect(isProtected(spelling)).toBe(true);
     }
     expect(isProtected("src/ci.yml")).toBe(false);
@@ -84,7 +89,10 @@ describe("commits", () => {
       "coder",
       { content: [toolUse("edit_file", { path: "src/greet.js", old_text: '"Hello " + name', new_text: '"Hello, " + name + "!"' })], usage: USAGE.coder[0]! },
       { content: [toolUse("commit", { message: "Use a comma and an exclamation mark in greet()" })], usage: USAGE.coder[1]! },
-      { content: [toolUse("edit_file", { path: "README.md", old_text: "Greets people.", new_text: "Greets people: `Hello, <name>!`." })], usage: USAGE.coder[2]! },
+      {
+        content: [toolUse("edit_file", { path: "README.md", old_text: "Greets people.", new_text: "Greets people: `Hello, <name>!`." })],
+        usage: USAGE.coder[2]!,
+      },
       { content: [toolUse("commit", { message: "Document the greeting" })], usage: USAGE.coder[2]! },
       { content: [text("- Two commits.")], usage: USAGE.coder[2]! },
     );
@@ -94,7 +102,10 @@ describe("commits", () => {
     await deliver(app.url, { event: "issues", payload, secret: SECRET });
     await waitForState(app, "ready_for_merge");
     const log = git(["--git-dir", world.bare, "log", "--format=%s%n%b%n---", "main..mc/issue-7-friendlier-greeting"]);
-    const commits = log.split("---").map((c) => c.trim()).filter(Boolean);
+    const commits = log
+      .split("---")
+      .map((c) => c.trim())
+      .filter(Boolean);
     expect(commits).toHaveLength(2);
     expect(commits[1]?.split("\n")[0]).toBe("Use a comma and an exclamation mark in greet()");
     expect(commits[0]?.split("\n")[0]).toBe("Document the greeting");

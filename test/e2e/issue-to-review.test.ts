@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 
 import type { FakeAnthropic } from "../helpers/anthropic-fake.js";
 import { type RunningApp, startApp, TEST_ANTHROPIC_KEY, TEST_PRIVATE_KEY, tempDir } from "../helpers/app-harness.js";
-import { canTransition, type TaskState } from "../../src/domain/task-state.js";
+import { canTransition } from "../../src/domain/task-state.js";
 import { branches, fileAt, git } from "../helpers/git-fixtures.js";
 import type { FakeGitHub } from "../helpers/github-fake.js";
 import { deliver, examplePayload } from "../helpers/webhooks.js";
@@ -124,7 +124,7 @@ describe("labelling an issue `agent` runs plan → code → test → review on G
       ["reviewing", "ready_for_merge"],
     ]);
     for (const t of transitions) {
-      expect(canTransition(t.from_state as TaskState | null, t.to_state as TaskState)).toBe(true);
+      expect(canTransition(t.from_state, t.to_state)).toBe(true);
       expect(t.actor).toBe("maintainer");
       expect(t.reason.length).toBeGreaterThan(0);
     }

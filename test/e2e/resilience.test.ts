@@ -104,7 +104,11 @@ describe("transient failures retry with backoff", () => {
       content: [toolUse("submit_review", { event: "approve", body: "Still fine.", comments: [] })],
       usage: USAGE.reviewer,
     });
-    github.failNext("POST", /\/pulls$/, [403, { message: "You have exceeded a secondary rate limit. Please wait a few minutes before you try again." }, { "content-type": "application/json", "retry-after": "0" }]);
+    github.failNext("POST", /\/pulls$/, [
+      403,
+      { message: "You have exceeded a secondary rate limit. Please wait a few minutes before you try again." },
+      { "content-type": "application/json", "retry-after": "0" },
+    ]);
     github.failNext("POST", /\/pulls\/\d+\/reviews$/, [502, { message: "Server Error" }, { "content-type": "application/json" }]);
     const app = await launch();
     await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: bare }), secret: SECRET });

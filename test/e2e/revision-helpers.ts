@@ -98,7 +98,11 @@ export async function transitionPairs(app: RunningApp): Promise<Array<[string | 
 export function contentText(content: unknown): string {
   if (typeof content === "string") return content;
   if (!Array.isArray(content)) return "";
-  return content.map((b: { type?: string; text?: string; content?: unknown }) => (b.type === "text" ? (b.text ?? "") : b.type === "tool_result" ? contentText(b.content) : "")).join("");
+  return content
+    .map((b: { type?: string; text?: string; content?: unknown }) =>
+      b.type === "text" ? (b.text ?? "") : b.type === "tool_result" ? contentText(b.content) : "",
+    )
+    .join("");
 }
 
 /** The first user message of a recorded request, as text. */
@@ -123,5 +127,7 @@ export function commitsAhead(bare: string, branch = BRANCH): number {
 
 /** Files of a branch of the bare repository. */
 export function filesOn(bare: string, branch = BRANCH): string[] {
-  return git(["--git-dir", bare, "ls-tree", "-r", "--name-only", `refs/heads/${branch}`]).split("\n").filter(Boolean);
+  return git(["--git-dir", bare, "ls-tree", "-r", "--name-only", `refs/heads/${branch}`])
+    .split("\n")
+    .filter(Boolean);
 }

@@ -204,7 +204,10 @@ describe("Coder limits", () => {
     anthropic.script(
       "coder",
       {
-        content: [text("Adding a helper first."), toolUse("write_file", { path: "src/farewell.js", content: 'export const farewell = (name) => "Bye " + name;\n' })],
+        content: [
+          text("Adding a helper first."),
+          toolUse("write_file", { path: "src/farewell.js", content: 'export const farewell = (name) => "Bye " + name;\n' }),
+        ],
         usage: USAGE.coder[0]!,
       },
       { content: [toolUse("read_file", { path: "src/greet.js" })], usage: USAGE.coder[1]! },

@@ -91,7 +91,15 @@ export function createWorld(
  * GitHub's `issues.labeled` example, adapted: our repository, issue (its title and body as the
  * fake serves them unless given), label, sender and installation.
  */
-export function labeledPayload(options: { cloneUrl: string; sender?: string; senderType?: string; label?: string; issue?: number; title?: string; body?: string }) {
+export function labeledPayload(options: {
+  cloneUrl: string;
+  sender?: string;
+  senderType?: string;
+  label?: string;
+  issue?: number;
+  title?: string;
+  body?: string;
+}) {
   const payload = examplePayload("issues", "labeled");
   payload.label.name = options.label ?? "agent";
   payload.issue.number = options.issue ?? ISSUE;

@@ -77,45 +77,51 @@ export class FakeAnthropic {
   }
 
   start(): this {
-    const fake = this;
     this.#scope = nock(ANTHROPIC_TEST_URL).persist();
     this.#interceptor = this.#scope.post("/v1/messages");
+    // nock passes the request as `this` to a reply function; the fake answers through `reply`.
+    const reply = this.#reply.bind(this);
     this.#interceptor.reply(function (_uri, body) {
-        const raw = typeof body === "string" ? body : JSON.stringify(body);
-        const parsed = typeof body === "string" ? JSON.parse(body) : body;
-        const systemText = JSON.stringify(parsed.system ?? "");
-        const agent = AGENT_OF_SYSTEM.find(([re]) => re.test(systemText))?.[1] ?? "unknown";
-        const requestId = `req_test_${++fake.#counter}`;
-        fake.requests.push({ agent, body: parsed, headers: this.req.headers, raw, requestId });
-        const turn = fake.#scripts.get(agent)?.shift();
-        if (!turn) {
-          return [500, { type: "error", error: { type: "api_error", message: `no scripted turn left for ${agent}` } }];
-        }
-        const headers = { "content-type": "application/json", "request-id": requestId, ...turn.headers };
-        if (turn.status && turn.status >= 400) {
-          return [turn.status, { type: "error", error: { type: turn.status === 529 ? "overloaded_error" : "api_error", message: "scripted" } }, headers];
-        }
-        return [
-          200,
-          {
-            id: `msg_${requestId}`,
-            type: "message",
-            role: "assistant",
-            model: parsed.model,
-            content: turn.content,
-            stop_reason: turn.stop_reason ?? (turn.content.some((b) => b.type === "tool_use") ? "tool_use" : "end_turn"),
-            stop_sequence: null,
-            usage: {
-              input_tokens: turn.usage.input_tokens,
-              output_tokens: turn.usage.output_tokens,
-              cache_creation_input_tokens: turn.usage.cache_creation_input_tokens ?? 0,
-              cache_read_input_tokens: turn.usage.cache_read_input_tokens ?? 0,
-            },
-          },
-          headers,
-        ];
-      });
+      return reply(body, this.req.headers);
+    });
     return this;
+  }
+
+  /** Records one Messages API request and answers it with the agent's next scripted turn. */
+  #reply(body: nock.Body, requestHeaders: Record<string, string>): nock.ReplyFnResult {
+    const raw = typeof body === "string" ? body : JSON.stringify(body);
+    const parsed = typeof body === "string" ? JSON.parse(body) : body;
+    const systemText = JSON.stringify(parsed.system ?? "");
+    const agent = AGENT_OF_SYSTEM.find(([re]) => re.test(systemText))?.[1] ?? "unknown";
+    const requestId = `req_test_${++this.#counter}`;
+    this.requests.push({ agent, body: parsed, headers: requestHeaders, raw, requestId });
+    const turn = this.#scripts.get(agent)?.shift();
+    if (!turn) {
+      return [500, { type: "error", error: { type: "api_error", message: `no scripted turn left for ${agent}` } }];
+    }
+    const headers = { "content-type": "application/json", "request-id": requestId, ...turn.headers };
+    if (turn.status && turn.status >= 400) {
+      return [turn.status, { type: "error", error: { type: turn.status === 529 ? "overloaded_error" : "api_error", message: "scripted" } }, headers];
+    }
+    return [
+      200,
+      {
+        id: `msg_${requestId}`,
+        type: "message",
+        role: "assistant",
+        model: parsed.model,
+        content: turn.content,
+        stop_reason: turn.stop_reason ?? (turn.content.some((b) => b.type === "tool_use") ? "tool_use" : "end_turn"),
+        stop_sequence: null,
+        usage: {
+          input_tokens: turn.usage.input_tokens,
+          output_tokens: turn.usage.output_tokens,
+          cache_creation_input_tokens: turn.usage.cache_creation_input_tokens ?? 0,
+          cache_read_input_tokens: turn.usage.cache_read_input_tokens ?? 0,
+        },
+      },
+      headers,
+    ];
   }
 
   stop(): void {

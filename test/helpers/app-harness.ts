@@ -124,7 +124,7 @@ export async function startApp(options: {
   const w = app.worker;
   const url = `http://127.0.0.1:${port}`;
   intakeWaiters.set(url, async (deliveryId) => {
-    for (const deadline = Date.now() + 30_000; await intakePending(db, deliveryId); ) {
+    for (const deadline = Date.now() + 30_000; await intakePending(db, deliveryId);) {
       if (Date.now() > deadline) throw new Error(`the intake of delivery ${deliveryId} did not finish`);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }

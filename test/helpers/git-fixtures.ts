@@ -61,7 +61,11 @@ export function fileAt(bare: string, ref: string, file: string): string {
  * The files a branch changes against `base`, with GitHub-style patches (hunks only), as
  * `GET /repos/{owner}/{repo}/pulls/{n}/files` returns them.
  */
-export function pullRequestFiles(bare: string, base: string, head: string): Array<{ filename: string; status: string; additions: number; deletions: number; patch: string }> {
+export function pullRequestFiles(
+  bare: string,
+  base: string,
+  head: string,
+): Array<{ filename: string; status: string; additions: number; deletions: number; patch: string }> {
   const range = `${base}...${head}`;
   const numstat = git(["--git-dir", bare, "diff", "--numstat", range]);
   const statuses = new Map(

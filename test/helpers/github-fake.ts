@@ -206,7 +206,14 @@ export class FakeGitHub {
     const pull = this.pulls.find((p) => p.number === pullNumber);
     const id = this.#nextId++;
     const event = review.state === "APPROVED" ? "APPROVE" : review.state === "CHANGES_REQUESTED" ? "REQUEST_CHANGES" : "COMMENT";
-    this.reviews.push({ id, pull_number: pullNumber, event, body: review.body, commit_id: review.commitId ?? (pull ? this.#sha(pull.head) : ""), user: { login: review.login, type: "User" } });
+    this.reviews.push({
+      id,
+      pull_number: pullNumber,
+      event,
+      body: review.body,
+      commit_id: review.commitId ?? (pull ? this.#sha(pull.head) : ""),
+      user: { login: review.login, type: "User" },
+    });
     for (const c of review.comments ?? []) {
       this.reviewComments.push({
         id: this.#nextId++,
@@ -309,12 +316,13 @@ export class FakeGitHub {
   /** Starts intercepting. Call {@link stop} in afterEach. */
   start(): this {
     const scope = nock(this.#origin).persist();
+    // nock passes the request as `this` to a reply function; the fake is reached through `handle`.
+    const handle = this.#handle.bind(this);
     for (const method of ["GET", "POST", "PATCH", "PUT", "DELETE"]) {
-      const fake = this;
       const interceptor = scope.intercept((uri) => uri.startsWith(`${this.#prefix}/`), method);
       this.#interceptors.push(interceptor);
       interceptor.reply(function (uri, body, callback) {
-        void fake.#handle(method, uri, body, this.req.headers).then(
+        void handle(method, uri, body, this.req.headers).then(
           (reply) => {
             if (reply) callback(null, reply as any);
           },
@@ -430,7 +438,8 @@ export class FakeGitHub {
       this.tokens.push(token);
       return this.#json(201, { token, expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: { contents: "write" } });
     }
-    if (method === "GET" && path === "/app") return this.#json(200, { id: 1, slug: this.#options.appSlug ?? "mission-control-test", name: "Mission Control (test)" });
+    if (method === "GET" && path === "/app")
+      return this.#json(200, { id: 1, slug: this.#options.appSlug ?? "mission-control-test", name: "Mission Control (test)" });
     if (method === "GET" && (match = m("/users/([^/]+)"))) {
       return this.#json(200, { id: 4_100_000, login: match[1], type: match[1]?.endsWith("[bot]") ? "Bot" : "User" });
     }
@@ -484,7 +493,10 @@ export class FakeGitHub {
             this.labelEvents.push({ issue: issue.number, action: "add", label });
           }
         }
-        return this.#json(200, issue.labels.map((name) => ({ name })));
+        return this.#json(
+          200,
+          issue.labels.map((name) => ({ name })),
+        );
       }
     }
     if (method === "DELETE" && (match = r("/issues/(\\d+)/labels/(.+)"))) {
@@ -493,14 +505,20 @@ export class FakeGitHub {
       if (!issue || !issue.labels.includes(label)) return this.#json(404, { message: "Label does not exist" });
       issue.labels = issue.labels.filter((l) => l !== label);
       this.labelEvents.push({ issue: issue.number, action: "remove", label });
-      return this.#json(200, issue.labels.map((name) => ({ name })));
+      return this.#json(
+        200,
+        issue.labels.map((name) => ({ name })),
+      );
     }
     if (r("/pulls")) {
       if (method === "GET") {
         const head = query.get("head");
         const state = query.get("state") ?? "open";
         const found = this.pulls.filter((p) => (!head || `${owner}:${p.head}` === head) && (state === "all" || p.state === state));
-        return this.#json(200, found.map((p) => this.#pullJson(p)));
+        return this.#json(
+          200,
+          found.map((p) => this.#pullJson(p)),
+        );
       }
       if (method === "POST") {
         if (this.pulls.some((p) => p.head === body.head && p.state === "open")) {
@@ -538,7 +556,11 @@ export class FakeGitHub {
     if ((match = r("/pulls/(\\d+)/reviews"))) {
       const pull = this.pulls.find((p) => p.number === Number(match?.[1]));
       if (!pull) return this.#json(404, { message: "Not Found" });
-      if (method === "GET") return this.#json(200, this.reviews.filter((rv) => rv.pull_number === pull.number).map((rv) => this.#reviewJson(rv)));
+      if (method === "GET")
+        return this.#json(
+          200,
+          this.reviews.filter((rv) => rv.pull_number === pull.number).map((rv) => this.#reviewJson(rv)),
+        );
       if (method === "POST") {
         if (body.event !== "COMMENT" && pull.user.login === this.appLogin) {
           return this.#json(422, { message: "Unprocessable Entity", errors: ["Can not approve your own pull request"] });
@@ -577,7 +599,10 @@ export class FakeGitHub {
     }
     if (method === "GET" && (match = r("/pulls/(\\d+)/comments"))) {
       const n = Number(match[1]);
-      return this.#json(200, this.reviewComments.filter((c) => c.pull_number === n));
+      return this.#json(
+        200,
+        this.reviewComments.filter((c) => c.pull_number === n),
+      );
     }
     if (method === "GET" && (match = r("/compare/([^.]+)\\.\\.\\.(.+)"))) {
       try {

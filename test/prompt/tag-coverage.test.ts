@@ -61,7 +61,22 @@ describe("prompt tag coverage", () => {
   const used = collectTags();
 
   it("finds the tags the prompts are known to use (the collector works)", () => {
-    for (const tag of ["issue", "comment", "maintainer_notes", "repository", "file_tree", "file", "repository_map", "plan", "feedback", "pull_request", "patch", "other_files", "diff", "test_output"]) {
+    for (const tag of [
+      "issue",
+      "comment",
+      "maintainer_notes",
+      "repository",
+      "file_tree",
+      "file",
+      "repository_map",
+      "plan",
+      "feedback",
+      "pull_request",
+      "patch",
+      "other_files",
+      "diff",
+      "test_output",
+    ]) {
       expect(used.has(tag), `<${tag}> not found in src/agents or prompts/`).toBe(true);
     }
   });
@@ -74,14 +89,14 @@ describe("prompt tag coverage", () => {
 
   it("ignores generics and other type syntax", () => {
     expect(tagsIn("Promise<void> Array<string> Map<string, number> Set<issue_ref> a<b>")).toEqual([]);
-    expect(tagsIn("<issue>x</issue> `<plan>` <file path=\"a\"/>")).toEqual(["issue", "issue", "plan", "file"]);
+    expect(tagsIn('<issue>x</issue> `<plan>` <file path="a"/>')).toEqual(["issue", "issue", "plan", "file"]);
   });
 
   it("finds a tag in a string or template literal, not in a type or a comment", () => {
     const source = [
       "/** Renders `/code <instructions>` as <notes_in_comment>. */",
       "async function f(x: Map<string, Array<number>>): Promise<void> {",
-      "  const a = `<new_tag path=\"${x}\">\n${x}\n</new_tag>`;",
+      '  const a = `<new_tag path="${x}">\n${x}\n</new_tag>`;',
       '  const b = "<other_tag>" + x + "</other_tag>";',
       "}",
     ].join("\n");

@@ -138,7 +138,15 @@ describe("spend", () => {
     await reserve(db, { subject: subject(), limits: [], amountUsd: 0.25, now: at("2026-11-20T10:00:00Z") });
 
     const [d, m] = await spendReport(db, subject(), [daily, monthly], T);
-    expect(d).toMatchObject({ usageUsd: 3, heldUsd: 0.5, spentUsd: 3.5, limitUsd: 100, remainingUsd: 96.5, percent: expect.closeTo(3.5, 9), resetsAt: at("2026-11-22T00:00:00Z") });
+    expect(d).toMatchObject({
+      usageUsd: 3,
+      heldUsd: 0.5,
+      spentUsd: 3.5,
+      limitUsd: 100,
+      remainingUsd: 96.5,
+      percent: expect.closeTo(3.5, 9),
+      resetsAt: at("2026-11-22T00:00:00Z"),
+    });
     expect(m).toMatchObject({ usageUsd: 23, heldUsd: 0.75, spentUsd: 23.75, resetsAt: at("2026-12-01T00:00:00Z") });
   });
 
@@ -169,7 +177,12 @@ describe("spend", () => {
     expect(await spentOf(limit({ scope: "agent", agent: "coder", repository: "octo/widgets", limitUsd: 100 }))).toBe(1);
     expect(await spentOf(limit({ scope: "task", period: "total", limitUsd: 100 }))).toBe(21);
 
-    const report = await spendReport(db, s, [limit({ scope: "agent", agent: "coder" }), limit({ scope: "agent", agent: "reviewer" }), limit({ scope: "repository", repository: "octo/gadgets" })], T);
+    const report = await spendReport(
+      db,
+      s,
+      [limit({ scope: "agent", agent: "coder" }), limit({ scope: "agent", agent: "reviewer" }), limit({ scope: "repository", repository: "octo/gadgets" })],
+      T,
+    );
     expect(report.map((r) => r.scopeKey)).toEqual(["coder"]);
     expect(limitApplies(limit({ scope: "agent", agent: "reviewer" }), s)).toBe(false);
     const [agentInRepo] = await spendReport(db, s, [limit({ scope: "agent", repository: "octo/widgets" })], T);
@@ -184,14 +197,30 @@ describe("reserve", () => {
     const err = await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.04, now: T }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BudgetExceededError);
     const exceeded = err as BudgetExceededError;
-    expect(exceeded).toMatchObject({ code: "budget_exceeded", retryable: false, spentUsd: 0.97, requestedUsd: 0.04, resetsAt: at("2026-11-22T00:00:00Z"), scopeKey: "*" });
+    expect(exceeded).toMatchObject({
+      code: "budget_exceeded",
+      retryable: false,
+      spentUsd: 0.97,
+      requestedUsd: 0.04,
+      resetsAt: at("2026-11-22T00:00:00Z"),
+      scopeKey: "*",
+    });
     expect(exceeded.limit).toBe(l);
     expect(await reservationRows()).toEqual([]);
 
     const ok = await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.03, now: T });
     expect(ok).toMatchObject({ amountUsd: 0.03 });
     expect(await reservationRows()).toEqual([
-      expect.objectContaining({ id: ok.id, amount_usd: 0.03, status: "held", created_at: T, repository: "octo/widgets", agent: "coder", task_id: 1, installation_id: 1 }),
+      expect.objectContaining({
+        id: ok.id,
+        amount_usd: 0.03,
+        status: "held",
+        created_at: T,
+        repository: "octo/widgets",
+        agent: "coder",
+        task_id: 1,
+        installation_id: 1,
+      }),
     ]);
     // now exactly at the limit: nothing more fits
     await expect(reserve(db, { subject: subject(), limits: [l], amountUsd: 0.0001, now: T })).rejects.toBeInstanceOf(BudgetExceededError);
@@ -212,7 +241,9 @@ describe("reserve", () => {
     const daily = limit({ period: "daily", limitUsd: 1 });
     const task = limit({ scope: "task", period: "total", limitUsd: 1 });
     await addUsage(0.9);
-    const err = (await reserve(db, { subject: subject({ taskId: 1 }), limits: [daily, task], amountUsd: 0.5, now: T }).catch((e: unknown) => e)) as BudgetExceededError;
+    const err = (await reserve(db, { subject: subject({ taskId: 1 }), limits: [daily, task], amountUsd: 0.5, now: T }).catch(
+      (e: unknown) => e,
+    )) as BudgetExceededError;
     expect(err.limit).toBe(task);
     expect(err.resetsAt).toBeNull();
     expect(err.userMessage).toBe("Budget exceeded: task 1 total limit $1.00, spent $0.90 (this call needs up to $0.50). This limit does not reset.");
@@ -232,7 +263,14 @@ describe("reserve", () => {
     expect(first.alerts.map((a) => [a.kind, a.spentUsd])).toEqual([["threshold", 0.9]]);
     const second = await reserve(db, { subject: subject(), limits: [warn], amountUsd: 0.5, now: T });
     expect(second.alerts).toEqual([
-      expect.objectContaining({ kind: "exceeded", spentUsd: 1.4, limitUsd: 1, percent: expect.closeTo(140, 9), scopeKey: "*", resetsAt: at("2026-11-22T00:00:00Z") }),
+      expect.objectContaining({
+        kind: "exceeded",
+        spentUsd: 1.4,
+        limitUsd: 1,
+        percent: expect.closeTo(140, 9),
+        scopeKey: "*",
+        resetsAt: at("2026-11-22T00:00:00Z"),
+      }),
     ]);
     const third = await reserve(db, { subject: subject(), limits: [warn], amountUsd: 5, now: T });
     expect(third.alerts).toEqual([]);
@@ -325,7 +363,10 @@ describe("concurrency", () => {
     expect(successes.length).toBeGreaterThan(0);
     expect(refused.length).toBeGreaterThan(0);
     expect(heldSum).toBeLessThanOrEqual(limitUsd + 1e-9);
-    expect(heldSum).toBeCloseTo(successes.reduce((sum, o) => sum + o.amount, 0), 9);
+    expect(heldSum).toBeCloseTo(
+      successes.reduce((sum, o) => sum + o.amount, 0),
+      9,
+    );
     // Spend only grows, so every refusal was justified: even the smallest refused amount does not fit now.
     expect(heldSum + Math.min(...refused.map((o) => o.amount))).toBeGreaterThan(limitUsd);
   }
@@ -432,12 +473,12 @@ describe("mergeLimits", () => {
   const repo = (o: Partial<BudgetLimit>) => limit({ source: ".github/mission-control.yml", repository: "octo/widgets", ...o });
 
   it("takes the lower of two block limits on the same scope and period", () => {
-    expect(mergeLimits([server({ scope: "repository", period: "monthly", limitUsd: 10 })], [repo({ scope: "repository", period: "monthly", limitUsd: 5 })])).toEqual([
-      repo({ scope: "repository", period: "monthly", limitUsd: 5 }),
-    ]);
-    expect(mergeLimits([server({ scope: "repository", period: "monthly", limitUsd: 5 })], [repo({ scope: "repository", period: "monthly", limitUsd: 50 })])).toEqual([
-      server({ scope: "repository", period: "monthly", limitUsd: 5 }),
-    ]);
+    expect(
+      mergeLimits([server({ scope: "repository", period: "monthly", limitUsd: 10 })], [repo({ scope: "repository", period: "monthly", limitUsd: 5 })]),
+    ).toEqual([repo({ scope: "repository", period: "monthly", limitUsd: 5 })]);
+    expect(
+      mergeLimits([server({ scope: "repository", period: "monthly", limitUsd: 5 })], [repo({ scope: "repository", period: "monthly", limitUsd: 50 })]),
+    ).toEqual([server({ scope: "repository", period: "monthly", limitUsd: 5 })]);
   });
 
   it("keeps a server block when the repository only warns", () => {
@@ -550,7 +591,13 @@ describe("configuration", () => {
   });
 
   it("repoBudgetLimits turns the budget section into limits on that repository", () => {
-    const config = RepoBudgetConfig.parse({ daily_usd: 2, monthly_usd: 20, per_task_usd: 1.5, threshold: 0.5, agents: { coder: { daily_usd: 1 }, reviewer: { weekly_usd: 0.5 } } });
+    const config = RepoBudgetConfig.parse({
+      daily_usd: 2,
+      monthly_usd: 20,
+      per_task_usd: 1.5,
+      threshold: 0.5,
+      agents: { coder: { daily_usd: 1 }, reviewer: { weekly_usd: 0.5 } },
+    });
     const base = { threshold: 0.5, action: "block", source: ".github/mission-control.yml", repository: "octo/widgets" };
     expect(repoBudgetLimits(config, "octo/widgets")).toEqual([
       { ...base, scope: "repository", period: "daily", limitUsd: 2 },

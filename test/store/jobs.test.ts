@@ -1,16 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import {
-  claimJob,
-  completeJob,
-  enqueueJob,
-  failJob,
-  type JobSpec,
-  queueDepth,
-  releaseJob,
-  renewLease,
-  scheduleRetry,
-} from "../../src/store/jobs.js";
+import { claimJob, completeJob, enqueueJob, failJob, type JobSpec, queueDepth, releaseJob, renewLease, scheduleRetry } from "../../src/store/jobs.js";
 import { type Db, openDatabase } from "../../src/store/db.js";
 import { createTestDatabase, insertTask, type TestDatabase } from "../helpers/db.js";
 

@@ -43,15 +43,39 @@ describe("usage ledger", () => {
     const taskB = await insertTask(db);
     await recordUsage(
       db,
-      usage({ task_id: taskA, input_tokens: 1_200, output_tokens: 340, cache_creation_input_tokens: 5_000, cache_read_input_tokens: 0, cost_usd: 0.0181, request_id: "req_1" }),
+      usage({
+        task_id: taskA,
+        input_tokens: 1_200,
+        output_tokens: 340,
+        cache_creation_input_tokens: 5_000,
+        cache_read_input_tokens: 0,
+        cost_usd: 0.0181,
+        request_id: "req_1",
+      }),
     );
     await recordUsage(
       db,
-      usage({ task_id: taskA, agent: "coder", input_tokens: 800, output_tokens: 2_000, cache_creation_input_tokens: 0, cache_read_input_tokens: 5_000, cost_usd: 0.0226, request_id: "req_2" }),
+      usage({
+        task_id: taskA,
+        agent: "coder",
+        input_tokens: 800,
+        output_tokens: 2_000,
+        cache_creation_input_tokens: 0,
+        cache_read_input_tokens: 5_000,
+        cost_usd: 0.0226,
+        request_id: "req_2",
+      }),
     );
     await recordUsage(
       db,
-      usage({ task_id: taskB, input_tokens: 999_999, output_tokens: 888_888, cache_creation_input_tokens: 77_777, cache_read_input_tokens: 66_666, cost_usd: 10.5 }),
+      usage({
+        task_id: taskB,
+        input_tokens: 999_999,
+        output_tokens: 888_888,
+        cache_creation_input_tokens: 77_777,
+        cache_read_input_tokens: 66_666,
+        cost_usd: 10.5,
+      }),
     );
 
     const totals = await usageTotalsForTask(db, taskA);

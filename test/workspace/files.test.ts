@@ -201,9 +201,9 @@ describe("replaceInWorkspaceFile", () => {
 
   it("refuses when the result would exceed the limit, leaving the file unchanged", async () => {
     const before = readFileSync(path.join(root, "code.ts"), "utf8");
-    await expect(
-      replaceInWorkspaceFile(root, "code.ts", "const b = 2;", "x".repeat(100), { maxFileBytes: before.length + 10 }),
-    ).rejects.toBeInstanceOf(ToolInputError);
+    await expect(replaceInWorkspaceFile(root, "code.ts", "const b = 2;", "x".repeat(100), { maxFileBytes: before.length + 10 })).rejects.toBeInstanceOf(
+      ToolInputError,
+    );
     expect(readFileSync(path.join(root, "code.ts"), "utf8")).toBe(before);
   });
 });

@@ -211,8 +211,17 @@ describe("cloneRepository and GitWorkspace against a local bare repository", () 
   });
 
   it("refuses to work from a cut list: git output over the cap is an error, never a partial list", async () => {
-    const small = await cloneRepository({ cloneUrl: bare, dir: path.join(base, "small-cap"), token: null, branch: "main", settings: { ...TEST_GIT_SETTINGS, outputBytes: 4096 } });
-    await runSandboxed(TEST_GIT_SETTINGS.sandbox, { cwd: small.root, command: `for i in $(seq 1 200); do : > "untracked-file-with-a-rather-long-name-$i.txt"; done` });
+    const small = await cloneRepository({
+      cloneUrl: bare,
+      dir: path.join(base, "small-cap"),
+      token: null,
+      branch: "main",
+      settings: { ...TEST_GIT_SETTINGS, outputBytes: 4096 },
+    });
+    await runSandboxed(TEST_GIT_SETTINGS.sandbox, {
+      cwd: small.root,
+      command: `for i in $(seq 1 200); do : > "untracked-file-with-a-rather-long-name-$i.txt"; done`,
+    });
     const error = await small.changedFiles().catch((err: unknown) => err);
     expect(error).toBeInstanceOf(GitCommandError);
     expect((error as GitCommandError).message).toContain("refusing to work from a partial list");
@@ -222,7 +231,7 @@ describe("cloneRepository and GitWorkspace against a local bare repository", () 
     await ws.createBranch("mc/issue-6-gitmodules");
     await runSandboxed(TEST_GIT_SETTINGS.sandbox, {
       cwd: ws.root,
-      command: `printf '[submodule "x"]\\n\\tpath = x\\n\\turl = --upload-pack=touch$\{IFS\}/tmp/pwn\\n' > .gitmodules`,
+      command: `printf '[submodule "x"]\\n\\tpath = x\\n\\turl = --upload-pack=touch$\{IFS}/tmp/pwn\\n' > .gitmodules`,
     });
     await ws.commitAll("add .gitmodules", BOT);
     const error = await ws.push("mc/issue-6-gitmodules", "main").catch((err: unknown) => err);
@@ -233,9 +242,13 @@ describe("cloneRepository and GitWorkspace against a local bare repository", () 
 
   it("the host's git only allows the configured protocols (GIT_ALLOW_PROTOCOL)", async () => {
     const dir = path.join(base, "https-only");
-    const error = await cloneRepository({ cloneUrl: bare, dir, token: null, branch: "main", settings: { ...TEST_GIT_SETTINGS, allowedProtocols: ["https", "http"] } }).catch(
-      (err: unknown) => err,
-    );
+    const error = await cloneRepository({
+      cloneUrl: bare,
+      dir,
+      token: null,
+      branch: "main",
+      settings: { ...TEST_GIT_SETTINGS, allowedProtocols: ["https", "http"] },
+    }).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(GitCommandError);
     expect((error as GitCommandError).stderr).toMatch(/transport 'file' not allowed/);
   });
@@ -268,9 +281,9 @@ describe("cloneRepository failures", () => {
   it("throws GitCommandError for a branch the remote lacks", async () => {
     const base = makeTempDir("mc-git-branch-");
     const bare = createSeededBareRepo(base, SEED_FILES);
-    await expect(cloneRepository({ cloneUrl: bare, dir: path.join(base, "c"), token: null, branch: "nope", settings: TEST_GIT_SETTINGS })).rejects.toBeInstanceOf(
-      GitCommandError,
-    );
+    await expect(
+      cloneRepository({ cloneUrl: bare, dir: path.join(base, "c"), token: null, branch: "nope", settings: TEST_GIT_SETTINGS }),
+    ).rejects.toBeInstanceOf(GitCommandError);
   });
 });
 
@@ -317,7 +330,9 @@ describe("GitWorkspace over HTTP with an installation token", () => {
 
   it("fails without a token (the server demands it), and setToken restores access", async () => {
     const dir = path.join(makeTempDir("mc-git-http-anon-"), "clone");
-    await expect(cloneRepository({ cloneUrl: `${server.baseUrl}/repo.git`, dir, token: null, settings: TEST_GIT_SETTINGS })).rejects.toBeInstanceOf(GitCommandError);
+    await expect(cloneRepository({ cloneUrl: `${server.baseUrl}/repo.git`, dir, token: null, settings: TEST_GIT_SETTINGS })).rejects.toBeInstanceOf(
+      GitCommandError,
+    );
 
     const ws = await cloneRepository({ cloneUrl: `${server.baseUrl}/repo.git`, dir, token: FAKE_TOKEN, branch: "main", settings: TEST_GIT_SETTINGS });
     ws.setToken(null);

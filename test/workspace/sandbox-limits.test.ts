@@ -123,10 +123,13 @@ describe("limits that hold (needs root and cgroups)", () => {
   });
 
   it("commands run as the unprivileged sandbox user and see no host secrets, HOME or other folders", async () => {
-    const result = await runSandboxed({ mode: "bwrap" }, {
-      cwd,
-      command: "id -u; ls -A /; cat /etc/shadow /etc/gshadow /etc/sudoers 2>&1; ls -A /etc/ssh 2>&1; ls /root /home /var /opt /srv /work 2>&1",
-    });
+    const result = await runSandboxed(
+      { mode: "bwrap" },
+      {
+        cwd,
+        command: "id -u; ls -A /; cat /etc/shadow /etc/gshadow /etc/sudoers 2>&1; ls -A /etc/ssh 2>&1; ls /root /home /var /opt /srv /work 2>&1",
+      },
+    );
     const [uid] = result.stdout.split("\n");
     expect(uid).toBe("65534");
     const top = result.stdout.split("\n").slice(1, 12);

@@ -9,15 +9,7 @@ import path from "node:path";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { JobAbortedError, SandboxUnavailableError } from "../../src/domain/errors.js";
-import {
-  checkSandbox,
-  DEFAULT_SANDBOX_LIMITS,
-  filterCommandEnv,
-  formatCommandResult,
-  runSandboxed,
-  type CommandResult,
-  type SandboxOptions,
-} from "../../src/workspace/sandbox.js";
+import { checkSandbox, DEFAULT_SANDBOX_LIMITS, filterCommandEnv, runSandboxed, type CommandResult, type SandboxOptions } from "../../src/workspace/sandbox.js";
 import { giveToSandboxUser } from "../helpers/git-fixtures.js";
 
 // Real processes, real bubblewrap (/usr/bin/bwrap), real temp folders. No network beyond a
@@ -43,7 +35,7 @@ function processesMatching(marker: string): Promise<string[]> {
   return new Promise((resolve, reject) => {
     execFile("pgrep", ["-af", marker], (err, stdout) => {
       if (err && (err as { code?: unknown }).code === 1) resolve([]);
-      else if (err) reject(err);
+      else if (err) reject(new Error(`pgrep failed: ${err.message}`, { cause: err }));
       else resolve(stdout.split("\n").filter(Boolean));
     });
   });
@@ -212,9 +204,7 @@ describe("runSandboxed", () => {
     });
 
     it("filterCommandEnv reports what it refused", () => {
-      expect(
-        filterCommandEnv({ OK_NAME: "1", GITHUB_TOKEN: "x", API_KEY: "y", PRIVATE_KEY_PATH: "z", HOME: "/", "BAD-NAME": "1", NUL: "a\0b" }),
-      ).toEqual({
+      expect(filterCommandEnv({ OK_NAME: "1", GITHUB_TOKEN: "x", API_KEY: "y", PRIVATE_KEY_PATH: "z", HOME: "/", "BAD-NAME": "1", NUL: "a\0b" })).toEqual({
         env: { OK_NAME: "1" },
         refused: ["API_KEY", "BAD-NAME", "GITHUB_TOKEN", "HOME", "NUL", "PRIVATE_KEY_PATH"],
       });
@@ -227,10 +217,7 @@ describe("runSandboxed", () => {
       ["off", OFF],
     ])("kills a runaway command at the timeout (mode %s)", async (_mode, options) => {
       const marker = `mc-timeout-${randomUUID()}`;
-      const result = await runSandboxed(
-        { ...options, limits: { timeoutMs: 300 } },
-        { cwd, command: `sleep 30; echo ${marker}` },
-      );
+      const result = await runSandboxed({ ...options, limits: { timeoutMs: 300 } }, { cwd, command: `sleep 30; echo ${marker}` });
       expect(result.timedOut).toBe(true);
       expect(result.exitCode).toBeNull();
       expect(result.signal).toBe("SIGKILL");
@@ -404,9 +391,7 @@ describe("runSandboxed", () => {
 
     it("throws SandboxUnavailableError when bwrap fails before the command starts", async () => {
       // /bin/false stands in for a bwrap that exits with its own set-up error.
-      await expect(runSandboxed({ mode: "bwrap", bwrapPath: "/bin/false" }, { cwd, command: "touch ran" })).rejects.toBeInstanceOf(
-        SandboxUnavailableError,
-      );
+      await expect(runSandboxed({ mode: "bwrap", bwrapPath: "/bin/false" }, { cwd, command: "touch ran" })).rejects.toBeInstanceOf(SandboxUnavailableError);
       expect(existsSync(path.join(cwd, "ran"))).toBe(false);
     });
 
@@ -431,60 +416,6 @@ describe("checkSandbox", () => {
     expect(missing.ok).toBe(false);
     expect(missing.ok ? "" : missing.reason).toMatch(/\/nonexistent\/bwrap/);
     expect((await checkSandbox({ mode: "bwrap", bwrapPath: "/bin/false" })).ok).toBe(false);
-  });
-});
-
-describe("formatCommandResult", () => {
-  const base: CommandResult = {
-    command: "npm test",
-    exitCode: 1,
-    signal: null,
-    timedOut: false,
-    limitExceeded: null,
-    durationMs: 12_345,
-    stdout: "",
-    stderr: "",
-    truncated: false,
-    sandboxed: true,
-  };
-
-  it("summarises the command, exit code, duration and the tail of the log", () => {
-    const stdout = `${Array.from({ length: 100 }, (_, i) => `line ${i + 1}`).join("\n")}\n`;
-    const text = formatCommandResult({ ...base, stdout }, 5);
-    expect(text).toContain("**Command:** ` npm test `");
-    expect(text).toContain("exit code 1");
-    expect(text).toContain("12.3 s");
-    expect(text).toContain("sandboxed");
-    expect(text).toContain("(last 5 lines)");
-    expect(text).toContain("line 96\nline 97\nline 98\nline 99\nline 100\n```");
-    expect(text).not.toContain("line 95\n");
-    expect(text).not.toContain("**stderr**");
-  });
-
-  it("keeps fences unbreakable, strips colours and redacts tokens", () => {
-    const token = `ghp_${"x".repeat(36)}`;
-    const text = formatCommandResult({
-      ...base,
-      command: "echo `date`",
-      stdout: "before\n```\n# Injected heading\n````\n\u001b[31mred\u001b[39m\n",
-      stderr: `token ${token}\n`,
-    });
-    expect(text).toContain("**Command:** `` echo `date` ``");
-    expect(text).toContain("`````text\nbefore\n```\n# Injected heading\n````\nred\n`````");
-    expect(text).not.toContain("\u001b");
-    expect(text).not.toContain(token);
-    expect(text).toContain("[REDACTED]");
-  });
-
-  it("says when a command timed out, was killed, ran unsandboxed or was truncated", () => {
-    expect(formatCommandResult({ ...base, exitCode: null, signal: "SIGKILL", timedOut: true, durationMs: 300 })).toContain(
-      "timed out after 300 ms",
-    );
-    expect(formatCommandResult({ ...base, exitCode: null, signal: "SIGSEGV" })).toContain("killed by SIGSEGV");
-    const text = formatCommandResult({ ...base, exitCode: 0, sandboxed: false, truncated: true });
-    expect(text).toContain("✅ exit code 0");
-    expect(text).toContain("not sandboxed");
-    expect(text).toContain("output truncated");
   });
 });
 

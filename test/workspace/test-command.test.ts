@@ -163,9 +163,33 @@ describe("parseTestCounts", () => {
   });
 
   it("reads node:test's TAP and spec summaries", () => {
-    const tap = ["TAP version 13", "# Subtest: adds", "ok 1 - adds", "not ok 2 - subtracts", "1..4", "# tests 4", "# suites 0", "# pass 3", "# fail 1", "# cancelled 0", "# skipped 0", "# todo 0", "# duration_ms 51.2"].join("\n");
+    const tap = [
+      "TAP version 13",
+      "# Subtest: adds",
+      "ok 1 - adds",
+      "not ok 2 - subtracts",
+      "1..4",
+      "# tests 4",
+      "# suites 0",
+      "# pass 3",
+      "# fail 1",
+      "# cancelled 0",
+      "# skipped 0",
+      "# todo 0",
+      "# duration_ms 51.2",
+    ].join("\n");
     expect(parseTestCounts(tap)).toEqual({ passed: 3, failed: 1, skipped: 0 });
-    const spec = [`${ESC}[32m✔ adds ${ESC}[90m(0.5ms)${ESC}[39m`, "ℹ tests 5", "ℹ suites 1", "ℹ pass 4", "ℹ fail 0", "ℹ cancelled 0", "ℹ skipped 1", "ℹ todo 0", "ℹ duration_ms 60.1"].join("\n");
+    const spec = [
+      `${ESC}[32m✔ adds ${ESC}[90m(0.5ms)${ESC}[39m`,
+      "ℹ tests 5",
+      "ℹ suites 1",
+      "ℹ pass 4",
+      "ℹ fail 0",
+      "ℹ cancelled 0",
+      "ℹ skipped 1",
+      "ℹ todo 0",
+      "ℹ duration_ms 60.1",
+    ].join("\n");
     expect(parseTestCounts(spec)).toEqual({ passed: 4, failed: 0, skipped: 1 });
   });
 

@@ -3,7 +3,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { LlmApiError } from "../../domain/errors.js";
 import type { PriceTable } from "../../domain/pricing.js";
 
-import type { Llm, Message, MessageRequest, UsageRecord } from "../../ports/llm.js";
+import type { Llm, Message, UsageRecord } from "../../ports/llm.js";
 
 // The only runtime importer of @anthropic-ai/sdk (ports/llm.ts borrows its message types).
 export type { Llm, UsageRecord };
@@ -35,11 +35,7 @@ export function createAnthropic(options: AnthropicOptions): Anthropic {
  *
  * @param onUsage - persists the record (the ledger); if it throws, the call's result is not returned
  */
-export function createRecordingLlm(
-  anthropic: Anthropic,
-  prices: PriceTable,
-  onUsage: (record: UsageRecord) => Promise<void>,
-): Llm {
+export function createRecordingLlm(anthropic: Anthropic, prices: PriceTable, onUsage: (record: UsageRecord) => Promise<void>): Llm {
   return {
     async createMessage(request, options) {
       prices.priceOf(request.model); // refuse before spending anything unpriced
@@ -82,10 +78,11 @@ function toLlmApiError(err: unknown): unknown {
     return new LlmApiError(0, "connection to the Anthropic API failed", { retryable: true, cause: err });
   }
   if (err instanceof Anthropic.APIError) {
-    const status = err.status ?? 0;
+    // `instanceof` cannot infer the class's type parameters (status, headers): read them by their runtime types.
+    const status = typeof err.status === "number" ? err.status : 0;
     const retryable = status === 408 || status === 409 || status === 429 || status >= 500;
     const type = (err.error as { error?: { type?: string } } | undefined)?.error?.type ?? "error";
-    const after = retryAfterMs(err.headers);
+    const after = retryAfterMs(err.headers instanceof Headers ? err.headers : undefined);
     return new LlmApiError(status, `Messages API ${status} ${type}`, {
       retryable,
       cause: err,

@@ -2,7 +2,16 @@
  * The code stage: the Coder implements the plan (or revises the pull request) on the run's
  * branch, and this module opens or finds the pull request and replies after a revision.
  */
-import { branchName, type CoderInput, type CoderResult, type CoderWorkspace, implementChanges, pullRequestBody, type RevisionFeedback, revisionReply } from "../../agents/coder.js";
+import {
+  branchName,
+  type CoderInput,
+  type CoderResult,
+  type CoderWorkspace,
+  implementChanges,
+  pullRequestBody,
+  type RevisionFeedback,
+  revisionReply,
+} from "../../agents/coder.js";
 import type { AgentRuntime } from "../../agents/context.js";
 import { APP_ACTOR } from "../../domain/jobs.js";
 import type { BotIdentity, GitHubPort } from "../../ports/github.js";
@@ -10,7 +19,6 @@ import { writeTracking } from "../reporter.js";
 import { prepareWorkspace, pruneWorkspaces, workspaceDir } from "../../workspace/workspaces.js";
 import type { StageContext } from "../stage-context.js";
 import type { StageOutcome } from "../pipeline-deps.js";
-
 
 /**
  * Runs the Coder, then opens the pull request (`POST /repos/{owner}/{repo}/pulls`, `Closes
@@ -47,7 +55,7 @@ export async function implementIssue(
  * Replies on the pull request after a revision: what changed and at which commit. One comment
  * per head sha (`ensureComment`, topic `revision:<sha>`), so a retried job does not reply twice.
  */
-export async function replyToRevision(github: GitHubPort, pullNumber: number, result: CoderResult, feedback: RevisionFeedback): Promise<void> {
+async function replyToRevision(github: GitHubPort, pullNumber: number, result: CoderResult, feedback: RevisionFeedback): Promise<void> {
   await github.ensureComment({ issueNumber: pullNumber, topic: `revision:${result.headSha}`, body: revisionReply(result, feedback) });
 }
 

@@ -36,7 +36,10 @@ async function approvalsThatCount(ctx: StageContext, pr: PullRequestData, bot: B
       writers.set(review.author, access);
     }
     if (!access.writer) {
-      ctx.log.info({ ...fields, reason: "no_write_permission", permission: access.permission }, "auto_merge: approval ignored: the reviewer has no write permission");
+      ctx.log.info(
+        { ...fields, reason: "no_write_permission", permission: access.permission },
+        "auto_merge: approval ignored: the reviewer has no write permission",
+      );
       continue;
     }
     counted.push(review);

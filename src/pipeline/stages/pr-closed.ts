@@ -9,7 +9,10 @@ export async function prClosedStage(ctx: StageContext): Promise<StageOutcome> {
   if (merged) {
     await ctx.move("merged", "pull request merged", { finished_at: Date.now() });
   } else if (task.stage !== "cancelled") {
-    await ctx.move("cancelled", "pull request closed without merging", { blocked_reason: null, failure_reason: "The pull request was closed without merging." });
+    await ctx.move("cancelled", "pull request closed without merging", {
+      blocked_reason: null,
+      failure_reason: "The pull request was closed without merging.",
+    });
   }
   await removeIssueWorkspaces(ctx.deps.workspacesDir, task.owner, task.repo, task.issue_number);
   return {};

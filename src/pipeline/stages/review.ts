@@ -13,7 +13,6 @@ import {
   REVIEW_CHECK_NAME,
   type ReviewInput,
   type ReviewResult,
-  type ReviewScope,
   type Verdict,
   VERDICT_CONCLUSION,
 } from "../../agents/reviewer.js";
@@ -47,11 +46,7 @@ import type { BotIdentity, CheckRunData, GitHubPort, PullRequestData, PullReques
  *   is completed as a failure first)
  * @throws {GitHubApiError} when GitHub refuses a call
  */
-export async function reviewPullRequest(
-  runtime: AgentRuntime,
-  deps: { github: GitHubPort; bot: BotIdentity },
-  input: ReviewInput,
-): Promise<ReviewResult> {
+export async function reviewPullRequest(runtime: AgentRuntime, deps: { github: GitHubPort; bot: BotIdentity }, input: ReviewInput): Promise<ReviewResult> {
   const { github, bot } = deps;
   const pr = await github.getPullRequest(input.pullNumber);
   const headSha = pr.headSha;
@@ -62,7 +57,9 @@ export async function reviewPullRequest(
   const previous = (await github.listReviews(pr.number)).find((r) => r.author === bot.login && r.body.includes(tag));
   if (previous) {
     const meta = readReviewMeta(previous);
-    const { verdict, withheld } = own ? decideVerdict(meta.model, { testsFailing: input.testsFailing, allowApprove: input.allowApprove, overBudget: meta.overBudget }) : { verdict: meta.verdict, withheld: [] };
+    const { verdict, withheld } = own
+      ? decideVerdict(meta.model, { testsFailing: input.testsFailing, allowApprove: input.allowApprove, overBudget: meta.overBudget })
+      : { verdict: meta.verdict, withheld: [] };
     const checkRun = own ? await completeCheck(github, headSha, verdict, checkSummary(verdict, withheld, previous, meta.notReviewed)) : null;
     return {
       review: previous,
@@ -94,7 +91,6 @@ export async function reviewPullRequest(
   }
 }
 
-
 async function review(
   runtime: AgentRuntime,
   github: GitHubPort,
@@ -108,7 +104,9 @@ async function review(
   const { verdict } = draft;
   const event: ReviewEvent = ctx.own ? "COMMENT" : verdict === "approve" ? "APPROVE" : verdict === "request_changes" ? "REQUEST_CHANGES" : "COMMENT";
   const posted = await github.createReview({ pullNumber: pr.number, commitId: headSha, event, body: draft.body, comments: draft.inline });
-  const checkRun = ctx.check ? await completeCheck(github, headSha, verdict, checkSummary(verdict, draft.withheld, posted, draft.notReviewed), ctx.check) : null;
+  const checkRun = ctx.check
+    ? await completeCheck(github, headSha, verdict, checkSummary(verdict, draft.withheld, posted, draft.notReviewed), ctx.check)
+    : null;
   return {
     review: posted,
     verdict,
@@ -122,7 +120,7 @@ async function review(
 }
 
 /** Which files the review covers: the compare since the last reviewed sha, or the whole pull request. */
-export async function reviewScope(
+async function reviewScope(
   github: GitHubPort,
   pr: PullRequestData,
   sinceSha: string | null,
@@ -135,16 +133,25 @@ export async function reviewScope(
   } catch (err) {
     // 404: the sha is gone (force-push); 422/404 "no common ancestor". Review everything instead.
     if (err instanceof GitHubApiError && (err.status === 404 || err.status === 422)) {
-      return { files: pullRequestFiles, pullRequestFiles, sinceSha: null, note: `_The previously reviewed commit \`${sinceSha.slice(0, 7)}\` is no longer comparable with the head, so the whole pull request was reviewed._` };
+      return {
+        files: pullRequestFiles,
+        pullRequestFiles,
+        sinceSha: null,
+        note: `_The previously reviewed commit \`${sinceSha.slice(0, 7)}\` is no longer comparable with the head, so the whole pull request was reviewed._`,
+      };
     }
     throw err;
   }
   if (files.length === 0) {
-    return { files: pullRequestFiles, pullRequestFiles, sinceSha: null, note: `_No file changed since \`${sinceSha.slice(0, 7)}\`, so the whole pull request was reviewed._` };
+    return {
+      files: pullRequestFiles,
+      pullRequestFiles,
+      sinceSha: null,
+      note: `_No file changed since \`${sinceSha.slice(0, 7)}\`, so the whole pull request was reviewed._`,
+    };
   }
   return { files, pullRequestFiles, sinceSha, note: "" };
 }
-
 
 /** Brings the review check run to `completed` with the verdict's conclusion (skipped when it already is). */
 async function completeCheck(
@@ -159,7 +166,6 @@ async function completeCheck(
   if (check.status === "completed" && check.conclusion === conclusion) return check;
   return github.updateCheckRun(check.id, { status: "completed", conclusion, output });
 }
-
 
 /**
  * `review`: state `reviewing`. The Reviewer reviews the diff (or what changed since the last

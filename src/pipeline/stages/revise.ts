@@ -13,7 +13,8 @@ export async function reviseStage(ctx: StageContext): Promise<StageOutcome> {
   const feedback = ctx.payload.feedback;
   if (!feedback) throw new Error("a revise job needs feedback");
   if (!ctx.task.pr_number) return codeStage(ctx, null);
-  if (ctx.reworkLimitReached() && feedback.source !== "command") return ctx.blockForRework(`${feedback.source === "tests" ? "failing tests" : "requested changes"}.`);
+  if (ctx.reworkLimitReached() && feedback.source !== "command")
+    return ctx.blockForRework(`${feedback.source === "tests" ? "failing tests" : "requested changes"}.`);
   const revision = await feedbackFor(ctx, feedback);
   if (revision.source === "review" && !revision.text && revision.comments.length === 0) {
     ctx.log.info("the review has no body and no comments: nothing to revise");

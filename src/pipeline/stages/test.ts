@@ -130,7 +130,11 @@ export async function testPullRequest(
     const passed = result.exitCode === 0 && !result.timedOut;
     const conclusion: CheckConclusion = result.timedOut ? "timed_out" : passed ? "success" : "failure";
     const countText = counts ? ` (${counts.passed} passed, ${counts.failed} failed${counts.skipped ? `, ${counts.skipped} skipped` : ""})` : "";
-    const title = result.timedOut ? `Tests timed out after ${Math.round(result.durationMs / 1000)} s` : passed ? `Tests passed${countText}` : `Tests failed${countText}`;
+    const title = result.timedOut
+      ? `Tests timed out after ${Math.round(result.durationMs / 1000)} s`
+      : passed
+        ? `Tests passed${countText}`
+        : `Tests failed${countText}`;
     const summary = [
       `**Command:** \`${redactSecrets(result.command)}\``,
       `**Exit code:** ${result.exitCode ?? "none (killed)"}`,
@@ -146,7 +150,6 @@ export async function testPullRequest(
     return { conclusion, checkRun: done, command: result.command, exitCode: result.exitCode, counts, logTail, judgement: dod, reused: false };
   }
 }
-
 
 /**
  * `test`: state `testing`. The test command (`test.command`, or detected) and `test.setup` run in
@@ -190,7 +193,13 @@ export async function testStage(ctx: StageContext): Promise<StageOutcome> {
     await ctx.move("changes_requested", "tests failed");
     return ctx.next(
       "revise",
-      { feedback: { source: "tests", text: `The test command \`${report.command}\` failed (exit code ${report.exitCode ?? "none"}). End of its output:\n\n${report.logTail}`, requestedBy: APP_ACTOR } },
+      {
+        feedback: {
+          source: "tests",
+          text: `The test command \`${report.command}\` failed (exit code ${report.exitCode ?? "none"}). End of its output:\n\n${report.logTail}`,
+          requestedBy: APP_ACTOR,
+        },
+      },
       pr.headSha,
     );
   }

@@ -16,7 +16,10 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.createIndex("transitions_task").on("transitions").columns(["task_id", "id"]).execute();
 
   // Lifecycle bookkeeping on the task.
-  await db.schema.alterTable("tasks").addColumn("rework_cycles", "integer", (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable("tasks")
+    .addColumn("rework_cycles", "integer", (c) => c.notNull().defaultTo(0))
+    .execute();
   await db.schema.alterTable("tasks").addColumn("head_sha", "text").execute();
   await db.schema.alterTable("tasks").addColumn("reviewed_sha", "text").execute();
   await db.schema.alterTable("tasks").addColumn("tests_conclusion", "text").execute();
@@ -39,7 +42,18 @@ export async function up(db: Kysely<any>): Promise<void> {
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable("pauses").execute();
   await db.schema.dropTable("transitions").execute();
-  for (const column of ["rework_cycles", "head_sha", "reviewed_sha", "tests_conclusion", "blocked_reason", "approved_by", "started_at", "finished_at", "triggered_by_id", "plan_approved_by"]) {
+  for (const column of [
+    "rework_cycles",
+    "head_sha",
+    "reviewed_sha",
+    "tests_conclusion",
+    "blocked_reason",
+    "approved_by",
+    "started_at",
+    "finished_at",
+    "triggered_by_id",
+    "plan_approved_by",
+  ]) {
     await db.schema.alterTable("tasks").dropColumn(column).execute();
   }
 }

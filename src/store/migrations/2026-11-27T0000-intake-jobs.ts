@@ -30,7 +30,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("updated_at", "integer", (c) => c.notNull())
     .addColumn("finished_at", "integer")
     .execute();
-  await sql`insert into jobs_next select id, kind, task_id, installation_id, lock_key, dedupe_key, delivery_id, payload, state, attempts, max_attempts, run_after, lease_owner, lease_expires_at, last_error, created_at, updated_at, finished_at from jobs`.execute(db);
+  await sql`insert into jobs_next select id, kind, task_id, installation_id, lock_key, dedupe_key, delivery_id, payload, state, attempts, max_attempts, run_after, lease_owner, lease_expires_at, last_error, created_at, updated_at, finished_at from jobs`.execute(
+    db,
+  );
   await db.schema.dropTable("jobs").execute();
   await sql`alter table jobs_next rename to jobs`.execute(db);
   await db.schema.createIndex("jobs_claimable").on("jobs").columns(["state", "run_after"]).execute();

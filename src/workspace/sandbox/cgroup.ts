@@ -34,9 +34,7 @@ interface ControllerHome {
 }
 
 /** What the host offers, found once. */
-export type CgroupSupport =
-  | { ok: true; homes: readonly ControllerHome[]; summary: string }
-  | { ok: false; reason: string };
+export type CgroupSupport = { ok: true; homes: readonly ControllerHome[]; summary: string } | { ok: false; reason: string };
 
 /** A command's control group(s): one folder in v2, one per controller in v1. */
 export interface CommandCgroup {
@@ -122,7 +120,7 @@ async function enableV2Controllers(dir: string, wanted: readonly CgroupControlle
  *
  * @returns `{ ok: false, reason }` naming the missing controller or permission; never throws
  */
-export async function probeCgroups(): Promise<CgroupSupport> {
+async function probeCgroups(): Promise<CgroupSupport> {
   let membership: string[];
   let mounts: Mount[];
   try {
@@ -223,7 +221,11 @@ export async function createCommandCgroup(limits: CgroupLimits): Promise<Command
     const dir = path.join(home.parent, name);
     dirs.set(dir, [...(dirs.get(dir) ?? []), home]);
   }
-  const group = new Group([...dirs.keys()], found.homes.filter((h) => h.controller === "memory").map((h) => path.join(h.parent, name)), found.homes.filter((h) => h.controller === "pids").map((h) => path.join(h.parent, name)));
+  const group = new Group(
+    [...dirs.keys()],
+    found.homes.filter((h) => h.controller === "memory").map((h) => path.join(h.parent, name)),
+    found.homes.filter((h) => h.controller === "pids").map((h) => path.join(h.parent, name)),
+  );
   try {
     for (const [dir, homes] of dirs) {
       await mkdir(dir);
@@ -232,14 +234,19 @@ export async function createCommandCgroup(limits: CgroupLimits): Promise<Command
           try {
             await writeFile(file, value);
           } catch (err) {
-            if (required) throw new SandboxUnavailableError(`resource limits cannot be applied: writing ${value} to ${file} failed (${err instanceof Error ? err.message : String(err)})`);
+            if (required)
+              throw new SandboxUnavailableError(
+                `resource limits cannot be applied: writing ${value} to ${file} failed (${err instanceof Error ? err.message : String(err)})`,
+              );
           }
         }
       }
     }
   } catch (err) {
     await group.remove();
-    throw err instanceof SandboxUnavailableError ? err : new SandboxUnavailableError(`resource limits cannot be applied: ${err instanceof Error ? err.message : String(err)}`);
+    throw err instanceof SandboxUnavailableError
+      ? err
+      : new SandboxUnavailableError(`resource limits cannot be applied: ${err instanceof Error ? err.message : String(err)}`);
   }
   return group;
 }
@@ -261,7 +268,10 @@ class Group implements CommandCgroup {
     for (const dir of this.#dirs) {
       await writeFile(path.join(dir, "cgroup.kill"), "1").catch(() => undefined); // v2, Linux 5.14+
       const procs = await readFile(path.join(dir, "cgroup.procs"), "utf8").catch(() => "");
-      for (const pid of procs.split("\n").map(Number).filter((n) => n > 0)) {
+      for (const pid of procs
+        .split("\n")
+        .map(Number)
+        .filter((n) => n > 0)) {
         try {
           process.kill(pid, "SIGKILL");
         } catch {

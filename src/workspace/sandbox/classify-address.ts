@@ -142,21 +142,10 @@ export function classifyAddress(address: string): AddressVerdict {
       return embedded(address, "6to4", [ipv4FromParts(parts[1] ?? 0, parts[2] ?? 0)]);
     case "teredo":
       // Server address in bits 32–63; client address, bit-inverted, in bits 96–127 (RFC 4380 §4).
-      return embedded(address, "Teredo", [
-        ipv4FromParts(parts[2] ?? 0, parts[3] ?? 0),
-        ipv4FromParts(~(parts[6] ?? 0) & 0xffff, ~(parts[7] ?? 0) & 0xffff),
-      ]);
+      return embedded(address, "Teredo", [ipv4FromParts(parts[2] ?? 0, parts[3] ?? 0), ipv4FromParts(~(parts[6] ?? 0) & 0xffff, ~(parts[7] ?? 0) & 0xffff)]);
     case "unicast":
       return v6.match(IPV6_GLOBAL_UNICAST) ? { allowed: true, address } : refuse(address, "not global unicast");
     default:
       return refuse(address, words(range));
   }
-}
-
-/**
- * `true` when {@link classifyAddress} allows `address` (public unicast IPv4 or IPv6, or an
- * IPv6 form embedding a public IPv4 address). The egress proxy's default address policy.
- */
-export function isPublicAddress(address: string): boolean {
-  return classifyAddress(address).allowed;
 }

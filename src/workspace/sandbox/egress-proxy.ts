@@ -21,13 +21,13 @@ import { canonicalAddress, classifyAddress } from "./classify-address.js";
 // the address it checked.
 
 /** Ports a destination may use unless {@link EgressProxyOptions.ports} says otherwise: HTTPS, HTTP. */
-export const DEFAULT_EGRESS_PORTS: readonly number[] = Object.freeze([443, 80]);
+const DEFAULT_EGRESS_PORTS: readonly number[] = Object.freeze([443, 80]);
 
 /** Milliseconds from a request to an established upstream connection (DNS included) before 504. */
-export const EGRESS_CONNECT_TIMEOUT_MS = 10_000;
+const EGRESS_CONNECT_TIMEOUT_MS = 10_000;
 
 /** Milliseconds without a byte in either direction after which a connection is closed. */
-export const EGRESS_IDLE_TIMEOUT_MS = 60_000;
+const EGRESS_IDLE_TIMEOUT_MS = 60_000;
 
 /**
  * A port for the forwarder inside the sandbox (the sandbox has its own loopback, so any free
@@ -725,7 +725,7 @@ export function egressForwarderScript(port: number, socketPath: string): string 
  *
  * @throws {ConfigError} `port` is not 1–65535
  */
-export function egressWaitScript(port: number, timeoutMs = 5_000): string {
+function egressWaitScript(port: number, timeoutMs = 5_000): string {
   checkPort(port);
   return [
     `"use strict";const net=require("node:net");const end=Date.now()+${Math.max(0, Math.floor(timeoutMs))};`,
@@ -741,7 +741,7 @@ function shellQuote(word: string): string {
 }
 
 /** Exit status of {@link egressShellCommand} when the forwarder did not start. */
-export const EGRESS_FORWARDER_FAILED_EXIT = 125;
+const EGRESS_FORWARDER_FAILED_EXIT = 125;
 
 /**
  * `command` wrapped for `sh -c` inside the sandbox: starts the forwarder
@@ -810,11 +810,8 @@ function npmConfigRegistry(): Promise<string | null> {
     if (/^npm_config_/i.test(name) && value !== undefined) env[name] = value;
   }
   return new Promise((resolvePromise) => {
-    execFile(
-      "npm",
-      ["config", "get", "registry"],
-      { env, cwd: os.homedir(), timeout: 10_000, maxBuffer: 64 * 1024, windowsHide: true },
-      (err, stdout) => resolvePromise(err ? null : stdout.trim()),
+    execFile("npm", ["config", "get", "registry"], { env, cwd: os.homedir(), timeout: 10_000, maxBuffer: 64 * 1024, windowsHide: true }, (err, stdout) =>
+      resolvePromise(err ? null : stdout.trim()),
     );
   });
 }
@@ -830,8 +827,7 @@ function npmConfigRegistry(): Promise<string | null> {
  */
 export async function defaultEgressAllowlist(): Promise<string[]> {
   const hosts: string[] = [];
-  const npmRegistry =
-    process.env.npm_config_registry || process.env.NPM_CONFIG_REGISTRY || (await npmConfigRegistry()) || undefined;
+  const npmRegistry = process.env.npm_config_registry || process.env.NPM_CONFIG_REGISTRY || (await npmConfigRegistry()) || undefined;
   const npmHost = urlHost(npmRegistry);
   if (npmHost) hosts.push(npmHost);
   const pipHost = urlHost(process.env.PIP_INDEX_URL);

@@ -118,7 +118,13 @@ describe("createRecordingLlm", () => {
   it("prices by the requested model when the response names an unpriced one, and copes with null cache fields", async () => {
     const scope = nock(BASE_URL)
       .post("/v1/messages")
-      .reply(200, messageBody({ model: "claude-mystery", usage: { input_tokens: 10, output_tokens: 20, cache_creation_input_tokens: null, cache_read_input_tokens: null } }));
+      .reply(
+        200,
+        messageBody({
+          model: "claude-mystery",
+          usage: { input_tokens: 10, output_tokens: 20, cache_creation_input_tokens: null, cache_read_input_tokens: null },
+        }),
+      );
     const onUsage = vi.fn(async (_record: UsageRecord) => {});
     await makeLlm(onUsage).createMessage(REQUEST);
     expect(scope.isDone()).toBe(true);
@@ -199,7 +205,9 @@ describe("createRecordingLlm", () => {
   });
 
   it("refuses an unpriced model before sending any request", async () => {
-    const scope = nock(BASE_URL).post("/v1/messages").reply(200, messageBody({ model: "claude-sonnet-5-7" }));
+    const scope = nock(BASE_URL)
+      .post("/v1/messages")
+      .reply(200, messageBody({ model: "claude-sonnet-5-7" }));
     const onUsage = vi.fn(async (_record: UsageRecord) => {});
     await expect(makeLlm(onUsage).createMessage({ ...REQUEST, model: "claude-sonnet-5-7" })).rejects.toBeInstanceOf(UnknownModelError);
     expect(scope.isDone()).toBe(false);

@@ -14,14 +14,15 @@ const MENTION_LIKE = /(?:^|\n)\s*@[\w.-]+(?:\[bot\])?\s+\S/;
  */
 export async function handleComment(context: Context<"issue_comment.created">, deps: InboundDeps): Promise<TriggerOutcome> {
   const { payload } = context;
-  const s = subjectOf(context, payload.issue.number);
-  const early = await prologue(deps, context);
-  if (early) return early;
+  // Most comments are conversation: decided from the text alone, before the database is touched.
   const body = payload.comment.body ?? "";
   const slug = deps.appSlug();
   // The slug is resolved in the background at start-up; until then a mention is handed on and the intake job checks it.
   const command = slug ? parseCommand(body, slug) !== null : parseCommand(body, "") !== null || MENTION_LIKE.test(body);
   if (!command) return "not_a_command";
+  const s = subjectOf(context, payload.issue.number);
+  const early = await prologue(deps, context);
+  if (early) return early;
   const outcome = await enqueueIntake(deps, s, {
     event: "comment",
     subject: intakeSubject(s),

@@ -19,6 +19,11 @@ export async function handleIssueClosed(context: Context<"issues.closed">, deps:
   if (!current || (isTaskState(current.stage) && ENDED_STATES.has(current.stage))) return finish(deps, s, "no_task", "issue closed handled");
   // A merged PR that closes the issue is handled by pull_request.closed.
   if (current.stage === "ready_for_merge") return finish(deps, s, "ignored", "issue closed handled");
-  const outcome = await enqueueIntake(deps, s, { event: "issue_closed", subject: intakeSubject(s), sender: { login: payload.sender.login, id: payload.sender.id } }, current.id);
+  const outcome = await enqueueIntake(
+    deps,
+    s,
+    { event: "issue_closed", subject: intakeSubject(s), sender: { login: payload.sender.login, id: payload.sender.id } },
+    current.id,
+  );
   return finish(deps, s, outcome, "issue closed handled");
 }

@@ -19,15 +19,7 @@ export interface InboundDeps {
 
 /** Why a delivery did or did not start work; logged, counted in `mc_webhook_outcomes_total`, returned for tests. */
 export type TriggerOutcome =
-  | "enqueued"
-  | "duplicate_delivery"
-  | "sender_is_bot"
-  | "not_trigger_label"
-  | "pull_request"
-  | "issue_closed"
-  | "not_a_command"
-  | "no_task"
-  | "ignored";
+  "enqueued" | "duplicate_delivery" | "sender_is_bot" | "not_trigger_label" | "pull_request" | "issue_closed" | "not_a_command" | "no_task" | "ignored";
 
 /** The fields every handled delivery shares: delivery id, event, installation, repository, number. */
 export interface Subject {
@@ -68,7 +60,7 @@ export function subjectOf(context: DeliveryContext, number: number): Subject {
   };
 }
 
-export function logFor(deps: InboundDeps, s: Subject): Logger {
+function logFor(deps: InboundDeps, s: Subject): Logger {
   return deps.log.child({ deliveryId: s.deliveryId, repo: `${s.owner}/${s.repo}`, issue: s.number, event: s.event });
 }
 

@@ -24,7 +24,8 @@ export async function handleReviewSubmitted(context: Context<"pull_request_revie
   const config = RepoConfig.parse(JSON.parse(task.config));
   if (state === "approved" && !(config.auto_merge && task.stage === "ready_for_merge")) return "ignored";
   if (state !== "approved" && !isTaskState(task.stage)) return "ignored";
-  if (state !== "approved" && isTaskState(task.stage) && !canTransition(task.stage, "changes_requested") && task.stage !== "changes_requested") return "ignored";
+  if (state !== "approved" && isTaskState(task.stage) && !canTransition(task.stage, "changes_requested") && task.stage !== "changes_requested")
+    return "ignored";
   const outcome = await enqueueIntake(
     deps,
     s,

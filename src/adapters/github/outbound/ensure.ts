@@ -1,9 +1,6 @@
 import type { CommentData, GitHubPort } from "../../../ports/github.js";
 
-import { marker, STAGE_LABEL_PREFIX } from "../../../domain/markers.js";
-
-export { marker, STAGE_LABEL_PREFIX };
-
+import { marker } from "../../../domain/markers.js";
 
 /**
  * Creates or updates the one comment on an issue that carries `marker(topic)`. With a known
@@ -25,18 +22,4 @@ export async function ensureComment(
   const existing = comments.find((c) => c.body.startsWith(tag) && c.author === bot.login);
   if (existing) return existing.body === body ? existing : github.updateComment(existing.id, body);
   return github.createComment(input.issueNumber, body);
-}
-
-
-/**
- * Puts `label` on the issue and removes every other `mc:` label it has.
- *
- * @param current - the labels the issue has now (from the issue or the webhook payload)
- */
-export async function setStageLabel(github: GitHubPort, issueNumber: number, label: string, current?: string[]): Promise<void> {
-  const labels = current ?? (await github.getIssue(issueNumber)).labels;
-  if (!labels.includes(label)) await github.addLabels(issueNumber, [label]);
-  for (const other of labels) {
-    if (other !== label && other.startsWith(STAGE_LABEL_PREFIX)) await github.removeLabel(issueNumber, other);
-  }
 }

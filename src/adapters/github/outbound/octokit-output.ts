@@ -1,3 +1,4 @@
+import type { RestEndpointMethodTypes } from "@octokit/rest";
 import type { ProbotOctokit } from "probot";
 
 import { GitHubApiError } from "../../../domain/errors.js";
@@ -39,13 +40,13 @@ export function toGitHubApiError(err: unknown, now = Date.now()): unknown {
   const status = e.status;
   const headers = e.response?.headers ?? {};
   const dataMessage = (e.response?.data as { message?: string } | undefined)?.message ?? "";
-  const message = redactSecrets(String(dataMessage || e.message || `HTTP ${status}`)).slice(0, 300);
+  const errorMessage = typeof e.message === "string" ? e.message : "";
+  const message = redactSecrets(String(dataMessage || errorMessage || `HTTP ${status}`)).slice(0, 300);
   let retryAfterMs: number | undefined;
   const retryAfter = Number(headers["retry-after"]);
   if (Number.isFinite(retryAfter) && headers["retry-after"] !== undefined) retryAfterMs = retryAfter * 1000;
   const rateLimited =
-    (status === 403 || status === 429) &&
-    (retryAfterMs !== undefined || headers["x-ratelimit-remaining"] === "0" || /rate limit/i.test(message));
+    (status === 403 || status === 429) && (retryAfterMs !== undefined || headers["x-ratelimit-remaining"] === "0" || /rate limit/i.test(message));
   if (rateLimited && retryAfterMs === undefined && headers["x-ratelimit-reset"]) {
     retryAfterMs = Math.max(0, Number(headers["x-ratelimit-reset"]) * 1000 - now);
   }
@@ -65,8 +66,20 @@ async function call<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/* eslint-disable @typescript-eslint/no-explicit-any -- REST payloads are mapped field by field below */
-const toComment = (c: any): CommentData => ({
+/**
+ * The REST answers mapped below, typed by their endpoints (`@octokit/rest`). The calls whose
+ * answer goes through a mapper use `octokit.rest.*`, whose data has exactly these types
+ * (`octokit.request` is typed by a newer OpenAPI description, with `number | bigint` ids).
+ */
+type Rest = RestEndpointMethodTypes;
+type IssueCommentResponse = Rest["issues"]["getComment"]["response"]["data"];
+/** A full pull request (`GET …/pulls/{n}`, `POST …/pulls`) or an item of a list (`GET …/pulls`), which has no `merged`. */
+type PullRequestResponse = Rest["pulls"]["get"]["response"]["data"] | Rest["pulls"]["list"]["response"]["data"][number];
+type ReviewResponse = Rest["pulls"]["getReview"]["response"]["data"];
+type CheckRunResponse = Rest["checks"]["get"]["response"]["data"];
+type ReviewCommentResponse = Rest["pulls"]["getReviewComment"]["response"]["data"];
+
+const toComment = (c: IssueCommentResponse): CommentData => ({
   id: c.id,
   body: c.body ?? "",
   author: c.user?.login ?? "",
@@ -76,20 +89,20 @@ const toComment = (c: any): CommentData => ({
   htmlUrl: c.html_url,
 });
 
-const toPullRequest = (p: any): PullRequestData => ({
+const toPullRequest = (p: PullRequestResponse): PullRequestData => ({
   number: p.number,
   title: p.title,
   htmlUrl: p.html_url,
-  state: p.state,
+  state: p.state as PullRequestData["state"],
   draft: Boolean(p.draft),
-  merged: Boolean(p.merged ?? p.merged_at),
+  merged: Boolean(("merged" in p ? p.merged : undefined) ?? p.merged_at),
   author: p.user?.login ?? "",
   headRef: p.head.ref,
   headSha: p.head.sha,
   baseRef: p.base.ref,
 });
 
-const toReview = (r: any): ReviewData => ({
+const toReview = (r: ReviewResponse): ReviewData => ({
   id: r.id,
   body: r.body ?? "",
   state: r.state,
@@ -98,7 +111,7 @@ const toReview = (r: any): ReviewData => ({
   htmlUrl: r.html_url,
 });
 
-const toCheckRun = (c: any): CheckRunData => ({
+const toCheckRun = (c: CheckRunResponse): CheckRunData => ({
   id: c.id,
   name: c.name,
   headSha: c.head_sha,
@@ -109,7 +122,7 @@ const toCheckRun = (c: any): CheckRunData => ({
   htmlUrl: c.html_url ?? "",
 });
 
-const toReviewComment = (c: any): ReviewCommentData => ({
+const toReviewComment = (c: ReviewCommentResponse): ReviewCommentData => ({
   id: c.id,
   reviewId: c.pull_request_review_id ?? null,
   path: c.path,
@@ -134,7 +147,8 @@ function clipOutput(output: CheckRunOutput): CheckRunOutput {
  * defaults): objects key by key, arrays concatenated, anything else replaced.
  */
 function mergeDeep(target: unknown, source: unknown): unknown {
-  if (Array.isArray(target) && Array.isArray(source)) return [...target, ...source];
+  const isArray = (v: unknown): v is unknown[] => Array.isArray(v);
+  if (isArray(target) && isArray(source)) return [...target, ...source];
   const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
   if (!isObject(target) || !isObject(source)) return source;
   const merged: Record<string, unknown> = { ...target };
@@ -196,7 +210,7 @@ export function createOctokitOutput(options: {
 
     createComment: (issueNumber, body) =>
       call(async () => {
-        const { data } = await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", {
+        const { data } = await octokit.rest.issues.createComment({
           ...base,
           issue_number: issueNumber,
           body,
@@ -206,7 +220,7 @@ export function createOctokitOutput(options: {
 
     updateComment: (commentId, body) =>
       call(async () => {
-        const { data } = await octokit.request("PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}", {
+        const { data } = await octokit.rest.issues.updateComment({
           ...base,
           comment_id: commentId,
           body,
@@ -234,7 +248,7 @@ export function createOctokitOutput(options: {
 
     findPullRequestByBranch: (branch) =>
       call(async () => {
-        const { data } = await octokit.request("GET /repos/{owner}/{repo}/pulls", {
+        const { data } = await octokit.rest.pulls.list({
           ...base,
           head: `${owner}:${branch}`,
           state: "all",
@@ -246,13 +260,13 @@ export function createOctokitOutput(options: {
 
     createPullRequest: (input) =>
       call(async () => {
-        const { data } = await octokit.request("POST /repos/{owner}/{repo}/pulls", { ...base, ...input });
+        const { data } = await octokit.rest.pulls.create({ ...base, ...input });
         return toPullRequest(data);
       }),
 
     getPullRequest: (pullNumber) =>
       call(async () => {
-        const { data } = await octokit.request("GET /repos/{owner}/{repo}/pulls/{pull_number}", { ...base, pull_number: pullNumber });
+        const { data } = await octokit.rest.pulls.get({ ...base, pull_number: pullNumber });
         return toPullRequest(data);
       }),
 
@@ -263,9 +277,7 @@ export function createOctokitOutput(options: {
           pull_number: pullNumber,
           per_page: 100,
         });
-        return data.map(
-          (f): PullRequestFile => ({ filename: f.filename, status: f.status, additions: f.additions, deletions: f.deletions, patch: f.patch }),
-        );
+        return data.map((f): PullRequestFile => ({ filename: f.filename, status: f.status, additions: f.additions, deletions: f.deletions, patch: f.patch }));
       }),
 
     listReviews: (pullNumber) =>
@@ -284,9 +296,15 @@ export function createOctokitOutput(options: {
       event,
       body,
       comments,
-    }: { pullNumber: number; commitId: string; event: ReviewEvent; body: string; comments?: ReviewCommentInput[] }) =>
+    }: {
+      pullNumber: number;
+      commitId: string;
+      event: ReviewEvent;
+      body: string;
+      comments?: ReviewCommentInput[];
+    }) =>
       call(async () => {
-        const { data } = await octokit.request("POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews", {
+        const { data } = await octokit.rest.pulls.createReview({
           ...base,
           pull_number: pullNumber,
           commit_id: commitId,
@@ -310,9 +328,13 @@ export function createOctokitOutput(options: {
     compareCommits: (baseSha, headSha) =>
       call(async () => {
         const { data } = await octokit.request("GET /repos/{owner}/{repo}/compare/{basehead}", { ...base, basehead: `${baseSha}...${headSha}` });
-        return (data.files ?? []).map(
-          (f): PullRequestFile => ({ filename: f.filename, status: f.status, additions: f.additions, deletions: f.deletions, patch: f.patch }),
-        );
+        return (data.files ?? []).map((f): PullRequestFile => ({
+          filename: f.filename,
+          status: f.status,
+          additions: f.additions,
+          deletions: f.deletions,
+          patch: f.patch,
+        }));
       }),
 
     ensureLabel: (name, color, description) =>
@@ -335,7 +357,7 @@ export function createOctokitOutput(options: {
 
     ensureCheckRun: ({ name, headSha, externalId, status, output }) =>
       call(async () => {
-        const { data: existing } = await octokit.request("GET /repos/{owner}/{repo}/commits/{ref}/check-runs", {
+        const { data: existing } = await octokit.rest.checks.listForRef({
           ...base,
           ref: headSha,
           check_name: name,
@@ -344,7 +366,7 @@ export function createOctokitOutput(options: {
         });
         const mine = existing.check_runs.find((c) => c.external_id === externalId);
         if (mine) return toCheckRun(mine);
-        const { data } = await octokit.request("POST /repos/{owner}/{repo}/check-runs", {
+        const { data } = await octokit.rest.checks.create({
           ...base,
           name,
           head_sha: headSha,
@@ -358,7 +380,7 @@ export function createOctokitOutput(options: {
 
     updateCheckRun: (id, { status, conclusion, output }) =>
       call(async () => {
-        const { data } = await octokit.request("PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}", {
+        const { data } = await octokit.rest.checks.update({
           ...base,
           check_run_id: id,
           ...(status ? { status } : {}),
@@ -371,7 +393,7 @@ export function createOctokitOutput(options: {
     listCheckRuns: (headSha) =>
       call(async () => {
         const runs = await octokit.paginate("GET /repos/{owner}/{repo}/commits/{ref}/check-runs", { ...base, ref: headSha, per_page: 100 });
-        return (runs as unknown[]).map(toCheckRun);
+        return runs.map(toCheckRun);
       }),
 
     addReaction: (commentId, content) =>

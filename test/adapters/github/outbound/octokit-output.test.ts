@@ -46,9 +46,7 @@ describe("toGitHubApiError", () => {
   });
 
   it("primary rate limit detected from the headers alone, never a negative delay", () => {
-    const past = translate(
-      requestError(403, "Forbidden", { "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(NOW / 1000 - 5) }),
-    );
+    const past = translate(requestError(403, "Forbidden", { "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(NOW / 1000 - 5) }));
     expect(past).toMatchObject({ retryable: true, retryAfterMs: 0 });
   });
 
