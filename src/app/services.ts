@@ -80,7 +80,12 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
   });
   const sandbox = sandboxOptions(env);
   const git: GitSettings = { sandbox, allowedProtocols: env.GIT_ALLOWED_PROTOCOLS };
-  const egress = new EgressGate({ allow: env.SANDBOX_NETWORK_ALLOW, owner: sandboxOwner(sandbox), log: log.child({ component: "egress" }) });
+  const egress = new EgressGate({
+    allow: env.SANDBOX_NETWORK_ALLOW,
+    registries: { npmRegistry: env.npm_config_registry ?? env.NPM_CONFIG_REGISTRY, pipIndexUrl: env.PIP_INDEX_URL, pipExtraIndexUrls: env.PIP_EXTRA_INDEX_URL },
+    owner: sandboxOwner(sandbox),
+    log: log.child({ component: "egress" }),
+  });
 
   const pipeline: PipelineDeps = {
     db,

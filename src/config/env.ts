@@ -87,6 +87,12 @@ export const ServerEnvVariables = z.object({
     .min(1)
     .max(2 ** 31)
     .default(65534),
+  /** npm's registry URL as npm reads it from the environment (either spelling); for the default egress allowlist. */
+  npm_config_registry: z.string().optional(),
+  NPM_CONFIG_REGISTRY: z.string().optional(),
+  /** pip's index URLs; for the default egress allowlist. */
+  PIP_INDEX_URL: z.string().optional(),
+  PIP_EXTRA_INDEX_URL: z.string().optional(),
   /**
    * Hosts the set-up step may reach through the egress proxy when SANDBOX_SETUP_NETWORK=on,
    * separated by commas (`*.example.org` matches subdomains). Default: the npm registry

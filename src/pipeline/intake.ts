@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 
-import { parseRepoConfig, REPO_CONFIG_FILE, type RepoConfig } from "../config/repo-config.js";
+import { parseRepoConfig, REPO_CONFIG_FILE, RepoConfig } from "../config/repo-config.js";
 import { canWrite } from "../domain/guards.js";
 import {
   type CommandJobPayload,
@@ -14,7 +14,7 @@ import {
   stageDedupeKey,
 } from "../domain/jobs.js";
 import { parseCommand } from "../domain/slash-commands.js";
-import { ENDED_STATES, isResting, isTaskState } from "../domain/task-state.js";
+import { canTransition, ENDED_STATES, isResting, isTaskState } from "../domain/task-state.js";
 import type { GitHubPort } from "../ports/github.js";
 import type { Db } from "../store/db.js";
 import { cancelTaskJobs, enqueueJob, jobExistsForDelivery } from "../store/jobs.js";
@@ -286,7 +286,13 @@ async function review(intake: Intake, p: PayloadOf<"review">): Promise<IntakeOut
   const { deps, job, github } = intake;
   if (job.task_id === null) return "no_task";
   if (!(await senderCanWrite(github, p.sender.login))) return "no_permission";
+  // The task is read again now: a `/stop` (or a merge) since the webhook arrived wins.
   const task = await loadTask(deps.db, job.task_id);
+  const config = RepoConfig.parse(JSON.parse(task.config));
+  if (p.state === "approved" && !(config.auto_merge && task.stage === "ready_for_merge")) return "ignored";
+  if (p.state !== "approved" && (!isTaskState(task.stage) || (task.stage !== "changes_requested" && !canTransition(task.stage, "changes_requested")))) {
+    return "ignored";
+  }
   await deps.db.transaction().execute(async (trx) => {
     if (p.state === "approved") return enqueueStage(trx, intake, task, "merge", { actor: p.sender.login });
     return enqueueStage(trx, intake, task, "revise", {

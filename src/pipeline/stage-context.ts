@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 
-import type { Plan } from "../agents/architect.js";
+import { Plan } from "../agents/architect.js";
 import type { AgentRuntime, IssueForPrompt } from "../agents/context.js";
 import { RepoConfig } from "../config/repo-config.js";
 import { afterJobNonce, APP_ACTOR, type StageJobPayload, type StageKind } from "../domain/jobs.js";
@@ -152,10 +152,14 @@ export class StageContext {
     return notes ? { author: this.payload.actor ?? "maintainer", text: sanitizeUntrustedText(notes) } : null;
   }
 
-  /** The run's stored plan. @throws when the plan stage has not run */
+  /**
+   * The run's stored plan, parsed with the Architect's schema.
+   *
+   * @throws when the plan stage has not run, or a ZodError when the stored plan is malformed
+   */
   plan(): Plan {
     if (!this.task.plan) throw new Error("the task has no plan; the plan stage must run first");
-    return JSON.parse(this.task.plan) as Plan;
+    return Plan.parse(JSON.parse(this.task.plan));
   }
 
   /** `true` once the pull request was revised `coder.max_rework_cycles` times. */

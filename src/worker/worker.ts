@@ -186,7 +186,8 @@ export class Worker {
 
   async #execute(job: Job, abort: AbortController): Promise<void> {
     const { db, leaseMs } = this.#options;
-    const [repo, issue] = job.lock_key.split("#");
+    // Lock keys are `owner/repo#n` or `cmd:owner/repo#n` (domain/jobs.ts); the lane prefix is not part of the repository.
+    const [repo, issue] = job.lock_key.replace(/^cmd:/, "").split("#");
     const log = this.#options.log.child({
       deliveryId: job.delivery_id,
       jobId: job.id,

@@ -7,6 +7,7 @@ import type { SandboxNetwork } from "./sandbox.js";
 import {
   DEFAULT_EGRESS_PROXY_PORT,
   defaultEgressAllowlist,
+  type EgressRegistrySources,
   egressEnv,
   egressShellCommand,
   startEgressProxy,
@@ -19,8 +20,10 @@ const FORWARDER_PORT = DEFAULT_EGRESS_PROXY_PORT;
 
 /** Options of {@link EgressGate}. */
 export interface EgressGateOptions {
-  /** Hosts the set-up step may reach; `undefined` → {@link defaultEgressAllowlist} (the registries configured on this host). */
+  /** Hosts the set-up step may reach; `undefined` → {@link defaultEgressAllowlist} of `registries` (the registries configured on this host). */
   allow: readonly string[] | undefined;
+  /** The registries configured for the server (from `config/`), for the default allowlist. */
+  registries?: EgressRegistrySources;
   /** The host user sandboxed commands run as (it must be able to connect to the socket); `null` for the app's own user. */
   owner: { uid: number; gid: number } | null;
   log?: EgressLog;
@@ -41,7 +44,7 @@ export class EgressGate {
   }
 
   async #start(): Promise<{ proxy: EgressProxy; dir: string }> {
-    const allow = this.#options.allow ?? (await defaultEgressAllowlist());
+    const allow = this.#options.allow ?? (await defaultEgressAllowlist(this.#options.registries));
     if (allow.length === 0) {
       throw new SandboxUnavailableError("the set-up step may use the network, but no host is allowed: set SANDBOX_NETWORK_ALLOW");
     }

@@ -3,7 +3,7 @@ import path from "node:path";
 
 import { describe, expect, it, vi } from "vitest";
 
-import { deliver, examplePayload } from "../helpers/webhooks.js";
+import { deliver, examplePayload, intakeWaiters } from "../helpers/webhooks.js";
 import { toolUse } from "../helpers/anthropic-fake.js";
 import { commentPayload } from "./command-helpers.js";
 import { reviewSubmittedPayload } from "./revision-helpers.js";
@@ -135,6 +135,29 @@ describe("the issue-to-merge lifecycle on GitHub events", () => {
     });
     await vi.waitFor(() => expect(world.github.merges).toHaveLength(1), { timeout: 30_000, interval: 50 });
     expect(world.github.merges[0]).toMatchObject({ pull: pr.number, method: "squash" });
+  });
+
+  it("an approval whose intake is still waiting on GitHub does not merge a pull request closed meanwhile", async () => {
+    const { app, world } = await boot({ repoConfigYaml: "auto_merge: true\n" });
+    scriptHappyPath(world.anthropic);
+    await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: world.bare }), secret: SECRET });
+    await waitForState(app, "ready_for_merge");
+    const pr = world.github.pulls[0]!;
+    const reviewId = world.github.addHumanReview(pr.number, { login: "maintainer", state: "APPROVED", body: "LGTM" });
+    // The approval's intake waits 1.5 s on the permission check; meanwhile the pull request is closed.
+    world.github.delayNext("GET", /\/collaborators\/maintainer\/permission$/, 1_500);
+    const approval = await deliver(app.url, {
+      event: "pull_request_review",
+      payload: reviewSubmittedPayload({ cloneUrl: world.bare, pullNumber: pr.number, reviewId, state: "approved" }),
+      secret: SECRET,
+      noWait: true,
+    });
+    await deliver(app.url, { event: "pull_request", payload: closedPullRequest(world.bare, pr.number, false), secret: SECRET });
+    await waitForState(app, "cancelled");
+    await intakeWaiters.get(app.url)?.(approval.id);
+    await app.worker.idle();
+    expect(world.github.merges).toEqual([]);
+    expect((await app.db.selectFrom("tasks").select("stage").executeTakeFirstOrThrow()).stage).toBe("cancelled");
   });
 
   it("never merges by itself unless auto_merge is on, every check passed and a human approved", async () => {

@@ -89,6 +89,8 @@ interface Injection {
   reply?: Reply;
   /** Apply the request to the state, then never answer (the caller's process "dies"). */
   hang?: boolean;
+  /** Answer as usual, but only after this many milliseconds (a slow GitHub). */
+  delayMs?: number;
 }
 
 /** Options of {@link FakeGitHub}. */
@@ -243,6 +245,11 @@ export class FakeGitHub {
   /** The next `times` requests matching `method` and `path` get `reply` instead of the normal answer. */
   failNext(method: string, path: RegExp, reply: Reply, times = 1): void {
     this.#injections.push({ method, path, remaining: times, reply });
+  }
+
+  /** The next matching request is answered as usual, but only after `delayMs` milliseconds. */
+  delayNext(method: string, path: RegExp, delayMs: number): void {
+    this.#injections.push({ method, path, remaining: 1, delayMs });
   }
 
   /** The next matching request changes the state but is never answered. */
@@ -415,6 +422,7 @@ export class FakeGitHub {
     if (injection) {
       injection.remaining--;
       if (injection.reply) return injection.reply;
+      if (injection.delayMs !== undefined) await new Promise((resolve) => setTimeout(resolve, injection.delayMs));
       if (injection.hang) {
         this.#route(method, path, url.searchParams, body);
         this.#persist();

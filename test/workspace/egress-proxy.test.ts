@@ -473,11 +473,13 @@ describe("defaultEgressAllowlist", () => {
     }
   });
 
-  it("takes host names from npm_config_registry and pip's index URLs", async () => {
-    process.env.npm_config_registry = "https://Registry.Example.Test:8443/npm/";
-    process.env.PIP_INDEX_URL = "https://pip-index.example.test/simple/";
-    process.env.PIP_EXTRA_INDEX_URL = "https://extra.example.test/simple https://pip-index.example.test/other";
-    expect(await defaultEgressAllowlist()).toEqual([HOST, "pip-index.example.test", "extra.example.test"]);
+  it("takes host names from the configured npm registry and pip's index URLs", async () => {
+    const sources = {
+      npmRegistry: "https://Registry.Example.Test:8443/npm/",
+      pipIndexUrl: "https://pip-index.example.test/simple/",
+      pipExtraIndexUrls: "https://extra.example.test/simple https://pip-index.example.test/other",
+    };
+    expect(await defaultEgressAllowlist(sources)).toEqual([HOST, "pip-index.example.test", "extra.example.test"]);
   });
 
   it("asks npm when the registry is not in the environment", async () => {

@@ -3,8 +3,19 @@ import type { BotIdentity, PullRequestData, ReviewData } from "../../ports/githu
 import type { StageContext } from "../stage-context.js";
 import type { StageOutcome } from "../pipeline-deps.js";
 
-/** `merge`: a person's approval of the app's pull request while it is `ready_for_merge`, with `auto_merge: true`. */
+/**
+ * `merge`: a person's approval of the app's pull request while it is `ready_for_merge`, with
+ * `auto_merge: true`. Both are checked again here, when the job runs: a `/stop` (or anything
+ * else that moved the task) between the approval and this job means no merge.
+ */
 export async function mergeStage(ctx: StageContext): Promise<StageOutcome> {
+  if (!ctx.config.auto_merge || ctx.task.stage !== "ready_for_merge") {
+    ctx.log.info(
+      { stage: ctx.task.stage, autoMerge: ctx.config.auto_merge },
+      "auto_merge: not merging: the task is no longer ready for merge, or auto_merge is off",
+    );
+    return {};
+  }
   await maybeAutoMerge(ctx);
   return {};
 }
@@ -48,8 +59,10 @@ async function approvalsThatCount(ctx: StageContext, pr: PullRequestData, bot: B
 }
 
 /**
- * Merges only when repo config `auto_merge: true`, every check run passed, and a person with
- * write permission approved the PR's current head (see `#approvalsThatCount`).
+ * Squash-merges the PR (`PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge`, pinned to the
+ * head sha it checked) only when every check run on that head passed, the "Mission Control /
+ * Review" check is a success, and a person with write permission approved that head (see
+ * {@link approvalsThatCount}). The caller checks `auto_merge` and the task's state.
  */
 export async function maybeAutoMerge(ctx: StageContext): Promise<void> {
   const task = ctx.task;

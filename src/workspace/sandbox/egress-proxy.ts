@@ -816,23 +816,32 @@ function npmConfigRegistry(): Promise<string | null> {
   });
 }
 
+/** The package registries configured for this server, as the operator's environment names them (parsed in `config/`). */
+export interface EgressRegistrySources {
+  /** npm's registry URL (`npm_config_registry`); when absent, `npm config get registry` is asked. */
+  npmRegistry?: string | undefined;
+  /** `PIP_INDEX_URL`. */
+  pipIndexUrl?: string | undefined;
+  /** `PIP_EXTRA_INDEX_URL`: URLs separated by whitespace. */
+  pipExtraIndexUrls?: string | undefined;
+}
+
 /**
  * The hosts of the package registries configured on this machine, for
- * {@link EgressProxyOptions.allow}: the npm registry's host name from `npm_config_registry`
- * (any case) or else from `npm config get registry` (run with npm's own configuration
- * variables, HOME and PATH, from the home folder, at most 10 seconds), plus the hosts of
- * `PIP_INDEX_URL` and of each URL in `PIP_EXTRA_INDEX_URL` when set. Host names only — no
+ * {@link EgressProxyOptions.allow}: the npm registry's host name from `sources.npmRegistry`
+ * or else from `npm config get registry` (run with npm's own configuration variables, HOME and
+ * PATH, from the home folder, at most 10 seconds), plus the hosts of `sources.pipIndexUrl` and
+ * of each URL in `sources.pipExtraIndexUrls` when set. Host names only — no
  * scheme, port or path — lower-cased, without duplicates. A source that is missing or fails
  * contributes nothing; never throws.
  */
-export async function defaultEgressAllowlist(): Promise<string[]> {
+export async function defaultEgressAllowlist(sources: EgressRegistrySources = {}): Promise<string[]> {
   const hosts: string[] = [];
-  const npmRegistry = process.env.npm_config_registry || process.env.NPM_CONFIG_REGISTRY || (await npmConfigRegistry()) || undefined;
-  const npmHost = urlHost(npmRegistry);
+  const npmHost = urlHost(sources.npmRegistry || (await npmConfigRegistry()) || undefined);
   if (npmHost) hosts.push(npmHost);
-  const pipHost = urlHost(process.env.PIP_INDEX_URL);
+  const pipHost = urlHost(sources.pipIndexUrl);
   if (pipHost) hosts.push(pipHost);
-  for (const extra of (process.env.PIP_EXTRA_INDEX_URL ?? "").split(/\s+/)) {
+  for (const extra of (sources.pipExtraIndexUrls ?? "").split(/\s+/)) {
     const host = urlHost(extra);
     if (host) hosts.push(host);
   }
