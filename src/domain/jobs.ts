@@ -35,6 +35,7 @@ export const TrackingPayload = z.object({ actor: z.string().optional() });
 
 /** The slash-commands (see `domain/slash-commands.ts`). */
 export const CommandName = z.enum(["plan", "code", "test", "review", "status", "budget", "stop", "retry", "approve", "report", "help"]);
+export type CommandName = z.infer<typeof CommandName>;
 
 /** Payload of a `command` job, built by the intake step from an accepted comment. */
 export const CommandJobPayload = z.object({

@@ -8,8 +8,10 @@
  * does not run it.
  */
 
-/** Every command the app answers. */
-export type CommandName = "plan" | "code" | "test" | "review" | "status" | "budget" | "stop" | "retry" | "approve" | "report" | "help";
+import type { CommandName } from "./jobs.js";
+
+/** Every command the app answers: the zod enum in `domain/jobs.ts` is the one definition. */
+export type { CommandName } from "./jobs.js";
 
 /** What {@link parseCommand} found in a comment. */
 export type ParsedCommand =

@@ -102,3 +102,17 @@ export const STATE_LABELS: Readonly<Record<TaskState, { color: string; descripti
 export function stateLabel(state: TaskState): string {
   return `mc:${state}`;
 }
+
+/**
+ * The state each working stage moves the task into when it starts: the one map behind command
+ * resumption (`pipeline/commands.ts`), the invalid-config guard (`pipeline/stage-context.ts`)
+ * and the tracking comment's stage rows (`render/tracking-comment.ts`).
+ */
+export const STAGE_ENTRY_STATE = {
+  plan: "planning",
+  code: "coding",
+  revise: "changes_requested",
+  test: "testing",
+  review: "reviewing",
+} as const satisfies Record<string, TaskState>;
+export type WorkingStage = keyof typeof STAGE_ENTRY_STATE;

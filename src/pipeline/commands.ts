@@ -4,7 +4,7 @@ import { repoBudgetLimits, RepoConfig } from "../config/repo-config.js";
 import { mergeLimits } from "../domain/budget-rules.js";
 import { type CommandJobPayload, commandNonce, type StageKind } from "../domain/jobs.js";
 import { helpText } from "../domain/slash-commands.js";
-import { canTransition, isResting, isStopped, isTaskState, type TaskState } from "../domain/task-state.js";
+import { canTransition, isResting, isStopped, isTaskState, STAGE_ENTRY_STATE, type TaskState } from "../domain/task-state.js";
 import { cancelTaskJobs } from "../store/jobs.js";
 import { pauseInstallation, resumeInstallation } from "../store/pauses.js";
 import { clearTrackingNote, loadTask, startNewRun, updateTask } from "../store/tasks.js";
@@ -19,15 +19,8 @@ export type { CommandJobPayload };
 /** A claimed `command` job. */
 export type CommandJob = ClaimedJob & { data: { kind: "command"; payload: CommandJobPayload } };
 
-/** The state each stage moves the task into when it starts. */
-const ENTRY_STATE: Partial<Record<StageKind, TaskState>> = {
-  plan: "planning",
-  code: "coding",
-  revise: "changes_requested",
-  test: "testing",
-  review: "reviewing",
-  cancel: "cancelled",
-};
+/** The state each stage moves the task into when it starts (`cancel` included). */
+const ENTRY_STATE: Partial<Record<StageKind, TaskState>> = { ...STAGE_ENTRY_STATE, cancel: "cancelled" };
 
 /** The stage to resume for a task that stopped while in `state`. */
 const RESUME: Partial<Record<TaskState, StageKind>> = { planning: "plan", coding: "code", testing: "test", reviewing: "review", changes_requested: "revise" };

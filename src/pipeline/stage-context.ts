@@ -4,7 +4,7 @@ import { Plan } from "../agents/architect.js";
 import type { AgentRuntime, IssueForPrompt } from "../agents/context.js";
 import { RepoConfig } from "../config/repo-config.js";
 import { afterJobNonce, APP_ACTOR, type StageJobPayload, type StageKind } from "../domain/jobs.js";
-import { canTransition, isStopped, isTaskState, type TaskState } from "../domain/task-state.js";
+import { canTransition, isStopped, isTaskState, STAGE_ENTRY_STATE, type TaskState } from "../domain/task-state.js";
 import type { GitHubPort, IssueData } from "../ports/github.js";
 import { commentsForPrompt, sanitizeUntrustedText } from "../prompt/index.js";
 import type { Task, TaskUpdate } from "../store/schema.js";
@@ -17,13 +17,7 @@ import { applyStateLabel, issueEditedNote, reportBudgetAlert, reportConfigProble
  * Stages that call a model or run repository commands, with the state each enters first: none
  * of them runs while the task's repository config is invalid.
  */
-export const CONFIG_GUARDED_ENTRY: Partial<Record<StageKind, TaskState>> = {
-  plan: "planning",
-  code: "coding",
-  revise: "changes_requested",
-  test: "testing",
-  review: "reviewing",
-};
+export const CONFIG_GUARDED_ENTRY: Partial<Record<StageKind, TaskState>> = STAGE_ENTRY_STATE;
 
 /**
  * One job of one task as the stage modules see it: the task (reloaded as it changes), its

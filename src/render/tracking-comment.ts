@@ -1,12 +1,9 @@
 import type { UsageTotals } from "../domain/usage.js";
-import { STOPPED_STATES, type TaskState } from "../domain/task-state.js";
+import { STAGE_ENTRY_STATE, STOPPED_STATES, type TaskState } from "../domain/task-state.js";
 
 /** The stages shown in the tracking comment, in order. */
-export const STAGES = ["plan", "code", "test", "review"] as const;
+const STAGES = ["plan", "code", "test", "review"] as const;
 export type Stage = (typeof STAGES)[number];
-
-/** The working state of each stage. */
-const STAGE_STATE: Record<Stage, TaskState> = { plan: "planning", code: "coding", test: "testing", review: "reviewing" };
 
 /** The task fields the tracking comment shows. */
 export interface TrackingView {
@@ -53,7 +50,7 @@ const FINISHED: ReadonlySet<TaskState> = new Set(["ready_for_merge", "merged"]);
 
 function stageIndexOf(state: TaskState | null | undefined): number {
   if (state === "changes_requested") return STAGES.indexOf("code");
-  return STAGES.findIndex((s) => STAGE_STATE[s] === state);
+  return STAGES.findIndex((s) => STAGE_ENTRY_STATE[s] === state);
 }
 
 function stageStatus(view: TrackingView, stage: Stage): string {

@@ -1,6 +1,7 @@
 import type { Context } from "probot";
 
 import { parseCommand } from "../../../domain/slash-commands.js";
+import { findTaskByPullRequest } from "../../../store/tasks.js";
 import { enqueueIntake, finish, intakeSubject, prologue, subjectOf, type InboundDeps, type TriggerOutcome } from "./prologue.js";
 
 /** A comment whose text holds a mention followed by a word somewhere: `@login word`. */
@@ -23,15 +24,24 @@ export async function handleComment(context: Context<"issue_comment.created">, d
   const s = subjectOf(context, payload.issue.number);
   const early = await prologue(deps, context);
   if (early) return early;
-  const outcome = await enqueueIntake(deps, s, {
-    event: "comment",
-    subject: intakeSubject(s),
-    sender: { login: payload.sender.login, id: payload.sender.id },
-    commentId: payload.comment.id,
-    isPullRequest: Boolean((payload.issue as { pull_request?: unknown }).pull_request),
-    body,
-    issue: { title: payload.issue.title, body: payload.issue.body ?? "" },
-    receivedAt: new Date().toISOString(),
-  });
+  // A command on the app's pull request goes to its issue's lane, in order with the issue's own.
+  const isPullRequest = Boolean((payload.issue as { pull_request?: unknown }).pull_request);
+  const task = isPullRequest ? await findTaskByPullRequest(deps.db, s.owner, s.repo, s.number) : undefined;
+  const outcome = await enqueueIntake(
+    deps,
+    s,
+    {
+      event: "comment",
+      subject: intakeSubject(s),
+      sender: { login: payload.sender.login, id: payload.sender.id },
+      commentId: payload.comment.id,
+      isPullRequest,
+      body,
+      issue: { title: payload.issue.title, body: payload.issue.body ?? "" },
+      receivedAt: new Date().toISOString(),
+    },
+    null,
+    task?.issue_number ?? s.number,
+  );
   return finish(deps, s, outcome, "command handled");
 }

@@ -95,17 +95,28 @@ export async function oncePerDelivery(deps: InboundDeps, s: Subject, body: (trx:
 }
 
 /**
- * Records the delivery and enqueues an `intake` job in the issue's command lane: the worker
- * makes the checks that need GitHub (permission, repository config, reactions) first thing.
+ * Records the delivery and enqueues an `intake` job in the issue's command lane (`issueNumber`:
+ * the task's issue when the delivery is about its pull request): the worker makes the checks
+ * that need GitHub (permission, repository config, reactions) first thing.
+ *
+ * @throws {Error} when the payload has no installation id (GitHub App deliveries always have one)
  */
-export async function enqueueIntake(deps: InboundDeps, s: Subject, payload: IntakePayload, taskId: number | null = null): Promise<TriggerOutcome> {
+export async function enqueueIntake(
+  deps: InboundDeps,
+  s: Subject,
+  payload: IntakePayload,
+  taskId: number | null = null,
+  issueNumber: number = s.number,
+): Promise<TriggerOutcome> {
   if (!s.installationId) throw new Error("the delivery has no installation id");
   return oncePerDelivery(deps, s, async (trx) => {
     await enqueueJob(trx, {
       kind: "intake",
       taskId,
       installationId: s.installationId,
-      lockKey: commandLockKey({ owner: s.owner, repo: s.repo, issueNumber: s.number }),
+      // The issue's command lane, also for a delivery about its pull request: commands on the
+      // issue and on its PR are taken in the order they arrived.
+      lockKey: commandLockKey({ owner: s.owner, repo: s.repo, issueNumber }),
       dedupeKey: deliveryDedupeKey(s.deliveryId, "intake"),
       deliveryId: s.deliveryId,
       payload,

@@ -31,6 +31,7 @@ export async function handleReviewSubmitted(context: Context<"pull_request_revie
     s,
     { event: "review", subject: intakeSubject(s), sender: { login: payload.sender.login, id: payload.sender.id }, state, reviewId: payload.review.id },
     task.id,
+    task.issue_number,
   );
   return finish(deps, s, outcome, "review handled", { review: payload.review.id });
 }
