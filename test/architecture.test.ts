@@ -171,11 +171,17 @@ describe("one gateway per heavy dependency", () => {
     ["@anthropic-ai/sdk", "adapters/anthropic/client.ts"],
     ["simple-git", "workspace/git.ts"],
     ["better-sqlite3", "store/db.ts"],
+    ["pg", "store/postgres.ts"],
   ])("%s is imported at run time by %s only", (dependency, gateway) => {
     const importers = files
       .filter((f) => packages(f).some((i) => !i.typeOnly && (i.specifier === dependency || i.specifier.startsWith(`${dependency}/`))))
       .map((f) => f.rel);
     expect(importers).toEqual([gateway]);
+  });
+
+  it("nothing in src/ imports the PostgreSQL gateway yet, so the SQLite mode never loads pg (issue 11 wires it behind DATABASE_URL)", () => {
+    const importers = files.filter((f) => f.local.some((target) => target === path.join("store", "postgres.js"))).map((f) => f.rel);
+    expect(importers).toEqual([]);
   });
 
   it("the Anthropic SDK's message types are borrowed (type-only) by ports/llm.ts alone", () => {

@@ -3,10 +3,16 @@
 // most tests would fail one by one after long timeouts; instead the run stops here at once,
 // with one line that names what is missing and the command that installs it.
 //
-// Self-contained on purpose (node: modules only): it must work whatever state src/ is in.
+// Self-contained on purpose (node: modules and `pg` only): it must work whatever state src/ is in.
+//
+// It also probes PostgreSQL once for the contract suites (test/store/contract/*): when it does
+// not answer, the PostgreSQL half of those suites is skipped with ONE line saying so, and the
+// run fails instead when MC_REQUIRE_POSTGRES=1 (CI, which has PostgreSQL).
 import { spawnSync } from "node:child_process";
 import { accessSync, constants, statSync, writeSync } from "node:fs";
 import path from "node:path";
+
+import type { TestProject } from "vitest/node";
 
 const INSTALL = "apt-get install -y bubblewrap git util-linux";
 const PROBE_TIMEOUT_MS = 10_000;
@@ -69,11 +75,62 @@ export function missingPrerequisites(): string | null {
   return null;
 }
 
-export function setup(): void {
+/** Where the contract suites reach PostgreSQL (a database to connect to for `CREATE DATABASE`). */
+const DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres";
+const POSTGRES_PROBE_TIMEOUT_MS = 5_000;
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** The PostgreSQL server the contract suites create their databases on; `null` when it did not answer. */
+    postgresAdminUrl: string | null;
+  }
+}
+
+/** Connects to PostgreSQL and runs `select 1`: null when it answered, else why not. */
+async function probePostgres(url: string): Promise<string | null> {
+  try {
+    const { default: pg } = await import("pg");
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: POSTGRES_PROBE_TIMEOUT_MS });
+    try {
+      await client.connect();
+      await client.query("select 1");
+      return null;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  } catch (err) {
+    return err instanceof Error ? err.message || err.name : String(err);
+  }
+}
+
+/** `postgres://user:secret@host/db` → `postgres://user:***@host/db` (for the one line). */
+function withoutPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(invalid URL)";
+  }
+}
+
+export async function setup(project: TestProject): Promise<void> {
   const problem = missingPrerequisites();
-  if (problem === null) return;
-  // Printed and exited rather than thrown: vitest 4 answers an error thrown here with a stack and
-  // a misleading "No test files found" block around it.
-  writeSync(2, `\n${problem}\n\n`);
-  process.exit(1);
+  if (problem !== null) {
+    // Printed and exited rather than thrown: vitest 4 answers an error thrown here with a stack and
+    // a misleading "No test files found" block around it.
+    writeSync(2, `\n${problem}\n\n`);
+    process.exit(1);
+  }
+
+  const url = process.env.MC_TEST_POSTGRES_URL || DEFAULT_POSTGRES_URL;
+  const postgresProblem = await probePostgres(url);
+  project.provide("postgresAdminUrl", postgresProblem === null ? url : null);
+  if (postgresProblem === null) return;
+  const line = `PostgreSQL contract suites did not run (the PostgreSQL half of test/store/contract/*, test/store/postgres-migrations.test.ts): ${withoutPassword(url)} did not answer (${postgresProblem}); set MC_TEST_POSTGRES_URL to reach one.`;
+  if (process.env.MC_REQUIRE_POSTGRES === "1") {
+    writeSync(2, `\n${line} MC_REQUIRE_POSTGRES=1: failing.\n\n`);
+    process.exit(1);
+  }
+  writeSync(2, `\n${line}\n\n`);
 }

@@ -29,6 +29,7 @@ import {
 } from "../domain/budget-rules.js";
 import { BudgetExceededError } from "../domain/errors.js";
 import type { Db } from "./db.js";
+import { ADVISORY_LOCKS, isPostgres } from "./dialect.js";
 import type { Database } from "./schema.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -118,6 +119,7 @@ export async function spendReport(db: Db, subject: BudgetSubject, limits: readon
  * never commit and the second fails with SQLITE_BUSY after the busy timeout. A process-wide
  * queue keeps a second in-process connection from asking while the first holds the lock.
  * Separate processes have separate event loops: there SQLite's lock and busy timeout do the job.
+ * Not used on PostgreSQL, whose connections wait without blocking the event loop.
  */
 let writeQueue: Promise<unknown> = Promise.resolve();
 
@@ -128,30 +130,60 @@ function serialized<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Runs `fn` in a transaction that takes SQLite's write lock with its first statement.
+ * Runs `fn` in a transaction that holds the budget ledger's write lock from its first statement,
+ * so that reading the spend, checking it and inserting the reservation are one atomic step
+ * across connections, processes and replicas.
  *
- * Kysely's `transaction()` issues a deferred `BEGIN`: the lock is taken only at the first
- * write, after the spend was read, so two processes could both read the same spend and both
- * reserve (in WAL mode the second would then fail with SQLITE_BUSY_SNAPSHOT). `BEGIN IMMEDIATE`
- * makes the read-check-insert atomic across processes: the second writer waits (busy timeout)
- * until the first commits, then reads the spend including the first one's reservation.
+ * SQLite: Kysely's `transaction()` issues a deferred `BEGIN`: the lock is taken only at the
+ * first write, after the spend was read, so two processes could both read the same spend and
+ * both reserve (in WAL mode the second would then fail with SQLITE_BUSY_SNAPSHOT). `BEGIN
+ * IMMEDIATE` makes the read-check-insert atomic across processes: the second writer waits (busy
+ * timeout) until the first commits, then reads the spend including the first one's reservation.
+ * In-process callers are queued first ({@link serialized}).
+ *
+ * PostgreSQL: a transaction-scoped advisory lock on one key for the whole ledger
+ * (`pg_advisory_xact_lock`), taken first, released by commit or rollback. Chosen over counter
+ * rows locked `FOR UPDATE`: a limit's spend is a sum over rows selected by scope (global,
+ * installation, repository, agent, task) and calendar window, and one reservation touches up to
+ * six such limits. Counter rows would need a row per scope key and window, created on the fly
+ * (an upsert race of its own), locked in a fixed order to avoid deadlocks, and kept in step with
+ * `llm_usage` and every settle/release; locking existing rows `FOR UPDATE` alone cannot stop a
+ * concurrent insert (a phantom). One advisory lock serialises exactly the read-check-insert, and
+ * nothing else: settling, recording usage and reading reports do not take it. Its cost is that
+ * all reservations of all replicas take turns (one short transaction of indexed sums each; not
+ * measured yet: issue 11's bench measures it with 3 competing processes). READ COMMITTED is
+ * enough: each statement after the lock sees every reservation committed before the lock was
+ * granted.
  *
  * `fn` must use the connection it is given, never `db` (the connection is held until the end).
  */
-async function immediateTransaction<T>(db: Db, fn: (conn: Kysely<Database>) => Promise<T>): Promise<T> {
-  return db.connection().execute(async (conn) => {
-    await sql`begin immediate`.execute(conn);
-    try {
-      const result = await fn(conn);
-      await sql`commit`.execute(conn);
-      return result;
-    } catch (err) {
-      // If commit itself failed the transaction is still open; if it is not, rollback's own error
-      // ("no transaction is active") must not hide the original one.
-      await sql`rollback`.execute(conn).catch(() => undefined);
-      throw err;
-    }
-  });
+async function ledgerTransaction<T>(db: Db, fn: (conn: Kysely<Database>) => Promise<T>): Promise<T> {
+  if (isPostgres(db)) {
+    return db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.budgets})`.execute(trx);
+      return fn(trx);
+    });
+  }
+  return serialized(() =>
+    db.connection().execute(async (conn) => {
+      await sql`begin immediate`.execute(conn);
+      try {
+        const result = await fn(conn);
+        await sql`commit`.execute(conn);
+        return result;
+      } catch (err) {
+        // If commit itself failed the transaction is still open; if it is not, rollback's own error
+        // ("no transaction is active") must not hide the original one.
+        await sql`rollback`.execute(conn).catch(() => undefined);
+        throw err;
+      }
+    }),
+  );
+}
+
+/** Runs a single write: queued behind this process's other ledger writes on SQLite ({@link serialized}), directly on PostgreSQL. */
+function ledgerWrite<T>(db: Db, fn: () => Promise<T>): Promise<T> {
+  return isPostgres(db) ? fn() : serialized(fn);
 }
 
 /** One applicable limit, as {@link reserve} evaluates it. */
@@ -177,7 +209,7 @@ export interface ReserveRequest {
 
 /**
  * Holds `amountUsd` against every applicable limit, atomically across connections and processes
- * (one `BEGIN IMMEDIATE` transaction: read spend, check, insert).
+ * (one transaction under the ledger's write lock: read spend, check, insert; see {@link ledgerTransaction}).
  *
  * For each applicable limit the spend of its current window (recorded usage + held
  * reservations) is computed. If `spend + amountUsd > limitUsd` for any `block` limit, nothing is
@@ -197,82 +229,80 @@ export async function reserve(db: Db, request: ReserveRequest): Promise<Reservat
   const now = request.now ?? Date.now();
   const limits = request.limits.filter((limit) => limitApplies(limit, subject));
 
-  return serialized(() =>
-    immediateTransaction(db, async (conn) => {
-      const checks: LimitCheck[] = [];
-      for (const limit of limits) {
-        const window = periodWindow(limit.period, now);
-        const spend = await spendIn(conn, limit, subject, window);
-        const spentUsd = spend.usageUsd + spend.heldUsd;
-        checks.push({ limit, window, spentUsd, afterUsd: spentUsd + amountUsd });
-      }
+  return ledgerTransaction(db, async (conn) => {
+    const checks: LimitCheck[] = [];
+    for (const limit of limits) {
+      const window = periodWindow(limit.period, now);
+      const spend = await spendIn(conn, limit, subject, window);
+      const spentUsd = spend.usageUsd + spend.heldUsd;
+      checks.push({ limit, window, spentUsd, afterUsd: spentUsd + amountUsd });
+    }
 
-      const blocking = checks.filter((c) => c.limit.action === "block" && c.afterUsd - c.limit.limitUsd > EPSILON_USD);
-      if (blocking.length > 0) {
-        // The limit that resets last is the one the user must wait for (or raise).
-        const worst = blocking.reduce((a, b) => (b.window.end > a.window.end ? b : a));
-        throw new BudgetExceededError({
-          limit: worst.limit,
-          scopeKey: budgetScopeKey(worst.limit, subject),
-          scopeLabel: budgetScopeLabel(worst.limit, subject),
-          spentUsd: worst.spentUsd,
-          requestedUsd: amountUsd,
-          resetsAt: resetsAtOf(worst.window),
-        });
-      }
+    const blocking = checks.filter((c) => c.limit.action === "block" && c.afterUsd - c.limit.limitUsd > EPSILON_USD);
+    if (blocking.length > 0) {
+      // The limit that resets last is the one the user must wait for (or raise).
+      const worst = blocking.reduce((a, b) => (b.window.end > a.window.end ? b : a));
+      throw new BudgetExceededError({
+        limit: worst.limit,
+        scopeKey: budgetScopeKey(worst.limit, subject),
+        scopeLabel: budgetScopeLabel(worst.limit, subject),
+        spentUsd: worst.spentUsd,
+        requestedUsd: amountUsd,
+        resetsAt: resetsAtOf(worst.window),
+      });
+    }
 
-      const inserted = await conn
-        .insertInto("budget_reservations")
+    const inserted = await conn
+      .insertInto("budget_reservations")
+      .values({
+        created_at: now,
+        installation_id: subject.installationId,
+        repository: subject.repository,
+        agent: subject.agent,
+        task_id: subject.taskId,
+        job_id: subject.jobId,
+        amount_usd: amountUsd,
+        status: "held",
+        settled_at: null,
+      })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+
+    const alerts: BudgetAlert[] = [];
+    const raise = async (check: LimitCheck, kind: BudgetAlert["kind"], threshold: number): Promise<void> => {
+      const row = await conn
+        .insertInto("budget_alerts")
         .values({
+          scope: check.limit.scope,
+          scope_key: alertKey(check.limit, subject),
+          period: check.limit.period,
+          period_start: check.window.start,
+          threshold,
           created_at: now,
-          installation_id: subject.installationId,
-          repository: subject.repository,
-          agent: subject.agent,
-          task_id: subject.taskId,
-          job_id: subject.jobId,
-          amount_usd: amountUsd,
-          status: "held",
-          settled_at: null,
         })
+        .onConflict((oc) => oc.doNothing())
         .returning("id")
-        .executeTakeFirstOrThrow();
+        .executeTakeFirst();
+      if (!row) return; // already raised in this window
+      alerts.push({
+        limit: check.limit,
+        scopeKey: budgetScopeKey(check.limit, subject),
+        scopeLabel: budgetScopeLabel(check.limit, subject),
+        kind,
+        spentUsd: check.afterUsd,
+        limitUsd: check.limit.limitUsd,
+        percent: percentOf(check.afterUsd, check.limit.limitUsd),
+        windowStart: check.window.start,
+        resetsAt: resetsAtOf(check.window),
+      });
+    };
+    for (const check of checks) {
+      if (check.afterUsd >= check.limit.threshold * check.limit.limitUsd - EPSILON_USD) await raise(check, "threshold", check.limit.threshold);
+      if (check.limit.action === "warn" && check.afterUsd - check.limit.limitUsd > EPSILON_USD) await raise(check, "exceeded", 1);
+    }
 
-      const alerts: BudgetAlert[] = [];
-      const raise = async (check: LimitCheck, kind: BudgetAlert["kind"], threshold: number): Promise<void> => {
-        const row = await conn
-          .insertInto("budget_alerts")
-          .values({
-            scope: check.limit.scope,
-            scope_key: alertKey(check.limit, subject),
-            period: check.limit.period,
-            period_start: check.window.start,
-            threshold,
-            created_at: now,
-          })
-          .onConflict((oc) => oc.doNothing())
-          .returning("id")
-          .executeTakeFirst();
-        if (!row) return; // already raised in this window
-        alerts.push({
-          limit: check.limit,
-          scopeKey: budgetScopeKey(check.limit, subject),
-          scopeLabel: budgetScopeLabel(check.limit, subject),
-          kind,
-          spentUsd: check.afterUsd,
-          limitUsd: check.limit.limitUsd,
-          percent: percentOf(check.afterUsd, check.limit.limitUsd),
-          windowStart: check.window.start,
-          resetsAt: resetsAtOf(check.window),
-        });
-      };
-      for (const check of checks) {
-        if (check.afterUsd >= check.limit.threshold * check.limit.limitUsd - EPSILON_USD) await raise(check, "threshold", check.limit.threshold);
-        if (check.limit.action === "warn" && check.afterUsd - check.limit.limitUsd > EPSILON_USD) await raise(check, "exceeded", 1);
-      }
-
-      return { id: inserted.id, amountUsd, alerts };
-    }),
-  );
+    return { id: inserted.id, amountUsd, alerts };
+  });
 }
 
 /**
@@ -299,7 +329,7 @@ export async function release(db: Db, reservationId: number, now: number = Date.
 }
 
 async function finish(db: Db, reservationId: number, status: "settled" | "released", now: number): Promise<boolean> {
-  const result = await serialized(() =>
+  const result = await ledgerWrite(db, () =>
     db.updateTable("budget_reservations").set({ status, settled_at: now }).where("id", "=", reservationId).where("status", "=", "held").executeTakeFirst(),
   );
   return Number(result.numUpdatedRows) > 0;
@@ -316,7 +346,7 @@ async function finish(db: Db, reservationId: number, status: "settled" | "releas
  */
 export async function releaseStaleReservations(db: Db, options: { olderThanMs: number; now?: number }): Promise<number> {
   const now = options.now ?? Date.now();
-  const result = await serialized(() =>
+  const result = await ledgerWrite(db, () =>
     db
       .updateTable("budget_reservations")
       .set({ status: "released", settled_at: now })

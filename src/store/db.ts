@@ -2,9 +2,8 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 
 import SQLite from "better-sqlite3";
-import { Kysely, type MigrationProvider, Migrator, SqliteDialect, sql } from "kysely";
+import { Kysely, SqliteDialect } from "kysely";
 
-import { migrations } from "./migrations/index.js";
 import type { Database } from "./schema.js";
 
 /** The database handle. */
@@ -32,25 +31,4 @@ export function openDatabase(filePath: string): Db {
   return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
 }
 
-const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
-
-/**
- * Applies every pending migration.
- *
- * @throws the migration's error; the failed migration is rolled back and nothing after it runs.
- */
-export async function migrateToLatest(db: Db): Promise<void> {
-  const { error } = await new Migrator({ db, provider }).migrateToLatest();
-  // Kysely types the error `unknown` (whatever the migration threw); a migration's own errors are Errors.
-  if (error) throw error instanceof Error ? error : new Error("migration failed", { cause: error });
-}
-
-/** `true` when a trivial query answers: used by `/healthz`. */
-export async function isDatabaseReachable(db: Db): Promise<boolean> {
-  try {
-    await sql`select 1`.execute(db);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isDatabaseReachable, migrateToLatest } from "./migrate.js";

@@ -1,6 +1,7 @@
 import { sql } from "kysely";
 
 import type { Db, DbOrTrx } from "./db.js";
+import { ADVISORY_LOCKS, isPostgres } from "./dialect.js";
 import type { Job, JobState } from "./schema.js";
 import type { JobKind } from "../domain/jobs.js";
 
@@ -70,7 +71,8 @@ export interface JobLane {
  */
 export async function claimJob(db: Db, owner: string, leaseMs: number, now = Date.now(), lane: JobLane = {}): Promise<Job | undefined> {
   const kinds = lane.only ? sql`AND j.kind IN (${sql.join(lane.only)})` : lane.except ? sql`AND j.kind NOT IN (${sql.join(lane.except)})` : sql``;
-  const result = await sql<Job>`
+  const claim = (q: DbOrTrx) =>
+    sql<Job>`
     UPDATE jobs
        SET state = 'running', lease_owner = ${owner}, lease_expires_at = ${now + leaseMs},
            attempts = attempts + 1, updated_at = ${now}
@@ -85,7 +87,17 @@ export async function claimJob(db: Db, owner: string, leaseMs: number, now = Dat
                AND r.state = 'running' AND r.lease_expires_at >= ${now})
         ORDER BY j.run_after, j.id
         LIMIT 1)
-    RETURNING *`.execute(db);
+    RETURNING *`.execute(q);
+  // SQLite runs the statement under its single write lock. PostgreSQL (READ COMMITTED) would let
+  // two claimers pick the same row, or two rows of one lock key, from the same snapshot: claims
+  // take turns under a transaction-scoped advisory lock, each seeing every claim committed
+  // before it. (The pg-boss queue of issue 11 replaces this.)
+  const result = isPostgres(db)
+    ? await db.transaction().execute(async (trx) => {
+        await sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.jobClaims})`.execute(trx);
+        return claim(trx);
+      })
+    : await claim(db);
   return result.rows[0];
 }
 

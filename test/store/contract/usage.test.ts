@@ -1,0 +1,76 @@
+import { expect, it } from "vitest";
+
+import type { NewLlmUsage } from "../../../src/store/schema.js";
+import { recordUsage, spendByAgentAndModel, usageByAgentModelRepository, usageTotalsForTask } from "../../../src/store/usage.js";
+import { insertTask } from "../../helpers/db.js";
+import { describeStoreContract } from "../../helpers/store-backends.js";
+
+function usage(overrides: Partial<NewLlmUsage>): NewLlmUsage {
+  return {
+    created_at: 1_800_000_000_000,
+    installation_id: 98_765_432_101,
+    repository: "octo-org/octo-repo",
+    subject_number: 1,
+    task_id: null,
+    job_id: null,
+    agent: "architect",
+    model: "claude-sonnet-5-5",
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+    cost_usd: 0,
+    request_id: null,
+    ...overrides,
+  };
+}
+
+describeStoreContract("usage ledger", (getDb) => {
+  it("records rows and sums a task's totals, as numbers", async () => {
+    const db = getDb();
+    const taskId = await insertTask(db);
+    await recordUsage(
+      db,
+      usage({ task_id: taskId, input_tokens: 1000, output_tokens: 200, cache_creation_input_tokens: 30, cache_read_input_tokens: 4, cost_usd: 0.125 }),
+    );
+    await recordUsage(db, usage({ task_id: taskId, agent: "coder", input_tokens: 10, output_tokens: 20, cost_usd: 0.5, request_id: "req_1" }));
+    await recordUsage(db, usage({ task_id: null, input_tokens: 99, cost_usd: 9 }));
+    expect(await usageTotalsForTask(db, taskId)).toEqual({
+      calls: 2,
+      input_tokens: 1010,
+      output_tokens: 220,
+      cache_creation_input_tokens: 30,
+      cache_read_input_tokens: 4,
+      cost_usd: 0.625,
+    });
+    expect(await usageTotalsForTask(db, taskId + 1000)).toEqual({
+      calls: 0,
+      input_tokens: 0,
+      output_tokens: 0,
+      cache_creation_input_tokens: 0,
+      cache_read_input_tokens: 0,
+      cost_usd: 0,
+    });
+    const rows = await db.selectFrom("llm_usage").selectAll().where("request_id", "=", "req_1").execute();
+    expect(rows).toEqual([expect.objectContaining({ created_at: 1_800_000_000_000, installation_id: 98_765_432_101, cost_usd: 0.5 })]);
+  });
+
+  it("groups spend by agent and model, and by agent, model and repository", async () => {
+    const db = getDb();
+    const taskId = await insertTask(db);
+    await recordUsage(db, usage({ task_id: taskId, agent: "coder", input_tokens: 5, cost_usd: 0.25 }));
+    await recordUsage(db, usage({ task_id: taskId, agent: "coder", input_tokens: 7, cost_usd: 0.5 }));
+    await recordUsage(db, usage({ task_id: taskId, agent: "architect", input_tokens: 1, cost_usd: 1 }));
+    const byAgent = await spendByAgentAndModel(db, taskId);
+    expect(byAgent.map((r) => [r.agent, Number(r.calls), Number(r.input_tokens), Number(r.cost_usd)])).toEqual([
+      ["architect", 1, 1, 1],
+      ["coder", 2, 12, 0.75],
+    ]);
+    const all = await usageByAgentModelRepository(db);
+    expect(all.map((r) => Number(r.calls)).reduce((a, b) => a + b, 0)).toBe(3);
+  });
+
+  it("refuses a negative cost", async () => {
+    await expect(recordUsage(getDb(), usage({ cost_usd: -1 }))).rejects.toThrow();
+  });
+});
