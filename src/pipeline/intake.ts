@@ -17,6 +17,7 @@ import { parseCommand } from "../domain/slash-commands.js";
 import { canTransition, ENDED_STATES, isResting, isTaskState } from "../domain/task-state.js";
 import type { GitHubPort } from "../ports/github.js";
 import type { Db } from "../store/db.js";
+import { inTransaction } from "../store/db.js";
 import { cancelTaskJobs, enqueueJob, jobExistsForDelivery } from "../store/jobs.js";
 import type { Task } from "../store/schema.js";
 import {
@@ -132,7 +133,7 @@ async function issueTrigger(intake: Intake, p: PayloadOf<"issue_trigger">): Prom
   if (!(await senderCanWrite(github, p.sender.login))) return "no_permission";
   const { owner, repo, number } = p.subject;
   const now = Date.now();
-  return deps.db.transaction().execute(async (trx) => {
+  return inTransaction(deps.db, async (trx) => {
     // A retry of this intake after its run started must not start another one.
     if (job.delivery_id && (await jobExistsForDelivery(trx, job.delivery_id, "plan"))) return "enqueued";
     const existing = await findTaskByIssue(trx, owner, repo, number);
@@ -185,7 +186,7 @@ async function comment(intake: Intake, p: PayloadOf<"comment">): Promise<IntakeO
   const { config, problems } = await readRepoConfig(github, log);
   const { owner, repo, number } = p.subject;
   const now = Date.now();
-  await deps.db.transaction().execute(async (trx) => {
+  await inTransaction(deps.db, async (trx) => {
     let task = (p.isPullRequest ? await findTaskByPullRequest(trx, owner, repo, number) : undefined) ?? (await findTaskByIssue(trx, owner, repo, number));
     task ??= await createTask(trx, {
       installation_id: job.installation_id,
@@ -245,7 +246,7 @@ async function issueClosed(intake: Intake, p: PayloadOf<"issue_closed">): Promis
   const writer = await senderCanWrite(github, closer);
   const current = await loadTask(deps.db, job.task_id);
   if (!writer && current.pr_number && (await pullRequestMerged(github, current.pr_number))) return "ignored";
-  return deps.db.transaction().execute(async (trx): Promise<IntakeOutcome> => {
+  return inTransaction(deps.db, async (trx): Promise<IntakeOutcome> => {
     const task = await loadTask(trx, current.id);
     if (isTaskState(task.stage) && ENDED_STATES.has(task.stage)) return "no_task";
     if (task.stage === "ready_for_merge") return "ignored";
@@ -293,7 +294,7 @@ async function review(intake: Intake, p: PayloadOf<"review">): Promise<IntakeOut
   if (p.state !== "approved" && (!isTaskState(task.stage) || (task.stage !== "changes_requested" && !canTransition(task.stage, "changes_requested")))) {
     return "ignored";
   }
-  await deps.db.transaction().execute(async (trx) => {
+  await inTransaction(deps.db, async (trx) => {
     if (p.state === "approved") return enqueueStage(trx, intake, task, "merge", { actor: p.sender.login });
     return enqueueStage(trx, intake, task, "revise", {
       actor: p.sender.login,

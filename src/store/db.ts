@@ -12,6 +12,15 @@ export type Db = Kysely<Database>;
 /** A database handle or an open transaction: every store function takes one as its first argument. */
 export type DbOrTrx = Kysely<Database>;
 
+/**
+ * Runs `fn` in one database transaction: everything it writes through `trx` commits together,
+ * or nothing does when it throws (the error is rethrown). The only way code outside the store
+ * opens a transaction, so that the store stays the owner of every write.
+ */
+export function inTransaction<T>(db: Db, fn: (trx: DbOrTrx) => Promise<T>): Promise<T> {
+  return db.transaction().execute(fn);
+}
+
 /** Milliseconds a connection waits for another writer's lock before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5_000;
 

@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 
 import { isMissionControlError, JobAbortedError } from "../domain/errors.js";
 import type { Db } from "../store/db.js";
+import { inTransaction } from "../store/db.js";
 import { type JobData, parseJobData } from "../domain/jobs.js";
 import type { Job } from "../store/schema.js";
 import { redactSecrets } from "../domain/redact.js";
@@ -228,7 +229,7 @@ export class Worker {
       const claimed: ClaimedJob = { ...job, data: parseJobData(job.kind, job.payload) };
       const result = await this.#options.run(claimed, abort.signal, log);
       if (abort.signal.aborted) throw abort.signal.reason;
-      const committed = await db.transaction().execute(async (trx) => {
+      const committed = await inTransaction(db, async (trx) => {
         if (!(await completeJob(trx, job.id, this.owner))) return false;
         if (result.next) await enqueueJob(trx, result.next);
         return true;

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { isBot, type Sender } from "../../../domain/guards.js";
 import { commandLockKey, deliveryDedupeKey, type IntakePayload } from "../../../domain/jobs.js";
 import type { Db } from "../../../store/db.js";
+import { inTransaction } from "../../../store/db.js";
 import { isDeliveryRecorded, recordDelivery } from "../../../store/deliveries.js";
 import { enqueueJob } from "../../../store/jobs.js";
 
@@ -88,7 +89,7 @@ export async function prologue(deps: InboundDeps, context: DeliveryContext): Pro
  * (a race with the prologue's check) does nothing and is `duplicate_delivery`.
  */
 export async function oncePerDelivery(deps: InboundDeps, s: Subject, body: (trx: Db) => Promise<TriggerOutcome>): Promise<TriggerOutcome> {
-  return deps.db.transaction().execute(async (trx) => {
+  return inTransaction(deps.db, async (trx) => {
     if (!(await recordDelivery(trx, s.deliveryId, s.event))) return "duplicate_delivery";
     return body(trx);
   });
