@@ -13,7 +13,7 @@ import { pino } from "pino";
 import { Probot, Server } from "probot";
 
 import { serverBudgetLimits } from "../src/config/env.js";
-import { estimateInputTokens, estimateWorstCaseUsd } from "../src/domain/budget-rules.js";
+import { estimateInputTokens, estimateWorstCaseNanoUsd } from "../src/domain/budget-rules.js";
 import { reserve } from "../src/store/budgets.js";
 import { migrateToLatest, openDatabase } from "../src/store/db.js";
 import { PriceTable } from "../src/domain/pricing.js";
@@ -165,13 +165,13 @@ async function ledgerLatency(): Promise<{ p50: number; p99: number }> {
       .executeTakeFirstOrThrow();
     const limits = serverBudgetLimits({ BUDGET_GLOBAL_DAILY_USD: "1000000", BUDGET_REPOSITORY_MONTHLY_USD: "1000000", BUDGET_TASK_USD: "1000000" });
     const prices = new PriceTable();
-    const price = prices.priceOf("claude-sonnet-5-5");
+    const price = prices.nanoPriceOf("claude-sonnet-5-5");
     const request = JSON.stringify({ model: "claude-sonnet-5-5", max_tokens: 8192, messages: [{ role: "user", content: "x".repeat(20_000) }] });
     const subject = { installationId: 1, repository: "o/r", agent: "coder", taskId: task.id, subjectNumber: 1, jobId: null };
     const times: number[] = [];
     for (let i = 0; i < LEDGER_OPERATIONS; i++) {
       const started = performance.now();
-      const reservation = await reserve(db, { subject, limits, amountUsd: estimateWorstCaseUsd(price, estimateInputTokens(request), 8192) });
+      const reservation = await reserve(db, { subject, limits, amountNanoUsd: estimateWorstCaseNanoUsd(price, estimateInputTokens(request), 8192) });
       const usage = { input_tokens: 5000, output_tokens: 800, cache_creation_input_tokens: 1000, cache_read_input_tokens: 4000 };
       await db.transaction().execute(async (trx) => {
         await trx
@@ -186,7 +186,7 @@ async function ledgerLatency(): Promise<{ p50: number; p99: number }> {
             job_id: null,
             agent: "coder",
             model: "claude-sonnet-5-5",
-            cost_usd: prices.costUsd("claude-sonnet-5-5", usage),
+            cost_nano_usd: prices.costNanoUsd("claude-sonnet-5-5", usage),
             request_id: null,
           })
           .execute();

@@ -2,7 +2,7 @@ import { getPrivateKey } from "@probot/get-private-key";
 import { run } from "probot";
 
 import { bootstrapLogLevel, parseServerEnv } from "./config/env.js";
-import { migrateToLatest, openDatabase } from "./store/db.js";
+import { openStore } from "./store/open-store.js";
 import { createLogger } from "./app/logger.js";
 import { startMissionControl, stopOnSignals } from "./app/server.js";
 
@@ -10,7 +10,7 @@ import { startMissionControl, stopOnSignals } from "./app/server.js";
 const SHUTDOWN_DEADLINE_MS = 30_000;
 
 /**
- * Start-up: environment → database and migrations → Probot server and worker. Without APP_ID
+ * Start-up: environment → store (SQLite, or PostgreSQL with pg-boss) and migrations → Probot server and worker. Without APP_ID
  * and a private key, Probot's own setup page runs instead, and registers the GitHub App from
  * app.yml (then restart).
  */
@@ -29,12 +29,18 @@ async function main(): Promise<void> {
   }
 
   const env = parseServerEnv(process.env);
-  const db = openDatabase(env.DATABASE_PATH);
-  await migrateToLatest(db);
-  const app = await startMissionControl({ env, db, log, privateKey });
+  // DATABASE_URL selects PostgreSQL (tables and the pg-boss queue, shared by replicas); else the SQLite file.
+  const store = await openStore({
+    databaseUrl: env.DATABASE_URL,
+    databasePath: env.DATABASE_PATH,
+    heartbeatSeconds: env.JOB_HEARTBEAT_SECONDS,
+    onError: (err) => log.warn({ err }, "database connection error"),
+  });
+  log.info({ backend: store.backend }, store.backend === "postgres" ? "store: PostgreSQL with the pg-boss queue" : `store: SQLite file ${env.DATABASE_PATH}`);
+  const app = await startMissionControl({ env, db: store.db, scheduler: store.scheduler, log, privateKey });
   log.info({ port: app.port }, "Mission Control is ready");
 
-  stopOnSignals(app, db, log, SHUTDOWN_DEADLINE_MS);
+  stopOnSignals(app, store, log, SHUTDOWN_DEADLINE_MS);
 }
 
 main().catch((err: unknown) => {

@@ -47,6 +47,7 @@ const packages = (f: (typeof files)[number]) => f.imports.filter((i) => !i.speci
  */
 const ALLOWED: Record<string, readonly string[]> = {
   main: ["app", "config", "store"],
+  cli: ["config", "store"],
   app: [
     "adapters/anthropic",
     "adapters/github/inbound",
@@ -172,6 +173,7 @@ describe("one gateway per heavy dependency", () => {
     ["simple-git", "workspace/git.ts"],
     ["better-sqlite3", "store/db.ts"],
     ["pg", "store/postgres.ts"],
+    ["pg-boss", "store/pg-queue.ts"],
   ])("%s is imported at run time by %s only", (dependency, gateway) => {
     const importers = files
       .filter((f) => packages(f).some((i) => !i.typeOnly && (i.specifier === dependency || i.specifier.startsWith(`${dependency}/`))))
@@ -179,9 +181,13 @@ describe("one gateway per heavy dependency", () => {
     expect(importers).toEqual([gateway]);
   });
 
-  it("nothing in src/ imports the PostgreSQL gateway yet, so the SQLite mode never loads pg (issue 11 wires it behind DATABASE_URL)", () => {
-    const importers = files.filter((f) => f.local.some((target) => target === path.join("store", "postgres.js"))).map((f) => f.rel);
-    expect(importers).toEqual([]);
+  it("the PostgreSQL modules (pg, pg-boss) load only in the PostgreSQL mode: by dynamic import, from the store's opener and the migration command", () => {
+    const gateways = [path.join("store", "postgres.js"), path.join("store", "pg-queue.js")];
+    const staticImporters = files.filter((f) => f.local.some((target) => gateways.includes(target))).map((f) => f.rel);
+    expect(staticImporters).toEqual([]);
+    const dynamic = /\bimport\(\s*"[^"]*\/(postgres|pg-queue)\.js"\s*\)/;
+    const dynamicImporters = files.filter((f) => dynamic.test(f.text)).map((f) => f.rel);
+    expect(dynamicImporters.sort()).toEqual(["cli.ts", path.join("store", "open-store.ts")].sort());
   });
 
   it("the Anthropic SDK's message types are borrowed (type-only) by ports/llm.ts alone", () => {

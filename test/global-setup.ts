@@ -3,16 +3,20 @@
 // most tests would fail one by one after long timeouts; instead the run stops here at once,
 // with one line that names what is missing and the command that installs it.
 //
-// Self-contained on purpose (node: modules and `pg` only): it must work whatever state src/ is in.
+// Self-contained on purpose (node: modules, `pg` and `ioredis` only): it must work whatever state src/ is in.
 //
 // It also probes PostgreSQL once for the contract suites (test/store/contract/*): when it does
 // not answer, the PostgreSQL half of those suites is skipped with ONE line saying so, and the
-// run fails instead when MC_REQUIRE_POSTGRES=1 (CI, which has PostgreSQL).
+// run fails instead when MC_REQUIRE_POSTGRES=1 (CI, which has PostgreSQL). Redis likewise, for
+// the shared-throttling test (test/app/redis-throttling.test.ts), with MC_REQUIRE_REDIS=1.
 import { spawnSync } from "node:child_process";
 import { accessSync, constants, statSync, writeSync } from "node:fs";
 import path from "node:path";
 
 import type { TestProject } from "vitest/node";
+
+import { openDatabase } from "../src/store/db.js";
+import { POSTGRES_MODE_MIN_NODE, supportsPostgresMode } from "../src/store/open-store.js";
 
 const INSTALL = "apt-get install -y bubblewrap git util-linux";
 const PROBE_TIMEOUT_MS = 10_000;
@@ -83,6 +87,10 @@ declare module "vitest" {
   export interface ProvidedContext {
     /** The PostgreSQL server the contract suites create their databases on; `null` when it did not answer. */
     postgresAdminUrl: string | null;
+    /** `false` when better-sqlite3's native module does not load on this Node (a Node 22 run of the PostgreSQL-mode suites). */
+    sqliteLoads: boolean;
+    /** The Redis server of the shared-throttling test; `null` when it did not answer. */
+    redisUrl: string | null;
   }
 }
 
@@ -114,6 +122,77 @@ function withoutPassword(url: string): string {
   }
 }
 
+/** Where the shared-throttling test reaches Redis. */
+const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379";
+const REDIS_PROBE_TIMEOUT_MS = 5_000;
+
+/** Connects to Redis once (no retries) and sends PING: null when it answered, else why not. */
+async function probeRedis(url: string): Promise<string | null> {
+  try {
+    const { Redis } = await import("ioredis");
+    const client = new Redis(url, {
+      lazyConnect: true,
+      connectTimeout: REDIS_PROBE_TIMEOUT_MS,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+    });
+    let first: Error | undefined;
+    client.on("error", (err: Error) => (first ??= err));
+    try {
+      await client.connect();
+      await client.ping();
+      return null;
+    } catch (err) {
+      const cause = first ?? err;
+      return cause instanceof Error ? cause.message || cause.name : String(cause);
+    } finally {
+      client.disconnect();
+    }
+  } catch (err) {
+    return err instanceof Error ? err.message || err.name : String(err);
+  }
+}
+
+/** Probes Redis and provides `redisUrl`; one line when it did not answer, a failed run when MC_REQUIRE_REDIS=1. */
+async function setupRedis(project: TestProject): Promise<void> {
+  const url = process.env.MC_TEST_REDIS_URL || DEFAULT_REDIS_URL;
+  const problem = await probeRedis(url);
+  project.provide("redisUrl", problem === null ? url : null);
+  if (problem === null) return;
+  const line = `The Redis tests of test/app/redis-throttling.test.ts did not run: ${withoutPassword(url)} did not answer (${problem}); set MC_TEST_REDIS_URL to reach one.`;
+  if (process.env.MC_REQUIRE_REDIS === "1") {
+    writeSync(2, `\n${line} MC_REQUIRE_REDIS=1: failing.\n\n`);
+    process.exit(1);
+  }
+  writeSync(2, `\n${line}\n\n`);
+}
+
+/** Opens an in-memory SQLite database: null when the native module loads on this Node, else why not. */
+function probeSqlite(): string | null {
+  try {
+    void openDatabase(":memory:").destroy();
+    return null;
+  } catch (err) {
+    return (err instanceof Error ? err.message : String(err)).split("\n")[0] ?? "unknown error";
+  }
+}
+
+/**
+ * The PostgreSQL mode (pg-boss 12) needs Node 22.12: on an older Node its suites (the pg-boss half
+ * of the queue contract, the replica test) say so in one line, and fail the run under
+ * MC_REQUIRE_POSTGRES_MODE=1. `npm run test:postgres` runs them under Node 22, as .ci/run does.
+ */
+function setupPostgresMode(): void {
+  if (supportsPostgresMode()) return;
+  const line = `PostgreSQL-mode suites did not run (the pg-boss half of test/store/contract/queue.test.ts, test/e2e/replicas.test.ts): pg-boss 12 needs Node ${POSTGRES_MODE_MIN_NODE}, this is Node ${process.versions.node}; run \`npm run test:postgres\` under Node 22.`;
+  if (process.env.MC_REQUIRE_POSTGRES_MODE === "1") {
+    writeSync(2, `\n${line} MC_REQUIRE_POSTGRES_MODE=1: failing.\n\n`);
+    process.exit(1);
+  }
+  writeSync(2, `\n${line}\n\n`);
+}
+
 export async function setup(project: TestProject): Promise<void> {
   const problem = missingPrerequisites();
   if (problem !== null) {
@@ -123,11 +202,25 @@ export async function setup(project: TestProject): Promise<void> {
     process.exit(1);
   }
 
+  await setupRedis(project);
+
+  const sqliteProblem = probeSqlite();
+  project.provide("sqliteLoads", sqliteProblem === null);
+  if (sqliteProblem !== null) {
+    writeSync(
+      2,
+      `\nThe SQLite tests did not run: better-sqlite3 does not load on Node ${process.versions.node} (${sqliteProblem}); run them with the Node it was installed for.\n\n`,
+    );
+  }
+
   const url = process.env.MC_TEST_POSTGRES_URL || DEFAULT_POSTGRES_URL;
   const postgresProblem = await probePostgres(url);
   project.provide("postgresAdminUrl", postgresProblem === null ? url : null);
-  if (postgresProblem === null) return;
-  const line = `PostgreSQL contract suites did not run (the PostgreSQL half of test/store/contract/*, test/store/postgres-migrations.test.ts): ${withoutPassword(url)} did not answer (${postgresProblem}); set MC_TEST_POSTGRES_URL to reach one.`;
+  if (postgresProblem === null) {
+    setupPostgresMode();
+    return;
+  }
+  const line = `PostgreSQL suites did not run (the PostgreSQL half of the store and queue contract suites, the migration command, test/e2e/replicas.test.ts): ${withoutPassword(url)} did not answer (${postgresProblem}); set MC_TEST_POSTGRES_URL to reach one.`;
   if (process.env.MC_REQUIRE_POSTGRES === "1") {
     writeSync(2, `\n${line} MC_REQUIRE_POSTGRES=1: failing.\n\n`);
     process.exit(1);

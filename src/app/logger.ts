@@ -24,6 +24,18 @@ const REDACT_PATHS = [
   "*.PRIVATE_KEY",
   "WEBHOOK_SECRET",
   "*.WEBHOOK_SECRET",
+  // Connection URLs may carry a password (`redis://:pass@host`, `postgres://user:pass@host/db`).
+  "REDIS_URL",
+  "*.REDIS_URL",
+  "DATABASE_URL",
+  "*.DATABASE_URL",
+  "redisConfig",
+  "*.redisConfig",
+  "connectionString",
+  "*.connectionString",
+  // ioredis puts the failed command on its errors: for AUTH, the user name and the password.
+  "command.args",
+  "*.command.args",
 ];
 
 /**

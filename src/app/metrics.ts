@@ -3,8 +3,9 @@ import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
+import { nanoToUsd } from "../domain/money.js";
 import type { Db } from "../store/db.js";
-import { jobCountsByState } from "../store/jobs.js";
+import { jobCountsByState } from "../store/queue.js";
 import { usageByAgentModelRepository } from "../store/usage.js";
 
 /**
@@ -94,7 +95,8 @@ export class Metrics {
     onCollect(usd, async () => {
       const rows = await ledger();
       usd.reset();
-      for (const r of rows) usd.inc({ repository: r.repository, agent: r.agent }, Number(r.usd));
+      // USD as a float for Prometheus (display only); the ledger's sum itself is exact.
+      for (const r of rows) usd.inc({ repository: r.repository, agent: r.agent }, nanoToUsd(r.nano_usd));
     });
   }
 

@@ -10,7 +10,8 @@ import { handleIssueTrigger } from "../adapters/github/inbound/issue-trigger.js"
 import type { InboundDeps } from "../adapters/github/inbound/prologue.js";
 import { handlePullRequestClosed } from "../adapters/github/inbound/pull-request-closed.js";
 import { handleReviewSubmitted } from "../adapters/github/inbound/review-submitted.js";
-import { queueDepth } from "../store/jobs.js";
+import { queueDepth, queueOf } from "../store/queue.js";
+import type { RedisProbe } from "./redis.js";
 import type { Worker } from "../worker/worker.js";
 import { type Db, isDatabaseReachable } from "../store/db.js";
 import { Metrics } from "./metrics.js";
@@ -27,6 +28,8 @@ export interface AppOptions {
   /** Start the worker when the app loads (default `true`). */
   startWorker?: boolean;
   metrics?: Metrics;
+  /** With REDIS_URL: `/healthz` says whether the shared throttling's Redis answers. */
+  redis?: RedisProbe;
 }
 
 /**
@@ -97,8 +100,18 @@ export function createApp(options: AppOptions): ApplicationFunction {
       sandbox ??= describeSandbox(sandboxOptions(env));
       const report = await sandbox;
       // A broken sandbox refuses repository commands but the app still plans and reviews: degraded, not down.
-      const status = !reachable ? "error" : report.ok ? "ok" : "degraded";
-      const body = { status, database: reachable ? "reachable" : "unreachable", queue: depth, sandbox: report };
+      const redis = options.redis ? await options.redis.ping() : undefined;
+      // Without Redis the replicas throttle GitHub requests separately: degraded, not down.
+      const status = !reachable ? "error" : report.ok && redis !== "unreachable" ? "ok" : "degraded";
+      // The backend (sqlite, or postgres with pg-boss) and the depth of the queue every replica shares.
+      const body = {
+        status,
+        database: reachable ? "reachable" : "unreachable",
+        backend: queueOf(db).backend,
+        queue: depth,
+        ...(redis ? { redis } : {}),
+        sandbox: report,
+      };
       res.writeHead(reachable ? 200 : 503, { "content-type": "application/json" }).end(JSON.stringify(body));
       return true;
     });

@@ -8,7 +8,10 @@ import { githubBaseUrl, type ServerEnv } from "../config/env.js";
 import type { Worker } from "../worker/worker.js";
 import type { Db } from "../store/db.js";
 import { releaseStaleReservations } from "../store/budgets.js";
+import { IntervalScheduler, type PeriodicTask, type Scheduler, type Store } from "../store/open-store.js";
+import { pruneWorkspaces } from "../workspace/workspaces.js";
 import { Metrics } from "./metrics.js";
+import { checkRedis, createRedisProbe, redisAddress, type RedisProbe } from "./redis.js";
 import { sandboxOptions } from "./services.js";
 import { describeSandbox } from "../workspace/sandbox.js";
 import { removeStaleCgroups } from "../workspace/sandbox/cgroup.js";
@@ -41,6 +44,29 @@ export interface StartOptions {
   /** The Octokit class (tests turn Octokit's retry and throttling plugins off). */
   Octokit?: typeof ProbotOctokit;
   startWorker?: boolean;
+  /**
+   * Runs the periodic work (stale-reservation sweep, workspace pruning) once per period across
+   * replicas: the store's scheduler (pg-boss schedules on PostgreSQL). Default: in-process timers.
+   */
+  scheduler?: Scheduler;
+}
+
+/**
+ * The Probot class the server instantiates: the GitHub App's credentials and REST base URL and,
+ * with REDIS_URL, Octokit's throttling limiters kept in Redis (Probot's `redisConfig`), so every
+ * replica counts against the same limits.
+ */
+export function probotClass(options: Pick<StartOptions, "env" | "log" | "privateKey" | "Octokit">): typeof Probot {
+  const { env, log } = options;
+  return Probot.defaults({
+    appId: env.APP_ID,
+    privateKey: options.privateKey,
+    secret: env.WEBHOOK_SECRET,
+    baseUrl: githubBaseUrl(env),
+    log,
+    ...(options.Octokit ? { Octokit: options.Octokit } : {}),
+    ...(env.REDIS_URL ? { redisConfig: env.REDIS_URL } : {}),
+  });
 }
 
 /**
@@ -50,19 +76,19 @@ export interface StartOptions {
  */
 export async function startMissionControl(options: StartOptions): Promise<MissionControl> {
   const { env, db, log } = options;
+  // Probot's Redis client retries for ever: an unreachable REDIS_URL stops start-up here instead.
+  let redis: RedisProbe | undefined;
+  if (env.REDIS_URL) {
+    await checkRedis(env.REDIS_URL);
+    redis = await createRedisProbe(env.REDIS_URL);
+    log.info(`GitHub request throttling is shared through redis at ${redisAddress(env.REDIS_URL)}`);
+  }
   const metrics = new Metrics(db);
   const server = new Server({
     host: env.HOST,
     port: env.PORT,
     log,
-    Probot: Probot.defaults({
-      appId: env.APP_ID,
-      privateKey: options.privateKey,
-      secret: env.WEBHOOK_SECRET,
-      baseUrl: githubBaseUrl(env),
-      log,
-      ...(options.Octokit ? { Octokit: options.Octokit } : {}),
-    }),
+    Probot: probotClass(options),
     enableStaticFiles: false,
   });
   let worker: Worker | undefined;
@@ -73,6 +99,7 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
       db,
       log,
       metrics,
+      ...(redis ? { redis } : {}),
       startWorker: options.startWorker ?? true,
       onWorker: (w, intake) => {
         worker = w;
@@ -96,16 +123,8 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
         `the sandbox cannot run commands: ${report.reason ?? "unknown"} — repository commands will be refused (see docs/OPERATIONS.md, or set SANDBOX=off)`,
       );
   });
-  // Reservations still held long after any call could be in flight belong to a crashed process.
-  const staleAfterMs = env.ANTHROPIC_TIMEOUT_MS * (env.ANTHROPIC_MAX_RETRIES + 1) + 5 * 60_000;
-  const releaseStale = () =>
-    releaseStaleReservations(db, { olderThanMs: staleAfterMs }).then(
-      (released) => released > 0 && log.warn({ released }, "released budget reservations left held by a crashed process"),
-      (err: unknown) => log.warn({ err }, "releasing stale reservations failed"),
-    );
-  void releaseStale();
-  const sweeper = setInterval(() => void releaseStale(), 10 * 60_000);
-  sweeper.unref();
+  const scheduler = options.scheduler ?? new IntervalScheduler((err) => log.warn({ err }, "periodic task failed"));
+  await scheduler.start(periodicTasks(env, db, log));
   const address = httpServer.address();
   return {
     server,
@@ -115,7 +134,8 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
     metrics,
     port: typeof address === "object" && address ? address.port : env.PORT,
     async stop(deadlineMs = 30_000) {
-      clearInterval(sweeper);
+      await scheduler.stop();
+      redis?.close();
       await server.stop();
       await Promise.all([w.stop(deadlineMs), intake.stop(deadlineMs)]);
     },
@@ -127,7 +147,7 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
  * (milliseconds) to finish, the rest are aborted and their leases released, the database is
  * closed, and the process exits 0 (1 if stopping failed).
  */
-export function stopOnSignals(app: MissionControl, db: Db, log: Logger, deadlineMs: number): void {
+export function stopOnSignals(app: MissionControl, store: Pick<Store, "close">, log: Logger, deadlineMs: number): void {
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
@@ -135,7 +155,7 @@ export function stopOnSignals(app: MissionControl, db: Db, log: Logger, deadline
     log.info({ signal }, "shutting down: no new deliveries or jobs; waiting for running jobs");
     try {
       await app.stop(deadlineMs);
-      await db.destroy();
+      await store.close();
       log.info("stopped");
       process.exit(0);
     } catch (err) {
@@ -145,4 +165,32 @@ export function stopOnSignals(app: MissionControl, db: Db, log: Logger, deadline
   };
   process.once("SIGTERM", () => void shutdown("SIGTERM"));
   process.once("SIGINT", () => void shutdown("SIGINT"));
+}
+
+/**
+ * The work that recurs, whichever replica runs it:
+ * - the stale-reservation sweep (every 10 minutes): reservations still held long after any
+ *   Messages API call could be in flight belong to a crashed process;
+ * - workspace pruning (every 30 minutes): clones beyond WORKSPACES_MAX_BYTES, oldest first.
+ */
+export function periodicTasks(env: ServerEnv, db: Db, log: Logger): PeriodicTask[] {
+  const staleAfterMs = env.ANTHROPIC_TIMEOUT_MS * (env.ANTHROPIC_MAX_RETRIES + 1) + 5 * 60_000;
+  return [
+    {
+      name: "sweep-reservations",
+      everyMinutes: 10,
+      async run() {
+        const released = await releaseStaleReservations(db, { olderThanMs: staleAfterMs });
+        if (released > 0) log.warn({ released }, "released budget reservations left held by a crashed process");
+      },
+    },
+    {
+      name: "prune-workspaces",
+      everyMinutes: 30,
+      async run() {
+        const removed = await pruneWorkspaces(env.WORKSPACES_DIR, env.WORKSPACES_MAX_BYTES);
+        if (removed.length > 0) log.info({ removed: removed.length }, "pruned workspaces over WORKSPACES_MAX_BYTES");
+      },
+    },
+  ];
 }

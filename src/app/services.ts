@@ -12,7 +12,7 @@ import type { Metrics } from "./metrics.js";
 import type { PipelineDeps } from "../pipeline/pipeline-deps.js";
 import { failTask } from "../pipeline/reporter.js";
 import { runJob } from "../pipeline/runner.js";
-import type { Job } from "../store/schema.js";
+import { type QueuedJob, queueOf } from "../store/queue.js";
 import { type ClaimedJob, Worker } from "../worker/worker.js";
 import type { Db } from "../store/db.js";
 import { createAnthropic } from "../adapters/anthropic/client.js";
@@ -139,13 +139,14 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
   const common = {
     db,
     run: (job: ClaimedJob, signal: AbortSignal, jobLog: Logger) => runJob(pipeline, job, signal, jobLog),
-    onFailed: (job: Job, reason: string, error: unknown, jobLog: Logger) => failTask(pipeline, job, reason, error, jobLog),
+    onFailed: (job: QueuedJob, reason: string, error: unknown, jobLog: Logger) => failTask(pipeline, job, reason, error, jobLog),
     pollMs: env.WORKER_POLL_MS,
-    leaseMs: env.JOB_LEASE_MS,
+    // SQLite: the lease the worker renews; PostgreSQL: pg-boss's heartbeat window (renewed every third of it).
+    leaseMs: queueOf(db).backend === "postgres" ? env.JOB_HEARTBEAT_SECONDS * 1000 : env.JOB_LEASE_MS,
     retryBaseMs: env.JOB_RETRY_BASE_MS,
     retryMaxMs: env.JOB_RETRY_MAX_MS,
     ...(options.metrics
-      ? { onJobFinished: (job: Job, state: string, seconds: number) => options.metrics?.jobSeconds.observe({ kind: job.kind, state }, seconds) }
+      ? { onJobFinished: (job: QueuedJob, state: string, seconds: number) => options.metrics?.jobSeconds.observe({ kind: job.kind, state }, seconds) }
       : {}),
   };
   // Stages and commands; intake has its own lane, so the first step of a delivery never waits for a Coder to finish.

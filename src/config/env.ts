@@ -2,6 +2,7 @@ import { z } from "zod";
 
 import { type BudgetLimit, type BudgetPeriod, type BudgetScope, SERVER_BUDGET_SOURCE } from "../domain/budget-rules.js";
 import { ConfigError } from "../domain/errors.js";
+import { usdToNano } from "../domain/money.js";
 import { PriceTable } from "../domain/pricing.js";
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -30,7 +31,26 @@ export const ServerEnvVariables = z.object({
   DEFAULT_MODEL: z.string().min(1).default("claude-sonnet-5-5"),
   /** JSON object: model → { input, output, cache_write_5m, cache_write_1h, cache_read } in USD per million tokens. */
   MODEL_PRICES: z.string().optional(),
+  /** The embedded backend's SQLite file; ignored when DATABASE_URL is set. */
   DATABASE_PATH: z.string().min(1).default("data/mission-control.sqlite"),
+  /**
+   * `postgres://…` selects the PostgreSQL backend (tables and the pg-boss queue in one database,
+   * shared by every replica); it wins over DATABASE_PATH. Needs Node 22.12 or later.
+   */
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must be a postgres:// or postgresql:// connection string")
+    .optional(),
+  /** `redis://…`: Probot's GitHub throttling is shared through Redis, so several replicas respect one rate limit. */
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, "REDIS_URL must be a redis:// or rediss:// URL")
+    .optional(),
+  /**
+   * Seconds without a heartbeat after which a PostgreSQL-mode job counts as abandoned (its process
+   * died) and another replica takes it over. pg-boss needs at least 10.
+   */
+  JOB_HEARTBEAT_SECONDS: z.coerce.number().int().min(10).default(30),
   WORKSPACES_DIR: z.string().min(1).default("data/workspaces"),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   /** Jobs run at the same time, across all repositories. */
@@ -175,10 +195,26 @@ export function githubBaseUrl(env: Pick<ServerEnv, "GHE_HOST" | "GHE_PROTOCOL">)
 // ---------------------------------------------------------------------------------------------
 // Budgets (BUDGET_*)
 
-/** An optional USD amount from the environment; an empty value counts as unset. */
-const envUsd = z.preprocess(
+/**
+ * An optional USD amount from the environment, read exactly from its decimal text (`"300.5"`)
+ * into nano-dollars (300 500 000 000); at most 9 decimals, positive. An empty value counts as unset.
+ */
+const envNanoUsd = z.preprocess(
   (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
-  z.coerce.number<unknown>().positive().optional(),
+  z
+    .string()
+    .transform((text, ctx) => {
+      let nano: number | undefined;
+      try {
+        nano = usdToNano(text);
+      } catch {
+        // reported below
+      }
+      if (nano !== undefined && nano > 0) return nano;
+      ctx.addIssue({ code: "custom", input: text, message: `must be a positive USD amount with at most 9 decimals, got "${text}"` });
+      return z.NEVER;
+    })
+    .optional(),
 );
 
 /**
@@ -190,16 +226,19 @@ const DEFAULT_SERVER_BUDGETS: Readonly<Record<string, string>> = {
   BUDGET_REPOSITORY_MONTHLY_USD: "100",
 };
 
-/** The server's budget variables. Amounts are optional; unset means no such limit, except the {@link DEFAULT_SERVER_BUDGETS}. */
+/**
+ * The server's budget variables. Amounts are optional USD text, parsed to nano-dollars; unset
+ * means no such limit, except the {@link DEFAULT_SERVER_BUDGETS}.
+ */
 export const ServerBudgetEnv = z.object({
-  BUDGET_GLOBAL_DAILY_USD: envUsd,
-  BUDGET_GLOBAL_WEEKLY_USD: envUsd,
-  BUDGET_GLOBAL_MONTHLY_USD: envUsd,
-  BUDGET_INSTALLATION_MONTHLY_USD: envUsd,
+  BUDGET_GLOBAL_DAILY_USD: envNanoUsd,
+  BUDGET_GLOBAL_WEEKLY_USD: envNanoUsd,
+  BUDGET_GLOBAL_MONTHLY_USD: envNanoUsd,
+  BUDGET_INSTALLATION_MONTHLY_USD: envNanoUsd,
   /** Default monthly ceiling of every repository. */
-  BUDGET_REPOSITORY_MONTHLY_USD: envUsd,
+  BUDGET_REPOSITORY_MONTHLY_USD: envNanoUsd,
   /** Ceiling of one task over its whole life. */
-  BUDGET_TASK_USD: envUsd,
+  BUDGET_TASK_USD: envNanoUsd,
   BUDGET_THRESHOLD: z.preprocess(
     (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
     z.coerce.number<unknown>().gt(0).lt(1).default(0.8),
@@ -214,7 +253,8 @@ export type ServerBudgetEnv = z.infer<typeof ServerBudgetEnv>;
  * BUDGET_INSTALLATION_MONTHLY_USD (each installation), BUDGET_REPOSITORY_MONTHLY_USD (default
  * ceiling of every repository), BUDGET_TASK_USD (each task, in total); BUDGET_THRESHOLD
  * (0 < t < 1, default 0.8) and BUDGET_ACTION (`warn` | `block`, default `block`) apply to all.
- * Amounts are positive USD; unset or empty = no such limit, except BUDGET_TASK_USD and
+ * Amounts are positive USD with at most 9 decimals, converted exactly from their text to
+ * nano-dollars (`limitNanoUsd`); unset or empty = no such limit, except BUDGET_TASK_USD and
  * BUDGET_REPOSITORY_MONTHLY_USD, which default to {@link DEFAULT_SERVER_BUDGETS}.
  *
  * @param env - usually `process.env`
@@ -243,5 +283,5 @@ export function serverBudgetLimits(env: Record<string, string | undefined>): Bud
     ["repository", "monthly", e.BUDGET_REPOSITORY_MONTHLY_USD],
     ["task", "total", e.BUDGET_TASK_USD],
   ];
-  return entries.flatMap(([scope, period, limitUsd]) => (limitUsd === undefined ? [] : [{ ...base, scope, period, limitUsd }]));
+  return entries.flatMap(([scope, period, limitNanoUsd]) => (limitNanoUsd === undefined ? [] : [{ ...base, scope, period, limitNanoUsd }]));
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 
 import { BUDGET_AGENTS, type BudgetLimit, type BudgetPeriod, REPO_BUDGET_SOURCE } from "../domain/budget-rules.js";
+import { usdToNano } from "../domain/money.js";
 
 /** File name Probot's `context.config` looks up under `.github/` on the default branch. */
 export const REPO_CONFIG_FILE = "mission-control.yml";
@@ -47,7 +48,21 @@ const ReviewConfig = z
   })
   .strict();
 
-const usdAmount = z.number().positive();
+const convertsToNanoUsd = (usd: number): boolean => {
+  try {
+    usdToNano(usd);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * A positive USD amount with at most 9 decimals (a whole number of nano-dollars). Kept as the
+ * number YAML gave (the config snapshot is stored and parsed again); {@link repoBudgetLimits}
+ * converts it exactly, from its shortest decimal text (`0.1` → `"0.1"`), which is what was typed.
+ */
+const usdAmount = z.number().positive().refine(convertsToNanoUsd, "must be a USD amount with at most 9 decimals");
 
 const PeriodBudget = z
   .object({
@@ -88,7 +103,7 @@ export type RepoBudgetConfig = z.infer<typeof RepoBudgetConfig>;
 
 /**
  * The limits a repository's (validated) budget config sets, each restricted to `repository`
- * and with `source` {@link REPO_BUDGET_SOURCE}.
+ * and with `source` {@link REPO_BUDGET_SOURCE}; USD amounts become nano-dollars exactly ({@link usdToNano}).
  *
  * @param config - output of `RepoBudgetConfig.parse` (or `undefined`: no limits)
  * @param repository - `owner/repo`
@@ -104,13 +119,13 @@ export function repoBudgetLimits(config: RepoBudgetConfig | undefined, repositor
         ["weekly", amounts.weekly_usd],
         ["monthly", amounts.monthly_usd],
       ] as Array<[BudgetPeriod, number | undefined]>
-    ).filter((entry): entry is [BudgetPeriod, number] => entry[1] !== undefined);
-  for (const [period, limitUsd] of periods(config)) limits.push({ ...base, scope: "repository", period, limitUsd });
-  if (config.per_task_usd !== undefined) limits.push({ ...base, scope: "task", period: "total", limitUsd: config.per_task_usd });
+    ).flatMap(([period, usd]): Array<[BudgetPeriod, number]> => (usd === undefined ? [] : [[period, usdToNano(usd)]]));
+  for (const [period, limitNanoUsd] of periods(config)) limits.push({ ...base, scope: "repository", period, limitNanoUsd });
+  if (config.per_task_usd !== undefined) limits.push({ ...base, scope: "task", period: "total", limitNanoUsd: usdToNano(config.per_task_usd) });
   for (const agent of BUDGET_AGENTS) {
     const amounts = config.agents?.[agent];
     if (!amounts) continue;
-    for (const [period, limitUsd] of periods(amounts)) limits.push({ ...base, scope: "agent", agent, period, limitUsd });
+    for (const [period, limitNanoUsd] of periods(amounts)) limits.push({ ...base, scope: "agent", agent, period, limitNanoUsd });
   }
   return limits;
 }

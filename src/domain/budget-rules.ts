@@ -3,10 +3,12 @@
  * worst-case estimates and how a repository's limits merge with the server's. The store
  * (`store/budgets.ts`) reserves and settles against them.
  *
- * Amounts are USD as JS numbers; times are epoch milliseconds; every period is a UTC calendar
- * period (see {@link periodWindow}).
+ * Amounts are integer nano-dollars (`…NanoUsd`, 1 USD = 10⁹ n$, see `money.ts`): spend, limits
+ * and reservations are summed and compared exactly. Times are epoch milliseconds; every period
+ * is a UTC calendar period (see {@link periodWindow}).
  */
-import type { ModelPrice } from "./pricing.js";
+import { NANO_USD_PER_USD, parseDecimal, USD_DECIMALS } from "./money.js";
+import type { ModelPriceNanoUsd } from "./pricing.js";
 
 /** What a limit counts: all spend, one installation's, one repository's, one agent role's, one task's. */
 export type BudgetScope = "global" | "installation" | "repository" | "agent" | "task";
@@ -30,9 +32,9 @@ export const SERVER_BUDGET_SOURCE = "server";
 export interface BudgetLimit {
   scope: BudgetScope;
   period: BudgetPeriod;
-  /** USD; spend in the window may reach it but not exceed it (for `block`). */
-  limitUsd: number;
-  /** Fraction of `limitUsd` (0 < threshold < 1; 0.8 by default) at which an alert is raised once per window. */
+  /** Nano-dollars; spend in the window may reach it but not exceed it (for `block`). */
+  limitNanoUsd: number;
+  /** Fraction of `limitNanoUsd` (0 < threshold < 1; 0.8 by default) at which an alert is raised once per window (see {@link reachesThreshold}). */
   threshold: number;
   action: BudgetAction;
   /** Who set it, for messages: `server`, `.github/mission-control.yml`. */
@@ -57,7 +59,7 @@ export interface BudgetSubject {
   taskId: number;
   /** Issue or pull request number (informational; not stored with the reservation). */
   subjectNumber: number | null;
-  jobId: number | null;
+  jobId: string | null;
 }
 
 /** A half-open time window `[start, end)` in epoch ms. */
@@ -74,12 +76,13 @@ export interface BudgetAlert {
   scopeKey: string;
   /** Human name of the scope, e.g. `repository octo/widgets`. */
   scopeLabel: string;
-  /** `threshold`: spend reached `threshold × limitUsd`; `exceeded`: a `warn` limit was exceeded. */
+  /** `threshold`: spend reached `threshold × limitNanoUsd`; `exceeded`: a `warn` limit was exceeded. */
   kind: "threshold" | "exceeded";
-  /** USD spent in the window, this reservation included. */
-  spentUsd: number;
-  limitUsd: number;
-  /** `spentUsd / limitUsd × 100`. */
+  /** Nano-dollars spent in the window, this reservation included. */
+  spentNanoUsd: number;
+  /** Nano-dollars. */
+  limitNanoUsd: number;
+  /** `spentNanoUsd / limitNanoUsd × 100` (for display). */
   percent: number;
   /** Epoch ms the window started (0 for `total`). */
   windowStart: number;
@@ -90,8 +93,8 @@ export interface BudgetAlert {
 /** A held reservation, as {@link reserve} returns it. */
 export interface Reservation {
   id: number;
-  /** USD held. */
-  amountUsd: number;
+  /** Nano-dollars held. */
+  amountNanoUsd: number;
   /** Alerts this reservation raised (first crossing in the window only); usually empty. */
   alerts: BudgetAlert[];
 }
@@ -101,24 +104,22 @@ export interface BudgetStatus {
   limit: BudgetLimit;
   scopeKey: string;
   scopeLabel: string;
-  /** USD: recorded usage plus held reservations in the current window. */
-  spentUsd: number;
-  /** USD of `spentUsd` that is recorded usage. */
-  usageUsd: number;
-  /** USD of `spentUsd` that is held by calls in flight. */
-  heldUsd: number;
-  limitUsd: number;
-  /** USD left before the limit (0 when exceeded). */
-  remainingUsd: number;
-  /** `spentUsd / limitUsd × 100`. */
+  /** Nano-dollars: recorded usage plus held reservations in the current window. */
+  spentNanoUsd: number;
+  /** Nano-dollars of `spentNanoUsd` that are recorded usage. */
+  usageNanoUsd: number;
+  /** Nano-dollars of `spentNanoUsd` that are held by calls in flight. */
+  heldNanoUsd: number;
+  /** Nano-dollars. */
+  limitNanoUsd: number;
+  /** Nano-dollars left before the limit (0 when exceeded). */
+  remainingNanoUsd: number;
+  /** `spentNanoUsd / limitNanoUsd × 100` (for display). */
   percent: number;
   windowStart: number;
   /** Epoch ms the window ends; `null` for `total`. */
   resetsAt: number | null;
 }
-
-/** Spend and limits are compared with this tolerance (USD) so that float sums do not block at exactly the limit. */
-export const EPSILON_USD = 1e-9;
 
 const DAY_MS = 86_400_000;
 // ---------------------------------------------------------------------------------------------
@@ -214,9 +215,25 @@ export function alertKey(limit: BudgetLimit, subject: BudgetSubject): string {
   return limit.action === "warn" ? `${key}#warn` : key;
 }
 
-export function percentOf(spentUsd: number, limitUsd: number): number {
-  if (limitUsd > 0) return (spentUsd / limitUsd) * 100;
-  return spentUsd > 0 ? Number.POSITIVE_INFINITY : 0;
+/** `spent / limit × 100`, for display only (both in nano-dollars); decisions use {@link exceedsLimit} and {@link reachesThreshold}. */
+export function percentOf(spentNanoUsd: number, limitNanoUsd: number): number {
+  if (limitNanoUsd > 0) return (spentNanoUsd / limitNanoUsd) * 100;
+  return spentNanoUsd > 0 ? Number.POSITIVE_INFINITY : 0;
+}
+
+/** `true` when `spentNanoUsd` is over the limit: spend may reach a limit exactly, never pass it. */
+export function exceedsLimit(spentNanoUsd: number, limit: BudgetLimit): boolean {
+  return spentNanoUsd > limit.limitNanoUsd;
+}
+
+/**
+ * `true` when `spentNanoUsd` reached `threshold × limitNanoUsd`, compared exactly: the threshold
+ * is read from its decimal text (`0.8`) to 9 decimals, half-up, and both sides are multiplied
+ * out in integers (`spent × 10⁹ ≥ threshold × 10⁹ × limit`).
+ */
+export function reachesThreshold(spentNanoUsd: number, limit: BudgetLimit): boolean {
+  const thresholdPpb = parseDecimal(String(limit.threshold), USD_DECIMALS, "half-up");
+  return BigInt(spentNanoUsd) * BigInt(NANO_USD_PER_USD) >= thresholdPpb * BigInt(limit.limitNanoUsd);
 }
 
 export const resetsAtOf = (window: BudgetWindow): number | null => (Number.isFinite(window.end) ? window.end : null);
@@ -225,17 +242,22 @@ export const resetsAtOf = (window: BudgetWindow): number | null => (Number.isFin
 // Estimates
 
 /**
- * Upper bound of a call's cost in USD: every input token at the most expensive input rate
- * (plain input, or a 5-minute or 1-hour cache write — the agents' loop marks prompts with
+ * Upper bound of a call's cost in nano-dollars: every input token at the most expensive input
+ * rate (plain input, or a 5-minute or 1-hour cache write — the agents' loop marks prompts with
  * `cache_control`, and cache writes cost 1.25×/2× the input price) plus `maxTokens` output
- * tokens. Prices are USD per million tokens.
+ * tokens, in integers.
  *
+ * @param price - nano-dollars per token (`PriceTable.nanoPriceOf`)
  * @param inputTokens - estimated input tokens ({@link estimateInputTokens})
  * @param maxTokens - the request's `max_tokens`
+ * @throws {RangeError} when the estimate does not fit a safe integer
  */
-export function estimateWorstCaseUsd(price: ModelPrice, inputTokens: number, maxTokens: number): number {
+export function estimateWorstCaseNanoUsd(price: ModelPriceNanoUsd, inputTokens: number, maxTokens: number): number {
   const inputRate = Math.max(price.input, price.cache_write_5m, price.cache_write_1h);
-  return (inputTokens * inputRate + maxTokens * price.output) / 1_000_000;
+  const nano = BigInt(inputTokens) * BigInt(inputRate) + BigInt(maxTokens) * BigInt(price.output);
+  const result = Number(nano);
+  if (!Number.isSafeInteger(result)) throw new RangeError(`worst-case estimate ${nano} n$ does not fit a JS number exactly`);
+  return result;
 }
 
 /** Bytes per token assumed by {@link estimateInputTokens}. */
@@ -280,13 +302,13 @@ export function mergeLimits(server: readonly BudgetLimit[], repo: readonly Budge
     else groups.set(key, [limit]);
   }
   const lowest = (limits: BudgetLimit[]): BudgetLimit | undefined =>
-    limits.reduce<BudgetLimit | undefined>((min, l) => (min === undefined || l.limitUsd < min.limitUsd ? l : min), undefined);
+    limits.reduce<BudgetLimit | undefined>((min, l) => (min === undefined || l.limitNanoUsd < min.limitNanoUsd ? l : min), undefined);
   const merged: BudgetLimit[] = [];
   for (const group of groups.values()) {
     const block = lowest(group.filter((l) => l.action === "block"));
     const warn = lowest(group.filter((l) => l.action === "warn"));
     if (block) merged.push(block);
-    if (warn && (!block || warn.limitUsd < block.limitUsd)) merged.push(warn);
+    if (warn && (!block || warn.limitNanoUsd < block.limitNanoUsd)) merged.push(warn);
   }
   return merged;
 }

@@ -5,6 +5,7 @@
  */
 
 import type { BudgetLimit } from "./budget-rules.js";
+import { formatNanoUsd, NANO_USD_PER_USD } from "./money.js";
 
 /** Base class: `code` is stable and machine-readable, `userMessage` is safe to post on GitHub. */
 export class MissionControlError extends Error {
@@ -157,32 +158,32 @@ export class BudgetExceededError extends MissionControlError {
   readonly limit: BudgetLimit;
   /** What the limit counts for this call: `*`, the installation id, `owner/repo`, the agent, the task id. */
   readonly scopeKey: string;
-  /** USD already spent (recorded usage + held reservations) in the limit's current window. */
-  readonly spentUsd: number;
-  /** USD this call would need at worst. */
-  readonly requestedUsd: number;
+  /** Nano-dollars already spent (recorded usage + held reservations) in the limit's current window. */
+  readonly spentNanoUsd: number;
+  /** Nano-dollars this call would need at worst. */
+  readonly requestedNanoUsd: number;
   /** Epoch ms at which the window ends and spend restarts from 0; `null` for a `total` limit. */
   readonly resetsAt: number | null;
 
   /** @param details.scopeLabel - human name of the scope, e.g. `repository octo/widgets` */
-  constructor(details: { limit: BudgetLimit; scopeKey: string; scopeLabel: string; spentUsd: number; requestedUsd: number; resetsAt: number | null }) {
-    const { limit, scopeLabel, spentUsd, requestedUsd, resetsAt } = details;
+  constructor(details: { limit: BudgetLimit; scopeKey: string; scopeLabel: string; spentNanoUsd: number; requestedNanoUsd: number; resetsAt: number | null }) {
+    const { limit, scopeLabel, spentNanoUsd, requestedNanoUsd, resetsAt } = details;
     const reset = resetsAt === null ? "This limit does not reset." : `Resets ${new Date(resetsAt).toISOString().slice(0, 16).replace("T", " ")} UTC.`;
     const text =
-      `Budget exceeded: ${scopeLabel} ${limit.period} limit ${budgetUsd(limit.limitUsd)}, spent ${budgetUsd(spentUsd)} ` +
-      `(this call needs up to ${budgetUsd(requestedUsd)}). ${reset}`;
+      `Budget exceeded: ${scopeLabel} ${limit.period} limit ${budgetUsd(limit.limitNanoUsd)}, spent ${budgetUsd(spentNanoUsd)} ` +
+      `(this call needs up to ${budgetUsd(requestedNanoUsd)}). ${reset}`;
     super("budget_exceeded", `${text} Limit set by ${limit.source}.`, { retryable: false, userMessage: text });
     this.limit = limit;
     this.scopeKey = details.scopeKey;
-    this.spentUsd = spentUsd;
-    this.requestedUsd = requestedUsd;
+    this.spentNanoUsd = spentNanoUsd;
+    this.requestedNanoUsd = requestedNanoUsd;
     this.resetsAt = resetsAt;
   }
 }
 
-/** `$1.23`; amounts under a cent keep four decimals (`$0.0042`) so they do not read as `$0.00`. */
-function budgetUsd(amount: number): string {
-  return `$${amount !== 0 && Math.abs(amount) < 0.01 ? amount.toFixed(4) : amount.toFixed(2)}`;
+/** Nano-dollars as `$1.23`; amounts under a cent keep four decimals (`$0.0042`) so they do not read as `$0.00`. */
+function budgetUsd(nanoUsd: number): string {
+  return formatNanoUsd(nanoUsd, nanoUsd !== 0 && Math.abs(nanoUsd) < NANO_USD_PER_USD / 100 ? 4 : 2);
 }
 
 /**

@@ -210,7 +210,7 @@ export function deliveryNonce(deliveryId: string): string {
  * sha for `test`, `review` and `revise`), so a retry of that job cannot enqueue it twice and a
  * later job never collides with it.
  */
-export function afterJobNonce(nonce: string, jobId: number): string {
+export function afterJobNonce(nonce: string, jobId: string): string {
   return `${nonce}:after-${jobId}`;
 }
 

@@ -6,7 +6,8 @@
  * - **Token formats** that are secret wherever they appear, after their published formats:
  *   PEM private keys, GitHub tokens (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`, `github_pat_`),
  *   Anthropic keys (`sk-ant-`) and other `sk-` keys, npm tokens (`npm_`), AWS access key ids
- *   (`AKIA…`, `ASIA…`), Slack tokens, JWTs, HTTP `Authorization` values, `x-access-token:` URLs.
+ *   (`AKIA…`, `ASIA…`), Slack tokens, JWTs, HTTP `Authorization` values, `x-access-token:` URLs,
+ *   and the password of any URL with credentials (`redis://:pass@…`, `postgres://user:pass@…`).
  * - **Credential assignments** in configuration files and command output, where the key tells
  *   that the value is secret: npm `.npmrc` (`_authToken=`, `//host/:_authToken=`, `_auth=`,
  *   `_password=`), AWS credentials (`aws_secret_access_key = …`, `aws_session_token`),
@@ -133,6 +134,10 @@ const SECRET_RULES: readonly SecretRule[] = [
   { pattern: /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b/g },
   { pattern: /\bauthorization:\s*(?:basic|bearer|token)\s+(?<value>[A-Za-z0-9+/=._-]{8,})/gi },
   { pattern: /x-access-token:(?<value>[^@\s]+)/gi },
+  // A password in a URL's user info: `redis://:secret@host`, `postgres://user:secret@host/db`, `https://user:secret@host`.
+  // The user name is kept; the password runs to the last `@` before the host (an unencoded `@` in it is not cut short).
+  // The scheme's length is bounded so that a long run of `a.b.c…` cannot make the search quadratic.
+  { pattern: /\b[a-z][a-z0-9+.-]{0,31}:\/\/[^\s/?#@:]*:(?<value>[^\s/?#]+)@/gi, accept: anyValue },
   // .npmrc: `_authToken=…`, `//registry.example.com/:_authToken=…`, `_auth=…`, `_password=…`.
   { pattern: /(?<![\w-])_(?:authToken|auth|password)[ \t]*=[ \t]*["']?(?<value>[^\s"']+)/g, accept: anyValue },
   // AWS credentials and config files, environment variables.

@@ -5,7 +5,7 @@ import { mergeLimits } from "../domain/budget-rules.js";
 import { type CommandJobPayload, commandNonce, type StageKind } from "../domain/jobs.js";
 import { helpText } from "../domain/slash-commands.js";
 import { canTransition, isResting, isStopped, isTaskState, STAGE_ENTRY_STATE, type TaskState } from "../domain/task-state.js";
-import { cancelTaskJobs } from "../store/jobs.js";
+import { cancelTaskJobs } from "../store/queue.js";
 import { pauseInstallation, resumeInstallation } from "../store/pauses.js";
 import { clearTrackingNote, loadTask, startNewRun, updateTask } from "../store/tasks.js";
 import { stateBefore } from "../store/transitions.js";

@@ -18,7 +18,7 @@ import { canTransition, ENDED_STATES, isResting, isTaskState } from "../domain/t
 import type { GitHubPort } from "../ports/github.js";
 import type { Db } from "../store/db.js";
 import { inTransaction } from "../store/db.js";
-import { cancelTaskJobs, enqueueJob, jobExistsForDelivery } from "../store/jobs.js";
+import { cancelTaskJobs, enqueueJob, jobExistsForDelivery } from "../store/queue.js";
 import type { Task } from "../store/schema.js";
 import {
   configColumns,

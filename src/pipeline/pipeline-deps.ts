@@ -6,7 +6,7 @@ import { issueLockKey, type JobData, type StageJobPayload, type StageKind, stage
 import type { GitHubPort } from "../ports/github.js";
 import type { Llm, UsageContext } from "../ports/llm.js";
 import type { Db } from "../store/db.js";
-import type { JobSpec } from "../store/jobs.js";
+import type { JobSpec } from "../store/queue.js";
 import type { Task } from "../store/schema.js";
 import type { ClaimedJob } from "../worker/worker.js";
 import type { CloneOptions, GitSettings, GitWorkspace } from "../workspace/git.js";

@@ -10,6 +10,7 @@ import type { BudgetAlert } from "../domain/budget-rules.js";
 import { isMissionControlError } from "../domain/errors.js";
 import { APP_ACTOR } from "../domain/jobs.js";
 import { STAGE_LABEL_PREFIX } from "../domain/markers.js";
+import { formatNanoUsd } from "../domain/money.js";
 import { isStopped, isTaskState, STATE_LABELS, stateLabel, type TaskState } from "../domain/task-state.js";
 import type { GitHubPort, IssueData } from "../ports/github.js";
 import { renderConfigProblems } from "../render/config-problems.js";
@@ -138,7 +139,7 @@ export async function reportBudgetAlert(github: GitHubPort, issueNumber: number,
   await github.ensureComment({
     issueNumber,
     topic: `budget-alert:${alert.kind}:${alert.scopeKey}:${alert.limit.period}:${alert.windowStart}`,
-    body: `⚠️ **Budget alert:** ${alert.scopeLabel} ${alert.limit.period} spend is $${alert.spentUsd.toFixed(2)} of $${alert.limitUsd.toFixed(2)} (${alert.percent.toFixed(0)} %).${resets}`,
+    body: `⚠️ **Budget alert:** ${alert.scopeLabel} ${alert.limit.period} spend is ${formatNanoUsd(alert.spentNanoUsd, 2)} of ${formatNanoUsd(alert.limitNanoUsd, 2)} (${alert.percent.toFixed(0)} %).${resets}`,
   });
 }
 

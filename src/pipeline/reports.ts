@@ -1,8 +1,9 @@
 import { BUDGET_AGENTS, type BudgetLimit, type BudgetStatus } from "../domain/budget-rules.js";
-import { formatDuration, formatUsd } from "../render/tracking-comment.js";
+import { formatNanoUsd } from "../domain/money.js";
+import { formatDuration } from "../render/tracking-comment.js";
 import { spendReport } from "../store/budgets.js";
 import type { Db } from "../store/db.js";
-import { liveJobsOfTask } from "../store/jobs.js";
+import { liveJobsOfTask } from "../store/queue.js";
 import type { Task } from "../store/schema.js";
 import { transitionsOf } from "../store/transitions.js";
 import { spendByAgentAndModel, usageTotalsForTask } from "../store/usage.js";
@@ -44,7 +45,7 @@ export async function renderBudget(db: Db, task: Task, limits: readonly BudgetLi
           "|---|---|---:|---:|---:|---:|---:|---:|",
           ...rows.map(
             (r) =>
-              `| ${r.agent} | ${r.model} | ${fmt(r.calls)} | ${fmt(r.input_tokens)} | ${fmt(r.output_tokens)} | ${fmt(r.cache_creation_input_tokens)} | ${fmt(r.cache_read_input_tokens)} | ${formatUsd(Number(r.cost_usd))} |`,
+              `| ${r.agent} | ${r.model} | ${fmt(r.calls)} | ${fmt(r.input_tokens)} | ${fmt(r.output_tokens)} | ${fmt(r.cache_creation_input_tokens)} | ${fmt(r.cache_read_input_tokens)} | ${formatNanoUsd(r.cost_nano_usd)} |`,
           ),
         ].join("\n");
   const statuses = await limitStatuses(db, task, limits, now);
@@ -56,7 +57,7 @@ export async function renderBudget(db: Db, task: Task, limits: readonly BudgetLi
           "|---|---|---:|---:|---:|---|---|---|",
           ...statuses.map(
             (s) =>
-              `| ${s.scopeLabel} | ${s.limit.period} | $${s.spentUsd.toFixed(4)} | $${s.limitUsd.toFixed(2)} | ${s.percent.toFixed(1)} % | ${s.limit.action} | ${s.resetsAt ? utc(s.resetsAt) : "never (per task)"} | ${s.limit.source} |`,
+              `| ${s.scopeLabel} | ${s.limit.period} | ${formatNanoUsd(s.spentNanoUsd, 4)} | ${formatNanoUsd(s.limitNanoUsd, 2)} | ${s.percent.toFixed(1)} % | ${s.limit.action} | ${s.resetsAt ? utc(s.resetsAt) : "never (per task)"} | ${s.limit.source} |`,
           ),
         ].join("\n");
   return `### 💰 Budget for #${task.issue_number}\n\n${spend}\n\n**Limits**\n\n${table}`;
@@ -75,7 +76,7 @@ export async function renderStatus(db: Db, task: Task): Promise<string> {
     `**State:** \`${task.stage}\`${task.blocked_reason ? ` — ${task.blocked_reason}` : task.failure_reason && task.stage === "failed" ? ` — ${task.failure_reason}` : ""}`,
     `**Jobs:** ${running}`,
     task.pr_url ? `**Pull request:** [#${task.pr_number}](${task.pr_url})` : "",
-    `**Spend:** ${formatUsd(usage.cost_usd)} in ${fmt(usage.calls)} LLM calls`,
+    `**Spend:** ${formatNanoUsd(usage.cost_nano_usd)} in ${fmt(usage.calls)} LLM calls`,
     "",
     "**Last transitions**",
     lines.length > 0 ? lines.join("\n") : "_none yet_",
@@ -103,7 +104,7 @@ export async function renderReport(db: Db, task: Task): Promise<string> {
           ...transitions.map((t) => `| ${utc(t.created_at)} | ${t.from_state ?? "new"} | ${t.to_state} | ${t.reason.replace(/\|/g, "\\|")} | @${t.actor} |`),
         ].join("\n");
   const agentLines =
-    agents.length === 0 ? "_None._" : agents.map((a) => `- **${a.agent}** (${a.model}): ${fmt(a.calls)} calls, ${formatUsd(Number(a.cost_usd))}`).join("\n");
+    agents.length === 0 ? "_None._" : agents.map((a) => `- **${a.agent}** (${a.model}): ${fmt(a.calls)} calls, ${formatNanoUsd(a.cost_nano_usd)}`).join("\n");
   return [
     `### 📋 Report for #${task.issue_number}`,
     "",
@@ -121,6 +122,6 @@ export async function renderReport(db: Db, task: Task): Promise<string> {
     `**Check runs:** Tests — ${task.tests_conclusion ?? "not run"}${task.reviewed_sha ? ` · Review — ${task.review_verdict ?? "?"} on ${task.reviewed_sha.slice(0, 7)}` : ""}`,
     `**Review:** ${task.review_url ? `[${task.review_verdict ?? "submitted"}](${task.review_url})` : "none"}`,
     "",
-    `**Total:** ${fmt(usage.input_tokens)} input · ${fmt(usage.output_tokens)} output · ${fmt(usage.cache_creation_input_tokens)} cache write · ${fmt(usage.cache_read_input_tokens)} cache read tokens · **${formatUsd(usage.cost_usd)}**`,
+    `**Total:** ${fmt(usage.input_tokens)} input · ${fmt(usage.output_tokens)} output · ${fmt(usage.cache_creation_input_tokens)} cache write · ${fmt(usage.cache_read_input_tokens)} cache read tokens · **${formatNanoUsd(usage.cost_nano_usd)}**`,
   ].join("\n");
 }

@@ -29,8 +29,8 @@ export interface UsageRecord {
   output_tokens: number;
   cache_creation_input_tokens: number;
   cache_read_input_tokens: number;
-  /** USD. */
-  cost_usd: number;
+  /** Nano-dollars (1 USD = 10⁹ n$), exact: tokens × price per token in integers. */
+  cost_nano_usd: number;
   /** The API's `request-id` response header. */
   request_id: string | null;
 }
@@ -53,7 +53,8 @@ export interface UsageContext {
   repository: string;
   subjectNumber: number;
   taskId: number;
-  jobId: number;
+  /** The queue's job id (SQLite row id as text, or a pg-boss uuid). */
+  jobId: string;
   agent: string;
   /** The task's repository config's budget section (it adds or lowers limits). */
   config: { budget: RepoBudgetConfig };

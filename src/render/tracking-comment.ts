@@ -1,3 +1,4 @@
+import { formatNanoUsd, usdToNano } from "../domain/money.js";
 import type { UsageTotals } from "../domain/usage.js";
 import { STAGE_ENTRY_STATE, STOPPED_STATES, type TaskState } from "../domain/task-state.js";
 
@@ -31,9 +32,13 @@ export interface TrackingView {
 
 const fmt = (n: number) => n.toLocaleString("en-US");
 
-/** USD with 4 decimals: small calls cost fractions of a cent. */
+/**
+ * A USD amount (a JS number) with 4 decimals, `$0.0123`: small calls cost fractions of a cent.
+ * Rounded half-up from the amount's decimal text. Amounts from the ledger are nano-dollars:
+ * format those with {@link formatNanoUsd}.
+ */
 export function formatUsd(usd: number): string {
-  return `$${usd.toFixed(4)}`;
+  return formatNanoUsd(usdToNano(usd, "half-up"), 4);
 }
 
 /** Milliseconds as `1 h 2 min`, `3 min 4 s` or `5 s`. */
@@ -95,7 +100,7 @@ function footer(view: TrackingView): string {
     case "ready_for_merge":
       return "**Ready for merge.** A human reviews and merges the pull request.";
     case "merged":
-      return `**Merged.** Total ${formatUsd(view.usage.cost_usd)} · wall time ${formatDuration(view.wallTimeMs ?? 0)} · ${view.reworkCycles} rework cycle${view.reworkCycles === 1 ? "" : "s"}.`;
+      return `**Merged.** Total ${formatNanoUsd(view.usage.cost_nano_usd)} · wall time ${formatDuration(view.wallTimeMs ?? 0)} · ${view.reworkCycles} rework cycle${view.reworkCycles === 1 ? "" : "s"}.`;
     case "blocked":
       return `**Waiting for a human:**${reason || " see the latest comment."}`;
     case "failed":
@@ -119,7 +124,7 @@ export function renderTrackingComment(view: TrackingView): string {
   const u = view.usage;
   const usage =
     `**Usage so far:** ${fmt(u.calls)} LLM calls · ${fmt(u.input_tokens)} input · ${fmt(u.output_tokens)} output · ` +
-    `${fmt(u.cache_creation_input_tokens)} cache write · ${fmt(u.cache_read_input_tokens)} cache read tokens · **${formatUsd(u.cost_usd)}**`;
+    `${fmt(u.cache_creation_input_tokens)} cache write · ${fmt(u.cache_read_input_tokens)} cache read tokens · **${formatNanoUsd(u.cost_nano_usd)}**`;
   const rework = view.reworkCycles > 0 ? `\n\nRework cycles: ${view.reworkCycles}` : "";
   const notes = (view.notes ?? []).length > 0 ? [(view.notes ?? []).map((n) => `> ${n}`).join("\n>\n"), ""] : [];
   return ["### 🤖 Mission Control", "", "| Stage | Status |", "|---|---|", ...rows, "", usage + rework, "", ...notes, footer(view)].join("\n");

@@ -1,13 +1,15 @@
 /**
  * Spending budgets for Messages API calls.
  *
- * Before a call, the caller reserves the call's worst-case cost ({@link estimateWorstCaseUsd})
+ * Before a call, the caller reserves the call's worst-case cost ({@link estimateWorstCaseNanoUsd})
  * with {@link reserve}; the reservation counts against every applicable limit until the call
  * ends. After the call the caller records the real cost in `llm_usage` and then {@link settle}s
  * the reservation; if the call failed without being billed it {@link release}s it instead.
  *
- * Amounts are USD as JS numbers; times are epoch milliseconds; every period is a UTC calendar
- * period (see {@link periodWindow}).
+ * Amounts are integer nano-dollars (1 USD = 10⁹ n$, `domain/money.ts`): the ledger's columns are
+ * integers, sums come back as exact decimal text, and limits are compared in integers — spend
+ * may reach a limit exactly, never pass it. Times are epoch milliseconds; every period is a UTC
+ * calendar period (see {@link periodWindow}).
  */
 import { type Kysely, type RawBuilder, sql } from "kysely";
 
@@ -20,24 +22,28 @@ import {
   type BudgetStatus,
   type BudgetSubject,
   type BudgetWindow,
-  EPSILON_USD,
+  exceedsLimit,
   limitApplies,
   percentOf,
   periodWindow,
+  reachesThreshold,
   type Reservation,
   resetsAtOf,
 } from "../domain/budget-rules.js";
 import { BudgetExceededError } from "../domain/errors.js";
+import { addNanoUsd, assertNanoUsd, parseNanoUsd } from "../domain/money.js";
 import type { Db } from "./db.js";
 import { ADVISORY_LOCKS, isPostgres } from "./dialect.js";
 import type { Database } from "./schema.js";
+import { sumNanoUsd } from "./usage.js";
 
 // ---------------------------------------------------------------------------------------------
 // Spend
 
+/** Nano-dollars. */
 interface Spend {
-  usageUsd: number;
-  heldUsd: number;
+  usageNanoUsd: number;
+  heldNanoUsd: number;
 }
 
 /** SQL conditions selecting the rows (of `llm_usage` or `budget_reservations`, same column names) `limit` counts. */
@@ -64,16 +70,16 @@ function spendConditions(limit: BudgetLimit, subject: BudgetSubject, window: Bud
   return conditions;
 }
 
-/** Recorded usage plus held reservations that `limit` counts in `window`, in USD. */
+/** Recorded usage plus held reservations that `limit` counts in `window`, in nano-dollars (exact sums). */
 async function spendIn(q: Kysely<Database>, limit: BudgetLimit, subject: BudgetSubject, window: BudgetWindow): Promise<Spend> {
   const where = sql.join(spendConditions(limit, subject, window), sql` and `);
-  const { rows } = await sql<{ usage_usd: number; held_usd: number }>`
+  const { rows } = await sql<{ usage_nano_usd: string; held_nano_usd: string }>`
     select
-      (select coalesce(sum(cost_usd), 0) from llm_usage where ${where}) as usage_usd,
-      (select coalesce(sum(amount_usd), 0) from budget_reservations where status = 'held' and ${where}) as held_usd
+      (select ${sumNanoUsd("cost_nano_usd")} from llm_usage where ${where}) as usage_nano_usd,
+      (select ${sumNanoUsd("amount_nano_usd")} from budget_reservations where status = 'held' and ${where}) as held_nano_usd
   `.execute(q);
   const row = rows[0];
-  return { usageUsd: Number(row?.usage_usd ?? 0), heldUsd: Number(row?.held_usd ?? 0) };
+  return { usageNanoUsd: parseNanoUsd(row?.usage_nano_usd ?? 0), heldNanoUsd: parseNanoUsd(row?.held_nano_usd ?? 0) };
 }
 
 /**
@@ -88,18 +94,18 @@ export async function spendReport(db: Db, subject: BudgetSubject, limits: readon
   for (const limit of limits) {
     if (!limitApplies(limit, subject)) continue;
     const window = periodWindow(limit.period, now);
-    const { usageUsd, heldUsd } = await spendIn(db, limit, subject, window);
-    const spentUsd = usageUsd + heldUsd;
+    const { usageNanoUsd, heldNanoUsd } = await spendIn(db, limit, subject, window);
+    const spentNanoUsd = addNanoUsd(usageNanoUsd, heldNanoUsd);
     report.push({
       limit,
       scopeKey: budgetScopeKey(limit, subject),
       scopeLabel: budgetScopeLabel(limit, subject),
-      spentUsd,
-      usageUsd,
-      heldUsd,
-      limitUsd: limit.limitUsd,
-      remainingUsd: Math.max(0, limit.limitUsd - spentUsd),
-      percent: percentOf(spentUsd, limit.limitUsd),
+      spentNanoUsd,
+      usageNanoUsd,
+      heldNanoUsd,
+      limitNanoUsd: limit.limitNanoUsd,
+      remainingNanoUsd: Math.max(0, limit.limitNanoUsd - spentNanoUsd),
+      percent: percentOf(spentNanoUsd, limit.limitNanoUsd),
       windowStart: window.start,
       resetsAt: resetsAtOf(window),
     });
@@ -190,10 +196,10 @@ function ledgerWrite<T>(db: Db, fn: () => Promise<T>): Promise<T> {
 interface LimitCheck {
   limit: BudgetLimit;
   window: BudgetWindow;
-  /** USD counted before this reservation. */
-  spentUsd: number;
-  /** USD counted with this reservation. */
-  afterUsd: number;
+  /** Nano-dollars counted before this reservation. */
+  spentNanoUsd: number;
+  /** Nano-dollars counted with this reservation. */
+  afterNanoUsd: number;
 }
 
 /** Arguments of {@link reserve}. */
@@ -201,31 +207,31 @@ export interface ReserveRequest {
   subject: BudgetSubject;
   /** Every limit in force; those that do not apply to `subject` are ignored. */
   limits: readonly BudgetLimit[];
-  /** USD to hold: the call's worst-case cost ({@link estimateWorstCaseUsd}). */
-  amountUsd: number;
+  /** Nano-dollars to hold: the call's worst-case cost ({@link estimateWorstCaseNanoUsd}). */
+  amountNanoUsd: number;
   /** Epoch ms (default `Date.now()`): the reservation counts in the windows containing it. */
   now?: number;
 }
 
 /**
- * Holds `amountUsd` against every applicable limit, atomically across connections and processes
+ * Holds `amountNanoUsd` against every applicable limit, atomically across connections and processes
  * (one transaction under the ledger's write lock: read spend, check, insert; see {@link ledgerTransaction}).
  *
  * For each applicable limit the spend of its current window (recorded usage + held
- * reservations) is computed. If `spend + amountUsd > limitUsd` for any `block` limit, nothing is
+ * reservations) is computed, exactly. If `spend + amountNanoUsd > limitNanoUsd` for any `block` limit, nothing is
  * written and {@link BudgetExceededError} is thrown for the most binding such limit (the one that
  * resets last). Otherwise a `held` reservation is inserted, and every limit whose
- * `spend + amountUsd` reached `threshold × limitUsd` raises an alert — once per scope, period and
+ * `spend + amountNanoUsd` reached `threshold × limitNanoUsd` ({@link reachesThreshold}) raises an alert — once per scope, period and
  * window (recorded in `budget_alerts`); an exceeded `warn` limit raises an `exceeded` alert, also
  * once per window.
  *
  * @returns the reservation id (pass it to {@link settle} or {@link release}), the amount and the new alerts
- * @throws {BudgetExceededError} when a `block` limit would be exceeded; carries the limit, spent USD, requested USD and reset time
- * @throws {RangeError} when `amountUsd` is negative or not finite
+ * @throws {BudgetExceededError} when a `block` limit would be exceeded; carries the limit, spent and requested nano-dollars and reset time
+ * @throws {RangeError} when `amountNanoUsd` is not a non-negative safe integer
  */
 export async function reserve(db: Db, request: ReserveRequest): Promise<Reservation> {
-  const { subject, amountUsd } = request;
-  if (!Number.isFinite(amountUsd) || amountUsd < 0) throw new RangeError(`amountUsd must be a finite, non-negative number of USD, got ${amountUsd}`);
+  const { subject, amountNanoUsd } = request;
+  assertNanoUsd(amountNanoUsd, "amountNanoUsd");
   const now = request.now ?? Date.now();
   const limits = request.limits.filter((limit) => limitApplies(limit, subject));
 
@@ -234,11 +240,11 @@ export async function reserve(db: Db, request: ReserveRequest): Promise<Reservat
     for (const limit of limits) {
       const window = periodWindow(limit.period, now);
       const spend = await spendIn(conn, limit, subject, window);
-      const spentUsd = spend.usageUsd + spend.heldUsd;
-      checks.push({ limit, window, spentUsd, afterUsd: spentUsd + amountUsd });
+      const spentNanoUsd = addNanoUsd(spend.usageNanoUsd, spend.heldNanoUsd);
+      checks.push({ limit, window, spentNanoUsd, afterNanoUsd: addNanoUsd(spentNanoUsd, amountNanoUsd) });
     }
 
-    const blocking = checks.filter((c) => c.limit.action === "block" && c.afterUsd - c.limit.limitUsd > EPSILON_USD);
+    const blocking = checks.filter((c) => c.limit.action === "block" && exceedsLimit(c.afterNanoUsd, c.limit));
     if (blocking.length > 0) {
       // The limit that resets last is the one the user must wait for (or raise).
       const worst = blocking.reduce((a, b) => (b.window.end > a.window.end ? b : a));
@@ -246,8 +252,8 @@ export async function reserve(db: Db, request: ReserveRequest): Promise<Reservat
         limit: worst.limit,
         scopeKey: budgetScopeKey(worst.limit, subject),
         scopeLabel: budgetScopeLabel(worst.limit, subject),
-        spentUsd: worst.spentUsd,
-        requestedUsd: amountUsd,
+        spentNanoUsd: worst.spentNanoUsd,
+        requestedNanoUsd: amountNanoUsd,
         resetsAt: resetsAtOf(worst.window),
       });
     }
@@ -261,7 +267,7 @@ export async function reserve(db: Db, request: ReserveRequest): Promise<Reservat
         agent: subject.agent,
         task_id: subject.taskId,
         job_id: subject.jobId,
-        amount_usd: amountUsd,
+        amount_nano_usd: amountNanoUsd,
         status: "held",
         settled_at: null,
       })
@@ -289,19 +295,19 @@ export async function reserve(db: Db, request: ReserveRequest): Promise<Reservat
         scopeKey: budgetScopeKey(check.limit, subject),
         scopeLabel: budgetScopeLabel(check.limit, subject),
         kind,
-        spentUsd: check.afterUsd,
-        limitUsd: check.limit.limitUsd,
-        percent: percentOf(check.afterUsd, check.limit.limitUsd),
+        spentNanoUsd: check.afterNanoUsd,
+        limitNanoUsd: check.limit.limitNanoUsd,
+        percent: percentOf(check.afterNanoUsd, check.limit.limitNanoUsd),
         windowStart: check.window.start,
         resetsAt: resetsAtOf(check.window),
       });
     };
     for (const check of checks) {
-      if (check.afterUsd >= check.limit.threshold * check.limit.limitUsd - EPSILON_USD) await raise(check, "threshold", check.limit.threshold);
-      if (check.limit.action === "warn" && check.afterUsd - check.limit.limitUsd > EPSILON_USD) await raise(check, "exceeded", 1);
+      if (reachesThreshold(check.afterNanoUsd, check.limit)) await raise(check, "threshold", check.limit.threshold);
+      if (check.limit.action === "warn" && exceedsLimit(check.afterNanoUsd, check.limit)) await raise(check, "exceeded", 1);
     }
 
-    return { id: inserted.id, amountUsd, alerts };
+    return { id: inserted.id, amountNanoUsd, alerts };
   });
 }
 

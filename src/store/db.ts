@@ -4,6 +4,7 @@ import path from "node:path";
 import SQLite from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
 
+import { inheritQueue } from "./queue.js";
 import type { Database } from "./schema.js";
 
 /** The database handle. */
@@ -18,7 +19,11 @@ export type DbOrTrx = Kysely<Database>;
  * opens a transaction, so that the store stays the owner of every write.
  */
 export function inTransaction<T>(db: Db, fn: (trx: DbOrTrx) => Promise<T>): Promise<T> {
-  return db.transaction().execute(fn);
+  return db.transaction().execute((trx) => {
+    // On PostgreSQL, jobs enqueued in the transaction go to the database's pg-boss queue, in the transaction.
+    inheritQueue(db, trx);
+    return fn(trx);
+  });
 }
 
 /** Milliseconds a connection waits for another writer's lock before failing with SQLITE_BUSY. */

@@ -1,28 +1,13 @@
+/**
+ * The embedded backend's job queue: the SQLite `jobs` table. (On PostgreSQL the queue is
+ * pg-boss, `pg-queue.ts`; both implement {@link JobQueue}, reached through `queueOf`.)
+ */
 import { sql } from "kysely";
 
 import type { Db, DbOrTrx } from "./db.js";
-import { ADVISORY_LOCKS, isPostgres } from "./dialect.js";
+import type { JobQueue, JobLane, JobSpec, LiveJob, QueuedJob } from "./queue.js";
 import type { Job, JobState } from "./schema.js";
 import type { JobKind } from "../domain/jobs.js";
-
-export type { DbOrTrx };
-
-/** What a caller gives to put a job on the queue. */
-export interface JobSpec {
-  kind: JobKind;
-  /** `null` for an `intake` job, which runs before its task exists. */
-  taskId: number | null;
-  installationId: number;
-  /** `owner/repo#number`: jobs with the same key never run at the same time. */
-  lockKey: string;
-  /** A second enqueue with the same key is a no-op (webhook redelivery, a stage retried). */
-  dedupeKey: string;
-  deliveryId?: string | null;
-  payload?: unknown;
-  maxAttempts: number;
-  /** Epoch ms; defaults to now. */
-  runAfter?: number;
-}
 
 /**
  * Inserts a job unless one with the same `dedupeKey` exists.
@@ -51,12 +36,6 @@ export async function enqueueJob(db: DbOrTrx, spec: JobSpec, now = Date.now()): 
     .returning("id")
     .executeTakeFirst();
   return inserted?.id ?? null;
-}
-
-/** Which kinds of job a worker claims: only these, or all but these (default: every kind). */
-export interface JobLane {
-  only?: readonly JobKind[];
-  except?: readonly JobKind[];
 }
 
 /**
@@ -88,16 +67,8 @@ export async function claimJob(db: Db, owner: string, leaseMs: number, now = Dat
         ORDER BY j.run_after, j.id
         LIMIT 1)
     RETURNING *`.execute(q);
-  // SQLite runs the statement under its single write lock. PostgreSQL (READ COMMITTED) would let
-  // two claimers pick the same row, or two rows of one lock key, from the same snapshot: claims
-  // take turns under a transaction-scoped advisory lock, each seeing every claim committed
-  // before it. (The pg-boss queue of issue 11 replaces this.)
-  const result = isPostgres(db)
-    ? await db.transaction().execute(async (trx) => {
-        await sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.jobClaims})`.execute(trx);
-        return claim(trx);
-      })
-    : await claim(db);
+  // SQLite runs the statement under its single write lock: two claimers never see the same row.
+  const result = await claim(db);
   return result.rows[0];
 }
 
@@ -248,3 +219,46 @@ export async function jobCountsByState(db: DbOrTrx): Promise<Array<{ state: JobS
 export async function jobExistsForDelivery(db: DbOrTrx, deliveryId: string, kind: JobKind): Promise<boolean> {
   return Boolean(await db.selectFrom("jobs").select("id").where("delivery_id", "=", deliveryId).where("kind", "=", kind).executeTakeFirst());
 }
+
+function toQueuedJob(job: Job): QueuedJob {
+  return {
+    id: String(job.id),
+    kind: job.kind,
+    task_id: job.task_id,
+    installation_id: job.installation_id,
+    lock_key: job.lock_key,
+    dedupe_key: job.dedupe_key,
+    delivery_id: job.delivery_id,
+    payload: job.payload,
+    attempts: job.attempts,
+    max_attempts: job.max_attempts,
+    created_at: job.created_at,
+  };
+}
+
+/** The SQLite `jobs` table as a {@link JobQueue}: leases renewed by the worker's heartbeat. */
+export const sqliteJobQueue: JobQueue = {
+  backend: "sqlite",
+  async enqueue(trx, spec, now) {
+    const id = await enqueueJob(trx, spec, now);
+    return id === null ? null : String(id);
+  },
+  async claim(db, owner, leaseMs, lane, now = Date.now()) {
+    const job = await claimJob(db, owner, leaseMs, now, lane);
+    return job && toQueuedJob(job);
+  },
+  heartbeat: (db, job, owner, leaseMs) => renewLease(db, Number(job.id), owner, leaseMs),
+  complete: (trx, job, owner) => completeJob(trx, Number(job.id), owner),
+  retry: (trx, job, owner, runAfter, error) => scheduleRetry(trx, Number(job.id), owner, runAfter, error),
+  fail: (trx, job, owner, error) => failJob(trx, Number(job.id), owner, error),
+  release: (db, job, owner) => releaseJob(db, Number(job.id), owner),
+  cancelTaskJobs: (trx, taskId, exceptJobId, now) => cancelTaskJobs(trx, taskId, exceptJobId === undefined ? undefined : Number(exceptJobId), now),
+  async liveJobsOfTask(db, taskId): Promise<LiveJob[]> {
+    const rows = await liveJobsOfTask(db, taskId);
+    return rows.map((r) => ({ ...r, id: String(r.id), state: r.state === "running" ? "running" : "queued" }));
+  },
+  jobExistsForDelivery,
+  intakePending,
+  depth: queueDepth,
+  countsByState: jobCountsByState,
+};

@@ -1,4 +1,4 @@
-import type { Generated, Insertable, Selectable, Updateable } from "kysely";
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from "kysely";
 
 import type { JobKind } from "../domain/jobs.js";
 import type { TaskStage, TaskState } from "../domain/task-state.js";
@@ -135,15 +135,19 @@ export interface LlmUsageTable {
   repository: string;
   subject_number: number | null;
   task_id: number | null;
-  job_id: number | null;
+  /** The job's id (a SQLite job's integer id reads back as a number). */
+  job_id: ColumnType<string | number | null, string | null, string | null>;
   agent: string;
   model: string;
   input_tokens: number;
   output_tokens: number;
   cache_creation_input_tokens: number;
   cache_read_input_tokens: number;
-  /** USD, computed from the usage fields and the price table in force. */
-  cost_usd: number;
+  /**
+   * Nano-dollars (1 USD = 10⁹ n$; `domain/money.ts`), computed exactly from the usage fields and
+   * the price table in force. `bigint` on PostgreSQL, `integer` on SQLite.
+   */
+  cost_nano_usd: number;
   /** The API's `request-id` header. */
   request_id: string | null;
 }
@@ -181,9 +185,10 @@ export interface BudgetReservationsTable {
   repository: string;
   agent: string;
   task_id: number;
-  job_id: number | null;
-  /** USD. */
-  amount_usd: number;
+  /** The job's id (a SQLite job's integer id reads back as a number). */
+  job_id: ColumnType<string | number | null, string | null, string | null>;
+  /** Nano-dollars held (1 USD = 10⁹ n$). `bigint` on PostgreSQL, `integer` on SQLite. */
+  amount_nano_usd: number;
   status: BudgetReservationStatus;
   /** Epoch ms of settle or release. */
   settled_at: number | null;

@@ -1,3 +1,6 @@
+import { type RawBuilder, sql } from "kysely";
+
+import { assertNanoUsd, parseNanoUsd } from "../domain/money.js";
 import type { UsageTotals } from "../domain/usage.js";
 import type { Db, DbOrTrx } from "./db.js";
 import type { NewLlmUsage } from "./schema.js";
@@ -5,10 +8,22 @@ import type { NewLlmUsage } from "./schema.js";
 /**
  * Writes one Messages API call to the ledger.
  *
- * @param row - tokens as reported in `usage`, `cost_usd` in USD, `created_at` in epoch ms
+ * @param row - tokens as reported in `usage`, `cost_nano_usd` in nano-dollars, `created_at` in epoch ms
+ * @throws {RangeError} when `cost_nano_usd` is not a non-negative whole number of nano-dollars (nothing is written)
  */
 export async function recordUsage(db: DbOrTrx, row: NewLlmUsage): Promise<void> {
+  assertNanoUsd(row.cost_nano_usd, "cost_nano_usd");
   await db.insertInto("llm_usage").values(row).execute();
+}
+
+/**
+ * The exact sum of a nano-dollar column (0 when no row matches), as decimal text on both
+ * backends: PostgreSQL's `sum(bigint)` is a `numeric` (pg returns text anyway), and SQLite's
+ * integer sum would be rounded by better-sqlite3 past 2⁵³ instead of failing. Parse it with
+ * `parseNanoUsd`, which refuses rather than rounds.
+ */
+export function sumNanoUsd(column: "cost_nano_usd" | "amount_nano_usd"): RawBuilder<string> {
+  return sql<string>`cast(coalesce(sum(${sql.ref(column)}), 0) as text)`;
 }
 
 export type { UsageTotals };
@@ -24,7 +39,7 @@ export async function usageTotalsForTask(db: Db, taskId: number): Promise<UsageT
       eb.fn.coalesce(eb.fn.sum<number>("output_tokens"), eb.lit(0)).as("output_tokens"),
       eb.fn.coalesce(eb.fn.sum<number>("cache_creation_input_tokens"), eb.lit(0)).as("cache_creation_input_tokens"),
       eb.fn.coalesce(eb.fn.sum<number>("cache_read_input_tokens"), eb.lit(0)).as("cache_read_input_tokens"),
-      eb.fn.coalesce(eb.fn.sum<number>("cost_usd"), eb.lit(0)).as("cost_usd"),
+      sumNanoUsd("cost_nano_usd").as("cost_nano_usd"),
     ])
     .executeTakeFirstOrThrow();
   return {
@@ -33,7 +48,7 @@ export async function usageTotalsForTask(db: Db, taskId: number): Promise<UsageT
     output_tokens: Number(row.output_tokens),
     cache_creation_input_tokens: Number(row.cache_creation_input_tokens),
     cache_read_input_tokens: Number(row.cache_read_input_tokens),
-    cost_usd: Number(row.cost_usd),
+    cost_nano_usd: parseNanoUsd(row.cost_nano_usd),
   };
 }
 
@@ -53,9 +68,22 @@ export async function recordUsageAndSettle(db: Db, row: NewLlmUsage, reservation
   });
 }
 
-/** Spend of a task by agent and model: calls, tokens of each kind and USD. */
-export async function spendByAgentAndModel(db: Db, taskId: number) {
-  return db
+/** One group of ledger rows: calls, tokens of each kind, and nano-dollars. */
+export interface SpendByAgentAndModel {
+  agent: string;
+  model: string;
+  calls: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens: number;
+  cache_read_input_tokens: number;
+  /** Exact sum, nano-dollars. */
+  cost_nano_usd: number;
+}
+
+/** Spend of a task by agent and model: calls, tokens of each kind and nano-dollars, ordered by agent and model. */
+export async function spendByAgentAndModel(db: Db, taskId: number): Promise<SpendByAgentAndModel[]> {
+  const rows = await db
     .selectFrom("llm_usage")
     .where("task_id", "=", taskId)
     .select((eb) => [
@@ -66,17 +94,41 @@ export async function spendByAgentAndModel(db: Db, taskId: number) {
       eb.fn.sum<number>("output_tokens").as("output_tokens"),
       eb.fn.sum<number>("cache_creation_input_tokens").as("cache_creation_input_tokens"),
       eb.fn.sum<number>("cache_read_input_tokens").as("cache_read_input_tokens"),
-      eb.fn.sum<number>("cost_usd").as("cost_usd"),
+      sumNanoUsd("cost_nano_usd").as("cost_nano_usd"),
     ])
     .groupBy(["agent", "model"])
     .orderBy("agent")
     .orderBy("model")
     .execute();
+  return rows.map((r) => ({
+    agent: r.agent,
+    model: r.model,
+    calls: Number(r.calls),
+    input_tokens: Number(r.input_tokens),
+    output_tokens: Number(r.output_tokens),
+    cache_creation_input_tokens: Number(r.cache_creation_input_tokens),
+    cache_read_input_tokens: Number(r.cache_read_input_tokens),
+    cost_nano_usd: parseNanoUsd(r.cost_nano_usd),
+  }));
 }
 
-/** Every call recorded, summed by agent, model and repository (for `/metrics`): calls, tokens, USD. */
-export async function usageByAgentModelRepository(db: Db) {
-  return db
+/** One group of {@link usageByAgentModelRepository}. */
+export interface UsageByAgentModelRepository {
+  agent: string;
+  model: string;
+  repository: string;
+  calls: number;
+  input: number;
+  output: number;
+  cache_write: number;
+  cache_read: number;
+  /** Exact sum, nano-dollars. */
+  nano_usd: number;
+}
+
+/** Every call recorded, summed by agent, model and repository (for `/metrics`): calls, tokens, nano-dollars. */
+export async function usageByAgentModelRepository(db: Db): Promise<UsageByAgentModelRepository[]> {
+  const rows = await db
     .selectFrom("llm_usage")
     .select((eb) => [
       "agent",
@@ -87,8 +139,19 @@ export async function usageByAgentModelRepository(db: Db) {
       eb.fn.sum<number>("output_tokens").as("output"),
       eb.fn.sum<number>("cache_creation_input_tokens").as("cache_write"),
       eb.fn.sum<number>("cache_read_input_tokens").as("cache_read"),
-      eb.fn.sum<number>("cost_usd").as("usd"),
+      sumNanoUsd("cost_nano_usd").as("nano_usd"),
     ])
     .groupBy(["agent", "model", "repository"])
     .execute();
+  return rows.map((r) => ({
+    agent: r.agent,
+    model: r.model,
+    repository: r.repository,
+    calls: Number(r.calls),
+    input: Number(r.input),
+    output: Number(r.output),
+    cache_write: Number(r.cache_write),
+    cache_read: Number(r.cache_read),
+    nano_usd: parseNanoUsd(r.nano_usd),
+  }));
 }

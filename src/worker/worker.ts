@@ -6,9 +6,8 @@ import { isMissionControlError, JobAbortedError } from "../domain/errors.js";
 import type { Db } from "../store/db.js";
 import { inTransaction } from "../store/db.js";
 import { type JobData, parseJobData } from "../domain/jobs.js";
-import type { Job } from "../store/schema.js";
 import { redactSecrets } from "../domain/redact.js";
-import { claimJob, completeJob, enqueueJob, failJob, type JobLane, type JobSpec, releaseJob, renewLease, scheduleRetry } from "../store/jobs.js";
+import { type JobLane, type JobQueue, type JobSpec, type QueuedJob, queueOf } from "../store/queue.js";
 
 /** What running a job produced: follow-up jobs to enqueue atomically with its completion. */
 export interface JobResult {
@@ -16,13 +15,13 @@ export interface JobResult {
 }
 
 /** A claimed job with its kind and payload parsed (`domain/jobs.ts`): nothing downstream casts its JSON. */
-export type ClaimedJob = Job & { data: JobData };
+export type ClaimedJob = QueuedJob & { data: JobData };
 
 /** Runs one claimed job. `signal` aborts when the lease is lost or the worker stops hard. */
 export type JobRunner = (job: ClaimedJob, signal: AbortSignal, log: Logger) => Promise<JobResult>;
 
 /** Called once when a job fails for good, with a short reason fit for the issue and the error. */
-export type JobFailureHandler = (job: Job, reason: string, error: unknown, log: Logger) => Promise<void>;
+export type JobFailureHandler = (job: QueuedJob, reason: string, error: unknown, log: Logger) => Promise<void>;
 
 /** Settings of {@link Worker}. Times in milliseconds. */
 export interface WorkerOptions {
@@ -32,6 +31,10 @@ export interface WorkerOptions {
   onFailed: JobFailureHandler;
   concurrency: number;
   pollMs: number;
+  /**
+   * How long a claim holds without a heartbeat, in milliseconds: the SQLite lease, or pg-boss's
+   * `heartbeatSeconds` on PostgreSQL. The worker renews it every third of that.
+   */
   leaseMs: number;
   retryBaseMs: number;
   retryMaxMs: number;
@@ -42,7 +45,7 @@ export interface WorkerOptions {
   /** Identifies this process's leases; random by default. */
   owner?: string;
   /** Observes each attempt: how it ended and its wall time in seconds (metrics). */
-  onJobFinished?: (job: Job, state: "succeeded" | "retry" | "failed" | "aborted", seconds: number) => void;
+  onJobFinished?: (job: QueuedJob, state: "succeeded" | "retry" | "failed" | "aborted", seconds: number) => void;
 }
 
 /** How a failed attempt is handled. */
@@ -78,7 +81,8 @@ export function decideFailure(err: unknown, attempts: number, maxAttempts: numbe
 export class Worker {
   readonly owner: string;
   readonly #options: WorkerOptions;
-  readonly #running = new Map<number, { promise: Promise<void>; abort: AbortController }>();
+  readonly #queue: JobQueue;
+  readonly #running = new Map<string, { job: QueuedJob; promise: Promise<void>; abort: AbortController }>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = true;
   #ticking: Promise<void> | undefined;
@@ -86,6 +90,7 @@ export class Worker {
 
   constructor(options: WorkerOptions) {
     this.#options = options;
+    this.#queue = queueOf(options.db);
     this.owner = options.owner ?? `worker-${randomUUID()}`;
   }
 
@@ -123,11 +128,13 @@ export class Worker {
     const outcome = await Promise.race([all.then(() => "done" as const), deadline]);
     clearTimeout(timer);
     if (outcome === "timeout") {
-      const stranded = [...this.#running.keys()];
+      const stranded = [...this.#running.values()].map((r) => r.job);
       for (const { abort } of this.#running.values()) abort.abort(new JobAbortedError("worker stopped"));
       // Hand the leases back so the next start resumes these jobs at once, not after expiry.
-      for (const jobId of stranded) {
-        await releaseJob(this.#options.db, jobId, this.owner).catch((err: unknown) => this.#options.log.warn({ err, jobId }, "releasing a lease failed"));
+      for (const job of stranded) {
+        await this.#queue
+          .release(this.#options.db, job, this.owner)
+          .catch((err: unknown) => this.#options.log.warn({ err, jobId: job.id }, "releasing a lease failed"));
       }
     }
   }
@@ -161,11 +168,11 @@ export class Worker {
       do {
         this.#tickAgain = false;
         while (!this.#stopped && this.#running.size < this.#options.concurrency) {
-          const job = await claimJob(this.#options.db, this.owner, this.#options.leaseMs, Date.now(), this.#options.lane ?? {});
+          const job = await this.#queue.claim(this.#options.db, this.owner, this.#options.leaseMs, this.#options.lane ?? {});
           if (!job) break;
           if (this.#stopped) {
             // stop() came while the claim was in flight: hand the job straight back.
-            await releaseJob(this.#options.db, job.id, this.owner);
+            await this.#queue.release(this.#options.db, job, this.owner);
             break;
           }
           this.#launch(job);
@@ -176,16 +183,16 @@ export class Worker {
     }
   }
 
-  #launch(job: Job): void {
+  #launch(job: QueuedJob): void {
     const abort = new AbortController();
     const promise = this.#execute(job, abort).finally(() => {
       this.#running.delete(job.id);
       this.notify();
     });
-    this.#running.set(job.id, { promise, abort });
+    this.#running.set(job.id, { job, promise, abort });
   }
 
-  async #execute(job: Job, abort: AbortController): Promise<void> {
+  async #execute(job: QueuedJob, abort: AbortController): Promise<void> {
     const { db, leaseMs } = this.#options;
     // Lock keys are `owner/repo#n` or `cmd:owner/repo#n` (domain/jobs.ts); the lane prefix is not part of the repository.
     const [repo, issue] = job.lock_key.replace(/^cmd:/, "").split("#");
@@ -202,7 +209,7 @@ export class Worker {
       () => {
         // A stopped (or killed) worker stops renewing: its lease expires and another worker resumes the job.
         if (abort.signal.aborted) return clearInterval(heartbeat);
-        renewLease(db, job.id, this.owner, leaseMs).then(
+        this.#queue.heartbeat(db, job, this.owner, leaseMs).then(
           (held) => {
             if (!held) abort.abort(new JobAbortedError("lease lost"));
           },
@@ -217,7 +224,7 @@ export class Worker {
       // Its lease kept expiring (the process died each time, e.g. out of memory): stop reclaiming it.
       const reason = `The job was interrupted ${job.attempts - 1} times without finishing; it was stopped. Comment \`/retry\` to try again.`;
       clearInterval(heartbeat);
-      if (await failJob(db, job.id, this.owner, reason)) {
+      if (await inTransaction(db, (trx) => this.#queue.fail(trx, job, this.owner, reason))) {
         log.error({ attempts: job.attempts }, "job abandoned after repeated interruptions");
         await this.#options.onFailed(job, reason, new Error(reason), log).catch((err: unknown) => log.error({ err }, "failure handler failed"));
       }
@@ -230,8 +237,8 @@ export class Worker {
       const result = await this.#options.run(claimed, abort.signal, log);
       if (abort.signal.aborted) throw abort.signal.reason;
       const committed = await inTransaction(db, async (trx) => {
-        if (!(await completeJob(trx, job.id, this.owner))) return false;
-        if (result.next) await enqueueJob(trx, result.next);
+        if (!(await this.#queue.complete(trx, job, this.owner))) return false;
+        if (result.next) await this.#queue.enqueue(trx, result.next);
         return true;
       });
       this.#options.onJobFinished?.(job, committed ? "succeeded" : "aborted", (Date.now() - started) / 1000);
@@ -251,7 +258,7 @@ export class Worker {
   }
 
   /** @returns `true` when the job was put back for a retry */
-  async #handleError(job: Job, err: unknown, log: Logger): Promise<boolean> {
+  async #handleError(job: QueuedJob, err: unknown, log: Logger): Promise<boolean> {
     const { db, retryBaseMs, retryMaxMs } = this.#options;
     if (err instanceof JobAbortedError) {
       log.warn({ reason: err.message }, "job aborted; it will be picked up again");
@@ -260,11 +267,11 @@ export class Worker {
     const decision = decideFailure(err, job.attempts, job.max_attempts, retryBaseMs, retryMaxMs);
     const detail = redactSecrets(err instanceof Error ? `${err.name}: ${err.message}` : String(err)).slice(0, 2000);
     if (decision.retry) {
-      const held = await scheduleRetry(db, job.id, this.owner, Date.now() + decision.delayMs, detail);
+      const held = await inTransaction(db, (trx) => this.#queue.retry(trx, job, this.owner, Date.now() + decision.delayMs, detail));
       log.warn({ err, delayMs: decision.delayMs, held }, "job failed; retrying");
       return true;
     }
-    const held = await failJob(db, job.id, this.owner, detail);
+    const held = await inTransaction(db, (trx) => this.#queue.fail(trx, job, this.owner, detail));
     log.error({ err, held }, "job failed");
     if (!held) return false;
     try {

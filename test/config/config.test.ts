@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { githubBaseUrl, parseServerEnv } from "../../src/config/env.js";
 import { DEFAULT_REPO_CONFIG, parseRepoConfig } from "../../src/config/repo-config.js";
 import { ConfigError } from "../../src/domain/errors.js";
+import { formatNanoUsd } from "../../src/domain/money.js";
 import { formatUsd, renderTrackingComment, type TrackingView } from "../../src/render/tracking-comment.js";
 import { stateLabel } from "../../src/domain/task-state.js";
 import type { UsageTotals } from "../../src/store/usage.js";
@@ -149,7 +150,7 @@ describe("renderTrackingComment", () => {
     output_tokens: 7_890,
     cache_creation_input_tokens: 1_000,
     cache_read_input_tokens: 250_000,
-    cost_usd: 1.23456,
+    cost_nano_usd: 1_234_560_000, // $1.23456
   };
   const view = (overrides: Partial<TrackingView>): TrackingView => ({ state: "planning", usage, reworkCycles: 0, ...overrides });
   const row = (text: string, stage: string) => text.split("\n").find((line) => line.startsWith(`| ${stage} |`));
@@ -217,10 +218,10 @@ describe("renderTrackingComment", () => {
     expect(text.trimEnd().split("\n").at(-1)).toBe("**Merged.** Total $1.2346 · wall time 1 h 2 min · 2 rework cycles.");
   });
 
-  it("shows the tokens and the cost formatted with formatUsd", () => {
+  it("shows the tokens and the cost formatted with formatNanoUsd", () => {
     const text = renderTrackingComment(view({}));
     expect(text).toContain("**Usage so far:** 12 LLM calls · 123,456 input · 7,890 output · 1,000 cache write · 250,000 cache read tokens · **$1.2346**");
-    expect(text).toContain(`**${formatUsd(usage.cost_usd)}**`);
+    expect(text).toContain(`**${formatNanoUsd(usage.cost_nano_usd)}**`);
   });
 
   it("formatUsd shows four decimals", () => {
@@ -228,6 +229,8 @@ describe("renderTrackingComment", () => {
     expect(formatUsd(0.00042)).toBe("$0.0004");
     expect(formatUsd(12.065)).toBe("$12.0650");
     expect(formatUsd(1234.5)).toBe("$1234.5000");
+    // rounded half-up from the decimal text, not from the binary double (0.00005 is stored a hair below)
+    expect(formatUsd(0.00005)).toBe("$0.0001");
   });
 
   it("stateLabel prefixes mc:", () => {

@@ -45,7 +45,7 @@ describe("keys, built in one place", () => {
   });
   it("dedupe keys", () => {
     expect(stageDedupeKey(task, "plan", deliveryNonce("d-1"))).toBe("task:3:run:2:plan:delivery-d-1");
-    expect(stageDedupeKey(task, "test", afterJobNonce("abc", 41))).toBe("task:3:run:2:test:abc:after-41");
+    expect(stageDedupeKey(task, "test", afterJobNonce("abc", "41"))).toBe("task:3:run:2:test:abc:after-41");
     expect(stageDedupeKey(task, "code", commandNonce(99))).toBe("task:3:run:2:code:cmd-99");
     expect(deliveryDedupeKey("d-1", "command")).toBe("delivery:d-1:command");
   });

@@ -65,4 +65,4 @@ const app = await startApp({
 });
 process.stdout.write(`READY ${app.url}\n`);
 // The same graceful shutdown as `npm start` (src/main.ts), with a short deadline.
-stopOnSignals(app.mission, app.db, app.log, 500);
+stopOnSignals(app.mission, { close: () => app.db.destroy() }, app.log, 500);

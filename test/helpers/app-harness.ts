@@ -12,7 +12,7 @@ import { parseServerEnv, type ServerEnv } from "../../src/config/env.js";
 import type { Worker } from "../../src/worker/worker.js";
 import { type MissionControl, startMissionControl } from "../../src/app/server.js";
 import { type Db, migrateToLatest, openDatabase } from "../../src/store/db.js";
-import { intakePending } from "../../src/store/jobs.js";
+import { intakePending } from "../../src/store/queue.js";
 import { createLogger } from "../../src/app/logger.js";
 import { ANTHROPIC_TEST_URL } from "./anthropic-fake.js";
 import { intakeWaiters } from "./webhooks.js";

@@ -13,22 +13,27 @@ import {
   type BudgetLimit,
   type BudgetSubject,
   estimateInputTokens,
-  estimateWorstCaseUsd,
+  estimateWorstCaseNanoUsd,
+  exceedsLimit,
   limitApplies,
   mergeLimits,
   periodWindow,
+  reachesThreshold,
 } from "../../src/domain/budget-rules.js";
 import { release, releaseStaleReservations, reserve, settle, spendReport } from "../../src/store/budgets.js";
 import { type Db, openDatabase } from "../../src/store/db.js";
 import type { NewLlmUsage } from "../../src/store/schema.js";
 import { recordUsage } from "../../src/store/usage.js";
-import type { ModelPrice } from "../../src/domain/pricing.js";
+import { usdToNano } from "../../src/domain/money.js";
+import { type ModelPrice, toNanoPrice } from "../../src/domain/pricing.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const at = (iso: string): number => Date.parse(iso);
 /** Saturday 2026-11-21, mid-day UTC. */
 const T = at("2026-11-21T12:00:00Z");
+/** USD → nano-dollars (exact, from the decimal text): amounts below read in USD, the store works in n$. */
+const usd = (amount: number): number => usdToNano(amount);
 
 let testDb: TestDatabase;
 let db: Db;
@@ -47,9 +52,10 @@ function subject(overrides: Partial<BudgetSubject> = {}): BudgetSubject {
 }
 
 function limit(overrides: Partial<BudgetLimit> = {}): BudgetLimit {
-  return { scope: "global", period: "daily", limitUsd: 1, threshold: 0.8, action: "block", source: "server", ...overrides };
+  return { scope: "global", period: "daily", limitNanoUsd: usd(1), threshold: 0.8, action: "block", source: "server", ...overrides };
 }
 
+/** Records a usage row costing `costUsd` USD (stored as nano-dollars). */
 async function addUsage(costUsd: number, overrides: Partial<NewLlmUsage> = {}): Promise<void> {
   await recordUsage(db, {
     created_at: T,
@@ -64,7 +70,7 @@ async function addUsage(costUsd: number, overrides: Partial<NewLlmUsage> = {}): 
     output_tokens: 0,
     cache_creation_input_tokens: 0,
     cache_read_input_tokens: 0,
-    cost_usd: costUsd,
+    cost_nano_usd: usd(costUsd),
     request_id: null,
     ...overrides,
   });
@@ -74,10 +80,11 @@ async function reservationRows() {
   return db.selectFrom("budget_reservations").selectAll().orderBy("id").execute();
 }
 
+/** Nano-dollars `l` counts for `s` at `now`. */
 async function spentOf(l: BudgetLimit, s: BudgetSubject = subject(), now = T): Promise<number> {
   const [status] = await spendReport(db, s, [l], now);
   if (!status) throw new Error("limit does not apply");
-  return status.spentUsd;
+  return status.spentNanoUsd;
 }
 
 /** Deterministic PRNG (mulberry32): the same seed gives the same sequence in [0, 1). */
@@ -92,10 +99,10 @@ function prng(seed: number): () => number {
   };
 }
 
-/** Random amounts between $0.01 and $0.08, to 1/10,000 of a dollar. */
+/** Random amounts between $0.01 and $0.08, to 1/10,000 of a dollar, in nano-dollars. */
 function randomAmounts(seed: number, count: number): number[] {
   const next = prng(seed);
-  return Array.from({ length: count }, () => Math.round((0.01 + next() * 0.07) * 10_000) / 10_000);
+  return Array.from({ length: count }, () => Math.round((0.01 + next() * 0.07) * 10_000) * 100_000);
 }
 
 describe("periodWindow", () => {
@@ -127,38 +134,38 @@ describe("periodWindow", () => {
 
 describe("spend", () => {
   it("counts usage rows and held reservations of the window only", async () => {
-    const daily = limit({ period: "daily", limitUsd: 100 });
-    const monthly = limit({ period: "monthly", limitUsd: 100 });
+    const daily = limit({ period: "daily", limitNanoUsd: usd(100) });
+    const monthly = limit({ period: "monthly", limitNanoUsd: usd(100) });
     await addUsage(1);
     await addUsage(2, { created_at: at("2026-11-21T00:00:00Z") }); // first instant of the day
     await addUsage(4, { created_at: at("2026-11-20T23:59:59.999Z") }); // yesterday
     await addUsage(8, { created_at: at("2026-10-31T23:59:59Z") }); // last month
     await addUsage(16, { created_at: at("2026-11-22T00:00:00Z") }); // tomorrow (clock skew): not in today's window
-    await reserve(db, { subject: subject(), limits: [], amountUsd: 0.5, now: T });
-    await reserve(db, { subject: subject(), limits: [], amountUsd: 0.25, now: at("2026-11-20T10:00:00Z") });
+    await reserve(db, { subject: subject(), limits: [], amountNanoUsd: usd(0.5), now: T });
+    await reserve(db, { subject: subject(), limits: [], amountNanoUsd: usd(0.25), now: at("2026-11-20T10:00:00Z") });
 
     const [d, m] = await spendReport(db, subject(), [daily, monthly], T);
     expect(d).toMatchObject({
-      usageUsd: 3,
-      heldUsd: 0.5,
-      spentUsd: 3.5,
-      limitUsd: 100,
-      remainingUsd: 96.5,
+      usageNanoUsd: usd(3),
+      heldNanoUsd: usd(0.5),
+      spentNanoUsd: usd(3.5),
+      limitNanoUsd: usd(100),
+      remainingNanoUsd: usd(96.5),
       percent: expect.closeTo(3.5, 9),
       resetsAt: at("2026-11-22T00:00:00Z"),
     });
-    expect(m).toMatchObject({ usageUsd: 23, heldUsd: 0.75, spentUsd: 23.75, resetsAt: at("2026-12-01T00:00:00Z") });
+    expect(m).toMatchObject({ usageNanoUsd: usd(23), heldNanoUsd: usd(0.75), spentNanoUsd: usd(23.75), resetsAt: at("2026-12-01T00:00:00Z") });
   });
 
   it("stops counting a reservation once it is settled or released", async () => {
-    const l = limit({ limitUsd: 100 });
-    const a = await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.5, now: T });
-    const b = await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.25, now: T });
-    await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.125, now: T });
-    expect(await spentOf(l)).toBe(0.875);
+    const l = limit({ limitNanoUsd: usd(100) });
+    const a = await reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(0.5), now: T });
+    const b = await reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(0.25), now: T });
+    await reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(0.125), now: T });
+    expect(await spentOf(l)).toBe(usd(0.875));
     await settle(db, a.id, T);
     await release(db, b.id, T);
-    expect(await spentOf(l)).toBe(0.125);
+    expect(await spentOf(l)).toBe(usd(0.125));
   });
 
   it("counts what each scope covers", async () => {
@@ -168,14 +175,14 @@ describe("spend", () => {
     await addUsage(8, { installation_id: 2, repository: "other/thing", agent: "coder", task_id: 3 });
     await addUsage(16, { installation_id: 1, repository: "octo/widgets", agent: "coder", task_id: 1, created_at: at("2026-11-02T00:00:00Z") });
     const s = subject();
-    expect(await spentOf(limit({ scope: "global", limitUsd: 100 }))).toBe(15);
-    expect(await spentOf(limit({ scope: "global", period: "monthly", limitUsd: 100 }))).toBe(31);
-    expect(await spentOf(limit({ scope: "installation", limitUsd: 100 }))).toBe(7);
-    expect(await spentOf(limit({ scope: "repository", limitUsd: 100 }))).toBe(5);
+    expect(await spentOf(limit({ scope: "global", limitNanoUsd: usd(100) }))).toBe(usd(15));
+    expect(await spentOf(limit({ scope: "global", period: "monthly", limitNanoUsd: usd(100) }))).toBe(usd(31));
+    expect(await spentOf(limit({ scope: "installation", limitNanoUsd: usd(100) }))).toBe(usd(7));
+    expect(await spentOf(limit({ scope: "repository", limitNanoUsd: usd(100) }))).toBe(usd(5));
     // an agent role counts across repositories, unless the limit is restricted to one
-    expect(await spentOf(limit({ scope: "agent", limitUsd: 100 }))).toBe(11);
-    expect(await spentOf(limit({ scope: "agent", agent: "coder", repository: "octo/widgets", limitUsd: 100 }))).toBe(1);
-    expect(await spentOf(limit({ scope: "task", period: "total", limitUsd: 100 }))).toBe(21);
+    expect(await spentOf(limit({ scope: "agent", limitNanoUsd: usd(100) }))).toBe(usd(11));
+    expect(await spentOf(limit({ scope: "agent", agent: "coder", repository: "octo/widgets", limitNanoUsd: usd(100) }))).toBe(usd(1));
+    expect(await spentOf(limit({ scope: "task", period: "total", limitNanoUsd: usd(100) }))).toBe(usd(21));
 
     const report = await spendReport(
       db,
@@ -192,28 +199,28 @@ describe("spend", () => {
 
 describe("reserve", () => {
   it("blocks at the limit, to the cent", async () => {
-    const l = limit({ limitUsd: 1 });
+    const l = limit({ limitNanoUsd: usd(1) });
     await addUsage(0.97);
-    const err = await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.04, now: T }).catch((e: unknown) => e);
+    const err = await reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(0.04), now: T }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BudgetExceededError);
     const exceeded = err as BudgetExceededError;
     expect(exceeded).toMatchObject({
       code: "budget_exceeded",
       retryable: false,
-      spentUsd: 0.97,
-      requestedUsd: 0.04,
+      spentNanoUsd: usd(0.97),
+      requestedNanoUsd: usd(0.04),
       resetsAt: at("2026-11-22T00:00:00Z"),
       scopeKey: "*",
     });
     expect(exceeded.limit).toBe(l);
     expect(await reservationRows()).toEqual([]);
 
-    const ok = await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.03, now: T });
-    expect(ok).toMatchObject({ amountUsd: 0.03 });
+    const ok = await reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(0.03), now: T });
+    expect(ok).toMatchObject({ amountNanoUsd: usd(0.03) });
     expect(await reservationRows()).toEqual([
       expect.objectContaining({
         id: ok.id,
-        amount_usd: 0.03,
+        amount_nano_usd: usd(0.03),
         status: "held",
         created_at: T,
         repository: "octo/widgets",
@@ -223,14 +230,14 @@ describe("reserve", () => {
       }),
     ]);
     // now exactly at the limit: nothing more fits
-    await expect(reserve(db, { subject: subject(), limits: [l], amountUsd: 0.0001, now: T })).rejects.toBeInstanceOf(BudgetExceededError);
-    await expect(reserve(db, { subject: subject(), limits: [l], amountUsd: 0, now: T })).resolves.toMatchObject({ amountUsd: 0 });
+    await expect(reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(0.0001), now: T })).rejects.toBeInstanceOf(BudgetExceededError);
+    await expect(reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(0), now: T })).resolves.toMatchObject({ amountNanoUsd: usd(0) });
   });
 
   it("explains the refusal in a user message", async () => {
-    const l = limit({ scope: "repository", period: "monthly", limitUsd: 5, source: ".github/mission-control.yml" });
+    const l = limit({ scope: "repository", period: "monthly", limitNanoUsd: usd(5), source: ".github/mission-control.yml" });
     await addUsage(4.98);
-    const err = (await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.05, now: T }).catch((e: unknown) => e)) as BudgetExceededError;
+    const err = (await reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(0.05), now: T }).catch((e: unknown) => e)) as BudgetExceededError;
     expect(err.userMessage).toBe(
       "Budget exceeded: repository octo/widgets monthly limit $5.00, spent $4.98 (this call needs up to $0.05). Resets 2026-12-01 00:00 UTC.",
     );
@@ -238,10 +245,10 @@ describe("reserve", () => {
   });
 
   it("reports the limit that resets last when several would be exceeded, and writes nothing", async () => {
-    const daily = limit({ period: "daily", limitUsd: 1 });
-    const task = limit({ scope: "task", period: "total", limitUsd: 1 });
+    const daily = limit({ period: "daily", limitNanoUsd: usd(1) });
+    const task = limit({ scope: "task", period: "total", limitNanoUsd: usd(1) });
     await addUsage(0.9);
-    const err = (await reserve(db, { subject: subject({ taskId: 1 }), limits: [daily, task], amountUsd: 0.5, now: T }).catch(
+    const err = (await reserve(db, { subject: subject({ taskId: 1 }), limits: [daily, task], amountNanoUsd: usd(0.5), now: T }).catch(
       (e: unknown) => e,
     )) as BudgetExceededError;
     expect(err.limit).toBe(task);
@@ -252,45 +259,49 @@ describe("reserve", () => {
   });
 
   it("ignores limits that do not apply to the subject", async () => {
-    const other = limit({ scope: "repository", repository: "octo/gadgets", limitUsd: 0.01 });
-    const reviewer = limit({ scope: "agent", agent: "reviewer", limitUsd: 0.01 });
-    await expect(reserve(db, { subject: subject(), limits: [other, reviewer], amountUsd: 1, now: T })).resolves.toMatchObject({ amountUsd: 1 });
+    const other = limit({ scope: "repository", repository: "octo/gadgets", limitNanoUsd: usd(0.01) });
+    const reviewer = limit({ scope: "agent", agent: "reviewer", limitNanoUsd: usd(0.01) });
+    await expect(reserve(db, { subject: subject(), limits: [other, reviewer], amountNanoUsd: usd(1), now: T })).resolves.toMatchObject({
+      amountNanoUsd: usd(1),
+    });
   });
 
   it("never blocks on a warn limit, and alerts when it is exceeded", async () => {
-    const warn = limit({ limitUsd: 1, action: "warn" });
-    const first = await reserve(db, { subject: subject(), limits: [warn], amountUsd: 0.9, now: T });
-    expect(first.alerts.map((a) => [a.kind, a.spentUsd])).toEqual([["threshold", 0.9]]);
-    const second = await reserve(db, { subject: subject(), limits: [warn], amountUsd: 0.5, now: T });
+    const warn = limit({ limitNanoUsd: usd(1), action: "warn" });
+    const first = await reserve(db, { subject: subject(), limits: [warn], amountNanoUsd: usd(0.9), now: T });
+    expect(first.alerts.map((a) => [a.kind, a.spentNanoUsd])).toEqual([["threshold", usd(0.9)]]);
+    const second = await reserve(db, { subject: subject(), limits: [warn], amountNanoUsd: usd(0.5), now: T });
     expect(second.alerts).toEqual([
       expect.objectContaining({
         kind: "exceeded",
-        spentUsd: 1.4,
-        limitUsd: 1,
+        spentNanoUsd: usd(1.4),
+        limitNanoUsd: usd(1),
         percent: expect.closeTo(140, 9),
         scopeKey: "*",
         resetsAt: at("2026-11-22T00:00:00Z"),
       }),
     ]);
-    const third = await reserve(db, { subject: subject(), limits: [warn], amountUsd: 5, now: T });
+    const third = await reserve(db, { subject: subject(), limits: [warn], amountNanoUsd: usd(5), now: T });
     expect(third.alerts).toEqual([]);
-    expect(await spentOf(warn)).toBeCloseTo(6.4, 9);
+    expect(await spentOf(warn)).toBe(usd(6.4));
   });
 
   it("alerts exactly once per scope, period and window", async () => {
-    const daily = limit({ period: "daily", limitUsd: 10, threshold: 0.8 });
-    const monthly = limit({ period: "monthly", limitUsd: 100, threshold: 0.8 });
+    const daily = limit({ period: "daily", limitNanoUsd: usd(10), threshold: 0.8 });
+    const monthly = limit({ period: "monthly", limitNanoUsd: usd(100), threshold: 0.8 });
     const limits = [daily, monthly];
-    expect((await reserve(db, { subject: subject(), limits, amountUsd: 7, now: T })).alerts).toEqual([]);
-    const crossing = await reserve(db, { subject: subject(), limits, amountUsd: 1, now: T });
+    expect((await reserve(db, { subject: subject(), limits, amountNanoUsd: usd(7), now: T })).alerts).toEqual([]);
+    const crossing = await reserve(db, { subject: subject(), limits, amountNanoUsd: usd(1), now: T });
     expect(crossing.alerts).toEqual([
-      expect.objectContaining({ limit: daily, kind: "threshold", spentUsd: 8, percent: 80, windowStart: at("2026-11-21T00:00:00Z") }),
+      expect.objectContaining({ limit: daily, kind: "threshold", spentNanoUsd: usd(8), percent: 80, windowStart: at("2026-11-21T00:00:00Z") }),
     ]);
-    expect((await reserve(db, { subject: subject(), limits, amountUsd: 1, now: T + 1_000 })).alerts).toEqual([]);
+    expect((await reserve(db, { subject: subject(), limits, amountNanoUsd: usd(1), now: T + 1_000 })).alerts).toEqual([]);
 
     const nextDay = at("2026-11-22T09:00:00Z");
-    const again = await reserve(db, { subject: subject(), limits, amountUsd: 8.5, now: nextDay });
-    expect(again.alerts).toEqual([expect.objectContaining({ limit: daily, kind: "threshold", spentUsd: 8.5, windowStart: at("2026-11-22T00:00:00Z") })]);
+    const again = await reserve(db, { subject: subject(), limits, amountNanoUsd: usd(8.5), now: nextDay });
+    expect(again.alerts).toEqual([
+      expect.objectContaining({ limit: daily, kind: "threshold", spentNanoUsd: usd(8.5), windowStart: at("2026-11-22T00:00:00Z") }),
+    ]);
     expect(await db.selectFrom("budget_alerts").select(["scope", "scope_key", "period", "period_start", "threshold"]).orderBy("id").execute()).toEqual([
       { scope: "global", scope_key: "*", period: "daily", period_start: at("2026-11-21T00:00:00Z"), threshold: 0.8 },
       { scope: "global", scope_key: "*", period: "daily", period_start: at("2026-11-22T00:00:00Z"), threshold: 0.8 },
@@ -299,34 +310,45 @@ describe("reserve", () => {
 
   it("alerts a repository's lower warn limit and the server's block ceiling separately", async () => {
     const limits = mergeLimits(
-      [limit({ scope: "repository", period: "monthly", limitUsd: 10, action: "block" })],
-      [limit({ scope: "repository", period: "monthly", limitUsd: 5, action: "warn", repository: "octo/widgets", source: ".github/mission-control.yml" })],
+      [limit({ scope: "repository", period: "monthly", limitNanoUsd: usd(10), action: "block" })],
+      [
+        limit({
+          scope: "repository",
+          period: "monthly",
+          limitNanoUsd: usd(5),
+          action: "warn",
+          repository: "octo/widgets",
+          source: ".github/mission-control.yml",
+        }),
+      ],
     );
     const kinds = async (amountUsd: number) =>
-      (await reserve(db, { subject: subject(), limits, amountUsd, now: T })).alerts.map((a) => `${a.limit.action}:${a.kind}`);
+      (await reserve(db, { subject: subject(), limits, amountNanoUsd: usd(amountUsd), now: T })).alerts.map((a) => `${a.limit.action}:${a.kind}`);
     expect(await kinds(4)).toEqual(["warn:threshold"]);
     expect(await kinds(2)).toEqual(["warn:exceeded"]);
     expect(await kinds(2)).toEqual(["block:threshold"]);
-    await expect(reserve(db, { subject: subject(), limits, amountUsd: 2.5, now: T })).rejects.toBeInstanceOf(BudgetExceededError);
+    await expect(reserve(db, { subject: subject(), limits, amountNanoUsd: usd(2.5), now: T })).rejects.toBeInstanceOf(BudgetExceededError);
   });
 
-  it("refuses a negative or non-finite amount", async () => {
-    await expect(reserve(db, { subject: subject(), limits: [], amountUsd: -0.01, now: T })).rejects.toBeInstanceOf(RangeError);
-    await expect(reserve(db, { subject: subject(), limits: [], amountUsd: Number.NaN, now: T })).rejects.toBeInstanceOf(RangeError);
+  it("refuses a negative, fractional or non-finite amount of nano-dollars", async () => {
+    await expect(reserve(db, { subject: subject(), limits: [], amountNanoUsd: -1, now: T })).rejects.toBeInstanceOf(RangeError);
+    await expect(reserve(db, { subject: subject(), limits: [], amountNanoUsd: 0.5, now: T })).rejects.toBeInstanceOf(RangeError);
+    await expect(reserve(db, { subject: subject(), limits: [], amountNanoUsd: Number.NaN, now: T })).rejects.toBeInstanceOf(RangeError);
+    expect(await reservationRows()).toEqual([]);
   });
 });
 
 describe("settle and release", () => {
   it("are idempotent, and release frees the amount", async () => {
-    const l = limit({ limitUsd: 1 });
-    const a = await reserve(db, { subject: subject({ jobId: 3 }), limits: [l], amountUsd: 0.5, now: T });
-    const b = await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.5, now: T });
-    await expect(reserve(db, { subject: subject(), limits: [l], amountUsd: 0.5, now: T })).rejects.toBeInstanceOf(BudgetExceededError);
+    const l = limit({ limitNanoUsd: usd(1) });
+    const a = await reserve(db, { subject: subject({ jobId: "3" }), limits: [l], amountNanoUsd: usd(0.5), now: T });
+    const b = await reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(0.5), now: T });
+    await expect(reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(0.5), now: T })).rejects.toBeInstanceOf(BudgetExceededError);
 
     expect(await release(db, a.id, T + 5)).toBe(true);
     expect(await release(db, a.id, T + 6)).toBe(false);
     expect(await settle(db, a.id, T + 7)).toBe(false); // a released reservation stays released
-    const c = await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.5, now: T });
+    const c = await reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(0.5), now: T });
 
     expect(await settle(db, b.id, T + 8)).toBe(true);
     expect(await settle(db, b.id, T + 9)).toBe(false);
@@ -342,8 +364,8 @@ describe("settle and release", () => {
   });
 
   it("releases reservations abandoned for longer than the cutoff", async () => {
-    const old = await reserve(db, { subject: subject(), limits: [], amountUsd: 1, now: T - 3_600_000 });
-    const recent = await reserve(db, { subject: subject(), limits: [], amountUsd: 1, now: T - 60_000 });
+    const old = await reserve(db, { subject: subject(), limits: [], amountNanoUsd: usd(1), now: T - 3_600_000 });
+    const recent = await reserve(db, { subject: subject(), limits: [], amountNanoUsd: usd(1), now: T - 60_000 });
     expect(await releaseStaleReservations(db, { olderThanMs: 30 * 60_000, now: T })).toBe(1);
     expect(await releaseStaleReservations(db, { olderThanMs: 30 * 60_000, now: T })).toBe(0);
     expect((await reservationRows()).map((r) => [r.id, r.status])).toEqual([
@@ -356,26 +378,24 @@ describe("settle and release", () => {
 describe("concurrency", () => {
   type Outcome = { ok: true; amount: number } | { ok: false; amount: number };
 
-  function checkOutcomes(outcomes: Outcome[], heldSum: number, limitUsd: number): void {
+  /** Amounts, sums and the limit in nano-dollars: compared exactly. */
+  function checkOutcomes(outcomes: Outcome[], heldSum: number, limitNanoUsd: number): void {
     const successes = outcomes.filter((o) => o.ok);
     const refused = outcomes.filter((o) => !o.ok);
     expect(successes.length + refused.length).toBe(200);
     expect(successes.length).toBeGreaterThan(0);
     expect(refused.length).toBeGreaterThan(0);
-    expect(heldSum).toBeLessThanOrEqual(limitUsd + 1e-9);
-    expect(heldSum).toBeCloseTo(
-      successes.reduce((sum, o) => sum + o.amount, 0),
-      9,
-    );
+    expect(heldSum).toBeLessThanOrEqual(limitNanoUsd);
+    expect(heldSum).toBe(successes.reduce((sum, o) => sum + o.amount, 0));
     // Spend only grows, so every refusal was justified: even the smallest refused amount does not fit now.
-    expect(heldSum + Math.min(...refused.map((o) => o.amount))).toBeGreaterThan(limitUsd);
+    expect(heldSum + Math.min(...refused.map((o) => o.amount))).toBeGreaterThan(limitNanoUsd);
   }
 
   async function heldSum(): Promise<number> {
     const row = await db
       .selectFrom("budget_reservations")
       .where("status", "=", "held")
-      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>("amount_usd"), eb.lit(0)).as("total"))
+      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>("amount_nano_usd"), eb.lit(0)).as("total"))
       .executeTakeFirstOrThrow();
     return Number(row.total);
   }
@@ -383,11 +403,11 @@ describe("concurrency", () => {
   it("200 concurrent reservations from two connections never overshoot one limit", async () => {
     const second = openDatabase(testDb.file);
     try {
-      const l = limit({ limitUsd: 5 });
+      const l = limit({ limitNanoUsd: usd(5) });
       const amounts = randomAmounts(20261121, 200);
       const outcomes = await Promise.all(
         amounts.map((amount, i) =>
-          reserve(i % 2 === 0 ? db : second, { subject: subject({ taskId: i }), limits: [l], amountUsd: amount, now: T }).then(
+          reserve(i % 2 === 0 ? db : second, { subject: subject({ taskId: i }), limits: [l], amountNanoUsd: amount, now: T }).then(
             (): Outcome => ({ ok: true, amount }),
             (err: unknown): Outcome => {
               if (err instanceof BudgetExceededError) return { ok: false, amount };
@@ -396,7 +416,7 @@ describe("concurrency", () => {
           ),
         ),
       );
-      checkOutcomes(outcomes, await heldSum(), 5);
+      checkOutcomes(outcomes, await heldSum(), usd(5));
     } finally {
       await second.destroy();
     }
@@ -416,12 +436,12 @@ import { BudgetExceededError } from ${JSON.stringify(url("src/domain/errors.ts")
 const [file, amountsJson, now] = process.argv.slice(2);
 const amounts = JSON.parse(amountsJson);
 const db = openDatabase(file);
-const limit = { scope: "global", period: "daily", limitUsd: 5, threshold: 0.8, action: "block", source: "server" };
+const limit = { scope: "global", period: "daily", limitNanoUsd: 5_000_000_000, threshold: 0.8, action: "block", source: "server" };
 process.stdout.write("ready\\n");
 await new Promise((resolve) => process.stdin.once("data", resolve));
 process.stdin.destroy();
 const outcomes = await Promise.all(amounts.map((amount, i) =>
-  reserve(db, { subject: { installationId: 1, repository: "octo/widgets", agent: "coder", taskId: i, subjectNumber: 1, jobId: null }, limits: [limit], amountUsd: amount, now: Number(now) })
+  reserve(db, { subject: { installationId: 1, repository: "octo/widgets", agent: "coder", taskId: i, subjectNumber: 1, jobId: null }, limits: [limit], amountNanoUsd: amount, now: Number(now) })
     .then(() => ({ ok: true, amount }), (err) => {
       if (err instanceof BudgetExceededError) return { ok: false, amount };
       return { error: String(err && err.stack || err), amount };
@@ -461,7 +481,7 @@ process.stdout.write("result " + JSON.stringify(outcomes) + "\\n");
         return JSON.parse(line.slice("result ".length)) as Array<Outcome | { error: string }>;
       });
       expect(outcomes.filter((o) => "error" in o)).toEqual([]);
-      checkOutcomes(outcomes as Outcome[], await heldSum(), 5);
+      checkOutcomes(outcomes as Outcome[], await heldSum(), usd(5));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -474,36 +494,42 @@ describe("mergeLimits", () => {
 
   it("takes the lower of two block limits on the same scope and period", () => {
     expect(
-      mergeLimits([server({ scope: "repository", period: "monthly", limitUsd: 10 })], [repo({ scope: "repository", period: "monthly", limitUsd: 5 })]),
-    ).toEqual([repo({ scope: "repository", period: "monthly", limitUsd: 5 })]);
+      mergeLimits(
+        [server({ scope: "repository", period: "monthly", limitNanoUsd: usd(10) })],
+        [repo({ scope: "repository", period: "monthly", limitNanoUsd: usd(5) })],
+      ),
+    ).toEqual([repo({ scope: "repository", period: "monthly", limitNanoUsd: usd(5) })]);
     expect(
-      mergeLimits([server({ scope: "repository", period: "monthly", limitUsd: 5 })], [repo({ scope: "repository", period: "monthly", limitUsd: 50 })]),
-    ).toEqual([server({ scope: "repository", period: "monthly", limitUsd: 5 })]);
+      mergeLimits(
+        [server({ scope: "repository", period: "monthly", limitNanoUsd: usd(5) })],
+        [repo({ scope: "repository", period: "monthly", limitNanoUsd: usd(50) })],
+      ),
+    ).toEqual([server({ scope: "repository", period: "monthly", limitNanoUsd: usd(5) })]);
   });
 
   it("keeps a server block when the repository only warns", () => {
-    const ceiling = server({ scope: "task", period: "total", limitUsd: 10 });
-    expect(mergeLimits([ceiling], [repo({ scope: "task", period: "total", limitUsd: 5, action: "warn" })])).toEqual([
+    const ceiling = server({ scope: "task", period: "total", limitNanoUsd: usd(10) });
+    expect(mergeLimits([ceiling], [repo({ scope: "task", period: "total", limitNanoUsd: usd(5), action: "warn" })])).toEqual([
       ceiling,
-      repo({ scope: "task", period: "total", limitUsd: 5, action: "warn" }),
+      repo({ scope: "task", period: "total", limitNanoUsd: usd(5), action: "warn" }),
     ]);
-    expect(mergeLimits([ceiling], [repo({ scope: "task", period: "total", limitUsd: 50, action: "warn" })])).toEqual([ceiling]);
+    expect(mergeLimits([ceiling], [repo({ scope: "task", period: "total", limitNanoUsd: usd(50), action: "warn" })])).toEqual([ceiling]);
     // a repository may turn a server warning into a (lower or equal) block
-    expect(mergeLimits([server({ limitUsd: 10, action: "warn" })], [repo({ scope: "global", limitUsd: 5, repository: undefined })])).toEqual([
-      repo({ scope: "global", limitUsd: 5, repository: undefined }),
+    expect(mergeLimits([server({ limitNanoUsd: usd(10), action: "warn" })], [repo({ scope: "global", limitNanoUsd: usd(5), repository: undefined })])).toEqual([
+      repo({ scope: "global", limitNanoUsd: usd(5), repository: undefined }),
     ]);
   });
 
   it("keeps limits that count different spend", () => {
     const limits = [
-      server({ scope: "global", period: "daily", limitUsd: 1 }),
-      server({ scope: "global", period: "monthly", limitUsd: 2 }),
-      server({ scope: "agent", agent: "coder", period: "daily", limitUsd: 3 }),
+      server({ scope: "global", period: "daily", limitNanoUsd: usd(1) }),
+      server({ scope: "global", period: "monthly", limitNanoUsd: usd(2) }),
+      server({ scope: "agent", agent: "coder", period: "daily", limitNanoUsd: usd(3) }),
     ];
     const repoLimits = [
-      repo({ scope: "agent", agent: "coder", period: "daily", limitUsd: 4 }), // this repository's coder, not all coders
-      repo({ scope: "agent", agent: "reviewer", period: "daily", limitUsd: 5 }),
-      repo({ scope: "repository", period: "weekly", limitUsd: 6 }),
+      repo({ scope: "agent", agent: "coder", period: "daily", limitNanoUsd: usd(4) }), // this repository's coder, not all coders
+      repo({ scope: "agent", agent: "reviewer", period: "daily", limitNanoUsd: usd(5) }),
+      repo({ scope: "repository", period: "weekly", limitNanoUsd: usd(6) }),
     ];
     expect(mergeLimits(limits, repoLimits)).toEqual([...limits, ...repoLimits]);
   });
@@ -514,7 +540,7 @@ describe("mergeLimits", () => {
     const random = (source: string): BudgetLimit => ({
       scope: pick(["global", "installation", "repository", "agent", "task"] as const),
       period: pick(["daily", "weekly", "monthly", "total"] as const),
-      limitUsd: Math.round(next() * 1000) / 100 + 0.01,
+      limitNanoUsd: (Math.round(next() * 1000) + 1) * 10_000_000, // $0.01 to $10.01
       threshold: 0.8,
       action: pick(["warn", "block"] as const),
       source,
@@ -529,7 +555,7 @@ describe("mergeLimits", () => {
           (m) => m.action === "block" && m.scope === ceiling.scope && m.period === ceiling.period && (m.scope !== "agent" || m.agent === ceiling.agent),
         );
         expect(same).toHaveLength(1);
-        expect(same[0]!.limitUsd).toBeLessThanOrEqual(ceiling.limitUsd);
+        expect(same[0]!.limitNanoUsd).toBeLessThanOrEqual(ceiling.limitNanoUsd);
       }
     }
   });
@@ -550,23 +576,23 @@ describe("configuration", () => {
         PATH: "/usr/bin",
       }),
     ).toEqual([
-      { scope: "global", period: "daily", limitUsd: 20, threshold: 0.9, action: "warn", source: "server" },
-      { scope: "global", period: "weekly", limitUsd: 100, threshold: 0.9, action: "warn", source: "server" },
-      { scope: "global", period: "monthly", limitUsd: 300.5, threshold: 0.9, action: "warn", source: "server" },
-      { scope: "installation", period: "monthly", limitUsd: 50, threshold: 0.9, action: "warn", source: "server" },
-      { scope: "repository", period: "monthly", limitUsd: 25, threshold: 0.9, action: "warn", source: "server" },
-      { scope: "task", period: "total", limitUsd: 2.5, threshold: 0.9, action: "warn", source: "server" },
+      { scope: "global", period: "daily", limitNanoUsd: 20_000_000_000, threshold: 0.9, action: "warn", source: "server" },
+      { scope: "global", period: "weekly", limitNanoUsd: 100_000_000_000, threshold: 0.9, action: "warn", source: "server" },
+      { scope: "global", period: "monthly", limitNanoUsd: 300_500_000_000, threshold: 0.9, action: "warn", source: "server" },
+      { scope: "installation", period: "monthly", limitNanoUsd: 50_000_000_000, threshold: 0.9, action: "warn", source: "server" },
+      { scope: "repository", period: "monthly", limitNanoUsd: 25_000_000_000, threshold: 0.9, action: "warn", source: "server" },
+      { scope: "task", period: "total", limitNanoUsd: 2_500_000_000, threshold: 0.9, action: "warn", source: "server" },
     ]);
   });
 
   it("serverBudgetLimits defaults to USD 10 per task and USD 100 per repository and month — never unlimited — with threshold 0.8 and block", () => {
     expect(serverBudgetLimits({})).toEqual([
-      { scope: "repository", period: "monthly", limitUsd: 100, threshold: 0.8, action: "block", source: "server" },
-      { scope: "task", period: "total", limitUsd: 10, threshold: 0.8, action: "block", source: "server" },
+      { scope: "repository", period: "monthly", limitNanoUsd: 100_000_000_000, threshold: 0.8, action: "block", source: "server" },
+      { scope: "task", period: "total", limitNanoUsd: 10_000_000_000, threshold: 0.8, action: "block", source: "server" },
     ]);
     expect(serverBudgetLimits({ BUDGET_TASK_USD: "3", BUDGET_GLOBAL_DAILY_USD: "", BUDGET_THRESHOLD: "" })).toEqual([
-      { scope: "repository", period: "monthly", limitUsd: 100, threshold: 0.8, action: "block", source: "server" },
-      { scope: "task", period: "total", limitUsd: 3, threshold: 0.8, action: "block", source: "server" },
+      { scope: "repository", period: "monthly", limitNanoUsd: 100_000_000_000, threshold: 0.8, action: "block", source: "server" },
+      { scope: "task", period: "total", limitNanoUsd: 3_000_000_000, threshold: 0.8, action: "block", source: "server" },
     ]);
   });
 
@@ -575,6 +601,8 @@ describe("configuration", () => {
     ["BUDGET_TASK_USD", "-1"],
     ["BUDGET_GLOBAL_DAILY_USD", "0"],
     ["BUDGET_GLOBAL_MONTHLY_USD", "Infinity"],
+    ["BUDGET_GLOBAL_WEEKLY_USD", "1.0000000001"], // more than 9 decimals: not a whole number of nano-dollars
+    ["BUDGET_TASK_USD", "0.0000000001"],
     ["BUDGET_THRESHOLD", "1"],
     ["BUDGET_THRESHOLD", "0"],
     ["BUDGET_ACTION", "stop"],
@@ -590,6 +618,13 @@ describe("configuration", () => {
     expect((caught as ConfigError).message).toContain(name);
   });
 
+  it("serverBudgetLimits converts amounts exactly from their decimal text", () => {
+    const [daily] = serverBudgetLimits({ BUDGET_GLOBAL_DAILY_USD: "0.1", BUDGET_TASK_USD: "0.000000001" }).filter((l) => l.scope === "global");
+    expect(daily?.limitNanoUsd).toBe(100_000_000);
+    expect(serverBudgetLimits({ BUDGET_TASK_USD: "0.000000001" }).find((l) => l.scope === "task")?.limitNanoUsd).toBe(1);
+    expect(serverBudgetLimits({ BUDGET_TASK_USD: "1e2" }).find((l) => l.scope === "task")?.limitNanoUsd).toBe(100_000_000_000);
+  });
+
   it("repoBudgetLimits turns the budget section into limits on that repository", () => {
     const config = RepoBudgetConfig.parse({
       daily_usd: 2,
@@ -600,15 +635,19 @@ describe("configuration", () => {
     });
     const base = { threshold: 0.5, action: "block", source: ".github/mission-control.yml", repository: "octo/widgets" };
     expect(repoBudgetLimits(config, "octo/widgets")).toEqual([
-      { ...base, scope: "repository", period: "daily", limitUsd: 2 },
-      { ...base, scope: "repository", period: "monthly", limitUsd: 20 },
-      { ...base, scope: "task", period: "total", limitUsd: 1.5 },
-      { ...base, scope: "agent", agent: "coder", period: "daily", limitUsd: 1 },
-      { ...base, scope: "agent", agent: "reviewer", period: "weekly", limitUsd: 0.5 },
+      { ...base, scope: "repository", period: "daily", limitNanoUsd: 2_000_000_000 },
+      { ...base, scope: "repository", period: "monthly", limitNanoUsd: 20_000_000_000 },
+      { ...base, scope: "task", period: "total", limitNanoUsd: 1_500_000_000 },
+      { ...base, scope: "agent", agent: "coder", period: "daily", limitNanoUsd: 1_000_000_000 },
+      { ...base, scope: "agent", agent: "reviewer", period: "weekly", limitNanoUsd: 500_000_000 },
     ]);
     expect(repoBudgetLimits(RepoBudgetConfig.parse({}), "octo/widgets")).toEqual([]);
     expect(repoBudgetLimits(undefined, "octo/widgets")).toEqual([]);
     expect(RepoBudgetConfig.parse({ weekly_usd: 3, action: "warn" })).toMatchObject({ threshold: 0.8, action: "warn" });
+    // YAML gives 0.1 as the double nearest 0.1; its decimal text converts exactly.
+    expect(repoBudgetLimits(RepoBudgetConfig.parse({ daily_usd: 0.1, per_task_usd: 0.000000001 }), "octo/widgets").map((l) => l.limitNanoUsd)).toEqual([
+      100_000_000, 1,
+    ]);
   });
 
   it.each([
@@ -620,20 +659,38 @@ describe("configuration", () => {
     [{ dayly_usd: 5 }],
     [{ agents: { designer: { daily_usd: 1 } } }],
     [{ agents: { coder: { per_task_usd: 1 } } }],
+    [{ daily_usd: 0.0000000001 }], // more than 9 decimals
+    [{ agents: { coder: { daily_usd: 1.0000000001 } } }],
   ])("RepoBudgetConfig rejects %j", (raw) => {
     expect(RepoBudgetConfig.safeParse(raw).success).toBe(false);
   });
 });
 
 describe("estimates", () => {
-  const sonnet: ModelPrice = { input: 3, output: 15, cache_write_5m: 3.75, cache_write_1h: 6, cache_read: 0.3 };
+  const sonnet = toNanoPrice({ input: 3, output: 15, cache_write_5m: 3.75, cache_write_1h: 6, cache_read: 0.3 } satisfies ModelPrice);
 
-  it("estimateWorstCaseUsd prices every input token at the dearest input rate plus max_tokens of output", () => {
-    // 10,000 × $6/M (1-hour cache write) + 2,000 × $15/M = $0.06 + $0.03
-    expect(estimateWorstCaseUsd(sonnet, 10_000, 2_000)).toBeCloseTo(0.09, 12);
+  it("estimateWorstCaseNanoUsd prices every input token at the dearest input rate plus max_tokens of output, in integers", () => {
+    // 10,000 × 6,000 n$ (1-hour cache write, $6/M) + 2,000 × 15,000 n$ ($15/M) = $0.06 + $0.03
+    expect(estimateWorstCaseNanoUsd(sonnet, 10_000, 2_000)).toBe(90_000_000);
     // without cache premiums: 1,000,000 × $2/M + 1,000 × $10/M = $2.01
-    expect(estimateWorstCaseUsd({ input: 2, output: 10, cache_write_5m: 2, cache_write_1h: 2, cache_read: 0.2 }, 1_000_000, 1_000)).toBeCloseTo(2.01, 12);
-    expect(estimateWorstCaseUsd(sonnet, 0, 0)).toBe(0);
+    expect(estimateWorstCaseNanoUsd(toNanoPrice({ input: 2, output: 10, cache_write_5m: 2, cache_write_1h: 2, cache_read: 0.2 }), 1_000_000, 1_000)).toBe(
+      2_010_000_000,
+    );
+    expect(estimateWorstCaseNanoUsd(sonnet, 0, 0)).toBe(0);
+  });
+
+  it("compares spend with a limit exactly: reaching it is allowed, one nano-dollar more is not", () => {
+    const l = limit({ limitNanoUsd: usd(0.3), threshold: 0.8 });
+    expect(exceedsLimit(usd(0.3), l)).toBe(false);
+    expect(exceedsLimit(usd(0.3) + 1, l)).toBe(true);
+    // $0.1 + $0.2 is $0.30000000000000004 in floats: over a $0.3 limit. In n$ it is exactly the limit.
+    expect(0.1 + 0.2 > 0.3).toBe(true);
+    expect(exceedsLimit(usd(0.1) + usd(0.2), l)).toBe(false);
+    // Threshold 0.8 of $0.3 = $0.24 exactly (0.8 × 0.3 is 0.24000000000000002 in floats).
+    expect(reachesThreshold(usd(0.24), l)).toBe(true);
+    expect(reachesThreshold(usd(0.24) - 1, l)).toBe(false);
+    // 0.1 + 0.7 = 0.7999999999999999 reads as 0.8 at 9 decimals (half-up)
+    expect(reachesThreshold(usd(0.24), limit({ limitNanoUsd: usd(0.3), threshold: 0.1 + 0.7 }))).toBe(true);
   });
 
   it("estimateInputTokens counts one token per three UTF-8 bytes, rounded up", () => {

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { claimJob, completeJob, enqueueJob, failJob, type JobSpec, queueDepth, releaseJob, renewLease, scheduleRetry } from "../../src/store/jobs.js";
+import { claimJob, completeJob, enqueueJob, failJob, queueDepth, releaseJob, renewLease, scheduleRetry } from "../../src/store/jobs.js";
+import type { JobSpec } from "../../src/store/queue.js";
 import { type Db, openDatabase } from "../../src/store/db.js";
 import { createTestDatabase, insertTask, type TestDatabase } from "../helpers/db.js";
 

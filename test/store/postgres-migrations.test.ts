@@ -29,16 +29,18 @@ const adminUrl = postgresAdminUrl();
       await migrateToLatest(first);
       expect((await sql`select name from kysely_migration`.execute(first)).rows).toHaveLength(Object.keys(migrations).length);
 
-      // Epoch-ms and GitHub-id columns are bigint; money is double precision, never float4.
+      // Epoch-ms and GitHub-id columns are bigint; money is integer nano-dollars (bigint), never a float.
       const types = await sql<{ table_name: string; column_name: string; data_type: string }>`
         select table_name, column_name, data_type from information_schema.columns
-         where table_schema = 'public' and column_name in ('created_at', 'tracking_comment_id', 'cost_usd', 'amount_usd', 'task_id')
+         where table_schema = 'public' and column_name in ('created_at', 'tracking_comment_id', 'cost_usd', 'amount_usd', 'cost_nano_usd', 'amount_nano_usd', 'task_id')
            and table_name in ('tasks', 'llm_usage', 'budget_reservations', 'jobs')`.execute(first);
       const typeOf = (table: string, column: string) => types.rows.find((r) => r.table_name === table && r.column_name === column)?.data_type;
       expect(typeOf("tasks", "created_at")).toBe("bigint");
       expect(typeOf("tasks", "tracking_comment_id")).toBe("bigint");
-      expect(typeOf("llm_usage", "cost_usd")).toBe("double precision");
-      expect(typeOf("budget_reservations", "amount_usd")).toBe("double precision");
+      expect(typeOf("llm_usage", "cost_nano_usd")).toBe("bigint");
+      expect(typeOf("budget_reservations", "amount_nano_usd")).toBe("bigint");
+      expect(typeOf("llm_usage", "cost_usd")).toBeUndefined();
+      expect(typeOf("budget_reservations", "amount_usd")).toBeUndefined();
       const nullable = await sql<{ is_nullable: string }>`
         select is_nullable from information_schema.columns where table_name = 'jobs' and column_name = 'task_id'`.execute(first);
       expect(nullable.rows[0]?.is_nullable).toBe("YES");

@@ -31,7 +31,7 @@ function usage(overrides: Partial<NewLlmUsage>): NewLlmUsage {
     output_tokens: 0,
     cache_creation_input_tokens: 0,
     cache_read_input_tokens: 0,
-    cost_usd: 0,
+    cost_nano_usd: 0,
     request_id: null,
     ...overrides,
   };
@@ -49,7 +49,7 @@ describe("usage ledger", () => {
         output_tokens: 340,
         cache_creation_input_tokens: 5_000,
         cache_read_input_tokens: 0,
-        cost_usd: 0.0181,
+        cost_nano_usd: 18_100_000, // $0.0181
         request_id: "req_1",
       }),
     );
@@ -62,7 +62,7 @@ describe("usage ledger", () => {
         output_tokens: 2_000,
         cache_creation_input_tokens: 0,
         cache_read_input_tokens: 5_000,
-        cost_usd: 0.0226,
+        cost_nano_usd: 22_600_000, // $0.0226
         request_id: "req_2",
       }),
     );
@@ -74,7 +74,7 @@ describe("usage ledger", () => {
         output_tokens: 888_888,
         cache_creation_input_tokens: 77_777,
         cache_read_input_tokens: 66_666,
-        cost_usd: 10.5,
+        cost_nano_usd: 10_500_000_000,
       }),
     );
 
@@ -85,7 +85,7 @@ describe("usage ledger", () => {
       output_tokens: 2_340,
       cache_creation_input_tokens: 5_000,
       cache_read_input_tokens: 5_000,
-      cost_usd: expect.closeTo(0.0407, 12),
+      cost_nano_usd: 40_700_000, // exactly; 0.0181 + 0.0226 is 0.040699999999999996 in floats
     });
     for (const value of Object.values(totals)) expect(typeof value).toBe("number");
 
@@ -95,7 +95,7 @@ describe("usage ledger", () => {
       output_tokens: 888_888,
       cache_creation_input_tokens: 77_777,
       cache_read_input_tokens: 66_666,
-      cost_usd: 10.5,
+      cost_nano_usd: 10_500_000_000,
     });
   });
 
@@ -106,25 +106,46 @@ describe("usage ledger", () => {
       output_tokens: 0,
       cache_creation_input_tokens: 0,
       cache_read_input_tokens: 0,
-      cost_usd: 0,
+      cost_nano_usd: 0,
     });
   });
 
   it("stores every field of a row", async () => {
     const taskId = await insertTask(db);
-    await recordUsage(db, usage({ task_id: taskId, job_id: 3, input_tokens: 10, output_tokens: 20, cost_usd: 0.00022, request_id: "req_abc" }));
+    await recordUsage(db, usage({ task_id: taskId, job_id: "3", input_tokens: 10, output_tokens: 20, cost_nano_usd: 220_000, request_id: "req_abc" }));
     const rows = await db.selectFrom("llm_usage").selectAll().execute();
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ task_id: taskId, job_id: 3, agent: "architect", model: "claude-sonnet-5-5", request_id: "req_abc", cost_usd: 0.00022 });
+    expect(rows[0]).toMatchObject({
+      task_id: taskId,
+      job_id: 3,
+      agent: "architect",
+      model: "claude-sonnet-5-5",
+      request_id: "req_abc",
+      cost_nano_usd: 220_000,
+    });
   });
 
-  it("rejects a negative cost with the CHECK constraint and stores nothing", async () => {
+  it("rejects a negative or fractional cost (recordUsage, and the CHECK constraints behind it) and stores nothing", async () => {
     const taskId = await insertTask(db);
-    await expect(recordUsage(db, usage({ task_id: taskId, cost_usd: -0.01 }))).rejects.toThrow(/CHECK constraint/i);
+    await expect(recordUsage(db, usage({ task_id: taskId, cost_nano_usd: -1 }))).rejects.toBeInstanceOf(RangeError);
+    await expect(recordUsage(db, usage({ task_id: taskId, cost_nano_usd: 0.5 }))).rejects.toBeInstanceOf(RangeError);
+    // Past the store's own check, the table refuses them too (SQLite would otherwise keep 0.5 as REAL).
+    await expect(
+      db
+        .insertInto("llm_usage")
+        .values(usage({ task_id: taskId, cost_nano_usd: -1 }))
+        .execute(),
+    ).rejects.toThrow(/CHECK constraint/i);
+    await expect(
+      db
+        .insertInto("llm_usage")
+        .values(usage({ task_id: taskId, cost_nano_usd: 0.5 }))
+        .execute(),
+    ).rejects.toThrow(/CHECK constraint/i);
     const rows = await db.selectFrom("llm_usage").selectAll().execute();
     expect(rows).toHaveLength(0);
     // Zero is allowed.
-    await recordUsage(db, usage({ task_id: taskId, cost_usd: 0 }));
+    await recordUsage(db, usage({ task_id: taskId, cost_nano_usd: 0 }));
     expect((await usageTotalsForTask(db, taskId)).calls).toBe(1);
   });
 });

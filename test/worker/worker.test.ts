@@ -4,7 +4,7 @@ import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { AgentOutputError, GitHubApiError, LlmApiError, MissionControlError } from "../../src/domain/errors.js";
-import { enqueueJob, type JobSpec } from "../../src/store/jobs.js";
+import { enqueueJob, type JobSpec } from "../../src/store/queue.js";
 import { decideFailure, type JobFailureHandler, type JobRunner, Worker, type WorkerOptions } from "../../src/worker/worker.js";
 import type { Db } from "../../src/store/db.js";
 import { createTestDatabase, insertTask, type TestDatabase } from "../helpers/db.js";
@@ -60,11 +60,11 @@ function startWorker(run: JobRunner, onFailed: JobFailureHandler, overrides: Par
   return worker;
 }
 
-async function jobRow(id: number) {
-  return db.selectFrom("jobs").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
+async function jobRow(id: string) {
+  return db.selectFrom("jobs").selectAll().where("id", "=", Number(id)).executeTakeFirstOrThrow();
 }
 
-async function waitForState(id: number, state: string) {
+async function waitForState(id: string, state: string) {
   await vi.waitFor(async () => {
     expect((await jobRow(id)).state).toBe(state);
   }, WAIT);
@@ -125,7 +125,7 @@ describe("Worker", () => {
     let finished = false;
     startWorker(async (job) => {
       // Another worker takes the job over (e.g. our lease expired).
-      await db.updateTable("jobs").set({ lease_owner: "someone-else" }).where("id", "=", job.id).execute();
+      await db.updateTable("jobs").set({ lease_owner: "someone-else" }).where("id", "=", Number(job.id)).execute();
       finished = true;
       return { next: spec({ kind: "code", dedupeKey: "must-not-exist" }) };
     }, noFailure);
@@ -235,7 +235,7 @@ describe("Worker", () => {
   });
 
   it("runs at most `concurrency` jobs at once", async () => {
-    const ids: number[] = [];
+    const ids: string[] = [];
     for (let i = 0; i < 4; i++) ids.push((await enqueueJob(db, spec({ lockKey: `owner/repo#${i}` })))!);
 
     let active = 0;
@@ -274,7 +274,7 @@ describe("Worker", () => {
   });
 
   it("never overlaps two jobs with the same lock key, even with spare concurrency", async () => {
-    const ids: number[] = [];
+    const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await enqueueJob(db, spec({ lockKey: "octo-org/octo-repo#9" })))!);
     const events: string[] = [];
     startWorker(

@@ -135,6 +135,9 @@ describe("runSandboxed", () => {
       ANTHROPIC_API_KEY: `sk-ant-api03-${randomUUID()}`,
       GITHUB_TOKEN: `ghs_${randomUUID().replace(/-/g, "")}`,
       WEBHOOK_SECRET: `whsec-${randomUUID()}`,
+      // Connection URLs of the shared backends carry a password.
+      REDIS_URL: `redis://:${randomUUID()}@127.0.0.1:6379/0`,
+      DATABASE_URL: `postgres://mission:${randomUUID()}@127.0.0.1:5432/mission`,
     };
     const saved: Record<string, string | undefined> = {};
 

@@ -56,7 +56,7 @@ export function createRecordingLlm(anthropic: Anthropic, prices: PriceTable, onU
         output_tokens: usage.output_tokens,
         cache_creation_input_tokens: usage.cache_creation_input_tokens ?? 0,
         cache_read_input_tokens: usage.cache_read_input_tokens ?? 0,
-        cost_usd: prices.costUsd(model, usage),
+        cost_nano_usd: prices.costNanoUsd(model, usage),
         request_id: requestId ?? null,
       });
       return message;

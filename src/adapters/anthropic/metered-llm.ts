@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 
 import { PausedError } from "../../domain/errors.js";
-import { type BudgetLimit, estimateInputTokens, estimateWorstCaseUsd, mergeLimits } from "../../domain/budget-rules.js";
+import { type BudgetLimit, estimateInputTokens, estimateWorstCaseNanoUsd, mergeLimits } from "../../domain/budget-rules.js";
 import type { PriceTable } from "../../domain/pricing.js";
 import { repoBudgetLimits } from "../../config/repo-config.js";
 import type { Llm, MessageRequest, UsageContext, UsageRecord } from "../../ports/llm.js";
@@ -54,9 +54,9 @@ export function createMeteredLlm(options: MeteringOptions, context: UsageContext
       const pause = await pauseOf(db, context.installationId);
       if (pause) throw new PausedError(`/stop all by @${pause.pausedBy}`);
 
-      const price = prices.priceOf(request.model);
-      const amountUsd = estimateWorstCaseUsd(price, estimateInputTokens(JSON.stringify(request)), request.max_tokens);
-      const reservation = await reserve(db, { subject, limits, amountUsd });
+      const price = prices.nanoPriceOf(request.model);
+      const amountNanoUsd = estimateWorstCaseNanoUsd(price, estimateInputTokens(JSON.stringify(request)), request.max_tokens);
+      const reservation = await reserve(db, { subject, limits, amountNanoUsd });
       for (const alert of reservation.alerts) {
         await context.onAlert(alert).catch((err: unknown) => options.log.warn({ err }, "posting a budget alert failed"));
       }

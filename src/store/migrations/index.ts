@@ -5,6 +5,8 @@ import * as lifecycle from "./2026-11-21T0100-lifecycle.js";
 import * as budgets from "./2026-11-21T0200-budgets.js";
 import * as triggerSnapshot from "./2026-11-22T0000-trigger-snapshot.js";
 import * as intakeJobs from "./2026-11-27T0000-intake-jobs.js";
+import * as jobIdsAsText from "./2026-11-27T0300-job-ids-as-text.js";
+import * as nanoUsd from "./2026-11-28T0000-nano-usd.js";
 
 /** Every migration, by name; a static record so that it survives bundling. Names sort by time. */
 export const migrations: Record<string, Migration> = {
@@ -13,4 +15,6 @@ export const migrations: Record<string, Migration> = {
   "2026-11-21T0200-budgets": budgets,
   "2026-11-22T0000-trigger-snapshot": triggerSnapshot,
   "2026-11-27T0000-intake-jobs": intakeJobs,
+  "2026-11-27T0300-job-ids-as-text": jobIdsAsText,
+  "2026-11-28T0000-nano-usd": nanoUsd,
 };

@@ -93,14 +93,14 @@ describe("createRecordingLlm", () => {
     expect(message.content).toEqual([{ type: "text", text: "Here is the plan." }]);
 
     const record = onUsage.mock.calls[0]![0];
-    // 1_000 × 2 + 500 × 10 + 200 × 2.5 + 3_000 × 0.2 = 2_000 + 5_000 + 500 + 600 = 8_100 micro-dollars
+    // 1_000 × 2 + 500 × 10 + 200 × 2.5 + 3_000 × 0.2 = 2_000 + 5_000 + 500 + 600 = 8_100 micro-dollars = 8_100_000 n$, exactly
     expect(record).toEqual({
       model: "claude-sonnet-5-5-20260928",
       input_tokens: 1_000,
       output_tokens: 500,
       cache_creation_input_tokens: 200,
       cache_read_input_tokens: 3_000,
-      cost_usd: expect.closeTo(0.0081, 12),
+      cost_nano_usd: 8_100_000,
       request_id: "req_011CTEST",
     });
 
@@ -128,14 +128,14 @@ describe("createRecordingLlm", () => {
     const onUsage = vi.fn(async (_record: UsageRecord) => {});
     await makeLlm(onUsage).createMessage(REQUEST);
     expect(scope.isDone()).toBe(true);
-    // 10 × 2 + 20 × 10 = 220 micro-dollars
+    // 10 × 2 + 20 × 10 = 220 micro-dollars = 220_000 n$
     expect(onUsage.mock.calls[0]![0]).toEqual({
       model: "claude-sonnet-5-5",
       input_tokens: 10,
       output_tokens: 20,
       cache_creation_input_tokens: 0,
       cache_read_input_tokens: 0,
-      cost_usd: expect.closeTo(0.00022, 12),
+      cost_nano_usd: 220_000,
       request_id: null,
     });
   });

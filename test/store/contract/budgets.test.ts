@@ -2,6 +2,7 @@ import { expect, it } from "vitest";
 
 import type { BudgetLimit, BudgetSubject } from "../../../src/domain/budget-rules.js";
 import { BudgetExceededError } from "../../../src/domain/errors.js";
+import { usdToNano } from "../../../src/domain/money.js";
 import { release, releaseStaleReservations, reserve, settle, spendReport } from "../../../src/store/budgets.js";
 import type { Db } from "../../../src/store/db.js";
 import type { NewLlmUsage } from "../../../src/store/schema.js";
@@ -10,13 +11,15 @@ import { describeStoreContract } from "../../helpers/store-backends.js";
 
 /** Saturday 2026-11-21, mid-day UTC. */
 const T = Date.parse("2026-11-21T12:00:00Z");
+/** USD → nano-dollars, exactly. */
+const usd = (amount: number): number => usdToNano(amount);
 
 function subject(overrides: Partial<BudgetSubject> = {}): BudgetSubject {
   return { installationId: 1, repository: "octo/widgets", agent: "coder", taskId: 1, subjectNumber: 7, jobId: null, ...overrides };
 }
 
 function limit(overrides: Partial<BudgetLimit> = {}): BudgetLimit {
-  return { scope: "global", period: "daily", limitUsd: 1, threshold: 0.8, action: "block", source: "server", ...overrides };
+  return { scope: "global", period: "daily", limitNanoUsd: usd(1), threshold: 0.8, action: "block", source: "server", ...overrides };
 }
 
 function usage(costUsd: number): NewLlmUsage {
@@ -33,53 +36,55 @@ function usage(costUsd: number): NewLlmUsage {
     output_tokens: 10,
     cache_creation_input_tokens: 0,
     cache_read_input_tokens: 0,
-    cost_usd: costUsd,
+    cost_nano_usd: usd(costUsd),
     request_id: null,
   };
 }
 
+/** Each reservation's status and nano-dollars. */
 async function statuses(db: Db) {
-  return (await db.selectFrom("budget_reservations").select(["status", "amount_usd"]).orderBy("id").execute()).map((r) => [r.status, r.amount_usd]);
+  return (await db.selectFrom("budget_reservations").select(["status", "amount_nano_usd"]).orderBy("id").execute()).map((r) => [r.status, r.amount_nano_usd]);
 }
 
+/** Nano-dollars `l` counts. */
 async function spent(db: Db, l: BudgetLimit): Promise<number> {
   const [status] = await spendReport(db, subject(), [l], T);
-  return status?.spentUsd ?? Number.NaN;
+  return status?.spentNanoUsd ?? Number.NaN;
 }
 
 describeStoreContract("budgets", (getDb, backend) => {
   it("reserves under a limit and refuses over it, writing nothing for the refusal", async () => {
     const db = getDb();
-    const l = limit({ limitUsd: 1 });
-    const first = await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.6, now: T });
-    expect(first).toMatchObject({ id: expect.any(Number), amountUsd: 0.6 });
-    const err = await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.5, now: T }).catch((e: unknown) => e);
+    const l = limit({ limitNanoUsd: usd(1) });
+    const first = await reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(0.6), now: T });
+    expect(first).toMatchObject({ id: expect.any(Number), amountNanoUsd: usd(0.6) });
+    const err = await reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(0.5), now: T }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BudgetExceededError);
-    expect(err).toMatchObject({ spentUsd: 0.6, requestedUsd: 0.5 });
-    await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.4, now: T });
+    expect(err).toMatchObject({ spentNanoUsd: usd(0.6), requestedNanoUsd: usd(0.5) });
+    await reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(0.4), now: T });
     expect(await statuses(db)).toEqual([
-      ["held", 0.6],
-      ["held", 0.4],
+      ["held", usd(0.6)],
+      ["held", usd(0.4)],
     ]);
-    expect(await spent(db, l)).toBeCloseTo(1, 9);
+    expect(await spent(db, l)).toBe(usd(1));
   });
 
   it("raises a threshold alert once per window", async () => {
     const db = getDb();
-    const l = limit({ limitUsd: 1, threshold: 0.5 });
-    expect((await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.6, now: T })).alerts).toHaveLength(1);
-    expect((await reserve(db, { subject: subject(), limits: [l], amountUsd: 0.1, now: T })).alerts).toHaveLength(0);
+    const l = limit({ limitNanoUsd: usd(1), threshold: 0.5 });
+    expect((await reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(0.6), now: T })).alerts).toHaveLength(1);
+    expect((await reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(0.1), now: T })).alerts).toHaveLength(0);
   });
 
   it("settles a reservation together with its usage row, in one transaction", async () => {
     const db = getDb();
-    const l = limit({ limitUsd: 10 });
-    const r = await reserve(db, { subject: subject(), limits: [l], amountUsd: 2, now: T });
-    expect(await spent(db, l)).toBeCloseTo(2, 9);
+    const l = limit({ limitNanoUsd: usd(10) });
+    const r = await reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(2), now: T });
+    expect(await spent(db, l)).toBe(usd(2));
     await recordUsageAndSettle(db, usage(0.75), r.id, T + 1);
-    expect(await statuses(db)).toEqual([["settled", 2]]);
-    expect(await db.selectFrom("llm_usage").select("cost_usd").execute()).toEqual([{ cost_usd: 0.75 }]);
-    expect(await spent(db, l)).toBeCloseTo(0.75, 9);
+    expect(await statuses(db)).toEqual([["settled", usd(2)]]);
+    expect(await db.selectFrom("llm_usage").select("cost_nano_usd").execute()).toEqual([{ cost_nano_usd: 750_000_000 }]);
+    expect(await spent(db, l)).toBe(usd(0.75));
     // Settling again is a no-op, as is settling or releasing a settled reservation.
     expect(await settle(db, r.id)).toBe(false);
     expect(await release(db, r.id)).toBe(false);
@@ -87,29 +92,29 @@ describeStoreContract("budgets", (getDb, backend) => {
 
   it("a usage row that cannot be written leaves the reservation held (nothing half-done)", async () => {
     const db = getDb();
-    const r = await reserve(db, { subject: subject(), limits: [limit({ limitUsd: 10 })], amountUsd: 2, now: T });
+    const r = await reserve(db, { subject: subject(), limits: [limit({ limitNanoUsd: usd(10) })], amountNanoUsd: usd(2), now: T });
     await expect(recordUsageAndSettle(db, usage(-1), r.id, T + 1)).rejects.toThrow();
-    expect(await statuses(db)).toEqual([["held", 2]]);
+    expect(await statuses(db)).toEqual([["held", usd(2)]]);
     expect(await db.selectFrom("llm_usage").select("id").execute()).toEqual([]);
   });
 
   it("release frees the amount; stale reservations are released by age", async () => {
     const db = getDb();
-    const l = limit({ limitUsd: 10 });
-    const a = await reserve(db, { subject: subject(), limits: [l], amountUsd: 1, now: T });
-    await reserve(db, { subject: subject(), limits: [l], amountUsd: 2, now: T + 60_000 });
+    const l = limit({ limitNanoUsd: usd(10) });
+    const a = await reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(1), now: T });
+    await reserve(db, { subject: subject(), limits: [l], amountNanoUsd: usd(2), now: T + 60_000 });
     expect(await release(db, a.id, T + 1)).toBe(true);
-    expect(await spent(db, l)).toBeCloseTo(2, 9);
+    expect(await spent(db, l)).toBe(usd(2));
     expect(await releaseStaleReservations(db, { olderThanMs: 30_000, now: T + 100_000 })).toBe(1);
-    expect(await spent(db, l)).toBe(0);
+    expect(await spent(db, l)).toBe(usd(0));
   });
 
   it("40 concurrent reservations against a limit that fits exactly 10 grant exactly 10 (separate connections)", async () => {
     const connections = [getDb(), backend.openConnection(), backend.openConnection(), backend.openConnection()];
-    const l = limit({ limitUsd: 1 });
+    const l = limit({ limitNanoUsd: usd(1) });
     const outcomes = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
-        reserve(connections[i % connections.length] ?? getDb(), { subject: subject({ taskId: i }), limits: [l], amountUsd: 0.1, now: T }).then(
+        reserve(connections[i % connections.length] ?? getDb(), { subject: subject({ taskId: i }), limits: [l], amountNanoUsd: usd(0.1), now: T }).then(
           () => "granted" as const,
           (err: unknown) => {
             if (err instanceof BudgetExceededError) return "refused" as const;

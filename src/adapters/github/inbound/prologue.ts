@@ -5,7 +5,7 @@ import { commandLockKey, deliveryDedupeKey, type IntakePayload } from "../../../
 import type { Db } from "../../../store/db.js";
 import { inTransaction } from "../../../store/db.js";
 import { isDeliveryRecorded, recordDelivery } from "../../../store/deliveries.js";
-import { enqueueJob } from "../../../store/jobs.js";
+import { enqueueJob } from "../../../store/queue.js";
 
 /** What the webhook handlers need: the database, and a way to wake the worker. No GitHub client. */
 export interface InboundDeps {

@@ -1,7 +1,7 @@
 import type { Context } from "probot";
 
 import { deliveryNonce, issueLockKey, stageDedupeKey } from "../../../domain/jobs.js";
-import { cancelTaskJobs, enqueueJob } from "../../../store/jobs.js";
+import { cancelTaskJobs, enqueueJob } from "../../../store/queue.js";
 import { findTaskByPullRequest } from "../../../store/tasks.js";
 import { finish, oncePerDelivery, subjectOf, type InboundDeps, type TriggerOutcome } from "./prologue.js";
 

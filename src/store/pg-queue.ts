@@ -1,0 +1,318 @@
+/**
+ * The job queue of the PostgreSQL mode: pg-boss (https://github.com/timgit/pg-boss, 12.x), in the
+ * same database as the store's tables. The only importer of `pg-boss`; loaded only in that mode
+ * (pg-boss 12 needs Node ≥ 22.12).
+ *
+ * How our guarantees map onto pg-boss:
+ * - two queues, `intake` and `work` (the worker lanes), both of policy `singleton` with the
+ *   job's lock key (`owner/repo#n`) as `singletonKey`: a unique index lets one job per key be
+ *   active, and a fetch skips keys that are busy, so a queued job of issue A never waits behind
+ *   issue B;
+ * - the job id is a uuid derived from the dedupe key, and pg-boss inserts `ON CONFLICT DO
+ *   NOTHING`: one job per delivery or stage across every replica;
+ * - every write takes the caller's store transaction (pg-boss's `db` option), so a stage's
+ *   completion and the next stage's job commit together;
+ * - a claim is fenced by its attempt (`{ id, retryCount }`): a heartbeat, completion or failure
+ *   of a claim that lapsed changes nothing;
+ * - heartbeats (`heartbeatSeconds`): pg-boss's supervisor puts a job whose process died back
+ *   in `retry`, and any replica takes it over.
+ */
+import { createHash } from "node:crypto";
+
+import { CompiledQuery } from "kysely";
+import { PgBoss } from "pg-boss";
+import type { Job as BossJob, CommandResponse, Db as IDatabase, JobWithMetadata } from "pg-boss";
+
+import type { Db, DbOrTrx } from "./db.js";
+import type { JobLane, JobQueue, JobSpec, LiveJob, QueuedJob, QueueJobState } from "./queue.js";
+import type { JobKind } from "../domain/jobs.js";
+
+/** The pg-boss schema the queue lives in, beside the store's tables. */
+export const QUEUE_SCHEMA = "pgboss";
+
+/** The queue (worker lane) of each kind: `intake` has its own, everything else shares `work`. */
+type QueueName = "intake" | "work";
+const QUEUES: readonly QueueName[] = ["intake", "work"];
+const queueOfKind = (kind: JobKind): QueueName => (kind === "intake" ? "intake" : "work");
+
+/** A job's data in pg-boss: everything the SQLite `jobs` row holds besides its state. */
+interface JobPayload {
+  kind: JobKind;
+  taskId: number | null;
+  installationId: number;
+  lockKey: string;
+  dedupeKey: string;
+  deliveryId: string | null;
+  maxAttempts: number;
+  payload: unknown;
+}
+
+/** Settings of {@link PgBossQueue}. */
+export interface PgQueueOptions {
+  /** `postgres://…`: pg-boss opens its own small pool on it. */
+  url: string;
+  /** Seconds without a heartbeat before a job counts as abandoned and is taken over (≥ 10). */
+  heartbeatSeconds: number;
+  /** How often pg-boss's supervisor looks for abandoned jobs, in seconds (default 10). */
+  superviseIntervalSeconds?: number;
+  /** Connections in pg-boss's pool (default 4). */
+  maxConnections?: number;
+  /** Told about pg-boss's background errors (a lost connection, a failed maintenance run). */
+  onError?: (error: Error) => void;
+}
+
+/** A uuid that is a function of the dedupe key (sha-256, shaped as an RFC 9562 version 8 uuid). */
+export function jobIdOf(dedupeKey: string): string {
+  const hex = createHash("sha256").update(dedupeKey).digest("hex");
+  const variant = ((parseInt(hex[16] ?? "0", 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** pg-boss's `db` option over a store transaction: its statement runs in that transaction. */
+function inside(trx: DbOrTrx): IDatabase {
+  return {
+    async executeSql(text: string, values?: unknown[]) {
+      const result = await trx.executeQuery(CompiledQuery.raw(text, values ?? []));
+      return { rows: result.rows };
+    },
+  };
+}
+
+/** How many jobs a pg-boss command changed (its typings leave the response's fields out). */
+const affected = (response: CommandResponse): number => (response as { affected?: number }).affected ?? 0;
+
+const attempt = (job: QueuedJob) => ({ id: job.id, retryCount: job.fence ?? 0 });
+
+function stateOf(state: string): QueueJobState {
+  if (state === "active") return "running";
+  if (state === "completed") return "succeeded";
+  if (state === "failed" || state === "cancelled") return state;
+  return "queued";
+}
+
+const isLive = (state: string) => state === "created" || state === "retry" || state === "active";
+
+/**
+ * The pg-boss queue behind {@link JobQueue}. Start it with {@link PgBossQueue.start} (creates or
+ * migrates pg-boss's schema under its own lock, and the two queues), stop it with `stop`.
+ */
+export class PgBossQueue implements JobQueue {
+  readonly backend = "postgres" as const;
+  readonly boss: PgBoss;
+  readonly #heartbeatSeconds: number;
+
+  constructor(options: PgQueueOptions) {
+    this.#heartbeatSeconds = options.heartbeatSeconds;
+    this.boss = new PgBoss({
+      connectionString: options.url,
+      schema: QUEUE_SCHEMA,
+      max: options.maxConnections ?? 4,
+      // Abandoned jobs are found by the per-queue monitor pass: as often as the supervisor runs.
+      superviseIntervalSeconds: options.superviseIntervalSeconds ?? 10,
+      monitorIntervalSeconds: options.superviseIntervalSeconds ?? 10,
+    });
+    this.boss.on("error", options.onError ?? (() => undefined));
+  }
+
+  /** Installs or migrates pg-boss's schema and creates the queues (idempotent across replicas). */
+  async start(): Promise<void> {
+    await this.boss.start();
+    const existing = new Set((await this.boss.getQueues([...QUEUES])).map((q) => q.name));
+    for (const name of QUEUES) {
+      const options = {
+        policy: "singleton" as const,
+        heartbeatSeconds: this.#heartbeatSeconds,
+        // Liveness is the heartbeat's job; the expiry only bounds a job that heartbeats forever.
+        expireInSeconds: 6 * 60 * 60,
+        retryDelay: 0,
+        retryBackoff: false,
+        // Finished jobs are kept a week (dedupe keys, /report), intake jobs a day.
+        deleteAfterSeconds: name === "intake" ? 24 * 60 * 60 : 7 * 24 * 60 * 60,
+      };
+      if (existing.has(name)) await this.boss.updateQueue(name, { heartbeatSeconds: options.heartbeatSeconds });
+      else
+        await this.boss.createQueue(name, options).catch(async (err: unknown) => {
+          // Another replica created it between our look and our create.
+          if (!(await this.boss.getQueue(name))) throw err;
+        });
+    }
+  }
+
+  /** Stops pg-boss's background work and closes its pool. */
+  async stop(): Promise<void> {
+    await this.boss.stop({ graceful: false, close: true });
+  }
+
+  async enqueue(trx: DbOrTrx, spec: JobSpec, now = Date.now()): Promise<string | null> {
+    const data: JobPayload = {
+      kind: spec.kind,
+      taskId: spec.taskId,
+      installationId: spec.installationId,
+      lockKey: spec.lockKey,
+      dedupeKey: spec.dedupeKey,
+      deliveryId: spec.deliveryId ?? null,
+      maxAttempts: spec.maxAttempts,
+      payload: spec.payload ?? {},
+    };
+    return this.boss.send(queueOfKind(spec.kind), data as unknown as object, {
+      id: jobIdOf(spec.dedupeKey),
+      singletonKey: spec.lockKey,
+      // One more than our attempts: a job interrupted on its last attempt is claimed once more
+      // and failed by the worker with a message, rather than dropped silently by the supervisor.
+      retryLimit: spec.maxAttempts,
+      ...(spec.runAfter !== undefined && spec.runAfter > now ? { startAfter: new Date(spec.runAfter) } : {}),
+      db: inside(trx),
+    });
+  }
+
+  async claim(_db: Db, _owner: string, _leaseMs: number, lane: JobLane): Promise<QueuedJob | undefined> {
+    const name: QueueName = lane.only?.length === 1 && lane.only[0] === "intake" ? "intake" : "work";
+    const [job] = await this.boss.fetch<JobPayload>(name, { batchSize: 1, includeMetadata: true });
+    return job && this.#toQueuedJob(job);
+  }
+
+  #toQueuedJob(job: JobWithMetadata<JobPayload> | BossJob<JobPayload>): QueuedJob {
+    const data = job.data;
+    const meta = job as Partial<JobWithMetadata<JobPayload>>;
+    return {
+      id: job.id,
+      kind: data.kind,
+      task_id: data.taskId,
+      installation_id: data.installationId,
+      lock_key: data.lockKey,
+      dedupe_key: data.dedupeKey,
+      delivery_id: data.deliveryId,
+      payload: JSON.stringify(data.payload ?? {}),
+      attempts: (meta.retryCount ?? 0) + 1,
+      max_attempts: data.maxAttempts,
+      created_at: meta.createdOn ? new Date(meta.createdOn).getTime() : Date.now(),
+      fence: meta.retryCount ?? 0,
+    };
+  }
+
+  async heartbeat(_db: Db, job: QueuedJob): Promise<boolean> {
+    const result = await this.boss.touch(queueOfKind(job.kind), attempt(job));
+    return affected(result) === 1;
+  }
+
+  async complete(trx: DbOrTrx, job: QueuedJob): Promise<boolean> {
+    const result = await this.boss.complete(queueOfKind(job.kind), attempt(job), null, { db: inside(trx) });
+    return affected(result) === 1;
+  }
+
+  async retry(trx: DbOrTrx, job: QueuedJob, _owner: string, runAfter: number, error: string): Promise<boolean> {
+    const name = queueOfKind(job.kind);
+    const failed = await this.boss.fail(name, attempt(job), { error }, { db: inside(trx) });
+    if (affected(failed) !== 1) return false;
+    // pg-boss re-queued it at once (retryDelay 0); the worker's delay (backoff, `retry-after`) wins.
+    await this.boss.update(name, undefined, { id: job.id, startAfter: new Date(runAfter), db: inside(trx) });
+    return true;
+  }
+
+  async fail(trx: DbOrTrx, job: QueuedJob, _owner: string, error: string): Promise<boolean> {
+    const name = queueOfKind(job.kind);
+    // pg-boss's fail() retries while attempts are left; a permanent failure spends them first,
+    // fenced like the call itself (the same claim, still active).
+    await trx.executeQuery(
+      CompiledQuery.raw(
+        `UPDATE ${QUEUE_SCHEMA}.job SET retry_limit = retry_count WHERE name = $1 AND id = $2::uuid AND state = 'active' AND retry_count = $3`,
+        [name, job.id, job.fence ?? 0],
+      ),
+    );
+    const result = await this.boss.fail(name, attempt(job), { error }, { db: inside(trx) });
+    return affected(result) === 1;
+  }
+
+  async release(_db: Db, job: QueuedJob): Promise<boolean> {
+    // Back to `retry` at once: another replica (or the next start) resumes it. pg-boss counts
+    // the interrupted attempt; retryLimit keeps one spare for it.
+    const result = await this.boss.fail(queueOfKind(job.kind), attempt(job), { error: "released at shutdown" });
+    return affected(result) === 1;
+  }
+
+  async #jobsOf(name: QueueName, data: Record<string, unknown>, db?: DbOrTrx): Promise<Array<JobWithMetadata<JobPayload>>> {
+    return this.boss.findJobs<JobPayload>(name, { data, ...(db ? { db: inside(db) } : {}) });
+  }
+
+  async cancelTaskJobs(trx: DbOrTrx, taskId: number, exceptJobId?: string): Promise<number> {
+    const ids = (await this.#jobsOf("work", { taskId }, trx))
+      .filter((j) => isLive(j.state) && j.id !== exceptJobId && j.data.kind !== "command" && j.data.kind !== "intake")
+      .map((j) => j.id);
+    if (ids.length === 0) return 0;
+    const result = await this.boss.cancel("work", ids, { db: inside(trx) });
+    return affected(result);
+  }
+
+  async liveJobsOfTask(db: DbOrTrx, taskId: number): Promise<LiveJob[]> {
+    const jobs = (await this.#jobsOf("work", { taskId }, db)).filter((j) => isLive(j.state));
+    return jobs
+      .sort((a, b) => new Date(a.createdOn).getTime() - new Date(b.createdOn).getTime())
+      .map((j) => ({
+        id: j.id,
+        kind: j.data.kind,
+        state: j.state === "active" ? ("running" as const) : ("queued" as const),
+        attempts: j.retryCount + (j.state === "active" ? 1 : 0),
+        updated_at: new Date(j.startedOn ?? j.createdOn).getTime(),
+      }));
+  }
+
+  async jobExistsForDelivery(trx: DbOrTrx, deliveryId: string, kind: JobKind): Promise<boolean> {
+    return (await this.#jobsOf(queueOfKind(kind), { deliveryId, kind }, trx)).length > 0;
+  }
+
+  async intakePending(db: DbOrTrx, deliveryId: string): Promise<boolean> {
+    return (await this.#jobsOf("intake", { deliveryId }, db)).some((j) => isLive(j.state));
+  }
+
+  async depth(db: Db): Promise<{ queued: number; running: number }> {
+    const counts = await this.countsByState(db);
+    const count = (state: QueueJobState) => counts.find((c) => c.state === state)?.count ?? 0;
+    return { queued: count("queued"), running: count("running") };
+  }
+
+  async countsByState(db: DbOrTrx): Promise<Array<{ state: QueueJobState; count: number }>> {
+    const result = await db.executeQuery<{ state: string; n: string | number }>(
+      CompiledQuery.raw(`SELECT state::text AS state, count(*) AS n FROM ${QUEUE_SCHEMA}.job WHERE name = ANY($1::text[]) GROUP BY state`, [[...QUEUES]]),
+    );
+    const totals = new Map<QueueJobState, number>();
+    for (const row of result.rows) totals.set(stateOf(row.state), (totals.get(stateOf(row.state)) ?? 0) + Number(row.n));
+    return [...totals].map(([state, count]) => ({ state, count }));
+  }
+}
+
+/**
+ * Periodic tasks on pg-boss schedules: each task is a queue with a cron schedule; pg-boss's
+ * timekeeper sends one job per occurrence whichever replicas are up, and one worker takes it.
+ */
+export class PgBossScheduler {
+  readonly #boss: PgBoss;
+  readonly #onError: (error: Error) => void;
+  readonly #workers: string[] = [];
+
+  constructor(boss: PgBoss, onError: (error: Error) => void) {
+    this.#boss = boss;
+    this.#onError = onError;
+  }
+
+  async start(tasks: ReadonlyArray<{ name: string; everyMinutes: number; run(): Promise<void> }>): Promise<void> {
+    for (const task of tasks) {
+      if (!(await this.#boss.getQueue(task.name))) {
+        await this.#boss.createQueue(task.name, { policy: "stately", retryLimit: 0, expireInSeconds: 15 * 60 }).catch(async (err: unknown) => {
+          if (!(await this.#boss.getQueue(task.name))) throw err;
+        });
+      }
+      await this.#boss.schedule(task.name, `*/${task.everyMinutes} * * * *`);
+      const id = await this.#boss.work(task.name, { pollingIntervalSeconds: 5 }, async () => {
+        await task.run().catch((err: unknown) => {
+          this.#onError(err instanceof Error ? err : new Error(String(err)));
+          throw err;
+        });
+      });
+      this.#workers.push(id);
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const id of this.#workers.splice(0)) await this.#boss.offWork(id as never).catch(() => undefined);
+  }
+}

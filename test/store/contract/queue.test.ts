@@ -1,0 +1,221 @@
+import pino from "pino";
+import { expect, it, vi } from "vitest";
+
+import { inTransaction } from "../../../src/store/db.js";
+import { cancelTaskJobs, enqueueJob, intakePending, type JobSpec, liveJobsOfTask, queueDepth, type QueuedJob } from "../../../src/store/queue.js";
+import type { PgBossQueue } from "../../../src/store/pg-queue.js";
+import { Worker } from "../../../src/worker/worker.js";
+import { insertTask } from "../../helpers/db.js";
+import { describeQueueContract, TEST_HEARTBEAT_SECONDS } from "../../helpers/queue-backends.js";
+
+const WORK = { except: ["intake"] } as const;
+const INTAKE = { only: ["intake"] } as const;
+const LEASE_MS = 60_000;
+
+function spec(taskId: number | null, overrides: Partial<JobSpec> = {}): JobSpec {
+  return { kind: "plan", taskId, installationId: 98_765_432_101, lockKey: "octo/repo#1", dedupeKey: `dedupe-${Math.random()}`, maxAttempts: 3, ...overrides };
+}
+
+describeQueueContract("job queue", (replicas) => {
+  it("enqueues once per dedupe key across replicas; an intake job has no task and its own lane", async () => {
+    const { a, b } = replicas();
+    const taskId = await insertTask(a.db);
+    const id = await enqueueJob(a.db, spec(taskId, { dedupeKey: "d-1", deliveryId: "delivery-1", payload: { a: 1 } }));
+    expect(id).toEqual(expect.any(String));
+    expect(await enqueueJob(b.db, spec(taskId, { dedupeKey: "d-1" }))).toBeNull();
+    expect(await enqueueJob(b.db, spec(null, { kind: "intake", lockKey: "intake:octo/repo#1", dedupeKey: "intake-1", deliveryId: "delivery-2" }))).toEqual(
+      expect.any(String),
+    );
+    expect(await queueDepth(b.db)).toEqual({ queued: 2, running: 0 });
+    expect(await intakePending(a.db, "delivery-2")).toBe(true);
+
+    const intake = await b.queue.claim(b.db, "b", LEASE_MS, INTAKE);
+    expect(intake).toMatchObject({ kind: "intake", task_id: null, attempts: 1, delivery_id: "delivery-2" });
+    const job = await a.queue.claim(a.db, "a", LEASE_MS, WORK);
+    expect(job).toMatchObject({ id, kind: "plan", task_id: taskId, attempts: 1, max_attempts: 3, payload: '{"a":1}', installation_id: 98_765_432_101 });
+    expect(await queueDepth(a.db)).toEqual({ queued: 0, running: 2 });
+    expect(await inTransaction(b.db, (trx) => b.queue.complete(trx, intake as QueuedJob, "b"))).toBe(true);
+    expect(await intakePending(a.db, "delivery-2")).toBe(false);
+  });
+
+  it("runs one job per lock key at a time, without blocking other keys", async () => {
+    const { a, b } = replicas();
+    const first = await enqueueJob(a.db, spec(null, { lockKey: "r#1" }));
+    const second = await enqueueJob(a.db, spec(null, { lockKey: "r#1" }));
+    const other = await enqueueJob(a.db, spec(null, { lockKey: "r#2" }));
+    const claimedFirst = await a.queue.claim(a.db, "a", LEASE_MS, WORK);
+    expect(claimedFirst?.id).toBe(first);
+    expect((await b.queue.claim(b.db, "b", LEASE_MS, WORK))?.id).toBe(other);
+    expect(await b.queue.claim(b.db, "b", LEASE_MS, WORK)).toBeUndefined();
+    expect(await inTransaction(a.db, (trx) => a.queue.complete(trx, claimedFirst as QueuedJob, "a"))).toBe(true);
+    expect((await b.queue.claim(b.db, "b", LEASE_MS, WORK))?.id).toBe(second);
+  });
+
+  it("completes a job and enqueues the next one in one transaction: all or nothing", async () => {
+    const { a } = replicas();
+    await enqueueJob(a.db, spec(null, { lockKey: "t#1" }));
+    const job = (await a.queue.claim(a.db, "a", LEASE_MS, WORK)) as QueuedJob;
+    await expect(
+      inTransaction(a.db, async (trx) => {
+        expect(await a.queue.complete(trx, job, "a")).toBe(true);
+        await a.queue.enqueue(trx, spec(null, { kind: "code", lockKey: "t#1", dedupeKey: "next" }));
+        throw new Error("the process fails before commit");
+      }),
+    ).rejects.toThrow("before commit");
+    expect(await queueDepth(a.db)).toEqual({ queued: 0, running: 1 });
+    await inTransaction(a.db, async (trx) => {
+      expect(await a.queue.complete(trx, job, "a")).toBe(true);
+      await a.queue.enqueue(trx, spec(null, { kind: "code", lockKey: "t#1", dedupeKey: "next" }));
+    });
+    expect(await a.queue.claim(a.db, "a", LEASE_MS, WORK)).toMatchObject({ kind: "code", attempts: 1 });
+  });
+
+  it("retries after the delay the worker chose (backoff or retry-after), counting attempts; fails for good when asked", async () => {
+    const { a, b } = replicas();
+    const taskId = await insertTask(a.db);
+    await enqueueJob(a.db, spec(taskId, { lockKey: "k#1", maxAttempts: 5 }));
+    const job = (await a.queue.claim(a.db, "a", LEASE_MS, WORK)) as QueuedJob;
+    const retryAt = Date.now() + 1_500;
+    expect(await inTransaction(a.db, (trx) => a.queue.retry(trx, job, "a", retryAt, "HTTP 429, retry-after 1.5 s"))).toBe(true);
+    expect(await b.queue.claim(b.db, "b", LEASE_MS, WORK)).toBeUndefined();
+    const again = await vi.waitFor(
+      async () => {
+        const claimed = await b.queue.claim(b.db, "b", LEASE_MS, WORK);
+        if (!claimed) throw new Error("not yet");
+        return claimed;
+      },
+      { timeout: 10_000, interval: 100 },
+    );
+    expect(Date.now()).toBeGreaterThanOrEqual(retryAt - 50);
+    expect(again).toMatchObject({ id: job.id, attempts: 2 });
+    // A permanent failure ends it although attempts are left.
+    expect(await inTransaction(b.db, (trx) => b.queue.fail(trx, again, "b", "not retryable"))).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await a.queue.claim(a.db, "a", LEASE_MS, WORK)).toBeUndefined();
+    expect(await queueDepth(a.db)).toEqual({ queued: 0, running: 0 });
+    expect((await a.queue.countsByState(a.db)).find((c) => c.state === "failed")?.count).toBe(1);
+  });
+
+  it(
+    "hands a job whose process died to another replica after the heartbeat expires; the old claim is fenced",
+    async () => {
+      const { backend, a, b } = replicas();
+      await enqueueJob(a.db, spec(null, { lockKey: "dead#1" }));
+      // SQLite: the lease is the heartbeat; PostgreSQL: pg-boss's heartbeatSeconds (its minimum, 10 s).
+      const leaseMs = backend === "sqlite" ? 300 : LEASE_MS;
+      const lost = (await a.queue.claim(a.db, "a", leaseMs, WORK)) as QueuedJob;
+      expect(await b.queue.claim(b.db, "b", leaseMs, WORK)).toBeUndefined();
+      // Replica a dies: no more heartbeats.
+      const taken = await vi.waitFor(
+        async () => {
+          const claimed = await b.queue.claim(b.db, "b", leaseMs, WORK);
+          if (!claimed) throw new Error("not yet");
+          return claimed;
+        },
+        { timeout: (TEST_HEARTBEAT_SECONDS + 10) * 1000, interval: 200 },
+      );
+      expect(taken).toMatchObject({ id: lost.id, attempts: 2 });
+      expect(await a.queue.heartbeat(a.db, lost, "a", leaseMs)).toBe(false);
+      expect(await inTransaction(a.db, (trx) => a.queue.complete(trx, lost, "a"))).toBe(false);
+      expect(await b.queue.heartbeat(b.db, taken, "b", leaseMs)).toBe(true);
+      expect(await inTransaction(b.db, (trx) => b.queue.complete(trx, taken, "b"))).toBe(true);
+    },
+    (TEST_HEARTBEAT_SECONDS + 20) * 1000,
+  );
+
+  it("/stop cancels queued and running jobs on whichever replica holds them", async () => {
+    const { a, b } = replicas();
+    const taskId = await insertTask(a.db);
+    await enqueueJob(a.db, spec(taskId, { kind: "code", lockKey: "stop#1", dedupeKey: "running" }));
+    await enqueueJob(a.db, spec(taskId, { kind: "review", lockKey: "stop#2", dedupeKey: "queued", runAfter: Date.now() + 60_000 }));
+    await enqueueJob(a.db, spec(taskId, { kind: "command", lockKey: "cmd:stop#1", dedupeKey: "command", runAfter: Date.now() + 60_000 }));
+    let aborted: unknown;
+    let markStarted!: () => void;
+    const started = new Promise<void>((resolve) => (markStarted = resolve));
+    const worker = new Worker({
+      db: b.db,
+      log: pino({ level: "silent" }),
+      concurrency: 1,
+      pollMs: 50,
+      leaseMs: 600,
+      retryBaseMs: 10,
+      retryMaxMs: 50,
+      lane: WORK,
+      onFailed: () => Promise.reject(new Error("must not fail")),
+      run: async (_job, signal) => {
+        markStarted();
+        await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+        aborted = signal.reason;
+        return { next: spec(taskId, { kind: "test", dedupeKey: "must-not-exist" }) };
+      },
+    });
+    worker.start();
+    try {
+      await started;
+      expect((await liveJobsOfTask(a.db, taskId)).map((j) => [j.kind, j.state])).toEqual([
+        ["code", "running"],
+        ["review", "queued"],
+        ["command", "queued"],
+      ]);
+      expect(await inTransaction(a.db, (trx) => cancelTaskJobs(trx, taskId))).toBe(2);
+      await vi.waitFor(() => expect(aborted).toBeDefined(), { timeout: 5_000 });
+      await worker.idle();
+      expect((await liveJobsOfTask(a.db, taskId)).map((j) => j.kind)).toEqual(["command"]);
+      expect((await a.queue.countsByState(a.db)).find((c) => c.state === "cancelled")?.count).toBe(2);
+    } finally {
+      await worker.stop(1_000);
+    }
+  });
+
+  it("concurrent claimers on both replicas claim each of 30 jobs exactly once, and one job of a busy key", async () => {
+    const { a, b } = replicas();
+    for (let i = 0; i < 30; i++) await enqueueJob(a.db, spec(null, { lockKey: `r#${i}`, dedupeKey: `job-${i}` }));
+    for (let i = 0; i < 10; i++) await enqueueJob(a.db, spec(null, { lockKey: "same#1", dedupeKey: `same-${i}` }));
+    const stores = [a, b];
+    const claimed: string[] = [];
+    const keys: string[] = [];
+    for (let round = 0; round < 20; round++) {
+      const jobs = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => {
+          const store = stores[i % 2] ?? a;
+          return store.queue.claim(store.db, `worker-${i}`, LEASE_MS, WORK);
+        }),
+      );
+      const got = jobs.filter((j): j is QueuedJob => j !== undefined);
+      claimed.push(...got.map((j) => j.id));
+      keys.push(...got.map((j) => j.lock_key));
+      if (got.length === 0) break;
+    }
+    expect(claimed).toHaveLength(31);
+    expect(new Set(claimed).size).toBe(31);
+    expect(keys.filter((k) => k === "same#1")).toHaveLength(1);
+    expect(await queueDepth(b.db)).toEqual({ queued: 9, running: 31 });
+  });
+
+  it("periodic work runs once per occurrence across replicas", async () => {
+    const { a, b } = replicas();
+    if (a.backend === "sqlite") {
+      // One process owns a SQLite file: its scheduler runs the task at start and then on its timer.
+      const runs: string[] = [];
+      await a.scheduler.start([{ name: "sweep", everyMinutes: 10, run: () => Promise.resolve(void runs.push("a")) }]);
+      expect(runs).toEqual(["a"]);
+      await a.scheduler.stop();
+      return;
+    }
+    const runs: string[] = [];
+    await a.scheduler.start([{ name: "sweep-test", everyMinutes: 10, run: () => Promise.resolve(void runs.push("a")) }]);
+    await b.scheduler.start([{ name: "sweep-test", everyMinutes: 10, run: () => Promise.resolve(void runs.push("b")) }]);
+    try {
+      // Both replicas registered the same schedule: pg-boss keeps one, and sends one job per occurrence.
+      const boss = (a.queue as PgBossQueue).boss;
+      expect(await boss.getSchedules("sweep-test")).toHaveLength(1);
+      await boss.send("sweep-test", {});
+      await vi.waitFor(() => expect(runs).toHaveLength(1), { timeout: 15_000, interval: 100 });
+      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      expect(runs).toHaveLength(1);
+    } finally {
+      await a.scheduler.stop();
+      await b.scheduler.stop();
+    }
+  }, 30_000);
+});
