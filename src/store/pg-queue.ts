@@ -4,10 +4,13 @@
  * (pg-boss 12 needs Node ≥ 22.12).
  *
  * How our guarantees map onto pg-boss:
- * - two queues, `intake` and `work` (the worker lanes), both of policy `singleton` with the
- *   job's lock key (`owner/repo#n`) as `singletonKey`: a unique index lets one job per key be
- *   active, and a fetch skips keys that are busy, so a queued job of issue A never waits behind
- *   issue B;
+ * - one queue, `jobs`, of policy `singleton` with the job's lock key (`owner/repo#n`, or
+ *   `cmd:owner/repo#n` for an issue's intake and commands) as `singletonKey`: a unique index lets
+ *   one job per key be active whatever its kind, and a fetch skips keys that are busy, so a
+ *   queued job of issue A never waits behind issue B. The worker lanes are priorities: intake
+ *   jobs have priority 1 and the intake lane fetches only those, the other lane only priority 0
+ *   (two queues would not do: pg-boss keeps a key single per queue, and an intake and the
+ *   command it enqueues share theirs);
  * - the job id is a uuid derived from the dedupe key, and pg-boss inserts `ON CONFLICT DO
  *   NOTHING`: one job per delivery or stage across every replica;
  * - every write takes the caller's store transaction (pg-boss's `db` option), so a stage's
@@ -30,10 +33,10 @@ import type { JobKind } from "../domain/jobs.js";
 /** The pg-boss schema the queue lives in, beside the store's tables. */
 export const QUEUE_SCHEMA = "pgboss";
 
-/** The queue (worker lane) of each kind: `intake` has its own, everything else shares `work`. */
-type QueueName = "intake" | "work";
-const QUEUES: readonly QueueName[] = ["intake", "work"];
-const queueOfKind = (kind: JobKind): QueueName => (kind === "intake" ? "intake" : "work");
+/** The pg-boss queue of every job. */
+const QUEUE = "jobs";
+/** The priority of the intake lane's jobs; every other job has 0. */
+const INTAKE_PRIORITY = 1;
 
 /** A job's data in pg-boss: everything the SQLite `jobs` row holds besides its state. */
 interface JobPayload {
@@ -117,25 +120,22 @@ export class PgBossQueue implements JobQueue {
   /** Installs or migrates pg-boss's schema and creates the queues (idempotent across replicas). */
   async start(): Promise<void> {
     await this.boss.start();
-    const existing = new Set((await this.boss.getQueues([...QUEUES])).map((q) => q.name));
-    for (const name of QUEUES) {
-      const options = {
-        policy: "singleton" as const,
-        heartbeatSeconds: this.#heartbeatSeconds,
-        // Liveness is the heartbeat's job; the expiry only bounds a job that heartbeats forever.
-        expireInSeconds: 6 * 60 * 60,
-        retryDelay: 0,
-        retryBackoff: false,
-        // Finished jobs are kept a week (dedupe keys, /report), intake jobs a day.
-        deleteAfterSeconds: name === "intake" ? 24 * 60 * 60 : 7 * 24 * 60 * 60,
-      };
-      if (existing.has(name)) await this.boss.updateQueue(name, { heartbeatSeconds: options.heartbeatSeconds });
-      else
-        await this.boss.createQueue(name, options).catch(async (err: unknown) => {
-          // Another replica created it between our look and our create.
-          if (!(await this.boss.getQueue(name))) throw err;
-        });
-    }
+    const options = {
+      policy: "singleton" as const,
+      heartbeatSeconds: this.#heartbeatSeconds,
+      // Liveness is the heartbeat's job; the expiry only bounds a job that heartbeats forever.
+      expireInSeconds: 6 * 60 * 60,
+      retryDelay: 0,
+      retryBackoff: false,
+      // Finished jobs are kept a week: dedupe keys, /report.
+      deleteAfterSeconds: 7 * 24 * 60 * 60,
+    };
+    if (await this.boss.getQueue(QUEUE)) await this.boss.updateQueue(QUEUE, { heartbeatSeconds: options.heartbeatSeconds });
+    else
+      await this.boss.createQueue(QUEUE, options).catch(async (err: unknown) => {
+        // Another replica created it between our look and our create.
+        if (!(await this.boss.getQueue(QUEUE))) throw err;
+      });
   }
 
   /** Stops pg-boss's background work and closes its pool. */
@@ -154,8 +154,9 @@ export class PgBossQueue implements JobQueue {
       maxAttempts: spec.maxAttempts,
       payload: spec.payload ?? {},
     };
-    return this.boss.send(queueOfKind(spec.kind), data as unknown as object, {
+    return this.boss.send(QUEUE, data as unknown as object, {
       id: jobIdOf(spec.dedupeKey),
+      priority: spec.kind === "intake" ? INTAKE_PRIORITY : 0,
       singletonKey: spec.lockKey,
       // One more than our attempts: a job interrupted on its last attempt is claimed once more
       // and failed by the worker with a message, rather than dropped silently by the supervisor.
@@ -166,8 +167,9 @@ export class PgBossQueue implements JobQueue {
   }
 
   async claim(_db: Db, _owner: string, _leaseMs: number, lane: JobLane): Promise<QueuedJob | undefined> {
-    const name: QueueName = lane.only?.length === 1 && lane.only[0] === "intake" ? "intake" : "work";
-    const [job] = await this.boss.fetch<JobPayload>(name, { batchSize: 1, includeMetadata: true });
+    const intake = lane.only?.length === 1 && lane.only[0] === "intake";
+    const priorities = intake ? { minPriority: INTAKE_PRIORITY } : { maxPriority: 0 };
+    const [job] = await this.boss.fetch<JobPayload>(QUEUE, { batchSize: 1, includeMetadata: true, ...priorities });
     return job && this.#toQueuedJob(job);
   }
 
@@ -191,60 +193,58 @@ export class PgBossQueue implements JobQueue {
   }
 
   async heartbeat(_db: Db, job: QueuedJob): Promise<boolean> {
-    const result = await this.boss.touch(queueOfKind(job.kind), attempt(job));
+    const result = await this.boss.touch(QUEUE, attempt(job));
     return affected(result) === 1;
   }
 
   async complete(trx: DbOrTrx, job: QueuedJob): Promise<boolean> {
-    const result = await this.boss.complete(queueOfKind(job.kind), attempt(job), null, { db: inside(trx) });
+    const result = await this.boss.complete(QUEUE, attempt(job), null, { db: inside(trx) });
     return affected(result) === 1;
   }
 
   async retry(trx: DbOrTrx, job: QueuedJob, _owner: string, runAfter: number, error: string): Promise<boolean> {
-    const name = queueOfKind(job.kind);
-    const failed = await this.boss.fail(name, attempt(job), { error }, { db: inside(trx) });
+    const failed = await this.boss.fail(QUEUE, attempt(job), { error }, { db: inside(trx) });
     if (affected(failed) !== 1) return false;
     // pg-boss re-queued it at once (retryDelay 0); the worker's delay (backoff, `retry-after`) wins.
-    await this.boss.update(name, undefined, { id: job.id, startAfter: new Date(runAfter), db: inside(trx) });
+    await this.boss.update(QUEUE, undefined, { id: job.id, startAfter: new Date(runAfter), db: inside(trx) });
     return true;
   }
 
   async fail(trx: DbOrTrx, job: QueuedJob, _owner: string, error: string): Promise<boolean> {
-    const name = queueOfKind(job.kind);
     // pg-boss's fail() retries while attempts are left; a permanent failure spends them first,
     // fenced like the call itself (the same claim, still active).
     await trx.executeQuery(
       CompiledQuery.raw(
         `UPDATE ${QUEUE_SCHEMA}.job SET retry_limit = retry_count WHERE name = $1 AND id = $2::uuid AND state = 'active' AND retry_count = $3`,
-        [name, job.id, job.fence ?? 0],
+        [QUEUE, job.id, job.fence ?? 0],
       ),
     );
-    const result = await this.boss.fail(name, attempt(job), { error }, { db: inside(trx) });
+    const result = await this.boss.fail(QUEUE, attempt(job), { error }, { db: inside(trx) });
     return affected(result) === 1;
   }
 
   async release(_db: Db, job: QueuedJob): Promise<boolean> {
     // Back to `retry` at once: another replica (or the next start) resumes it. pg-boss counts
     // the interrupted attempt; retryLimit keeps one spare for it.
-    const result = await this.boss.fail(queueOfKind(job.kind), attempt(job), { error: "released at shutdown" });
+    const result = await this.boss.fail(QUEUE, attempt(job), { error: "released at shutdown" });
     return affected(result) === 1;
   }
 
-  async #jobsOf(name: QueueName, data: Record<string, unknown>, db?: DbOrTrx): Promise<Array<JobWithMetadata<JobPayload>>> {
-    return this.boss.findJobs<JobPayload>(name, { data, ...(db ? { db: inside(db) } : {}) });
+  async #jobsOf(data: Record<string, unknown>, db?: DbOrTrx): Promise<Array<JobWithMetadata<JobPayload>>> {
+    return this.boss.findJobs<JobPayload>(QUEUE, { data, ...(db ? { db: inside(db) } : {}) });
   }
 
   async cancelTaskJobs(trx: DbOrTrx, taskId: number, exceptJobId?: string): Promise<number> {
-    const ids = (await this.#jobsOf("work", { taskId }, trx))
+    const ids = (await this.#jobsOf({ taskId }, trx))
       .filter((j) => isLive(j.state) && j.id !== exceptJobId && j.data.kind !== "command" && j.data.kind !== "intake")
       .map((j) => j.id);
     if (ids.length === 0) return 0;
-    const result = await this.boss.cancel("work", ids, { db: inside(trx) });
+    const result = await this.boss.cancel(QUEUE, ids, { db: inside(trx) });
     return affected(result);
   }
 
   async liveJobsOfTask(db: DbOrTrx, taskId: number): Promise<LiveJob[]> {
-    const jobs = (await this.#jobsOf("work", { taskId }, db)).filter((j) => isLive(j.state));
+    const jobs = (await this.#jobsOf({ taskId }, db)).filter((j) => isLive(j.state));
     return jobs
       .sort((a, b) => new Date(a.createdOn).getTime() - new Date(b.createdOn).getTime())
       .map((j) => ({
@@ -257,11 +257,11 @@ export class PgBossQueue implements JobQueue {
   }
 
   async jobExistsForDelivery(trx: DbOrTrx, deliveryId: string, kind: JobKind): Promise<boolean> {
-    return (await this.#jobsOf(queueOfKind(kind), { deliveryId, kind }, trx)).length > 0;
+    return (await this.#jobsOf({ deliveryId, kind }, trx)).length > 0;
   }
 
   async intakePending(db: DbOrTrx, deliveryId: string): Promise<boolean> {
-    return (await this.#jobsOf("intake", { deliveryId }, db)).some((j) => isLive(j.state));
+    return (await this.#jobsOf({ deliveryId, kind: "intake" }, db)).some((j) => isLive(j.state));
   }
 
   async depth(db: Db): Promise<{ queued: number; running: number }> {
@@ -272,7 +272,7 @@ export class PgBossQueue implements JobQueue {
 
   async countsByState(db: DbOrTrx): Promise<Array<{ state: QueueJobState; count: number }>> {
     const result = await db.executeQuery<{ state: string; n: string | number }>(
-      CompiledQuery.raw(`SELECT state::text AS state, count(*) AS n FROM ${QUEUE_SCHEMA}.job WHERE name = ANY($1::text[]) GROUP BY state`, [[...QUEUES]]),
+      CompiledQuery.raw(`SELECT state::text AS state, count(*) AS n FROM ${QUEUE_SCHEMA}.job WHERE name = $1 GROUP BY state`, [QUEUE]),
     );
     const totals = new Map<QueueJobState, number>();
     for (const row of result.rows) totals.set(stateOf(row.state), (totals.get(stateOf(row.state)) ?? 0) + Number(row.n));

@@ -1,3 +1,5 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+
 import nock from "nock";
 
 /** Base URL the app is pointed at in tests (ANTHROPIC_BASE_URL). */
@@ -30,6 +32,9 @@ export interface RecordedMessageRequest {
   raw: string;
   requestId: string;
 }
+
+/** An answer as `#reply` gives it: status, JSON body, headers. */
+type HttpReply = [number, unknown, Record<string, string>?];
 
 /** Builds a `tool_use` content block. */
 export function toolUse(name: string, input: unknown, id = `toolu_${name}_${Math.random().toString(36).slice(2, 10)}`) {
@@ -85,6 +90,27 @@ export class FakeAnthropic {
       return reply(body, this.req.headers);
     });
     return this;
+  }
+
+  /**
+   * Serves one real HTTP `POST /v1/messages` request (for app processes nock cannot reach; see
+   * `fake-servers.ts`) from the same scripts and record as through nock.
+   */
+  async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    let status = 500;
+    let body: unknown;
+    let headers: Record<string, string> = { "content-type": "application/json" };
+    try {
+      // `#reply` always answers `[status, body, headers?]` (nock's reply-function tuple).
+      const reply = this.#reply(Buffer.concat(chunks).toString("utf8"), req.headers as Record<string, string>) as unknown as HttpReply;
+      [status, body] = reply;
+      headers = { ...headers, ...reply[2] };
+    } catch (err) {
+      body = { type: "error", error: { type: "api_error", message: String(err) } };
+    }
+    res.writeHead(status, headers).end(JSON.stringify(body));
   }
 
   /** Records one Messages API request and answers it with the agent's next scripted turn. */

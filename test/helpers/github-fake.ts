@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { renameSync, writeFileSync } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
 
 import nock from "nock";
 
@@ -339,6 +340,25 @@ export class FakeGitHub {
     }
     this.#scope = scope;
     return this;
+  }
+
+  /**
+   * Serves one real HTTP request (for app processes nock cannot reach; see `fake-servers.ts`):
+   * the same state and answers as through nock. `baseUrl` must then be the server's
+   * `http://127.0.0.1:<port>/api/v3`. A hung request ({@link hangNext}) is left open.
+   */
+  async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    let reply: Reply | undefined;
+    try {
+      reply = await this.#handle(req.method ?? "GET", req.url ?? "/", Buffer.concat(chunks).toString("utf8"), req.headers);
+    } catch (err) {
+      reply = [500, { message: String(err) }, { "content-type": "application/json" }];
+    }
+    if (!reply) return;
+    const [status, data, headers = {}] = reply;
+    res.writeHead(status, headers).end(typeof data === "string" ? data : JSON.stringify(data));
   }
 
   /** Stops intercepting and abandons hung requests. */

@@ -51,6 +51,17 @@ describeQueueContract("job queue", (replicas) => {
     expect((await b.queue.claim(b.db, "b", LEASE_MS, WORK))?.id).toBe(second);
   });
 
+  it("holds a lock key across lanes: the command an intake enqueued waits until the intake is done", async () => {
+    const { a, b } = replicas();
+    const intake = await enqueueJob(a.db, spec(null, { kind: "intake", lockKey: "cmd:lane#1", dedupeKey: "intake" }));
+    const claimedIntake = (await a.queue.claim(a.db, "a", LEASE_MS, INTAKE)) as QueuedJob;
+    expect(claimedIntake.id).toBe(intake);
+    const command = await inTransaction(a.db, (trx) => enqueueJob(trx, spec(null, { kind: "command", lockKey: "cmd:lane#1", dedupeKey: "command" })));
+    expect(await b.queue.claim(b.db, "b", LEASE_MS, WORK)).toBeUndefined();
+    expect(await inTransaction(a.db, (trx) => a.queue.complete(trx, claimedIntake, "a"))).toBe(true);
+    expect((await b.queue.claim(b.db, "b", LEASE_MS, WORK))?.id).toBe(command);
+  });
+
   it("completes a job and enqueues the next one in one transaction: all or nothing", async () => {
     const { a } = replicas();
     await enqueueJob(a.db, spec(null, { lockKey: "t#1" }));
