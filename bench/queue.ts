@@ -81,7 +81,7 @@ const ROUNDS = 2;
 const MODEL = "claude-sonnet-5-5";
 const MARKER_START = "<!-- bench:queue -->";
 const MARKER_END = "<!-- /bench:queue -->";
-const DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres";
+export const DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres";
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 const silent = pino({ level: "silent" });
@@ -92,14 +92,14 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN;
 }
 
-interface Stats {
+export interface Stats {
   count: number;
   p50: number;
   p99: number;
   max: number;
 }
 
-function statsOf(values: readonly number[]): Stats {
+export function statsOf(values: readonly number[]): Stats {
   const sorted = [...values].sort((a, b) => a - b);
   return { count: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? Number.NaN };
 }
@@ -133,7 +133,7 @@ function procStat(pid: number): { ppid: number; ticks: number; childTicks: numbe
  * CPU seconds used so far by the PostgreSQL server whose postmaster is `postmaster`: its own,
  * its exited backends' (reaped, so counted in its children's time) and its live processes'.
  */
-function postgresCpuSeconds(postmaster: number | null): number | null {
+export function postgresCpuSeconds(postmaster: number | null): number | null {
   if (postmaster === null) return null;
   const main = procStat(postmaster);
   if (!main) return null;
@@ -160,7 +160,7 @@ function machineTicks(): { busy: number; total: number } | null {
 }
 
 /** CPU use over one measured run. */
-interface CpuUse {
+export interface CpuUse {
   /** CPU seconds of the benchmark's own processes doing the work (workers or ledger callers). */
   clientSeconds: number;
   /** CPU seconds of the PostgreSQL server. */
@@ -169,7 +169,7 @@ interface CpuUse {
   machineBusy: number | null;
 }
 
-class CpuMeter {
+export class CpuMeter {
   readonly #postmaster: number | null;
   readonly #pg: number | null;
   readonly #machine: { busy: number; total: number } | null;
@@ -189,7 +189,7 @@ class CpuMeter {
   }
 }
 
-const cpuSecondsOf = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / 1e6;
+export const cpuSecondsOf = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / 1e6;
 
 /** Distinct issue numbers, so every job has its own lock key. */
 let nextIssue = 1;
@@ -656,14 +656,14 @@ function spawnReplica(node22: string, url: string): Replica {
 }
 
 /** The Node ≥ 22.12 binary: MC_BENCH_NODE22, this one if it qualifies, else `npx -p node@22`. */
-function findNode22(): string {
+export function findNode22(): string {
   if (process.env.MC_BENCH_NODE22) return process.env.MC_BENCH_NODE22;
   const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
   if (major > 22 || (major === 22 && minor >= 12)) return process.execPath;
   return execFileSync("npx", ["-y", "-p", "node@22", "node", "-e", "console.log(process.execPath)"], { encoding: "utf8" }).trim();
 }
 
-async function createDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+export async function createDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `mc_bench_${randomBytes(6).toString("hex")}`;
   const admin = openPostgres(adminUrl, { maxConnections: 1 });
   await sql`create database ${sql.id(name)}`.execute(admin);
@@ -850,7 +850,7 @@ async function postgresFloor(db: Db): Promise<Floor> {
 }
 
 /** The postmaster's pid when the server runs on this machine (for its CPU time), else `null`. */
-async function postmasterOf(db: Db, url: string): Promise<number | null> {
+export async function postmasterOf(db: Db, url: string): Promise<number | null> {
   if (!["127.0.0.1", "localhost", "[::1]"].includes(new URL(url).hostname)) return null;
   const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(db);
   const backend = procStat(Number(rows[0]?.pid));
@@ -1156,12 +1156,15 @@ async function main(): Promise<void> {
   }
 }
 
-const [role, url] = process.argv.slice(2);
-const entry = role === "replica" && url ? replica(url) : main();
-entry.then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+// Run only as a script (`tsx bench/queue.ts`, or forked as a replica): bench/replicas.ts imports its helpers.
+if (process.argv[1] && path.resolve(process.argv[1]) === THIS_FILE) {
+  const [role, url] = process.argv.slice(2);
+  const entry = role === "replica" && url ? replica(url) : main();
+  entry.then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

@@ -97,7 +97,7 @@ const isLive = (state: string) => state === "created" || state === "retry" || st
 
 /**
  * The pg-boss queue behind {@link JobQueue}. Start it with {@link PgBossQueue.start} (creates or
- * migrates pg-boss's schema under its own lock, and the two queues), stop it with `stop`.
+ * migrates pg-boss's schema under its own lock, and the `jobs` queue), stop it with `stop`.
  */
 export class PgBossQueue implements JobQueue {
   readonly backend = "postgres" as const;
@@ -117,7 +117,7 @@ export class PgBossQueue implements JobQueue {
     this.boss.on("error", options.onError ?? (() => undefined));
   }
 
-  /** Installs or migrates pg-boss's schema and creates the queues (idempotent across replicas). */
+  /** Installs or migrates pg-boss's schema and creates the queue (idempotent across replicas). */
   async start(): Promise<void> {
     await this.boss.start();
     const options = {
@@ -166,6 +166,7 @@ export class PgBossQueue implements JobQueue {
     });
   }
 
+  /** The app's two lanes map to priorities: `{ only: ["intake"] }`, or everything else. */
   async claim(_db: Db, _owner: string, _leaseMs: number, lane: JobLane): Promise<QueuedJob | undefined> {
     const intake = lane.only?.length === 1 && lane.only[0] === "intake";
     const priorities = intake ? { minPriority: INTAKE_PRIORITY } : { maxPriority: 0 };
