@@ -808,7 +808,7 @@ async function ledgerRun(replicas: readonly Replica[], db: Db, postmaster: numbe
  *
  * @returns the runs of each configuration, in the order of `configs`
  */
-async function rounds<C, R>(configs: readonly C[], run: (config: C, round: number) => Promise<R>): Promise<R[][]> {
+export async function rounds<C, R>(configs: readonly C[], run: (config: C, round: number) => Promise<R>): Promise<R[][]> {
   const results = configs.map((): R[] => []);
   for (let round = 0; round < ROUNDS; round++) {
     const order = configs.map((_c, i) => i);

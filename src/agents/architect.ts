@@ -3,6 +3,7 @@ import { z } from "zod";
 import { escapeUntrustedCode, escapeUntrustedName } from "../prompt/index.js";
 import { readWorkspaceFile } from "../workspace/files.js";
 import { type AgentRuntime, attr, type IssueForPrompt, renderIssue, renderNotes } from "./context.js";
+import { renderGuidance, type RepositoryGuidance } from "./instructions.js";
 import { runToolLoop } from "./loop.js";
 import { loadPrompt } from "./prompts.js";
 import type { WorkspaceIndex } from "./tools.js";
@@ -87,8 +88,9 @@ function renderSnapshot(snapshot: RepositorySnapshot): string {
 }
 
 /**
- * Asks the model for a plan. The repository and the issue go in the user turn as data; the
- * model answers by calling `submit_plan`, whose input is validated against {@link Plan}.
+ * Asks the model for a plan. The repository, its guidance (the repository-wide instruction
+ * files, and a list of the scoped ones: `renderGuidance`) and the issue go in the user turn as
+ * data; the model answers by calling `submit_plan`, whose input is validated against {@link Plan}.
  *
  * @throws {AgentOutputError} when no valid plan arrives within the turn limit
  */
@@ -97,7 +99,9 @@ export async function planIssue(
   issue: IssueForPrompt,
   snapshot: RepositorySnapshot,
   notes: { author: string; text: string } | null = null,
+  guidance: RepositoryGuidance | null = null,
 ): Promise<Plan> {
+  const guidanceText = renderGuidance(guidance);
   const prompt = loadPrompt("architect");
   const submitPlan = {
     name: "submit_plan",
@@ -114,7 +118,7 @@ export async function planIssue(
     messages: [
       {
         role: "user",
-        content: `${renderSnapshot(snapshot)}\n\n${renderIssue(issue)}\n\n${notes ? `${renderNotes(notes)}\n\n` : ""}Write the plan for this issue and submit it with submit_plan.`,
+        content: `${renderSnapshot(snapshot)}\n\n${guidanceText ? `${guidanceText}\n\n` : ""}${renderIssue(issue)}\n\n${notes ? `${renderNotes(notes)}\n\n` : ""}Write the plan for this issue and submit it with submit_plan.`,
       },
     ],
     tools: [submitPlan],

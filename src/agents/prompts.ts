@@ -4,8 +4,8 @@ import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
-/** The agents that have a system prompt in `prompts/<agent>.md`. */
-export type AgentName = "architect" | "coder" | "reviewer" | "tester";
+/** The agents that have a system prompt in `prompts/<agent>.md` (`answer`: the Reviewer answering an @-mention). */
+export type AgentName = "architect" | "coder" | "reviewer" | "tester" | "answer";
 
 const FrontMatter = z
   .object({

@@ -6,6 +6,7 @@ import type { CheckConclusion, CheckRunData, PullRequestData, PullRequestFile, R
 import { escapePatchForPrompt, escapeUntrustedCode, promptSafe, type PromptSafeText, sanitizeUntrustedText } from "../prompt/index.js";
 import type { Plan } from "./architect.js";
 import { type AgentRuntime, attr } from "./context.js";
+import { renderGuidance, type RepositoryGuidance } from "./instructions.js";
 import { runToolLoop } from "./loop.js";
 import { loadPrompt } from "./prompts.js";
 
@@ -149,6 +150,8 @@ export interface ReviewInput {
   allowApprove: boolean;
   /** Characters of diff per model call (default 120,000); a larger diff is reviewed in up to 4 parts. */
   budgetChars?: number | undefined;
+  /** The repository's instruction files that apply to the pull request's changed files (`loadRepositoryGuidance`), shown before the diff. */
+  guidance?: RepositoryGuidance | null | undefined;
 }
 
 /** What a review body records about itself, so a resumed job can report it without the model. */
@@ -246,7 +249,17 @@ export async function draftReview(runtime: AgentRuntime, pr: PullRequestData, in
 
   const outputs: ReviewVerdict[] = [];
   for (const [index, part] of parts.entries()) {
-    outputs.push(await reviewPart(runtime, pr, input.plan, { part, index, count: parts.length, all: scope.files, notReviewed, sinceSha: scope.sinceSha }));
+    outputs.push(
+      await reviewPart(runtime, pr, input.plan, {
+        part,
+        index,
+        count: parts.length,
+        all: scope.files,
+        notReviewed,
+        sinceSha: scope.sinceSha,
+        guidance: renderGuidance(input.guidance),
+      }),
+    );
   }
 
   const model: Verdict = outputs.reduce<Verdict>(
@@ -298,7 +311,16 @@ async function reviewPart(
   runtime: AgentRuntime,
   pr: PullRequestData,
   plan: Plan | null,
-  ctx: { part: DiffPart; index: number; count: number; all: PullRequestFile[]; notReviewed: NotReviewedFile[]; sinceSha: string | null },
+  ctx: {
+    part: DiffPart;
+    index: number;
+    count: number;
+    all: PullRequestFile[];
+    notReviewed: NotReviewedFile[];
+    sinceSha: string | null;
+    /** The rendered repository guidance (`renderGuidance`); empty when there is none. */
+    guidance?: PromptSafeText;
+  },
 ): Promise<ReviewVerdict> {
   const prompt = loadPrompt("reviewer");
   const shown = new Set(ctx.part.files.map((f) => f.filename));
@@ -329,7 +351,7 @@ async function reviewPart(
     "</pull_request>",
   ].join("\n");
   const ask = `Review ${ctx.sinceSha ? "these changes" : "this diff"} and submit your review with submit_review.`;
-  const content = [pullRequest, planText.trimEnd(), ...notes, ask].filter(Boolean).join("\n\n");
+  const content = [ctx.guidance ?? "", pullRequest, planText.trimEnd(), ...notes, ask].filter(Boolean).join("\n\n");
 
   const { result } = await runToolLoop({
     llm: runtime.llm,

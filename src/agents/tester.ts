@@ -5,6 +5,7 @@ import { escapeCommandOutput, escapeUntrustedCode, type PromptSafeText } from ".
 import { redactSecrets } from "../domain/redact.js";
 import type { Plan } from "./architect.js";
 import { type AgentRuntime, attr } from "./context.js";
+import { renderGuidance, type RepositoryGuidance } from "./instructions.js";
 import { runToolLoop } from "./loop.js";
 import { loadPrompt } from "./prompts.js";
 
@@ -80,10 +81,18 @@ export function renderJudgement(judgement: DodJudgement | null): string {
  * (anything its tests print): it is redacted over the whole log first (a private key cut by the
  * tail would otherwise lose its BEGIN line), then its tail is escaped (`escapeCommandOutput`),
  * so it cannot close `<test_output>`. The plan's JSON is escaped like code; the diff arrives
- * escaped ({@link PromptSafeText}).
+ * escaped ({@link PromptSafeText}). The repository's guidance for the changed files
+ * (`loadRepositoryGuidance`), when given, comes first (`renderGuidance`).
  */
-export async function judgeDefinitionOfDone(runtime: AgentRuntime, plan: Plan, diffText: PromptSafeText, outcome: CommandOutcome): Promise<DodJudgement> {
+export async function judgeDefinitionOfDone(
+  runtime: AgentRuntime,
+  plan: Plan,
+  diffText: PromptSafeText,
+  outcome: CommandOutcome,
+  guidance: RepositoryGuidance | null = null,
+): Promise<DodJudgement> {
   const prompt = loadPrompt("tester");
+  const guidanceText = renderGuidance(guidance);
   const log = escapeCommandOutput(tail(redactSecrets(`${outcome.stdout}\n${outcome.stderr}`), 200));
   const planJson = escapeUntrustedCode(JSON.stringify({ definition_of_done: plan.definition_of_done, test_plan: plan.test_plan }, null, 2));
   const { result } = await runToolLoop({
@@ -94,7 +103,7 @@ export async function judgeDefinitionOfDone(runtime: AgentRuntime, plan: Plan, d
     messages: [
       {
         role: "user",
-        content: `<plan>\n${planJson}\n</plan>\n\n<diff>\n${diffText.slice(0, 80_000)}\n</diff>\n\n<test_output command="${attr(outcome.command)}" exit_code="${attr(outcome.exitCode ?? "killed")}">\n${log}\n</test_output>\n\nJudge each Definition of Done item and submit with submit_judgement.`,
+        content: `${guidanceText ? `${guidanceText}\n\n` : ""}<plan>\n${planJson}\n</plan>\n\n<diff>\n${diffText.slice(0, 80_000)}\n</diff>\n\n<test_output command="${attr(outcome.command)}" exit_code="${attr(outcome.exitCode ?? "killed")}">\n${log}\n</test_output>\n\nJudge each Definition of Done item and submit with submit_judgement.`,
       },
     ],
     tools: [

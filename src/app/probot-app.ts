@@ -10,6 +10,9 @@ import { handleIssueTrigger } from "../adapters/github/inbound/issue-trigger.js"
 import type { InboundDeps } from "../adapters/github/inbound/prologue.js";
 import { handlePullRequestClosed } from "../adapters/github/inbound/pull-request-closed.js";
 import { handleReviewSubmitted } from "../adapters/github/inbound/review-submitted.js";
+import { handleCheckSuiteCompleted } from "../adapters/github/inbound/check-suite-completed.js";
+import { handleWorkflowRunCompleted } from "../adapters/github/inbound/workflow-run-completed.js";
+import { handleReviewCommentCreated } from "../adapters/github/inbound/review-comment-created.js";
 import { queueDepth, queueOf } from "../store/queue.js";
 import type { RedisProbe } from "./redis.js";
 import type { Worker } from "../worker/worker.js";
@@ -88,6 +91,19 @@ export function createApp(options: AppOptions): ApplicationFunction {
     });
     app.on("pull_request_review.submitted", async (context) => {
       const outcome = await handleReviewSubmitted(context, inboundDeps);
+      metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
+    });
+    // The repository's own CI on the app's pull requests: a failure may start a Coder revision.
+    app.on("check_suite.completed", async (context) => {
+      const outcome = await handleCheckSuiteCompleted(context, inboundDeps);
+      metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
+    });
+    app.on("workflow_run.completed", async (context) => {
+      const outcome = await handleWorkflowRunCompleted(context, inboundDeps);
+      metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
+    });
+    app.on("pull_request_review_comment.created", async (context) => {
+      const outcome = await handleReviewCommentCreated(context, inboundDeps);
       metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
     });
 

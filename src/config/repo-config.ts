@@ -48,6 +48,51 @@ const ReviewConfig = z
   })
   .strict();
 
+/**
+ * The `ci:` section: what the app does when the repository's own checks (GitHub Actions, other
+ * apps' check suites) fail on the current head of one of its pull requests.
+ */
+const CiConfig = z
+  .object({
+    /** `true` (the default): a failure starts one Coder revision per head with the failing output as feedback. */
+    fix_failures: z.boolean().default(true),
+    /**
+     * Check names whose failures are ignored: compared whole and case-insensitively with the
+     * check run's name, the workflow's name and `Workflow / job`; `*` matches any characters.
+     */
+    ignore_checks: z.array(z.string().min(1).max(200)).max(100).default([]),
+  })
+  .strict();
+
+/** The instruction files `instructions.files` reads by default: every kind the agents understand. */
+export const DEFAULT_INSTRUCTION_FILES: readonly string[] = [
+  "**/AGENTS.md",
+  "CLAUDE.md",
+  ".github/copilot-instructions.md",
+  ".github/instructions/**/*.instructions.md",
+];
+
+/**
+ * The `instructions:` section: which repository instruction files (AGENTS.md, CLAUDE.md,
+ * Copilot instructions) the agents get as guidance. `instructions: false` turns it off,
+ * `instructions: true` is the default.
+ */
+const InstructionsConfig = z.preprocess(
+  (value) => (typeof value === "boolean" ? { enabled: value } : value),
+  z
+    .object({
+      /** `false`: no instruction file is read. */
+      enabled: z.boolean().default(true),
+      /** Globs of the instruction files to read (default: all of them); other files are never read as guidance. */
+      files: z
+        .array(z.string().min(1).max(256))
+        .min(1)
+        .max(50)
+        .default([...DEFAULT_INSTRUCTION_FILES]),
+    })
+    .strict(),
+);
+
 const convertsToNanoUsd = (usd: number): boolean => {
   try {
     usdToNano(usd);
@@ -150,6 +195,10 @@ export const RepoConfig = z
     require_plan_approval: z.boolean().default(false),
     /** When true, the app merges its PR once every check passed and a human approved it. Never otherwise. */
     auto_merge: z.boolean().default(false),
+    /** The repository's own CI: fix failing checks on the app's pull requests (`fix_failures`), except `ignore_checks`. */
+    ci: CiConfig.default(CiConfig.parse({})),
+    /** Repository instruction files given to the agents as guidance: `false` turns it off; `files` chooses which are read. */
+    instructions: InstructionsConfig.default({ enabled: true, files: [...DEFAULT_INSTRUCTION_FILES] }),
   })
   .strict();
 export type RepoConfig = z.infer<typeof RepoConfig>;

@@ -9,8 +9,8 @@ import { JobPayloadError } from "./errors.js";
 /** The actor name of the app's own transitions and jobs. */
 export const APP_ACTOR = "mission-control";
 
-/** What a revision addresses: failing tests, a review, or a maintainer's `/code <instructions>`. */
-export const FeedbackSource = z.enum(["review", "tests", "command"]);
+/** What a revision addresses: failing tests, a review, a maintainer's `/code <instructions>`, or the repository's own failing CI (`ci`). */
+export const FeedbackSource = z.enum(["review", "tests", "command", "ci"]);
 export type FeedbackSource = z.infer<typeof FeedbackSource>;
 
 /** Payload of a job that starts or continues a run (`plan`, `code`, `revise`, `test`, `review`, `merge`). */
@@ -20,7 +20,18 @@ export const StageJobPayload = z.object({
   /** Who asked (GitHub login); the app itself is {@link APP_ACTOR}. */
   actor: z.string().optional(),
   /** For `revise`: what to address. */
-  feedback: z.object({ source: FeedbackSource, text: z.string().optional(), reviewId: z.number().int().optional(), requestedBy: z.string() }).optional(),
+  feedback: z
+    .object({
+      source: FeedbackSource,
+      text: z.string().optional(),
+      reviewId: z.number().int().optional(),
+      requestedBy: z.string(),
+      /** The commit the feedback is about (`ci`): the revision is skipped once the pull request's head moved on. */
+      headSha: z.string().optional(),
+      /** The failed checks' names (`ci`), for the rework-limit message. */
+      checks: z.array(z.string()).optional(),
+    })
+    .optional(),
   /** A maintainer's notes from `/plan <notes>` or `/code <instructions>` (untrusted; sanitised before use). */
   notes: z.string().optional(),
 });
@@ -59,8 +70,22 @@ export const CommandJobPayload = z.object({
    * store it on the task when they start work; nothing else does.
    */
   issue: z.object({ title: z.string(), body: z.string() }).nullable().optional(),
+  /** The comment was an @-mention in plain words (`domain/mentions.ts`) that the intake step routed to this command; `args` is its text. */
+  mention: z.boolean().optional(),
 });
 export type CommandJobPayload = z.infer<typeof CommandJobPayload>;
+
+/**
+ * Payload of `answer`: a writer's @-mention in plain words on a pull request the app did not
+ * open; the Reviewer answers it about that pull request in a comment (`pipeline/stages/answer.ts`).
+ */
+export const AnswerPayload = StageJobPayload.extend({
+  /** The mention's text without the mention (untrusted; sanitised before use). */
+  question: z.string(),
+  /** The comment that asked: the answer's marker names it, so a retried job never posts twice. */
+  commentId: z.number().int(),
+});
+export type AnswerPayload = z.infer<typeof AnswerPayload>;
 
 /** The repository and issue (or pull request) a delivery is about, as its payload says. */
 const Subject = z.object({
@@ -117,6 +142,31 @@ export const IntakePayload = z.discriminatedUnion("event", [
     state: z.enum(["changes_requested", "commented", "approved"]),
     reviewId: z.number().int(),
   }),
+  z.object({
+    /**
+     * `check_suite.completed` or `workflow_run.completed` that failed on the app's pull request
+     * (`subject.number`). Runs in the issue's stage lane (`issueLockKey`), so never while a stage
+     * of the issue runs.
+     */
+    event: z.literal("ci"),
+    subject: Subject,
+    sender: Sender,
+    source: z.enum(["check_suite", "workflow_run"]),
+    /** The commit the checks ran on. */
+    headSha: z.string(),
+    /** `failure` or `timed_out`. */
+    conclusion: z.string(),
+    /** Slug of the app that ran the checks (`github-actions` for a workflow run), when given. */
+    appSlug: z.string().nullable(),
+    checkSuiteId: z.number().int(),
+    /** The workflow run (`workflow_run` only). */
+    workflowRunId: z.number().int().nullable(),
+    /** The workflow's name, or the check suite's app name. */
+    name: z.string(),
+    receivedAt: z.string(),
+    /** Times this intake already waited for the issue's queued stage jobs (bounded). */
+    waits: z.number().int().min(0).default(0),
+  }),
 ]);
 export type IntakePayload = z.infer<typeof IntakePayload>;
 
@@ -131,14 +181,26 @@ export const JobData = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("pr_closed"), payload: PrClosedPayload }),
   z.object({ kind: z.literal("cancel"), payload: CancelPayload }),
   z.object({ kind: z.literal("tracking"), payload: TrackingPayload }),
+  z.object({ kind: z.literal("answer"), payload: AnswerPayload }),
   z.object({ kind: z.literal("command"), payload: CommandJobPayload }),
   z.object({ kind: z.literal("intake"), payload: IntakePayload }),
 ]);
 export type JobData = z.infer<typeof JobData>;
 export type JobKind = JobData["kind"];
 
-/** Job kinds of the pipeline's stages. `tracking` only re-renders the tracking comment. */
-export const STAGE_KINDS = ["plan", "code", "revise", "test", "review", "merge", "pr_closed", "cancel", "tracking"] as const satisfies readonly JobKind[];
+/** Job kinds of the pipeline's stages. `tracking` only re-renders the tracking comment; `answer` answers a mention without moving the task. */
+export const STAGE_KINDS = [
+  "plan",
+  "code",
+  "revise",
+  "test",
+  "review",
+  "merge",
+  "pr_closed",
+  "cancel",
+  "tracking",
+  "answer",
+] as const satisfies readonly JobKind[];
 export type StageKind = (typeof STAGE_KINDS)[number];
 
 /**

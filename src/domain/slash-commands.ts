@@ -115,13 +115,13 @@ const SLASH_WORD = /^\/([a-z][a-z-]*)$/i;
 const MENTION = /^@([a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(\[bot\])?[:,]?(?=\s|$)/i;
 
 /** An HTML comment, or an unterminated one through the end of the text (GitHub hides both). */
-const HTML_COMMENT = /<!--[\s\S]*?(?:-->|$)/g;
+export const HTML_COMMENT = /<!--[\s\S]*?(?:-->|$)/g;
 
 /** A line opening a fenced code block: up to three spaces, then three or more backticks or tildes. */
-const FENCE = /^ {0,3}(?:`{3,}|~{3,})/;
+export const FENCE = /^ {0,3}(?:`{3,}|~{3,})/;
 
 /** A line opening a block quote: up to three spaces, then `>`. */
-const BLOCKQUOTE = /^ {0,3}>/;
+export const BLOCKQUOTE = /^ {0,3}>/;
 
 /**
  * Parses the command a comment gives, if any.
@@ -209,8 +209,8 @@ function firstMeaningfulLine(text: string): { line: string; following: string } 
   }
 }
 
-/** Leading indentation in columns, a tab reaching the next multiple of four. */
-function indentation(line: string): number {
+/** Leading indentation in columns, a tab reaching the next multiple of four (4 or more: an indented code block). */
+export function indentation(line: string): number {
   let columns = 0;
   for (const char of line) {
     if (char === " ") columns += 1;
@@ -221,7 +221,7 @@ function indentation(line: string): number {
 }
 
 /** Cuts `text` to {@link MAX_ARGS_LENGTH} characters without splitting a surrogate pair. */
-function cut(text: string): string {
+export function cut(text: string): string {
   if (text.length <= MAX_ARGS_LENGTH) return text;
   let end = MAX_ARGS_LENGTH;
   const last = text.charCodeAt(end - 1);
@@ -229,14 +229,19 @@ function cut(text: string): string {
   return text.slice(0, end).trimEnd();
 }
 
-/** `@Mission-Control[bot]` → `mission-control`. */
-function normaliseSlug(appSlug: string): string {
+/** The bare, lower-case slug: `@Mission-Control[bot]` → `mission-control`. */
+export function normaliseSlug(appSlug: string): string {
   return appSlug
     .trim()
     .replace(/^@/, "")
     .replace(/\[bot\]$/i, "")
     .toLowerCase();
 }
+
+/** What an @-mention in plain words does, as `/help` says it (`domain/mentions.ts`, `pipeline/intake.ts`). */
+const MENTION_HELP =
+  "On an issue: plan it (again) with your words as notes. On Mission Control's pull request: revise it following them. " +
+  'On any other pull request: the Reviewer answers your question about it in a comment (a formal review when you ask for one, e.g. "review this").';
 
 const WHO: Record<CommandPermission, string> = {
   write: "write access",
@@ -245,8 +250,9 @@ const WHO: Record<CommandPermission, string> = {
 };
 
 /**
- * The `/help` answer: a Markdown table of every command (usage, what it does, who may use it)
- * and a line on the `@<appSlug> command` form and on quoted or code-block commands being ignored.
+ * The `/help` answer: a Markdown table of every command (usage, what it does, who may use it),
+ * then the `@<appSlug> <request>` mention in plain words (`domain/mentions.ts`), and a line on
+ * the `@<appSlug> command` form and on quoted or code-block commands being ignored.
  */
 export function helpText(appSlug: string): string {
   const slug = normaliseSlug(appSlug);
@@ -258,8 +264,10 @@ export function helpText(appSlug: string): string {
     "| Command | What it does | Who may use it |",
     "|---|---|---|",
     ...rows,
+    `| \`@${slug} <request in plain words>\` | ${MENTION_HELP} | ${WHO.write} |`,
     "",
     `Start a comment with the command, or with \`@${slug} command\` (for example \`@${slug} status\`). ` +
-      "Only the comment's first line counts; commands inside quotes or code blocks are ignored.",
+      "Only the comment's first line counts; commands inside quotes or code blocks are ignored. " +
+      `A mention \`@${slug}\` anywhere else in a comment that is not a command is a request in plain words (mentions inside quotes or code do not count).`,
   ].join("\n");
 }

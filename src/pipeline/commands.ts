@@ -47,7 +47,9 @@ export async function runCommandJob(deps: PipelineDeps, job: CommandJob, log: Lo
   const allowed = async (kind: StageKind): Promise<boolean> => {
     const target = ENTRY_STATE[kind];
     if (!target || canTransition(state, target) || state === target) return true;
-    await reply(payload.name, `\`/${payload.name}\` cannot run now: #${task.issue_number} is \`${task.stage}\`.`);
+    // A mention was routed to this command: name what was written, not a command nobody typed.
+    const asked = payload.mention ? `Your request to \`@${payload.appSlug}\` (run as \`/${payload.name}\`)` : `\`/${payload.name}\``;
+    await reply(payload.name, `${asked} cannot run now: #${task.issue_number} is \`${task.stage}\`.`);
     return false;
   };
   /**
@@ -61,7 +63,7 @@ export async function runCommandJob(deps: PipelineDeps, job: CommandJob, log: Lo
     await clearTrackingNote(deps.db, task.id, TRACKING_NOTE.issueEdited);
     task = await loadTask(deps.db, task.id);
   };
-  log.info({ command: payload.name, actor: payload.actor }, "running command");
+  log.info({ command: payload.name, actor: payload.actor, mention: payload.mention ?? false }, "running command");
 
   switch (payload.name) {
     case "help":

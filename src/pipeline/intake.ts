@@ -13,6 +13,7 @@ import {
   type StageKind,
   stageDedupeKey,
 } from "../domain/jobs.js";
+import { asksForReview, parseMention } from "../domain/mentions.js";
 import { parseCommand } from "../domain/slash-commands.js";
 import { canTransition, ENDED_STATES, isResting, isTaskState } from "../domain/task-state.js";
 import type { GitHubPort } from "../ports/github.js";
@@ -32,6 +33,7 @@ import {
   updateTask,
 } from "../store/tasks.js";
 import type { ClaimedJob, JobResult } from "../worker/worker.js";
+import { ciIntake } from "./ci-intake.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 import { issueClosedNote, TRACKING_NOTE } from "./reporter.js";
 
@@ -66,6 +68,8 @@ export async function runIntakeJob(deps: PipelineDeps, job: IntakeJob, log: Logg
         return issueClosed(intake, payload);
       case "review":
         return review(intake, payload);
+      case "ci":
+        return ciIntake(deps, job, github, intake.log, payload);
     }
   })();
   intake.log.info({ outcome, issue: number }, "intake handled");
@@ -110,15 +114,25 @@ async function senderCanWrite(github: GitHubPort, login: string): Promise<boolea
   return canWrite({ permission: answer.permission, role_name: answer.roleName });
 }
 
-/** Enqueues a stage job a delivery starts, on the issue's lane (`task:<id>:run:<run>:<kind>:delivery-<id>`). */
-async function enqueueStage(trx: Db, intake: Intake, task: Task, kind: StageKind, payload: StageJobPayload & Record<string, unknown>): Promise<void> {
+/**
+ * Enqueues a stage job a delivery starts, on the issue's lane (`task:<id>:run:<run>:<kind>:delivery-<id>`,
+ * or `…:<nonce>` when given: deliveries of one review share `review-<id>`, so they start one revision).
+ */
+async function enqueueStage(
+  trx: Db,
+  intake: Intake,
+  task: Task,
+  kind: StageKind,
+  payload: StageJobPayload & Record<string, unknown>,
+  nonce?: string,
+): Promise<void> {
   const deliveryId = intake.job.delivery_id ?? `job-${intake.job.id}`;
   await enqueueJob(trx, {
     kind,
     taskId: task.id,
     installationId: task.installation_id,
     lockKey: issueLockKey({ owner: task.owner, repo: task.repo, issueNumber: task.issue_number }),
-    dedupeKey: stageDedupeKey(task, kind, deliveryNonce(deliveryId)),
+    dedupeKey: stageDedupeKey(task, kind, nonce ?? deliveryNonce(deliveryId)),
     deliveryId: intake.job.delivery_id,
     payload,
     maxAttempts: intake.deps.maxAttempts,
@@ -165,7 +179,11 @@ async function comment(intake: Intake, p: PayloadOf<"comment">): Promise<IntakeO
   const bot = await github.getBotIdentity();
   const slug = bot.login.replace(/\[bot\]$/, "");
   const parsed = parseCommand(p.body, slug);
-  if (!parsed) return "not_a_command";
+  if (!parsed) {
+    // Not a command: an @-mention in plain words, or conversation.
+    const mentioned = parseMention(p.body, slug);
+    return mentioned ? mention(intake, p, slug, mentioned.text) : "not_a_command";
+  }
   if (!(await senderCanWrite(github, p.sender.login))) {
     log.info({ sender: p.sender.login }, "command from a sender without write permission ignored");
     return "no_permission";
@@ -187,23 +205,7 @@ async function comment(intake: Intake, p: PayloadOf<"comment">): Promise<IntakeO
   const { owner, repo, number } = p.subject;
   const now = Date.now();
   await inTransaction(deps.db, async (trx) => {
-    let task = (p.isPullRequest ? await findTaskByPullRequest(trx, owner, repo, number) : undefined) ?? (await findTaskByIssue(trx, owner, repo, number));
-    task ??= await createTask(trx, {
-      installation_id: job.installation_id,
-      owner,
-      repo,
-      issue_number: number,
-      run: 1,
-      stage: "new",
-      triggered_by: p.sender.login,
-      triggered_by_id: p.sender.id,
-      clone_url: p.subject.cloneUrl,
-      default_branch: p.subject.defaultBranch,
-      ...configColumns(config, problems),
-      pr_number: p.isPullRequest ? number : null,
-      created_at: now,
-      updated_at: now,
-    });
+    let task = await commentTask(trx, intake, p, configColumns(config, problems), now);
     if (RESTARTING_COMMANDS.has(name)) task = await updateTask(trx, task.id, configColumns(config, problems));
     const command: CommandJobPayload = {
       name,
@@ -231,6 +233,99 @@ async function comment(intake: Intake, p: PayloadOf<"comment">): Promise<IntakeO
     });
   });
   log.info({ command: name, known: parsed.kind === "command" }, "command accepted");
+  return "enqueued";
+}
+
+/**
+ * The task a comment is about: the one whose pull request it is on, or the issue's (or the
+ * pull request's own, for a pull request the app did not open); created in state `new` when
+ * there is none.
+ */
+async function commentTask(trx: Db, intake: Intake, p: PayloadOf<"comment">, config: ReturnType<typeof configColumns>, now: number): Promise<Task> {
+  const { owner, repo, number } = p.subject;
+  const task = (p.isPullRequest ? await findTaskByPullRequest(trx, owner, repo, number) : undefined) ?? (await findTaskByIssue(trx, owner, repo, number));
+  return (
+    task ??
+    createTask(trx, {
+      installation_id: intake.job.installation_id,
+      owner,
+      repo,
+      issue_number: number,
+      run: 1,
+      stage: "new",
+      triggered_by: p.sender.login,
+      triggered_by_id: p.sender.id,
+      clone_url: p.subject.cloneUrl,
+      default_branch: p.subject.defaultBranch,
+      ...config,
+      pr_number: p.isPullRequest ? number : null,
+      created_at: now,
+      updated_at: now,
+    })
+  );
+}
+
+/**
+ * An @-mention of the app in plain words from a writer (`domain/mentions.ts`), with the same
+ * permission check, 👀 reaction, fresh repository config and lanes as a command. Where it was
+ * written decides what it starts:
+ *
+ * - on an issue: `/plan <text>` — a new run planned with the text as the maintainer's notes, or
+ *   (the issue's run still going) the same answer `/plan` gets: stop it first;
+ * - on the app's own pull request: `/code <text>` — a revision following the text;
+ * - on any other pull request: the `answer` stage — the Reviewer answers the text about that
+ *   pull request in a comment, on the issue's lane (one job per issue); a text that asks for a
+ *   review ({@link asksForReview}) is `/review` instead, a formal GitHub review.
+ *
+ * A sender without write permission gets nothing at all: no reaction, no task, no job.
+ */
+async function mention(intake: Intake, p: PayloadOf<"comment">, slug: string, text: string): Promise<IntakeOutcome> {
+  const { deps, job, github, log } = intake;
+  if (!(await senderCanWrite(github, p.sender.login))) {
+    log.info({ sender: p.sender.login }, "mention from a sender without write permission ignored");
+    return "no_permission";
+  }
+  await github.addReaction(p.commentId, "eyes");
+  const { config, problems } = await readRepoConfig(github, log);
+  const { owner, repo, number } = p.subject;
+  const now = Date.now();
+  const route = await inTransaction(deps.db, async (trx) => {
+    let task = await commentTask(trx, intake, p, configColumns(config, problems), now);
+    // The app's pull request belongs to the issue it was opened for; anyone else's has a task of its own number.
+    const ownPullRequest = p.isPullRequest && task.pr_number === number && task.issue_number !== number;
+    const route = !p.isPullRequest ? "plan" : ownPullRequest ? "code" : asksForReview(text) ? "review" : "answer";
+    task = await updateTask(trx, task.id, configColumns(config, problems));
+    if (route === "answer") {
+      await enqueueStage(trx, intake, task, "answer", { triggeredAt: p.receivedAt, actor: p.sender.login, question: text, commentId: p.commentId });
+      return route;
+    }
+    const command: CommandJobPayload = {
+      name: route,
+      args: text,
+      commentId: p.commentId,
+      subjectNumber: number,
+      isPullRequest: p.isPullRequest,
+      actor: p.sender.login,
+      actorId: p.sender.id,
+      actorIsOrgOwner: false,
+      appSlug: slug,
+      triggeredAt: p.receivedAt,
+      issue: p.isPullRequest ? null : p.issue,
+      mention: true,
+    };
+    await enqueueJob(trx, {
+      kind: "command",
+      taskId: task.id,
+      installationId: job.installation_id,
+      lockKey: commandLockKey({ owner, repo, issueNumber: task.issue_number }),
+      dedupeKey: deliveryDedupeKey(job.delivery_id ?? `job-${job.id}`, "command"),
+      deliveryId: job.delivery_id,
+      payload: command,
+      maxAttempts: deps.maxAttempts,
+    });
+    return route;
+  });
+  log.info({ route }, "mention accepted");
   return "enqueued";
 }
 
@@ -296,10 +391,16 @@ async function review(intake: Intake, p: PayloadOf<"review">): Promise<IntakeOut
   }
   await inTransaction(deps.db, async (trx) => {
     if (p.state === "approved") return enqueueStage(trx, intake, task, "merge", { actor: p.sender.login });
-    return enqueueStage(trx, intake, task, "revise", {
-      actor: p.sender.login,
-      feedback: { source: "review", reviewId: p.reviewId, requestedBy: p.sender.login },
-    });
+    // One revision per review: its `pull_request_review.submitted` and each of its
+    // `pull_request_review_comment.created` deliveries name the same review.
+    return enqueueStage(
+      trx,
+      intake,
+      task,
+      "revise",
+      { actor: p.sender.login, feedback: { source: "review", reviewId: p.reviewId, requestedBy: p.sender.login } },
+      `review-${p.reviewId}`,
+    );
   });
   return "enqueued";
 }

@@ -7,6 +7,7 @@ import { configProblemsOf, loadTask } from "../store/tasks.js";
 import type { GitHubPort } from "../ports/github.js";
 import type { PipelineDeps, StageJob, StageOutcome } from "./pipeline-deps.js";
 import { CONFIG_GUARDED_ENTRY, StageContext } from "./stage-context.js";
+import { answerStage } from "./stages/answer.js";
 import { cancelStage } from "./stages/close.js";
 import { codeStage } from "./stages/code.js";
 import { mergeStage } from "./stages/merge.js";
@@ -73,6 +74,8 @@ async function runStage(deps: PipelineDeps, job: StageJob, signal: AbortSignal, 
       return cancelStage(ctx);
     case "tracking":
       return trackingStage(ctx);
+    case "answer":
+      return answerStage(ctx);
   }
 }
 

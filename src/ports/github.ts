@@ -43,6 +43,18 @@ export interface GitHubPort {
   createReview(input: { pullNumber: number; commitId: string; event: ReviewEvent; body: string; comments?: ReviewCommentInput[] }): Promise<ReviewData>;
   /** `GET /repos/{owner}/{repo}/pulls/{pull_number}/comments` (all pages): inline review comments. */
   listReviewComments(pullNumber: number): Promise<ReviewCommentData[]>;
+  /**
+   * `POST /repos/{owner}/{repo}/pulls/{pull_number}/comments/{comment_id}/replies`: a reply in the
+   * review thread of `commentId` (GitHub puts it in that comment's thread; `commentId` should be
+   * the thread's first comment, replies to replies are not supported).
+   */
+  replyToReviewComment(pullNumber: number, commentId: number, body: string): Promise<ReviewCommentData>;
+  /**
+   * The pull request's review threads and whether each is resolved — only GraphQL has that
+   * state: `repository.pullRequest.reviewThreads { isResolved, comments { databaseId } }`
+   * (all pages of threads, the first 100 comments of each).
+   */
+  listReviewThreads(pullNumber: number): Promise<ReviewThreadState[]>;
   /** `GET /repos/{owner}/{repo}/compare/{base}...{head}`: files changed between two commits, with patches. */
   compareCommits(base: string, head: string): Promise<PullRequestFile[]>;
   /** `GET /repos/{owner}/{repo}/labels/{name}`, then `POST /repos/{owner}/{repo}/labels` when missing. */
@@ -65,6 +77,31 @@ export interface GitHubPort {
   ): Promise<CheckRunData>;
   /** `GET /repos/{owner}/{repo}/commits/{ref}/check-runs` (all pages): every check run on a commit. */
   listCheckRuns(headSha: string): Promise<CheckRunData[]>;
+  /**
+   * The check runs of one check suite, with their output: `GET /repos/{owner}/{repo}/check-suites/{check_suite_id}/check-runs?filter=latest`
+   * (all pages; `latest`: the most recent run of each name).
+   */
+  listCheckSuiteRuns(checkSuiteId: number): Promise<CheckRunDetail[]>;
+  /**
+   * A check run's annotations (file, lines, level, message): `GET /repos/{owner}/{repo}/check-runs/{check_run_id}/annotations`
+   * (all pages; GitHub keeps at most 50 per output update and a few thousand in all).
+   */
+  listCheckRunAnnotations(checkRunId: number): Promise<CheckAnnotationData[]>;
+  /**
+   * The jobs of a GitHub Actions workflow run's latest attempt, with their steps:
+   * `GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs?filter=latest` (all pages). Needs the
+   * `actions: read` permission. A job's id is also the id of its check run.
+   */
+  listWorkflowRunJobs(runId: number): Promise<WorkflowJobData[]>;
+  /**
+   * A job's plain-text log: `GET /repos/{owner}/{repo}/actions/jobs/{job_id}/logs`, which GitHub
+   * answers with `302 Found` and a short-lived URL of the log file; fetch follows it (and, per the
+   * Fetch standard, drops the `authorization` header when that URL is on another origin). Only the
+   * last `maxBytes` bytes are kept in memory while the file is read.
+   *
+   * @throws {GitHubApiError} 404 (no such job) or 410 (the log was deleted or expired)
+   */
+  downloadJobLog(jobId: number, maxBytes: number): Promise<JobLog>;
   /** `POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions` */
   addReaction(commentId: number, content: "eyes" | "+1" | "confused"): Promise<void>;
   /** `PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge` with the head sha it must still be at. */
@@ -96,6 +133,38 @@ export interface GitHubPort {
    * @throws {GitHubApiError} for an HTTP error; a plain `Error` for YAML that does not parse
    */
   readConfigFile(fileName: string): Promise<unknown>;
+  /**
+   * Every entry of a branch's tree, recursively: `GET /repos/{owner}/{repo}/git/trees/{tree_sha}?recursive=1`
+   * with the branch name as `tree_sha` (GitHub accepts a ref name there). GitHub cuts the list
+   * of a very large tree (over 100,000 entries or 7 MB) and says so in `truncated`.
+   *
+   * @throws {GitHubApiError} for an HTTP error (404 for a missing ref, 409 for an empty repository)
+   */
+  getTree(ref: string): Promise<GitTree>;
+  /**
+   * A blob's content as UTF-8 text: `GET /repos/{owner}/{repo}/git/blobs/{file_sha}` (GitHub
+   * sends it base64-encoded; blobs up to 100 MB).
+   *
+   * @throws {GitHubApiError} for an HTTP error
+   */
+  getBlob(sha: string): Promise<string>;
+}
+
+/** A branch's tree as `GET …/git/trees/{ref}?recursive=1` lists it. */
+export interface GitTree {
+  /** `true` when GitHub cut the list (a very large repository): entries are missing. */
+  truncated: boolean;
+  entries: GitTreeEntry[];
+}
+
+/** One entry of a {@link GitTree}: a file (`blob`), a folder (`tree`) or a submodule (`commit`). */
+export interface GitTreeEntry {
+  /** `/`-separated path from the repository root. */
+  path: string;
+  type: "blob" | "tree" | "commit";
+  sha: string;
+  /** Bytes of a blob; `null` for folders and submodules. */
+  size: number | null;
 }
 
 /**
@@ -172,9 +241,61 @@ export interface ReviewCommentData {
   authorType: string;
   createdAt: string;
   inReplyTo: number | null;
+  /** The diff hunk the comment was made on (GitHub's `diff_hunk`), when given. */
+  diffHunk?: string | undefined;
+  /** When the comment was last edited (ISO), when given. */
+  updatedAt?: string | undefined;
+}
+
+/** A review thread's resolved state (GraphQL `PullRequestReviewThread`), by the REST ids of its comments. */
+export interface ReviewThreadState {
+  isResolved: boolean;
+  /** `databaseId` of its comments: the REST `id` of {@link ReviewCommentData}. */
+  commentIds: number[];
 }
 
 export type CheckConclusion = "success" | "failure" | "neutral" | "cancelled" | "skipped" | "timed_out" | "action_required";
+
+/** A check run with its output, as `GET …/check-suites/{check_suite_id}/check-runs` lists it. */
+export interface CheckRunDetail extends CheckRunData {
+  /** What the check's app reported (Markdown written by that app: untrusted). */
+  output: { title: string | null; summary: string | null; text: string | null; annotationsCount: number };
+}
+
+/** One annotation of a check run (`GET …/check-runs/{check_run_id}/annotations`). */
+export interface CheckAnnotationData {
+  path: string;
+  startLine: number;
+  endLine: number;
+  /** `notice`, `warning` or `failure`. */
+  level: string;
+  title: string | null;
+  message: string;
+}
+
+/** A GitHub Actions job (`GET …/actions/runs/{run_id}/jobs`). */
+export interface WorkflowJobData {
+  /** The job's id, which is also its check run's id. */
+  id: number;
+  runId: number;
+  name: string;
+  workflowName: string | null;
+  status: string;
+  /** `success`, `failure`, `cancelled`, `skipped`, `timed_out`, … or `null` while running. */
+  conclusion: string | null;
+  htmlUrl: string | null;
+  steps: Array<{ number: number; name: string; status: string; conclusion: string | null }>;
+}
+
+/** A job log's end, as {@link GitHubPort.downloadJobLog} read it. */
+export interface JobLog {
+  /** The log (UTF-8), or its last `maxBytes` bytes. */
+  text: string;
+  /** The log's size in bytes as read. */
+  totalBytes: number;
+  /** Bytes at the start of the log that were not kept (0 when it fit). */
+  droppedBytes: number;
+}
 
 /** The text of a check run: `title` and `summary` are required by GitHub, `text` is optional (65535 characters at most each). */
 export interface CheckRunOutput {

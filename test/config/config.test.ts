@@ -99,6 +99,11 @@ describe("parseRepoConfig", () => {
       protected_paths: [".github/workflows/**"],
       require_plan_approval: false,
       auto_merge: false,
+      ci: { fix_failures: true, ignore_checks: [] },
+      instructions: {
+        enabled: true,
+        files: ["**/AGENTS.md", "CLAUDE.md", ".github/copilot-instructions.md", ".github/instructions/**/*.instructions.md"],
+      },
     });
   });
 

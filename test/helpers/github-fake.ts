@@ -1,10 +1,11 @@
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { renameSync, writeFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 
 import nock from "nock";
 
-import { git, pullRequestFiles } from "./git-fixtures.js";
+import { git, pullRequestFiles, TEST_GIT_GLOBAL_CONFIG } from "./git-fixtures.js";
 
 /** One request the app sent to GitHub's REST API. */
 export interface RecordedRequest {
@@ -67,6 +68,8 @@ interface FakeReviewComment {
   user: { login: string; type: string };
   created_at: string;
   in_reply_to_id: number | null;
+  /** GitHub's `diff_hunk`: the patch of the file up to the commented line. */
+  diff_hunk?: string;
 }
 
 interface FakeCheckRun {
@@ -79,7 +82,38 @@ interface FakeCheckRun {
   output: { title?: string; summary?: string; text?: string } | null;
   /** Every PATCH body, in order. */
   updates: any[];
+  /** The app that made it (another app's CI); this app's when absent. */
+  app_slug?: string;
+  /** The check suite it belongs to (another app's CI). */
+  check_suite_id?: number;
+  annotations?: FakeAnnotation[];
 }
+
+/** An annotation of a check run (`GET …/check-runs/{id}/annotations`). */
+interface FakeAnnotation {
+  path: string;
+  start_line: number;
+  end_line: number;
+  annotation_level: "notice" | "warning" | "failure";
+  title?: string;
+  message: string;
+}
+
+/** A GitHub Actions job of a workflow run, with its log. */
+interface FakeWorkflowJob {
+  id: number;
+  run_id: number;
+  name: string;
+  workflow_name: string;
+  status: string;
+  conclusion: string | null;
+  steps: Array<{ number: number; name: string; status: string; conclusion: string | null }>;
+  /** The job's log; absent → the logs endpoint answers 410 Gone (expired). */
+  log?: string;
+}
+
+/** Where the fake's job logs are served from: another origin, as GitHub's log storage is. */
+export const FAKE_LOG_ORIGIN = "https://results-receiver.actions.example.test";
 
 type Reply = [number, unknown, Record<string, string>?];
 
@@ -127,20 +161,30 @@ export class FakeGitHub {
   readonly reviews: FakeReview[] = [];
   /** Inline review comments, by review. */
   readonly reviewComments: FakeReviewComment[] = [];
+  /** Root comment ids of the review threads a person resolved (GraphQL `isResolved`). */
+  readonly resolvedThreads = new Set<number>();
   /** Labels that exist in the repository, with colour and description. */
   readonly repoLabels = new Map<string, { color: string; description: string }>();
   readonly checkRuns: FakeCheckRun[] = [];
+  /** GitHub Actions jobs by workflow run id (`addWorkflowRun`). */
+  readonly workflowJobs = new Map<number, FakeWorkflowJob[]>();
+  /** Requests for job logs at {@link FAKE_LOG_ORIGIN} (after GitHub's redirect), with their headers. */
+  readonly logRequests: Array<{ path: string; headers: Record<string, string | string[] | undefined> }> = [];
   readonly reactions: Array<{ commentId: number; content: string }> = [];
   readonly merges: Array<{ pull: number; sha: string; method: string }> = [];
   /** Organisation members' roles (`GET /orgs/{org}/memberships/{username}`). */
   readonly orgRoles = new Map<string, "admin" | "member">();
   /** Installation tokens handed out. */
   readonly tokens: string[] = [];
+  /** Refs whose tree was read (`GET …/git/trees/{ref}`), in order. */
+  readonly treeReads: string[] = [];
   readonly appLogin: string;
   /** Sent as `x-ratelimit-remaining` on every answer. */
   rateLimitRemaining = 4999;
   readonly #options: FakeGitHubOptions;
   readonly #prefix: string;
+  /** Path of the GraphQL endpoint: `/api/graphql` beside `/api/v3` (Octokit's rule for GitHub Enterprise Server). */
+  readonly #graphqlPath: string;
   readonly #origin: string;
   readonly #injections: Injection[] = [];
   readonly #hung: Array<() => void> = [];
@@ -154,6 +198,7 @@ export class FakeGitHub {
     const url = new URL(options.baseUrl);
     this.#origin = url.origin;
     this.#prefix = url.pathname.replace(/\/$/, "");
+    this.#graphqlPath = `${this.#prefix.replace(/\/v3$/, "")}/graphql`;
     this.appLogin = `${options.appSlug ?? "mission-control-test"}[bot]`;
   }
 
@@ -229,8 +274,146 @@ export class FakeGitHub {
         user: { login: review.login, type: "User" },
         created_at: new Date().toISOString(),
         in_reply_to_id: null,
+        ...(pull ? { diff_hunk: this.#diffHunk(pull, c.path, c.line) } : {}),
       });
     }
+    return id;
+  }
+
+  /**
+   * Adds one inline comment by a person as GitHub's "Add single comment" does — its own review
+   * (state COMMENTED) — on `line` of `path`, or as a reply in the thread of `inReplyTo`.
+   *
+   * @returns the comment's id and its review's id
+   */
+  addReviewComment(
+    pullNumber: number,
+    comment: { login: string; body: string; path?: string; line?: number; inReplyTo?: number },
+  ): { id: number; reviewId: number; comment: FakeReviewComment } {
+    const pull = this.pulls.find((p) => p.number === pullNumber);
+    const root = comment.inReplyTo === undefined ? undefined : this.reviewComments.find((c) => c.id === comment.inReplyTo);
+    if (comment.inReplyTo !== undefined && !root) throw new Error(`no review comment ${comment.inReplyTo}`);
+    const path = root?.path ?? comment.path ?? "";
+    const line = root?.line ?? comment.line ?? null;
+    const reviewId = this.#nextId++;
+    this.reviews.push({
+      id: reviewId,
+      pull_number: pullNumber,
+      event: "COMMENT",
+      body: "",
+      commit_id: pull ? this.#sha(pull.head) : "",
+      user: { login: comment.login, type: "User" },
+    });
+    const created: FakeReviewComment = {
+      id: this.#nextId++,
+      pull_request_review_id: reviewId,
+      pull_number: pullNumber,
+      path,
+      line,
+      side: "RIGHT",
+      body: comment.body,
+      user: { login: comment.login, type: "User" },
+      created_at: new Date().toISOString(),
+      in_reply_to_id: root ? (root.in_reply_to_id ?? root.id) : null,
+      ...(root?.diff_hunk !== undefined ? { diff_hunk: root.diff_hunk } : pull && line !== null ? { diff_hunk: this.#diffHunk(pull, path, line) } : {}),
+    };
+    this.reviewComments.push(created);
+    return { id: created.id, reviewId, comment: created };
+  }
+
+  /** Marks the review thread that `commentId` starts as resolved, as a person's "Resolve conversation". */
+  resolveThread(commentId: number): void {
+    this.resolvedThreads.add(commentId);
+  }
+
+  /** The replies in the thread of root comment `rootId`, oldest first. */
+  threadReplies(rootId: number): FakeReviewComment[] {
+    return this.reviewComments.filter((c) => c.in_reply_to_id === rootId);
+  }
+
+  /** GitHub's `diff_hunk` of a comment on `line` of `path`: the file's patch up to that line (new side). */
+  #diffHunk(pull: FakePull, path: string, line: number): string {
+    const patch = pullRequestFiles(this.#options.bare, pull.base, pull.head).find((f) => f.filename === path)?.patch ?? "";
+    const rows = patch.split("\n");
+    let newLine = 0;
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i] ?? "";
+      const hunk = /^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(row);
+      if (hunk) {
+        newLine = Number(hunk[1]);
+        continue;
+      }
+      if (row.startsWith("-") || row.startsWith("\\")) continue;
+      if (newLine === line) return rows.slice(0, i + 1).join("\n");
+      newLine++;
+    }
+    return patch;
+  }
+
+  /**
+   * Adds a GitHub Actions workflow run's jobs (each job also becomes a check run of the
+   * `github-actions` app on `headSha`, with the job's id, as on GitHub).
+   */
+  addWorkflowRun(run: {
+    id: number;
+    checkSuiteId: number;
+    workflowName: string;
+    headSha: string;
+    jobs: Array<{ id: number; name: string; conclusion: string; steps?: Array<{ name: string; conclusion: string }>; log?: string }>;
+  }): void {
+    const jobs = run.jobs.map((j): FakeWorkflowJob => ({
+      id: j.id,
+      run_id: run.id,
+      name: j.name,
+      workflow_name: run.workflowName,
+      status: "completed",
+      conclusion: j.conclusion,
+      steps: (j.steps ?? []).map((step, i) => ({ number: i + 1, name: step.name, status: "completed", conclusion: step.conclusion })),
+      ...(j.log === undefined ? {} : { log: j.log }),
+    }));
+    this.workflowJobs.set(run.id, jobs);
+    for (const j of run.jobs) {
+      this.checkRuns.push({
+        id: j.id,
+        name: j.name,
+        head_sha: run.headSha,
+        external_id: null,
+        status: "completed",
+        conclusion: j.conclusion,
+        output: { title: j.conclusion === "success" ? "" : `${j.name} failed`, summary: "" },
+        updates: [],
+        app_slug: "github-actions",
+        check_suite_id: run.checkSuiteId,
+        annotations: [],
+      });
+    }
+  }
+
+  /** Adds a completed check run of another app (its own CI), with output and annotations. */
+  addForeignCheckRun(run: {
+    id?: number;
+    name: string;
+    appSlug: string;
+    checkSuiteId: number;
+    headSha: string;
+    conclusion: string;
+    output?: { title?: string; summary?: string; text?: string };
+    annotations?: FakeAnnotation[];
+  }): number {
+    const id = run.id ?? this.#nextId++;
+    this.checkRuns.push({
+      id,
+      name: run.name,
+      head_sha: run.headSha,
+      external_id: null,
+      status: "completed",
+      conclusion: run.conclusion,
+      output: run.output ?? null,
+      updates: [],
+      app_slug: run.appSlug,
+      check_suite_id: run.checkSuiteId,
+      annotations: run.annotations ?? [],
+    });
     return id;
   }
 
@@ -278,6 +461,7 @@ export class FakeGitHub {
       pulls: this.pulls,
       reviews: this.reviews,
       reviewComments: this.reviewComments,
+      resolvedThreads: [...this.resolvedThreads],
       repoLabels: [...this.repoLabels],
       checkRuns: this.checkRuns,
       reactions: this.reactions,
@@ -302,6 +486,8 @@ export class FakeGitHub {
     replace(this.pulls, state.pulls);
     replace(this.reviews, state.reviews);
     replace(this.reviewComments, state.reviewComments);
+    this.resolvedThreads.clear();
+    for (const id of state.resolvedThreads ?? []) this.resolvedThreads.add(id);
     replace(this.checkRuns, state.checkRuns);
     replace(this.reactions, state.reactions);
     replace(this.merges, state.merges);
@@ -327,7 +513,7 @@ export class FakeGitHub {
     // nock passes the request as `this` to a reply function; the fake is reached through `handle`.
     const handle = this.#handle.bind(this);
     for (const method of ["GET", "POST", "PATCH", "PUT", "DELETE"]) {
-      const interceptor = scope.intercept((uri) => uri.startsWith(`${this.#prefix}/`), method);
+      const interceptor = scope.intercept((uri) => uri.startsWith(`${this.#prefix}/`) || uri === this.#graphqlPath, method);
       this.#interceptors.push(interceptor);
       interceptor.reply(function (uri, body, callback) {
         void handle(method, uri, body, this.req.headers).then(
@@ -338,6 +524,19 @@ export class FakeGitHub {
         );
       });
     }
+    // Job logs: GitHub redirects `GET …/actions/jobs/{id}/logs` to a short-lived URL on another origin.
+    const logs = nock(FAKE_LOG_ORIGIN)
+      .persist()
+      .intercept((uri) => uri.startsWith("/job-logs/"), "GET");
+    this.#interceptors.push(logs);
+    const { logRequests, workflowJobs } = this;
+    logs.reply(function (uri) {
+      logRequests.push({ path: uri, headers: this.req.headers });
+      const id = Number(/^\/job-logs\/(\d+)/.exec(uri)?.[1]);
+      const job = [...workflowJobs.values()].flat().find((j) => j.id === id);
+      if (job?.log === undefined) return [404, "Not Found", { "content-type": "text/plain" }];
+      return [200, job.log, { "content-type": "text/plain; charset=utf-8" }];
+    });
     this.#scope = scope;
     return this;
   }
@@ -434,7 +633,8 @@ export class FakeGitHub {
 
   async #handle(method: string, uri: string, rawBody: unknown, headers: Record<string, string | string[] | undefined>): Promise<Reply | undefined> {
     const url = new URL(uri, this.#origin);
-    const path = decodeURIComponent(url.pathname.slice(this.#prefix.length));
+    // GraphQL is served beside the REST base (`/api/graphql` for `/api/v3`, as Octokit derives it).
+    const path = url.pathname === this.#graphqlPath ? "/graphql" : decodeURIComponent(url.pathname.slice(this.#prefix.length));
     const body = typeof rawBody === "string" && rawBody.length > 0 ? safeJson(rawBody) : rawBody;
     this.requests.push({ method, path, query: url.searchParams, body, headers });
 
@@ -481,6 +681,7 @@ export class FakeGitHub {
       const role = this.orgRoles.get(match[2] ?? "");
       return role ? this.#json(200, { state: "active", role, user: { login: match[2] } }) : this.#json(404, { message: "Not Found" });
     }
+    if (method === "POST" && path === "/graphql") return this.#graphql(body);
     if (!path.startsWith(`${repoPath}/`)) return this.#json(404, { message: `Not Found: ${method} ${path}` });
     const rest = path.slice(repoPath.length);
     const r = (pattern: string) => new RegExp(`^${pattern}$`).exec(rest);
@@ -489,6 +690,18 @@ export class FakeGitHub {
       const role = this.#options.permissions?.[match[1] ?? ""] ?? "read";
       const permission = role === "maintain" ? "write" : role === "triage" ? "read" : role;
       return this.#json(200, { permission, role_name: role, user: { login: match[1] } });
+    }
+    // The git database API, from the real bare repository: a branch's tree (recursive) and blobs.
+    if (method === "GET" && (match = r("/git/trees/(.+)"))) {
+      this.treeReads.push(match[1] ?? "");
+      const tree = gitTree(this.#options.bare, match[1] ?? "");
+      return tree ? this.#json(200, { sha: tree.sha, url: "", truncated: false, tree: tree.entries }) : this.#json(404, { message: "Not Found" });
+    }
+    if (method === "GET" && (match = r("/git/blobs/([0-9a-f]{40})"))) {
+      const content = gitBlob(this.#options.bare, match[1] ?? "");
+      return content
+        ? this.#json(200, { sha: match[1], size: content.length, encoding: "base64", content: content.toString("base64") })
+        : this.#json(404, { message: "Not Found" });
     }
     if ((match = r("/issues/(\\d+)"))) {
       const issue = this.issues.get(Number(match[1]));
@@ -625,6 +838,28 @@ export class FakeGitHub {
         return this.#json(200, this.#reviewJson(review));
       }
     }
+    if (method === "POST" && (match = r("/pulls/(\\d+)/comments/(\\d+)/replies"))) {
+      const n = Number(match[1]);
+      const target = this.reviewComments.find((c) => c.id === Number(match?.[2]) && c.pull_number === n);
+      if (!target) return this.#json(404, { message: "Not Found" });
+      // GitHub: "This must be the ID of a top-level review comment, not a reply to that comment."
+      if (target.in_reply_to_id !== null) return this.#json(422, { message: "Validation Failed", errors: ["replies to replies are not supported"] });
+      const reply: FakeReviewComment = {
+        id: this.#nextId++,
+        pull_request_review_id: this.#nextId++,
+        pull_number: n,
+        path: target.path,
+        line: target.line,
+        side: target.side,
+        body: body.body,
+        user: { login: this.appLogin, type: "Bot" },
+        created_at: new Date().toISOString(),
+        in_reply_to_id: target.id,
+        ...(target.diff_hunk !== undefined ? { diff_hunk: target.diff_hunk } : {}),
+      };
+      this.reviewComments.push(reply);
+      return this.#json(201, reply);
+    }
     if (method === "GET" && (match = r("/pulls/(\\d+)/comments"))) {
       const n = Number(match[1]);
       return this.#json(
@@ -681,6 +916,35 @@ export class FakeGitHub {
       if (body.output) run.output = body.output;
       return this.#json(200, this.#checkJson(run));
     }
+    if (method === "GET" && (match = r("/actions/runs/(\\d+)/jobs"))) {
+      const jobs = this.workflowJobs.get(Number(match[1]));
+      if (!jobs) return this.#json(404, { message: "Not Found" });
+      return this.#json(200, {
+        total_count: jobs.length,
+        jobs: jobs.map(({ log: _log, ...j }) => ({
+          ...j,
+          html_url: `https://ghe.example.test/${owner}/${repo}/actions/runs/${j.run_id}/job/${j.id}`,
+          check_run_url: `${this.#options.baseUrl}${repoPath}/check-runs/${j.id}`,
+        })),
+      });
+    }
+    if (method === "GET" && (match = r("/actions/jobs/(\\d+)/logs"))) {
+      const id = Number(match[1]);
+      const job = [...this.workflowJobs.values()].flat().find((j) => j.id === id);
+      if (!job) return this.#json(404, { message: "Not Found" });
+      if (job.log === undefined) return this.#json(410, { message: "Gone" });
+      return [302, "", { location: `${FAKE_LOG_ORIGIN}/job-logs/${id}?sig=${randomBytes(8).toString("hex")}` }];
+    }
+    if (method === "GET" && (match = r("/check-suites/(\\d+)/check-runs"))) {
+      const suite = Number(match[1]);
+      const runs = this.checkRuns.filter((c) => c.check_suite_id === suite);
+      return this.#json(200, { total_count: runs.length, check_runs: runs.map((c) => this.#checkJson(c)) });
+    }
+    if (method === "GET" && (match = r("/check-runs/(\\d+)/annotations"))) {
+      const run = this.checkRuns.find((c) => c.id === Number(match?.[1]));
+      if (!run) return this.#json(404, { message: "Not Found" });
+      return this.#json(200, run.annotations ?? []);
+    }
     if (method === "POST" && (match = r("/issues/comments/(\\d+)/reactions"))) {
       this.reactions.push({ commentId: Number(match[1]), content: body.content });
       return this.#json(201, { id: this.#nextId++, content: body.content });
@@ -696,6 +960,27 @@ export class FakeGitHub {
     return this.#json(404, { message: `Not Found: ${method} ${path}` });
   }
 
+  /**
+   * The one GraphQL query the app sends: a pull request's review threads with `isResolved` and
+   * their comments' `databaseId` (threads grouped by `in_reply_to_id`, one page). Anything else is an error.
+   */
+  #graphql(body: any): Reply {
+    const query = String(body?.query ?? "");
+    const variables = body?.variables ?? {};
+    if (!/reviewThreads/.test(query) || variables.owner !== this.#options.owner || variables.repo !== this.#options.repo) {
+      return this.#json(200, { data: null, errors: [{ message: `unsupported query for the fake: ${query.slice(0, 80)}` }] });
+    }
+    const pull = this.pulls.find((p) => p.number === Number(variables.number));
+    if (!pull) return this.#json(200, { data: { repository: { pullRequest: null } } });
+    const comments = this.reviewComments.filter((c) => c.pull_number === pull.number);
+    const roots = comments.filter((c) => c.in_reply_to_id === null);
+    const nodes = roots.map((root) => ({
+      isResolved: this.resolvedThreads.has(root.id),
+      comments: { nodes: [root, ...comments.filter((c) => c.in_reply_to_id === root.id)].map((c) => ({ databaseId: c.id })) },
+    }));
+    return this.#json(200, { data: { repository: { pullRequest: { reviewThreads: { pageInfo: { hasNextPage: false, endCursor: null }, nodes } } } } });
+  }
+
   #checkJson(run: FakeCheckRun) {
     return {
       id: run.id,
@@ -704,8 +989,9 @@ export class FakeGitHub {
       external_id: run.external_id,
       status: run.status,
       conclusion: run.conclusion,
-      output: run.output,
-      app: { slug: this.#options.appSlug ?? "mission-control-test" },
+      output: run.output ? { ...run.output, annotations_count: run.annotations?.length ?? 0 } : null,
+      app: { slug: run.app_slug ?? this.#options.appSlug ?? "mission-control-test" },
+      check_suite: run.check_suite_id === undefined ? null : { id: run.check_suite_id },
       html_url: `https://ghe.example.test/${this.#options.owner}/${this.#options.repo}/runs/${run.id}`,
     };
   }
@@ -743,6 +1029,38 @@ function safeJson(text: string): unknown {
     return JSON.parse(text);
   } catch {
     return text;
+  }
+}
+
+/** `GET …/git/trees/{ref}?recursive=1` from a bare repository: every blob and tree below the ref's root, or `null` for an unknown ref. */
+function gitTree(bare: string, ref: string): { sha: string; entries: Array<{ path: string; mode: string; type: string; sha: string; size?: number }> } | null {
+  let sha: string;
+  try {
+    sha = git(["--git-dir", bare, "rev-parse", `${ref}^{tree}`]);
+  } catch {
+    return null;
+  }
+  const out = git(["--git-dir", bare, "ls-tree", "-r", "-t", "-l", "-z", "--full-tree", sha]);
+  const entries = out
+    .split("\0")
+    .filter(Boolean)
+    .map((line) => {
+      const [meta = "", path = ""] = line.split("\t");
+      const [mode = "", type = "", objectSha = "", size = "-"] = meta.split(/\s+/);
+      return { path, mode, type, sha: objectSha, ...(type === "blob" ? { size: Number(size) } : {}) };
+    });
+  return { sha, entries };
+}
+
+/** `GET …/git/blobs/{sha}` from a bare repository, or `null` when there is no such blob. */
+function gitBlob(bare: string, sha: string): Buffer | null {
+  try {
+    return execFileSync("git", ["--git-dir", bare, "cat-file", "blob", sha], {
+      env: { ...process.env, GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: TEST_GIT_GLOBAL_CONFIG },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  } catch {
+    return null;
   }
 }
 

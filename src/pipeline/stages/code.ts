@@ -13,9 +13,11 @@ import {
   revisionReply,
 } from "../../agents/coder.js";
 import type { AgentRuntime } from "../../agents/context.js";
+import { loadRepositoryGuidance } from "../../agents/load-instructions.js";
 import { APP_ACTOR } from "../../domain/jobs.js";
 import type { BotIdentity, GitHubPort } from "../../ports/github.js";
 import { writeTracking } from "../reporter.js";
+import { replyInThreads } from "../review-threads.js";
 import { prepareWorkspace, pruneWorkspaces, workspaceDir } from "../../workspace/workspaces.js";
 import type { StageContext } from "../stage-context.js";
 import type { StageOutcome } from "../pipeline-deps.js";
@@ -116,6 +118,13 @@ export async function codeStage(ctx: StageContext, given: RevisionFeedback | nul
   }
 
   const ceilings = ctx.deps.coderCeilings;
+  // The repository's guidance for the paths the Coder is to touch: the plan's files and those of the feedback it answers.
+  const guidance = await loadRepositoryGuidance(ctx.github, {
+    ref: task.default_branch,
+    settings: config.instructions,
+    agent: "coder",
+    paths: [...plan.files_to_change.map((f) => f.path), ...(feedback?.comments.map((c) => c.path) ?? []), ...(feedback?.threads?.map((t) => t.path) ?? [])],
+  });
   const sandbox = ctx.deps.sandbox(workspace.root);
   const result = await implementIssue(
     ctx.runtime("coder"),
@@ -137,6 +146,7 @@ export async function codeStage(ctx: StageContext, given: RevisionFeedback | nul
       protectedPaths: config.protected_paths,
       protectedPathsApproved: Boolean(task.approved_by),
       coAuthor: task.triggered_by && task.triggered_by !== APP_ACTOR ? { login: task.triggered_by, id: task.triggered_by_id } : null,
+      guidance,
       runCommand: async (command) => {
         const outcome = await sandbox(command, { timeoutMs: config.test.timeout_minutes * 60_000, network: false, signal: ctx.signal });
         const log = `${outcome.stdout}\n${outcome.stderr}`.trim().split("\n").slice(-80).join("\n");
@@ -148,6 +158,17 @@ export async function codeStage(ctx: StageContext, given: RevisionFeedback | nul
   ctx.log.info({ pr: result.pullRequest.number, branch, turns: result.turns, stopped: result.stopped?.limit }, "coder finished");
 
   if (feedback && result.changedFiles.length > 0) await replyToRevision(ctx.github, result.pullRequest.number, result, feedback);
+  // A reply in each review thread the revision was given, once its commit is pushed (not when a limit stopped it: the work is not done).
+  if (feedback?.threads?.length && !result.stopped) {
+    await replyInThreads(ctx.github, {
+      pullNumber: result.pullRequest.number,
+      headSha: result.headSha,
+      threads: feedback.threads,
+      answers: result.threadAnswers ?? [],
+      appLogin: (await ctx.github.getBotIdentity()).login,
+      log: ctx.log,
+    });
+  }
   if (result.stopped) {
     await ctx.move("blocked", `coder limit: ${result.stopped.limit}`, {
       blocked_reason: `${result.stopped.message} The work so far is pushed to \`${branch}\` (pull request #${result.pullRequest.number}${result.pullRequest.draft ? ", a draft" : ""}); it is not done. Comment \`/code <instructions>\` to continue.`,

@@ -1,4 +1,5 @@
 import { planIssue, renderPlanMarkdown, snapshotRepository } from "../../agents/architect.js";
+import { loadRepositoryGuidance } from "../../agents/load-instructions.js";
 import { removeWorkspace } from "../../workspace/git.js";
 import { workspaceDir } from "../../workspace/workspaces.js";
 import type { StageContext } from "../stage-context.js";
@@ -6,7 +7,8 @@ import type { StageOutcome } from "../pipeline-deps.js";
 
 /**
  * `plan`: state `planning`. Unless the task already has a stored plan: a shallow clone of the
- * default branch, a repository snapshot, the Architect's plan stored on the task. Then the plan
+ * default branch, a repository snapshot and its repository-wide guidance (AGENTS.md and the
+ * like, `loadRepositoryGuidance`), the Architect's plan stored on the task. Then the plan
  * comment is created or updated. Next: `code`, or `blocked` until `/approve` of the plan.
  */
 export async function planStage(ctx: StageContext): Promise<StageOutcome> {
@@ -19,7 +21,13 @@ export async function planStage(ctx: StageContext): Promise<StageOutcome> {
     const workspace = await ctx.deps.clone({ cloneUrl: task.clone_url, dir, token: await ctx.github.createGitToken(), branch: task.default_branch, depth: 1 });
     try {
       const snapshot = await snapshotRepository(workspace, issue, { fullName: `${task.owner}/${task.repo}`, defaultBranch: task.default_branch });
-      const plan = await planIssue(ctx.runtime("architect"), issue, snapshot, ctx.notes());
+      const guidance = await loadRepositoryGuidance(ctx.github, {
+        ref: task.default_branch,
+        settings: ctx.config.instructions,
+        agent: "architect",
+        paths: null,
+      });
+      const plan = await planIssue(ctx.runtime("architect"), issue, snapshot, ctx.notes(), guidance);
       await ctx.save({ plan: JSON.stringify(plan) });
     } finally {
       await removeWorkspace(dir);

@@ -16,6 +16,8 @@ import {
   type Verdict,
   VERDICT_CONCLUSION,
 } from "../../agents/reviewer.js";
+import type { RepositoryGuidance } from "../../agents/instructions.js";
+import { loadRepositoryGuidance } from "../../agents/load-instructions.js";
 import { GitHubApiError, isMissionControlError } from "../../domain/errors.js";
 import { maybeAutoMerge } from "./merge.js";
 import type { StageContext } from "../stage-context.js";
@@ -41,12 +43,18 @@ import type { BotIdentity, CheckRunData, GitHubPort, PullRequestData, PullReques
  *   carries the verdict and no check run is made.
  * - **Idempotent** per head sha: a review by the bot carrying `marker("review:<sha>")` is reused
  *   without calling the model; the check run is still brought to its completed state.
+ * - **Guidance**: `deps.guidance`, when given, reads the repository's instruction files that
+ *   apply to the pull request's changed files; they precede the diff in the prompt.
  *
  * @throws {AgentOutputError} when the model never calls `submit_review` (the check run, if any,
  *   is completed as a failure first)
  * @throws {GitHubApiError} when GitHub refuses a call
  */
-export async function reviewPullRequest(runtime: AgentRuntime, deps: { github: GitHubPort; bot: BotIdentity }, input: ReviewInput): Promise<ReviewResult> {
+export async function reviewPullRequest(
+  runtime: AgentRuntime,
+  deps: { github: GitHubPort; bot: BotIdentity; guidance?: (paths: string[]) => Promise<RepositoryGuidance | null> },
+  input: ReviewInput,
+): Promise<ReviewResult> {
   const { github, bot } = deps;
   const pr = await github.getPullRequest(input.pullNumber);
   const headSha = pr.headSha;
@@ -75,7 +83,7 @@ export async function reviewPullRequest(runtime: AgentRuntime, deps: { github: G
 
   const check = own ? await github.ensureCheckRun({ name: REVIEW_CHECK_NAME, headSha, externalId: `review:${headSha}`, status: "in_progress" }) : null;
   try {
-    return await review(runtime, github, pr, input, { tag, own, check });
+    return await review(runtime, github, pr, input, { tag, own, check, ...(deps.guidance ? { guidance: deps.guidance } : {}) });
   } catch (err) {
     if (check && isMissionControlError(err) && !err.retryable && err.code !== "job_aborted") {
       // A permanent failure must not leave the check spinning, nor look neutral (which passes a required check).
@@ -96,11 +104,12 @@ async function review(
   github: GitHubPort,
   pr: PullRequestData,
   input: ReviewInput,
-  ctx: { tag: string; own: boolean; check: CheckRunData | null },
+  ctx: { tag: string; own: boolean; check: CheckRunData | null; guidance?: (paths: string[]) => Promise<RepositoryGuidance | null> },
 ): Promise<ReviewResult> {
   const headSha = pr.headSha;
   const scope = await reviewScope(github, pr, input.sinceSha);
-  const draft = await draftReview(runtime, pr, input, scope, ctx.tag);
+  const guidance = ctx.guidance ? await ctx.guidance(scope.pullRequestFiles.map((f) => f.filename)) : (input.guidance ?? null);
+  const draft = await draftReview(runtime, pr, { ...input, guidance }, scope, ctx.tag);
   const { verdict } = draft;
   const event: ReviewEvent = ctx.own ? "COMMENT" : verdict === "approve" ? "APPROVE" : verdict === "request_changes" ? "REQUEST_CHANGES" : "COMMENT";
   const posted = await github.createReview({ pullNumber: pr.number, commitId: headSha, event, body: draft.body, comments: draft.inline });
@@ -179,7 +188,11 @@ export async function reviewStage(ctx: StageContext): Promise<StageOutcome> {
   if (!task.pr_number) throw new Error("the task has no pull request to review");
   const result = await reviewPullRequest(
     ctx.runtime("reviewer"),
-    { github: ctx.github, bot: await ctx.github.getBotIdentity() },
+    {
+      github: ctx.github,
+      bot: await ctx.github.getBotIdentity(),
+      guidance: (paths) => loadRepositoryGuidance(ctx.github, { ref: task.default_branch, settings: config.instructions, agent: "reviewer", paths }),
+    },
     {
       pullNumber: task.pr_number,
       plan: task.plan ? ctx.plan() : null,

@@ -1,7 +1,9 @@
 import type { RevisionFeedback } from "../../agents/coder.js";
 import type { StageJobPayload } from "../../domain/jobs.js";
 import { sanitizeUntrustedText } from "../../prompt/index.js";
+import { collectReviewThreads } from "../review-threads.js";
 import { codeStage } from "./code.js";
+import { safeName } from "../ci-feedback.js";
 import type { StageContext } from "../stage-context.js";
 import type { StageOutcome } from "../pipeline-deps.js";
 
@@ -13,10 +15,21 @@ export async function reviseStage(ctx: StageContext): Promise<StageOutcome> {
   const feedback = ctx.payload.feedback;
   if (!feedback) throw new Error("a revise job needs feedback");
   if (!ctx.task.pr_number) return codeStage(ctx, null);
+  // CI feedback is about one commit: once the pull request moved on (another revision, a push), it is stale.
+  // Checked on the first attempt only: a retry may find the head this very job pushed.
+  if (feedback.source === "ci" && feedback.headSha && ctx.job.attempts <= 1) {
+    const pr = await ctx.github.getPullRequest(ctx.task.pr_number);
+    if (pr.state !== "open" || pr.headSha !== feedback.headSha) {
+      ctx.log.info({ failedOn: feedback.headSha, head: pr.headSha, state: pr.state }, "the CI failure is about an older head: nothing to revise");
+      return {};
+    }
+  }
   if (ctx.reworkLimitReached() && feedback.source !== "command")
-    return ctx.blockForRework(`${feedback.source === "tests" ? "failing tests" : "requested changes"}.`);
+    return ctx.blockForRework(
+      `${feedback.source === "tests" ? "failing tests" : feedback.source === "ci" ? `the repository's failing checks${ciChecks(feedback.checks)}` : "requested changes"}.`,
+    );
   const revision = await feedbackFor(ctx, feedback);
-  if (revision.source === "review" && !revision.text && revision.comments.length === 0) {
+  if (revision.source === "review" && !revision.text && revision.comments.length === 0 && !revision.threads?.length) {
     ctx.log.info("the review has no body and no comments: nothing to revise");
     return {};
   }
@@ -25,13 +38,22 @@ export async function reviseStage(ctx: StageContext): Promise<StageOutcome> {
   return codeStage(ctx, revision);
 }
 
-/** The revision's feedback, sanitised: for a review, its body and inline comments as GitHub has them. */
+/**
+ * The revision's feedback, sanitised: for a review, its body and the pull request's review
+ * threads awaiting an answer (`pipeline/review-threads.ts`: whole, unresolved, writers only),
+ * plus the review's inline comments that are in no such thread (the app's own Reviewer's).
+ */
 async function feedbackFor(ctx: StageContext, payload: NonNullable<StageJobPayload["feedback"]>): Promise<RevisionFeedback> {
   let comments: RevisionFeedback["comments"] = [];
+  let threads: RevisionFeedback["threads"];
   let text = sanitizeUntrustedText(payload.text ?? "");
   if (payload.source === "review" && ctx.task.pr_number) {
+    const appLogin = (await ctx.github.getBotIdentity()).login;
+    const collected = await collectReviewThreads(ctx.github, ctx.task.pr_number, { appLogin, log: ctx.log });
+    threads = collected.threads;
     const all = await ctx.github.listReviewComments(ctx.task.pr_number);
     comments = all
+      .filter((c) => !collected.handled.has(c.id))
       .filter((c) => (payload.reviewId ? c.reviewId === payload.reviewId : true))
       .map((c) => ({ path: c.path, line: c.line, body: sanitizeUntrustedText(c.body), author: c.author }));
     if (payload.reviewId && !text) {
@@ -39,5 +61,10 @@ async function feedbackFor(ctx: StageContext, payload: NonNullable<StageJobPaylo
       text = sanitizeUntrustedText(review?.body ?? "");
     }
   }
-  return { source: payload.source, text, comments, requestedBy: payload.requestedBy };
+  return { source: payload.source, text, comments, requestedBy: payload.requestedBy, ...(threads ? { threads } : {}) };
+}
+
+/** ` (`a`, `b`)`: the failed checks' names for the rework-limit message, or nothing. */
+function ciChecks(checks: readonly string[] | undefined): string {
+  return checks && checks.length > 0 ? ` (${checks.slice(0, 5).map(safeName).join(", ")})` : "";
 }

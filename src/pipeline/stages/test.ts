@@ -16,6 +16,8 @@ import {
   type TestReport,
   TESTS_CHECK_NAME,
 } from "../../agents/tester.js";
+import { loadRepositoryGuidance } from "../../agents/load-instructions.js";
+import type { RepositoryGuidance } from "../../agents/instructions.js";
 import { isMissionControlError } from "../../domain/errors.js";
 import { APP_ACTOR } from "../../domain/jobs.js";
 import { redactSecrets } from "../../domain/redact.js";
@@ -53,6 +55,8 @@ export async function testPullRequest(
     allowSetupNetwork: boolean;
     /** Milliseconds. */
     timeoutMs: number;
+    /** Reads the repository's guidance for the changed files, for the Tester's prompt; called only when the Definition of Done is judged. */
+    guidance?: () => Promise<RepositoryGuidance | null>;
   },
 ): Promise<TestReport> {
   const { github } = deps;
@@ -114,7 +118,8 @@ export async function testPullRequest(
   let judgement: DodJudgement | null = null;
   if (input.plan && input.plan.definition_of_done.length > 0) {
     try {
-      judgement = await judgeDefinitionOfDone(runtime, input.plan, input.diffText, outcome);
+      const guidance = input.guidance ? await input.guidance() : null;
+      judgement = await judgeDefinitionOfDone(runtime, input.plan, input.diffText, outcome, guidance);
     } catch (err) {
       // A budget stop or pause during the judgement: report the test results anyway, then stop.
       const reason = isMissionControlError(err) ? err.userMessage : "the judgement failed";
@@ -184,6 +189,8 @@ export async function testStage(ctx: StageContext): Promise<StageOutcome> {
       setupCommand: config.test.setup ?? null,
       allowSetupNetwork: ctx.deps.allowSetupNetwork,
       timeoutMs: config.test.timeout_minutes * 60_000,
+      guidance: () =>
+        loadRepositoryGuidance(ctx.github, { ref: task.default_branch, settings: config.instructions, agent: "tester", paths: files.map((f) => f.filename) }),
     },
   );
   await ctx.save({ tests_conclusion: report.conclusion, head_sha: pr.headSha });

@@ -3,6 +3,7 @@ import type { ProbotOctokit } from "probot";
 
 import { GitHubApiError } from "../../../domain/errors.js";
 import { ensureComment } from "./ensure.js";
+import { ciReads } from "./ci-output.js";
 import { redactSecrets } from "../../../domain/redact.js";
 import type {
   BotIdentity,
@@ -18,6 +19,7 @@ import type {
   ReviewCommentInput,
   ReviewData,
   ReviewEvent,
+  ReviewThreadState,
 } from "../../../ports/github.js";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
@@ -132,7 +134,35 @@ const toReviewComment = (c: ReviewCommentResponse): ReviewCommentData => ({
   authorType: c.user?.type ?? "User",
   createdAt: c.created_at,
   inReplyTo: c.in_reply_to_id ?? null,
+  diffHunk: c.diff_hunk,
+  updatedAt: c.updated_at,
 });
+
+/**
+ * The review threads of a pull request with their resolved state (GraphQL only), 100 threads a
+ * page; the first 100 comments of each thread identify it by their REST ids (`databaseId`).
+ */
+const REVIEW_THREADS_QUERY = `query reviewThreads($owner: String!, $repo: String!, $number: Int!, $after: String) {
+  repository(owner: $owner, name: $repo) {
+    pullRequest(number: $number) {
+      reviewThreads(first: 100, after: $after) {
+        pageInfo { hasNextPage endCursor }
+        nodes { isResolved comments(first: 100) { nodes { databaseId } } }
+      }
+    }
+  }
+}`;
+
+interface ReviewThreadsAnswer {
+  repository: {
+    pullRequest: {
+      reviewThreads: {
+        pageInfo: { hasNextPage: boolean; endCursor: string | null };
+        nodes: Array<{ isResolved: boolean; comments: { nodes: Array<{ databaseId: number | null }> } }>;
+      };
+    } | null;
+  } | null;
+}
 
 /** GitHub's limit on each of a check run's `summary` and `text`, in characters. */
 const CHECK_TEXT_LIMIT = 65_535;
@@ -325,6 +355,30 @@ export function createOctokitOutput(options: {
         return data.map(toReviewComment);
       }),
 
+    replyToReviewComment: (pullNumber, commentId, body) =>
+      call(async () => {
+        const { data } = await octokit.rest.pulls.createReplyForReviewComment({ ...base, pull_number: pullNumber, comment_id: commentId, body });
+        return toReviewComment(data);
+      }),
+
+    listReviewThreads: (pullNumber) =>
+      call(async () => {
+        const threads: ReviewThreadState[] = [];
+        let after: string | null = null;
+        // At most 50 pages (5000 threads): a guard against a cursor that never ends.
+        for (let page = 0; page < 50; page++) {
+          const answer: ReviewThreadsAnswer = await octokit.graphql<ReviewThreadsAnswer>(REVIEW_THREADS_QUERY, { owner, repo, number: pullNumber, after });
+          const connection = answer.repository?.pullRequest?.reviewThreads;
+          if (!connection) break;
+          for (const node of connection.nodes) {
+            threads.push({ isResolved: node.isResolved, commentIds: node.comments.nodes.map((c) => c.databaseId).filter((id): id is number => id !== null) });
+          }
+          if (!connection.pageInfo.hasNextPage || !connection.pageInfo.endCursor) break;
+          after = connection.pageInfo.endCursor;
+        }
+        return threads;
+      }),
+
     compareCommits: (baseSha, headSha) =>
       call(async () => {
         const { data } = await octokit.request("GET /repos/{owner}/{repo}/compare/{basehead}", { ...base, basehead: `${baseSha}...${headSha}` });
@@ -396,6 +450,9 @@ export function createOctokitOutput(options: {
         return runs.map(toCheckRun);
       }),
 
+    // The repository's CI: check suites' runs and annotations, Actions jobs and their logs.
+    ...ciReads(octokit, base, call),
+
     addReaction: (commentId, content) =>
       call(async () => {
         await octokit.request("POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", { ...base, comment_id: commentId, content });
@@ -464,6 +521,26 @@ export function createOctokitOutput(options: {
           defaults: (configs: object[]) => configs.reduce<unknown>((merged, next) => mergeDeep(merged, next), {}),
         });
         return files.some((file) => file.config !== null) ? config : null;
+      }),
+
+    getTree: (ref) =>
+      call(async () => {
+        const { data } = await octokit.rest.git.getTree({ ...base, tree_sha: ref, recursive: "1" });
+        return {
+          truncated: Boolean(data.truncated),
+          entries: data.tree.map((e) => ({
+            path: e.path,
+            type: e.type === "tree" || e.type === "commit" ? e.type : "blob",
+            sha: e.sha,
+            size: typeof e.size === "number" ? e.size : null,
+          })),
+        };
+      }),
+
+    getBlob: (sha) =>
+      call(async () => {
+        const { data } = await octokit.rest.git.getBlob({ ...base, file_sha: sha });
+        return Buffer.from(data.content, data.encoding === "base64" ? "base64" : "utf8").toString("utf8");
       }),
 
     ensureComment(input) {

@@ -1,0 +1,269 @@
+/**
+ * The intake of a failed CI run on the app's pull request (`check_suite.completed`,
+ * `workflow_run.completed`): decides whether it starts a Coder revision, reads what failed, and
+ * enqueues one revision per head. The webhook handlers (`adapters/github/inbound/
+ * check-suite-completed.ts`, `workflow-run-completed.ts`) only filtered the payload and queued
+ * this job in the issue's stage lane, so it never runs while a stage of the issue runs.
+ */
+import type { Logger } from "pino";
+
+import { RepoConfig } from "../config/repo-config.js";
+import { CI_FAILED_CONCLUSIONS } from "../domain/ci.js";
+import { GitHubApiError } from "../domain/errors.js";
+import { APP_ACTOR, type IntakePayload, issueLockKey, type JobKind, stageDedupeKey } from "../domain/jobs.js";
+import { ENDED_STATES, isStopped, isTaskState } from "../domain/task-state.js";
+import type { GitHubPort } from "../ports/github.js";
+import { inTransaction } from "../store/db.js";
+import { enqueueJob, liveJobsOfTask } from "../store/queue.js";
+import type { Task } from "../store/schema.js";
+import { configProblemsOf, loadTask, setTrackingNote } from "../store/tasks.js";
+import {
+  buildCiFeedback,
+  CI_DETAILED_FAILURES,
+  CI_LOG_READ_BYTES,
+  type CiFailure,
+  ciTrackingNote,
+  type FailedCheckRun,
+  type FailedJob,
+  isIgnoredCheck,
+} from "./ci-feedback.js";
+import type { IntakeJob, IntakeOutcome } from "./intake.js";
+import type { PipelineDeps } from "./pipeline-deps.js";
+
+/** The `ci` intake payload. */
+export type CiIntakePayload = Extract<IntakePayload, { event: "ci" }>;
+
+/** The tracking comment's note of the last CI revision (`tasks.tracking_notes`). */
+export const CI_TRACKING_NOTE = "ci-failure";
+/** Jobs that change the pull request or move the task: while one is queued, the intake waits. */
+const WORK_KINDS: ReadonlySet<JobKind> = new Set(["plan", "code", "revise", "test", "review", "merge"]);
+/** How many times an intake waits for queued work before giving up, and the longest wait (ms). */
+export const CI_MAX_WAITS = 30;
+const CI_WAIT_MAX_MS = 60_000;
+
+/**
+ * Delay before the `waits`-th re-check of a busy task, in milliseconds: 2 s doubling up to 60 s
+ * (about 25 minutes over {@link CI_MAX_WAITS} waits).
+ */
+export function ciWaitDelayMs(waits: number): number {
+  return Math.min(CI_WAIT_MAX_MS, 2_000 * 2 ** Math.min(waits, 10));
+}
+
+/** Why a CI delivery started nothing (logged). */
+type Skip =
+  | "no_task"
+  | "config_invalid"
+  | "fix_failures_off"
+  | "own_checks"
+  | "not_a_failure"
+  | "pull_request_closed"
+  | "older_head"
+  | "task_stopped"
+  | "waited_too_long"
+  | "nothing_failed"
+  | "all_ignored"
+  | "already_handled";
+
+/**
+ * Decides and acts on a failed CI run of the app's pull request, in this order:
+ *
+ * 1. the task of the pull request, its stored repository config (`ci.fix_failures`; an invalid
+ *    config starts nothing), a state that is not ended or stopped;
+ * 2. not the app's own checks (the suite's app slug is the app's; `GET /app`), a failing conclusion;
+ * 3. the pull request still open with the failed commit as its head (`GET …/pulls/{n}`): a
+ *    failure on an older head starts nothing;
+ * 4. no queued work of the issue (a test, a review, a revision): otherwise this intake is queued
+ *    again behind it, with a growing delay, at most {@link CI_MAX_WAITS} times;
+ * 5. what failed: a workflow run's failed jobs and their logs (`GET …/actions/runs/{run_id}/jobs`,
+ *    `GET …/actions/jobs/{job_id}/logs`), or a check suite's failed runs with their output and
+ *    annotations (`GET …/check-suites/{id}/check-runs`, `GET …/check-runs/{id}/annotations`),
+ *    minus `ci.ignore_checks`; other failed checks on the commit are named
+ *    (`GET …/commits/{ref}/check-runs`);
+ * 6. one `revise` job per head (`task:<id>:run:<run>:revise:ci-<sha>`: a second failure of the
+ *    same head finds the key taken), with the tracking comment's note naming the checks.
+ *
+ * @throws {GitHubApiError} of a failed read (5xx, rate limit): the worker retries the intake
+ */
+export async function ciIntake(deps: PipelineDeps, job: IntakeJob, github: GitHubPort, log: Logger, p: CiIntakePayload): Promise<IntakeOutcome> {
+  const skip = (reason: Skip, fields: Record<string, unknown> = {}): IntakeOutcome => {
+    log.info({ reason, headSha: p.headSha, source: p.source, ...fields }, "CI failure: no revision");
+    return reason === "no_task" ? "no_task" : "ignored";
+  };
+  if (job.task_id === null) return skip("no_task");
+  const task = await loadTask(deps.db, job.task_id);
+  if (!task.pr_number || task.pr_number !== p.subject.number || !task.plan) return skip("no_task");
+  if (configProblemsOf(task).length > 0) return skip("config_invalid");
+  const config = RepoConfig.parse(JSON.parse(task.config));
+  if (!config.ci.fix_failures) return skip("fix_failures_off");
+  if (isTaskState(task.stage) && ENDED_STATES.has(task.stage)) return skip("no_task", { stage: task.stage });
+  if (isStopped(task.stage)) return skip("task_stopped", { stage: task.stage });
+  if (!CI_FAILED_CONCLUSIONS.has(p.conclusion)) return skip("not_a_failure", { conclusion: p.conclusion });
+  const slug = (await github.getBotIdentity()).login.replace(/\[bot\]$/, "");
+  if (p.appSlug === slug) return skip("own_checks");
+  const pr = await github.getPullRequest(task.pr_number);
+  if (pr.state !== "open") return skip("pull_request_closed");
+  if (pr.headSha !== p.headSha) return skip("older_head", { head: pr.headSha });
+
+  if (await busy(deps, task, job)) return wait(deps, job, task, p, log);
+
+  const ignore = config.ci.ignore_checks;
+  const collected = p.source === "workflow_run" && p.workflowRunId !== null ? await actionsFailures(github, p, ignore, log) : null;
+  const failures = collected ?? (await checkSuiteFailures(github, p, slug, ignore));
+  if (failures.failed === 0) return skip("nothing_failed");
+  if (failures.list.length === 0) return skip("all_ignored", { ignored: failures.ignored });
+  const others = await otherFailedChecks(github, p.headSha, slug, ignore, failures.coveredIds);
+  const feedback = buildCiFeedback({ headSha: p.headSha, failures: failures.list, others });
+  for (const l of feedback.logs) log.info({ check: l.name, failingStep: l.failingStep, logBytes: l.originalBytes, keptBytes: l.keptBytes }, "CI log trimmed");
+
+  return inTransaction(deps.db, async (trx): Promise<IntakeOutcome> => {
+    const current = await loadTask(trx, task.id);
+    if (current.run !== task.run || current.pr_number !== task.pr_number || isStopped(current.stage)) return skip("task_stopped", { stage: current.stage });
+    const id = await enqueueJob(trx, {
+      kind: "revise",
+      taskId: current.id,
+      installationId: current.installation_id,
+      lockKey: issueLockKey({ owner: current.owner, repo: current.repo, issueNumber: current.issue_number }),
+      dedupeKey: stageDedupeKey(current, "revise", `ci-${p.headSha}`),
+      deliveryId: job.delivery_id,
+      payload: {
+        actor: APP_ACTOR,
+        feedback: { source: "ci", text: feedback.text, requestedBy: APP_ACTOR, headSha: p.headSha, checks: feedback.checkNames },
+      },
+      maxAttempts: deps.maxAttempts,
+    });
+    if (id === null) return skip("already_handled");
+    await setTrackingNote(trx, current.id, CI_TRACKING_NOTE, ciTrackingNote(p.headSha, feedback.checkNames));
+    log.info({ headSha: p.headSha, checks: feedback.checkNames, feedbackBytes: Buffer.byteLength(feedback.text) }, "CI failure: revision enqueued");
+    return "enqueued";
+  });
+}
+
+/** `true` while work of the task is queued or running (this intake aside), or the task is mid-stage. */
+async function busy(deps: PipelineDeps, task: Task, job: IntakeJob): Promise<boolean> {
+  const live = await liveJobsOfTask(deps.db, task.id);
+  if (live.some((j) => j.id !== String(job.id) && WORK_KINDS.has(j.kind))) return true;
+  return task.stage !== "ready_for_merge";
+}
+
+/**
+ * Queues this intake again, after the issue's queued work (same lock key, a later `run_after`),
+ * so that a failure reported while the app's own tests or review run is looked at once they
+ * are done — on the head they leave.
+ */
+async function wait(deps: PipelineDeps, job: IntakeJob, task: Task, p: CiIntakePayload, log: Logger): Promise<IntakeOutcome> {
+  if (p.waits >= CI_MAX_WAITS) {
+    log.warn({ reason: "waited_too_long", headSha: p.headSha, waits: p.waits, stage: task.stage }, "CI failure: no revision");
+    return "ignored";
+  }
+  const delayMs = ciWaitDelayMs(p.waits);
+  await enqueueJob(deps.db, {
+    kind: "intake",
+    taskId: task.id,
+    installationId: job.installation_id,
+    lockKey: issueLockKey({ owner: task.owner, repo: task.repo, issueNumber: task.issue_number }),
+    dedupeKey: `ci-wait:${job.delivery_id ?? `job-${job.id}`}:${p.waits + 1}`,
+    deliveryId: job.delivery_id,
+    payload: { ...p, waits: p.waits + 1 },
+    maxAttempts: deps.maxAttempts,
+    runAfter: Date.now() + delayMs,
+  });
+  log.info({ headSha: p.headSha, stage: task.stage, waits: p.waits + 1, delayMs }, "CI failure: the issue has work queued; looking again after it");
+  return "enqueued";
+}
+
+interface Collected {
+  list: CiFailure[];
+  /** Failed checks before `ignore_checks`. */
+  failed: number;
+  ignored: string[];
+  /** Check run ids covered by `list` (an Actions job's id is its check run's). */
+  coveredIds: Set<number>;
+}
+
+/**
+ * A workflow run's failed jobs, the first {@link CI_DETAILED_FAILURES} with their log's end.
+ *
+ * @returns `null` when the jobs cannot be read (no `actions: read` yet, the run gone): the
+ *   caller falls back to the check suite's runs and annotations
+ */
+async function actionsFailures(github: GitHubPort, p: CiIntakePayload, ignore: readonly string[], log: Logger): Promise<Collected | null> {
+  let jobs;
+  try {
+    jobs = await github.listWorkflowRunJobs(p.workflowRunId ?? 0);
+  } catch (err) {
+    if (err instanceof GitHubApiError && !err.retryable && [403, 404, 410].includes(err.status)) {
+      log.warn(
+        { status: err.status, runId: p.workflowRunId },
+        "the workflow run's jobs cannot be read (is `actions: read` granted?): using the check suite's output",
+      );
+      return null;
+    }
+    throw err;
+  }
+  const failed = jobs.filter((j) => j.conclusion !== null && CI_FAILED_CONCLUSIONS.has(j.conclusion));
+  const list: CiFailure[] = [];
+  const ignored: string[] = [];
+  for (const j of failed) {
+    const workflow = j.workflowName ?? p.name;
+    const name = `${workflow} / ${j.name}`;
+    if (isIgnoredCheck(j.name, ignore) || isIgnoredCheck(workflow, ignore) || isIgnoredCheck(name, ignore)) {
+      ignored.push(name);
+      continue;
+    }
+    const failedSteps = j.steps.filter((s) => s.conclusion !== null && CI_FAILED_CONCLUSIONS.has(s.conclusion)).map((s) => s.name);
+    let jobLog: FailedJob["log"] = { unavailable: "not read (only the first failures are shown in detail)" };
+    if (list.length < CI_DETAILED_FAILURES) {
+      try {
+        const read = await github.downloadJobLog(j.id, CI_LOG_READ_BYTES);
+        jobLog = { text: read.text, droppedBytes: read.droppedBytes };
+      } catch (err) {
+        if (!(err instanceof GitHubApiError) || err.retryable) throw err;
+        jobLog = { unavailable: `GitHub answered ${err.status}${err.status === 410 ? " (the log expired or was deleted)" : ""}` };
+      }
+    }
+    list.push({ kind: "actions_job", name, conclusion: j.conclusion ?? "failure", url: j.htmlUrl, failedSteps, log: jobLog });
+  }
+  return { list, failed: failed.length, ignored, coveredIds: new Set(failed.map((j) => j.id)) };
+}
+
+/** A check suite's failed runs (not the app's own), the first {@link CI_DETAILED_FAILURES} with their annotations. */
+async function checkSuiteFailures(github: GitHubPort, p: CiIntakePayload, slug: string, ignore: readonly string[]): Promise<Collected> {
+  const runs = await github.listCheckSuiteRuns(p.checkSuiteId);
+  const failed = runs.filter((r) => r.appSlug !== slug && r.conclusion !== null && CI_FAILED_CONCLUSIONS.has(r.conclusion));
+  const list: CiFailure[] = [];
+  const ignored: string[] = [];
+  for (const r of failed) {
+    const app = r.appSlug ?? p.name;
+    if (isIgnoredCheck(r.name, ignore) || isIgnoredCheck(`${p.name} / ${r.name}`, ignore)) {
+      ignored.push(r.name);
+      continue;
+    }
+    let annotations: FailedCheckRun["annotations"] = [];
+    if (list.length < CI_DETAILED_FAILURES && r.output.annotationsCount > 0) {
+      try {
+        annotations = await github.listCheckRunAnnotations(r.id);
+      } catch (err) {
+        if (!(err instanceof GitHubApiError) || err.retryable) throw err;
+      }
+    }
+    list.push({
+      kind: "check_run",
+      name: r.name,
+      app,
+      conclusion: r.conclusion ?? "failure",
+      url: r.htmlUrl || null,
+      output: { title: r.output.title, summary: r.output.summary, text: r.output.text },
+      annotations,
+    });
+  }
+  return { list, failed: failed.length, ignored, coveredIds: new Set(failed.map((r) => r.id)) };
+}
+
+/** Names of the other failed check runs on the commit: not the app's, not ignored, not already covered. */
+async function otherFailedChecks(github: GitHubPort, headSha: string, slug: string, ignore: readonly string[], covered: Set<number>): Promise<string[]> {
+  const runs = await github.listCheckRuns(headSha);
+  return runs
+    .filter((r) => !covered.has(r.id) && r.appSlug !== slug && r.conclusion !== null && CI_FAILED_CONCLUSIONS.has(r.conclusion))
+    .map((r) => r.name)
+    .filter((name) => !isIgnoredCheck(name, ignore));
+}

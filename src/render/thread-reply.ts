@@ -1,0 +1,44 @@
+import { marker } from "../domain/markers.js";
+import { redactSecrets } from "../domain/redact.js";
+
+/** Characters of the Coder's message kept in a reply. */
+const MESSAGE_CHARS = 2_000;
+
+/**
+ * The hidden marker of the app's reply in review thread `threadId` after the revision that
+ * pushed `headSha`: one reply per thread and head, so a retried job never replies twice.
+ */
+export function threadReplyMarker(threadId: number, headSha: string): string {
+  return marker(`thread-reply:${threadId}:${headSha}`);
+}
+
+/**
+ * Makes model-written text safe to post: no one is pinged (`@name` and `@org/team` become
+ * `@&#8203;name`, which GitHub shows as `@name` without a mention), no hidden HTML comment
+ * (so it cannot carry or fake a marker), secrets redacted, at most {@link MESSAGE_CHARS}
+ * characters.
+ */
+export function quietMarkdown(text: string): string {
+  const clipped = text.length > MESSAGE_CHARS ? `${text.slice(0, MESSAGE_CHARS)}…` : text;
+  return redactSecrets(clipped)
+    .replace(/<!--/g, "&lt;!--")
+    .replace(/@(?=[A-Za-z0-9])/g, "@&#8203;")
+    .trim();
+}
+
+/**
+ * The app's reply in one review thread after a revision (GitHub Markdown, marker included):
+ * what changed and the short commit sha, or why nothing changed, in the Coder's words; or,
+ * when the Coder gave no answer for the thread, that it was not addressed.
+ *
+ * @param answer - the Coder's `reply_to_thread` answer, or `undefined` when it gave none
+ */
+export function renderThreadReply(threadId: number, headSha: string, answer: { changed: boolean; message: string } | undefined): string {
+  const sha = headSha.slice(0, 7);
+  const text = !answer
+    ? `⚠️ **Not addressed.** The revision pushed in ${sha} did not answer this thread; see the revision's summary on the pull request.`
+    : answer.changed
+      ? `✅ **Changed in ${sha}.** ${quietMarkdown(answer.message)}`
+      : `💬 **Not changed** (revision ${sha}). ${quietMarkdown(answer.message)}`;
+  return `${threadReplyMarker(threadId, headSha)}\n${text}\n\n<sub>Mission Control's Coder</sub>`;
+}
