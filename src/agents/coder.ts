@@ -178,7 +178,8 @@ export type CoderWork = Omit<CoderResult, "pullRequest">;
  * A limit (turns, output tokens, wall clock) stops the loop: the work so far is committed and
  * pushed, and `stopped` says why — the caller must not present the result as done.
  *
- * @throws {AgentOutputError} when the model changed no file
+ * @throws {AgentOutputError} when the model changed no file (unless it answered every review
+ *   thread it was given, each without a change: then nothing is committed or pushed)
  */
 export async function implementChanges(runtime: AgentRuntime, deps: { workspace: CoderWorkspace; bot: BotIdentity }, input: CoderInput): Promise<CoderWork> {
   const { workspace, bot } = deps;
@@ -297,7 +298,9 @@ export async function implementChanges(runtime: AgentRuntime, deps: { workspace:
     summary = `${summary}\n\nNested git repositories were left out of the commits (Mission Control never commits or pushes a repository inside the repository): ${refused.map((f) => `\`${f}\``).join(", ")}`;
   }
   const changedFiles = await workspace.filesChangedSince(startSha);
-  if (changedFiles.length === 0 && !stopped) throw new AgentOutputError("coder", "the model finished without changing any file");
+  // A revision that only answers review threads may change nothing: every thread answered, none of them "changed".
+  const answeredWithoutChange = threads.length > 0 && threadAnswers.size === threads.length && [...threadAnswers.values()].every((a) => !a.changed);
+  if (changedFiles.length === 0 && !stopped && !answeredWithoutChange) throw new AgentOutputError("coder", "the model finished without changing any file");
   if ((await workspace.headSha()) !== startSha) await workspace.push(input.branch, input.defaultBranch);
   const headSha = await workspace.headSha();
 

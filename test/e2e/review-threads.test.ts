@@ -244,6 +244,39 @@ describe("review threads are answered where they were asked", () => {
     expect(replies[0]!.body).toContain(`**Not addressed.** The revision pushed in ${headOf(bare).slice(0, 7)}`);
   }, 90_000);
 
+  it("a thread the Coder answers without a change gets its reply; nothing is committed and the run goes on", async () => {
+    const { app, world, pr } = await bootToReadyForMerge();
+    const { github, anthropic, bare } = world;
+    const headBefore = headOf(bare);
+    const question = github.addReviewComment(pr.number, { login: "maintainer", path: "src/greet.js", line: 2, body: "Why a comma here?" });
+    anthropic.script(
+      "coder",
+      {
+        content: [toolUse("reply_to_thread", { thread_id: question.id, changed: false, message: "The comma follows the style guide's greeting format." })],
+        usage: USAGE.coder[1]!,
+      },
+      { content: [text("- Answered the question; no change needed.")], usage: USAGE.coder[2]! },
+    );
+    anthropic.script("tester", tester);
+    anthropic.script("reviewer", reviewer);
+
+    const payload = reviewCommentPayload({
+      cloneUrl: bare,
+      pullNumber: pr.number,
+      comment: { id: question.id, pull_request_review_id: question.reviewId, path: "src/greet.js", line: 2, body: "Why a comma here?", in_reply_to_id: null },
+      sender: "maintainer",
+    });
+    expect((await deliver(app.url, { event: "pull_request_review_comment", payload, secret: SECRET })).status).toBeLessThan(300);
+    await waitForStage(app, "ready_for_merge");
+
+    expect(headOf(bare)).toBe(headBefore);
+    const replies = github.threadReplies(question.id);
+    expect(replies).toHaveLength(1);
+    expect(replies[0]!.body).toContain(`**Not changed** (revision ${headBefore.slice(0, 7)})`);
+    expect(replies[0]!.body).toContain("style guide");
+    expect((await theTask(app)).stage).toBe("ready_for_merge");
+  }, 90_000);
+
   it("a reader's inline comment alone starts nothing", async () => {
     const { app, world, pr } = await bootToReadyForMerge();
     const { github, anthropic, bare } = world;
