@@ -57,7 +57,7 @@ import {
 
 const REPLICA_COUNTS = [1, 3];
 const WARM_UP = 100;
-const DELIVERIES = 1000;
+const DELIVERIES = 800;
 const IN_FLIGHT = 50;
 /** Distinct issues the deliveries are spread over: intake jobs of one issue share a lock key (its command lane). */
 const ISSUES = 250;

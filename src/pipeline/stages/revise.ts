@@ -24,10 +24,13 @@ export async function reviseStage(ctx: StageContext): Promise<StageOutcome> {
       return {};
     }
   }
-  if (ctx.reworkLimitReached() && feedback.source !== "command")
+  if (ctx.reworkLimitReached() && feedback.source !== "command") {
+    // A resting task (ready_for_merge) cannot stop directly: the request is recorded first (changes_requested → blocked).
+    if (ctx.task.stage === "ready_for_merge") await ctx.move("changes_requested", `revision requested (${feedback.source})`);
     return ctx.blockForRework(
       `${feedback.source === "tests" ? "failing tests" : feedback.source === "ci" ? `the repository's failing checks${ciChecks(feedback.checks)}` : "requested changes"}.`,
     );
+  }
   const revision = await feedbackFor(ctx, feedback);
   if (revision.source === "review" && !revision.text && revision.comments.length === 0 && !revision.threads?.length) {
     ctx.log.info("the review has no body and no comments: nothing to revise");

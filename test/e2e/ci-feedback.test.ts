@@ -1,0 +1,453 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+
+import { describe, expect, it, vi } from "vitest";
+
+import { type FakeAnthropic, text, toolUse } from "../helpers/anthropic-fake.js";
+import type { RunningApp } from "../helpers/app-harness.js";
+import type { FakeGitHub } from "../helpers/github-fake.js";
+import { deliver, examplePayload } from "../helpers/webhooks.js";
+import { useE2E, waitForState } from "./harness.js";
+import { BRANCH, feedbackElement, firstUserText, headOf, theTask } from "./revision-helpers.js";
+import { ISSUE, labeledPayload, PLAN, scriptHappyPath, SECRET, USAGE } from "./scenario.js";
+import { CI_FEEDBACK_MAX_BYTES } from "../../src/pipeline/ci-feedback.js";
+
+const TRACKING = "<!-- mission-control:tracking -->";
+/** A real-looking GitHub Actions job log (~200 KB): `npm test` with vitest, one failing assertion. */
+const TEST_JOB_LOG = readFileSync(path.join(import.meta.dirname, "../fixtures/actions-log-npm-vitest.txt"), "utf8");
+const ESC = "\u001b";
+
+/** An ESLint job log with 400 errors: far more failing lines than the feedback's cap holds. */
+function lintJobLog(): string {
+  const at = (s: number) => `2025-03-11T14:05:${String(s % 60).padStart(2, "0")}.${String(s).padStart(7, "0")}Z`;
+  const lines = ["##[group]Run npm run lint", "npm run lint", "shell: /usr/bin/bash -e {0}", "##[endgroup]", "", "> widgets@2.7.0 lint", "> eslint .", ""];
+  for (let k = 1; k <= 400; k++) {
+    const n = String(k).padStart(3, "0");
+    lines.push(`/home/runner/work/widgets/widgets/src/generated/file-${n}.ts`);
+    lines.push(`  1:7  \u001b[31merror\u001b[39m  'unused${n}' is assigned a value but never used  \u001b[2m@typescript-eslint/no-unused-vars\u001b[22m`);
+    lines.push("");
+  }
+  lines.push(
+    "\u001b[31m\u001b[1m✖ 400 problems (400 errors, 0 warnings)\u001b[22m\u001b[39m",
+    "",
+    "##[error]Process completed with exit code 1.",
+    "Post job cleanup.",
+    "Cleaning up orphan processes",
+  );
+  return `\uFEFF${lines.map((l, i) => `${at(i)} ${l}`).join("\n")}\n`;
+}
+
+/** The repository and installation of the scenario, as GitHub's payloads carry them. */
+function repositoryOf(cloneUrl: string) {
+  const { repository, installation } = labeledPayload({ cloneUrl });
+  return { repository, installation };
+}
+
+/** A pull request as check suites and workflow runs list it (same repository). */
+function prRef(pullNumber: number, headSha: string) {
+  return {
+    url: `https://ghe.example.test/api/v3/repos/octo-org/widgets/pulls/${pullNumber}`,
+    id: 5_000_000 + pullNumber,
+    number: pullNumber,
+    head: { ref: BRANCH, sha: headSha, repo: { id: 1296269, url: "https://ghe.example.test/api/v3/repos/octo-org/widgets", name: "widgets" } },
+    base: {
+      ref: "main",
+      sha: "0000000000000000000000000000000000000000",
+      repo: { id: 1296269, url: "https://ghe.example.test/api/v3/repos/octo-org/widgets", name: "widgets" },
+    },
+  };
+}
+
+/**
+ * GitHub's `workflow_run.completed` example, adapted: our repository and installation, the run
+ * (id, check suite, workflow name, head, conclusion), the pull request, and the app's bot as the
+ * sender — CI on the app's pull request runs because the app pushed.
+ */
+function workflowRunPayload(o: {
+  cloneUrl: string;
+  github: FakeGitHub;
+  runId: number;
+  checkSuiteId: number;
+  name: string;
+  headSha: string;
+  pullNumber: number;
+  conclusion?: string;
+}) {
+  const payload = examplePayload("workflow_run", "completed", 0);
+  Object.assign(payload, repositoryOf(o.cloneUrl));
+  const run = payload.workflow_run;
+  Object.assign(run, {
+    id: o.runId,
+    name: o.name,
+    check_suite_id: o.checkSuiteId,
+    head_sha: o.headSha,
+    head_branch: BRANCH,
+    event: "pull_request",
+    status: "completed",
+    conclusion: o.conclusion ?? "failure",
+    pull_requests: [prRef(o.pullNumber, o.headSha)],
+    repository: payload.repository,
+    head_repository: payload.repository,
+  });
+  payload.workflow.name = o.name;
+  payload.sender = { ...payload.sender, login: o.github.appLogin, id: 4_100_000, type: "Bot" };
+  return payload;
+}
+
+/** GitHub's `check_suite.completed` example, adapted: our repository, the suite's app, head, conclusion and pull request. */
+function checkSuitePayload(o: {
+  cloneUrl: string;
+  github: FakeGitHub;
+  suiteId: number;
+  appSlug: string;
+  appName: string;
+  headSha: string;
+  pullNumber: number;
+  conclusion?: string;
+}) {
+  const payload = examplePayload("check_suite", "completed", 0);
+  Object.assign(payload, repositoryOf(o.cloneUrl));
+  const suite = payload.check_suite;
+  Object.assign(suite, {
+    id: o.suiteId,
+    head_sha: o.headSha,
+    head_branch: BRANCH,
+    after: o.headSha,
+    status: "completed",
+    conclusion: o.conclusion ?? "failure",
+    pull_requests: [prRef(o.pullNumber, o.headSha)],
+  });
+  suite.app = { ...suite.app, slug: o.appSlug, name: o.appName };
+  payload.sender = { ...payload.sender, login: o.github.appLogin, id: 4_100_000, type: "Bot" };
+  return payload;
+}
+
+/** The Coder's, Tester's and Reviewer's scripts of one revision. */
+function scriptRevision(world: { anthropic: FakeAnthropic }) {
+  world.anthropic.script(
+    "coder",
+    {
+      content: [toolUse("edit_file", { path: "src/greet.js", old_text: '  return "Hello, " + name + "!";\n', new_text: "  return `Hello, ${name}!`;\n" })],
+      usage: USAGE.coder[1]!,
+    },
+    { content: [text("- Used a template literal in greet().")], usage: USAGE.coder[2]! },
+  );
+  world.anthropic.script("tester", {
+    content: [toolUse("submit_judgement", { items: [{ item: PLAN.definition_of_done[0], status: "met", evidence: "From the test output." }] })],
+    usage: USAGE.tester,
+  });
+  world.anthropic.script("reviewer", { content: [toolUse("submit_review", { event: "approve", body: "Fine.", comments: [] })], usage: USAGE.reviewer });
+}
+
+async function reviseJobs(app: RunningApp) {
+  return app.db.selectFrom("jobs").select(["id", "payload"]).where("kind", "=", "revise").execute();
+}
+
+/** The intake log lines that explain why a CI delivery started nothing. */
+function ciSkips(app: RunningApp): string[] {
+  return app.logs.filter((l) => l.msg === "CI failure: no revision").map((l) => String(l.reason));
+}
+
+const boot = useE2E();
+
+/** Runs the issue to `ready_for_merge`: one pull request, the app's own checks green. */
+async function readyPullRequest(options: Parameters<typeof boot>[0] = {}) {
+  const { app, world } = await boot(options);
+  scriptHappyPath(world.anthropic);
+  const labelled = await deliver(app.url, { event: "issues", payload: labeledPayload({ cloneUrl: world.bare }), secret: SECRET });
+  expect(labelled.status).toBeLessThan(300);
+  await waitForState(app, "ready_for_merge");
+  expect(world.github.pulls).toHaveLength(1);
+  return { app, world, pr: world.github.pulls[0]!, head: headOf(world.bare) };
+}
+
+describe("the repository's CI feeds the Coder", () => {
+  it("a failing Actions run on the app's PR leads to one revision whose Coder request has the failing log lines and nothing past the cap", async () => {
+    const { app, world, pr, head } = await readyPullRequest();
+    const { github, anthropic, bare } = world;
+    const coderCallsBefore = anthropic.requestsOf("coder").length;
+    github.addWorkflowRun({
+      id: 9001,
+      checkSuiteId: 7001,
+      workflowName: "CI",
+      headSha: head,
+      jobs: [
+        { id: 501, name: "build", conclusion: "success", steps: [{ name: "Run npm run build", conclusion: "success" }], log: "never read" },
+        {
+          id: 502,
+          name: "test (20.x)",
+          conclusion: "failure",
+          steps: [
+            { name: "Set up job", conclusion: "success" },
+            { name: "Run npm ci", conclusion: "success" },
+            { name: "Run npm test -- --reporter=verbose", conclusion: "failure" },
+          ],
+          log: TEST_JOB_LOG,
+        },
+        { id: 503, name: "lint", conclusion: "failure", steps: [{ name: "Run npm run lint", conclusion: "failure" }], log: lintJobLog() },
+      ],
+    });
+    scriptRevision(world);
+
+    const payload = workflowRunPayload({ cloneUrl: bare, github, runId: 9001, checkSuiteId: 7001, name: "CI", headSha: head, pullNumber: pr.number });
+    const delivery = await deliver(app.url, { event: "workflow_run", payload, secret: SECRET });
+    expect(delivery.status).toBeLessThan(300);
+    await waitForState(app, "ready_for_merge");
+
+    // One revision: one revise job, two more Coder calls, a new head tested and reviewed.
+    expect(await reviseJobs(app)).toHaveLength(1);
+    const task = await theTask(app);
+    expect(task.rework_cycles).toBe(1);
+    expect(headOf(bare)).not.toBe(head);
+    const coder = anthropic.requestsOf("coder");
+    expect(coder).toHaveLength(coderCallsBefore + 2);
+
+    // The Coder's request: <feedback source="ci"> with the failing lines of both failed jobs.
+    const feedback = feedbackElement(firstUserText(coder[coderCallsBefore]));
+    expect(feedback).toBeDefined();
+    const fb = feedback ?? "";
+    expect(fb).toContain('<feedback source="ci" requested_by="mission-control">');
+    expect(fb).toContain(`The repository's own CI failed on ${head.slice(0, 12)}`);
+    expect(fb).toContain("Failed: `CI / test (20.x)` (failure), `CI / lint` (failure).");
+    expect(fb).toContain("Failed step: `Run npm test -- --reporter=verbose`.");
+    for (const line of [
+      " FAIL  test/greet.test.ts > greet > says hello with a comma and an exclamation mark",
+      "AssertionError: expected 'Hello Ada' to be 'Hello, Ada!' // Object.is equality",
+      "- Hello, Ada!",
+      "+ Hello Ada",
+      '      6|     expect(greet("Ada")).toBe("Hello, Ada!");',
+      "##[error]Process completed with exit code 1.",
+      "  1:7  error  'unused001' is assigned a value but never used  @typescript-eslint/no-unused-vars",
+      "✖ 400 problems (400 errors, 0 warnings)",
+    ]) {
+      expect(fb.split("\n")).toContain(line);
+    }
+    // Nothing past the cap: the whole feedback fits in it, the lint errors that did not fit are
+    // cut (and marked), and nothing of the steps that passed, of the post-job steps or of the job that passed.
+    const inner = fb.replace(/^<feedback[^>]*>\n/, "").replace(/\n<\/feedback>$/, "");
+    expect(Buffer.byteLength(inner.trim(), "utf8")).toBeLessThanOrEqual(CI_FEEDBACK_MAX_BYTES);
+    expect(fb).not.toContain("'unused300'");
+    expect(fb).toMatch(/the first \d+ of its \d+ error lines; the rest did not fit/);
+    expect(fb).not.toContain("npm warn deprecated");
+    expect(fb).not.toContain("vite v6.2.1");
+    expect(fb).not.toContain("Cleaning up orphan processes");
+    expect(fb).not.toContain("never read");
+    expect(fb).not.toContain(ESC);
+    expect(fb).not.toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/m);
+    // The token a test printed never reaches the model.
+    expect(fb).toContain("with token [REDACTED]");
+    expect(JSON.stringify(coder.map((r) => r.body))).not.toContain("ghp_16C7e42F292c6912E7710c838347Ae178B4a");
+
+    // GitHub was asked for the run's jobs and the failed jobs' logs only; the log host got no token.
+    expect(github.requestsTo("GET", /\/actions\/runs\/9001\/jobs$/)).toHaveLength(1);
+    expect(github.requestsTo("GET", /\/actions\/jobs\/\d+\/logs$/).map((r) => r.path.split("/")[6])).toEqual(["502", "503"]);
+    expect(github.logRequests.map((r) => r.path.split("?")[0])).toEqual(["/job-logs/502", "/job-logs/503"]);
+    for (const r of github.logRequests) expect(r.headers.authorization).toBeUndefined();
+
+    // The tracking comment names the failing checks and the commit; the reply names the cause.
+    const tracking = github.comments.filter((c) => c.body.startsWith(TRACKING));
+    expect(tracking).toHaveLength(1);
+    expect(tracking[0]?.body).toContain(`🔴 The repository's checks failed on \`${head.slice(0, 7)}\`: \`CI / test (20.x)\`, \`CI / lint\`.`);
+    expect(tracking[0]?.body).toContain("Rework cycles: 1");
+    const replies = github.comments.filter((c) => c.issue_number === pr.number && c.body.includes("Revision for the repository's failing checks"));
+    expect(replies).toHaveLength(1);
+    const moved = await app.db
+      .selectFrom("transitions")
+      .select(["from_state", "to_state", "actor", "reason"])
+      .where("to_state", "=", "changes_requested")
+      .execute();
+    expect(moved).toEqual([{ from_state: "ready_for_merge", to_state: "changes_requested", actor: "mission-control", reason: "revision requested (ci)" }]);
+
+    // The same failure of the old head, delivered again (a new delivery): it is an older head now.
+    const again = await deliver(app.url, { event: "workflow_run", payload, secret: SECRET });
+    expect(again.status).toBeLessThan(300);
+    await waitForState(app, "ready_for_merge");
+    expect(await reviseJobs(app)).toHaveLength(1);
+    expect(anthropic.requestsOf("coder")).toHaveLength(coderCallsBefore + 2);
+    expect(ciSkips(app)).toEqual(["older_head"]);
+    expect(anthropic.remaining()).toEqual({ architect: 0, coder: 0, tester: 0, reviewer: 0 });
+  }, 120_000);
+
+  it("a second completion for the same head starts nothing: one revision per head", async () => {
+    const { app, world, pr, head } = await readyPullRequest();
+    const { github, anthropic, bare } = world;
+    github.addWorkflowRun({
+      id: 9101,
+      checkSuiteId: 7101,
+      workflowName: "CI",
+      headSha: head,
+      jobs: [{ id: 601, name: "test", conclusion: "failure", log: TEST_JOB_LOG }],
+    });
+    github.addWorkflowRun({
+      id: 9102,
+      checkSuiteId: 7102,
+      workflowName: "Docs",
+      headSha: head,
+      jobs: [{ id: 602, name: "links", conclusion: "failure", log: lintJobLog() }],
+    });
+    scriptRevision(world);
+    const coderCallsBefore = anthropic.requestsOf("coder").length;
+
+    // Two workflows fail on the same head, reported one right after the other.
+    const first = workflowRunPayload({ cloneUrl: bare, github, runId: 9101, checkSuiteId: 7101, name: "CI", headSha: head, pullNumber: pr.number });
+    const second = workflowRunPayload({ cloneUrl: bare, github, runId: 9102, checkSuiteId: 7102, name: "Docs", headSha: head, pullNumber: pr.number });
+    expect((await deliver(app.url, { event: "workflow_run", payload: first, secret: SECRET, noWait: true })).status).toBeLessThan(300);
+    expect((await deliver(app.url, { event: "workflow_run", payload: second, secret: SECRET, noWait: true })).status).toBeLessThan(300);
+    // GitHub Actions also reports the run as a check suite: that event is left to workflow_run.
+    const actionsSuite = checkSuitePayload({
+      cloneUrl: bare,
+      github,
+      suiteId: 7101,
+      appSlug: "github-actions",
+      appName: "GitHub Actions",
+      headSha: head,
+      pullNumber: pr.number,
+    });
+    expect((await deliver(app.url, { event: "check_suite", payload: actionsSuite, secret: SECRET, noWait: true })).status).toBeLessThan(300);
+
+    await vi.waitFor(async () => expect((await reviseJobs(app)).length).toBeGreaterThan(0), { timeout: 20_000, interval: 50 });
+    await waitForState(app, "ready_for_merge");
+    // Whatever waited for the revision finds its head gone; nothing else starts.
+    await vi.waitFor(() => expect(ciSkips(app)).toEqual(["older_head"]), { timeout: 60_000, interval: 100 });
+    await waitForState(app, "ready_for_merge");
+    expect(await reviseJobs(app)).toHaveLength(1);
+    expect(anthropic.requestsOf("coder")).toHaveLength(coderCallsBefore + 2);
+    expect((await theTask(app)).rework_cycles).toBe(1);
+    const fb = feedbackElement(firstUserText(anthropic.requestsOf("coder")[coderCallsBefore])) ?? "";
+    expect(fb).toContain("Failed: `CI / test` (failure).");
+    expect(app.logs.filter((l) => l.msg === "CI completion handled" && l.outcome === "enqueued")).toHaveLength(2);
+    expect(app.logs.some((l) => l.msg === "CI failure: the issue has work queued; looking again after it")).toBe(true);
+  }, 120_000);
+
+  it("the app's own check runs never trigger it; another app's failing checks do, with their output and annotations", async () => {
+    const { app, world, pr, head } = await readyPullRequest();
+    const { github, anthropic, bare } = world;
+    const coderCallsBefore = anthropic.requestsOf("coder").length;
+    const slug = github.appLogin.replace(/\[bot\]$/, "");
+    // The app's own suite on the head, failed (its own Tests check run).
+    github.addForeignCheckRun({
+      name: "Mission Control / Tests",
+      appSlug: slug,
+      checkSuiteId: 8001,
+      headSha: head,
+      conclusion: "failure",
+      output: { title: "Tests failed", summary: "1 failed" },
+    });
+    const own = checkSuitePayload({
+      cloneUrl: bare,
+      github,
+      suiteId: 8001,
+      appSlug: slug,
+      appName: "Mission Control (test)",
+      headSha: head,
+      pullNumber: pr.number,
+    });
+    expect((await deliver(app.url, { event: "check_suite", payload: own, secret: SECRET })).status).toBeLessThan(300);
+    await waitForState(app, "ready_for_merge");
+    expect(await reviseJobs(app)).toHaveLength(0);
+    expect(github.requestsTo("GET", /\/check-suites\//)).toHaveLength(0);
+    expect(anthropic.requestsOf("coder")).toHaveLength(coderCallsBefore);
+
+    // Another app's suite fails on the same head: a revision with its output and annotations.
+    github.addForeignCheckRun({
+      name: "Type check",
+      appSlug: "octocoders-linter",
+      checkSuiteId: 8002,
+      headSha: head,
+      conclusion: "failure",
+      output: { title: "1 error", summary: "Type check found **1 error**.", text: "src/greet.js: greet() must return a template literal" },
+      annotations: [
+        {
+          path: "src/greet.js",
+          start_line: 2,
+          end_line: 2,
+          annotation_level: "failure",
+          title: "prefer-template",
+          message: "Unexpected string concatenation.",
+        },
+      ],
+    });
+    scriptRevision(world);
+    const other = checkSuitePayload({
+      cloneUrl: bare,
+      github,
+      suiteId: 8002,
+      appSlug: "octocoders-linter",
+      appName: "octocoders-linter",
+      headSha: head,
+      pullNumber: pr.number,
+    });
+    expect((await deliver(app.url, { event: "check_suite", payload: other, secret: SECRET })).status).toBeLessThan(300);
+    await waitForState(app, "ready_for_merge");
+    expect(await reviseJobs(app)).toHaveLength(1);
+    const fb = feedbackElement(firstUserText(anthropic.requestsOf("coder")[coderCallsBefore])) ?? "";
+    expect(fb).toContain("Failed: `Type check` (failure).");
+    expect(fb).toContain("Reported by the check's app (`octocoders-linter`):");
+    expect(fb).toContain("src/greet.js: greet() must return a template literal");
+    expect(fb).toContain("- src/greet.js:2 failure prefer-template: Unexpected string concatenation.");
+    // The app's own failed check on that commit is not even named.
+    expect(fb).not.toContain("Mission Control / Tests");
+    expect(github.requestsTo("GET", /\/check-runs\/\d+\/annotations$/)).toHaveLength(1);
+  }, 120_000);
+
+  it("a CI failure counts against max_rework_cycles: at the limit the task stops as blocked and a human is asked", async () => {
+    const { app, world, pr, head } = await readyPullRequest({ repoConfigYaml: "coder:\n  max_rework_cycles: 0\n" });
+    const { github, anthropic, bare } = world;
+    const coderCallsBefore = anthropic.requestsOf("coder").length;
+    github.addWorkflowRun({
+      id: 9301,
+      checkSuiteId: 7301,
+      workflowName: "CI",
+      headSha: head,
+      jobs: [{ id: 801, name: "test (20.x)", conclusion: "failure", log: TEST_JOB_LOG }],
+    });
+    const payload = workflowRunPayload({ cloneUrl: bare, github, runId: 9301, checkSuiteId: 7301, name: "CI", headSha: head, pullNumber: pr.number });
+    expect((await deliver(app.url, { event: "workflow_run", payload, secret: SECRET })).status).toBeLessThan(300);
+    await waitForState(app, "blocked");
+    expect(anthropic.requestsOf("coder")).toHaveLength(coderCallsBefore);
+    const task = await theTask(app);
+    expect(task.blocked_reason).toContain("the repository's failing checks (`CI / test (20.x)`).");
+    const asked = github.comments.filter((c) => c.issue_number === pr.number && c.body.includes("revised this pull request 0 times"));
+    expect(asked).toHaveLength(1);
+    expect(github.labelsOf(ISSUE)).toContain("mc:blocked");
+    const tracking = github.comments.find((c) => c.body.startsWith(TRACKING));
+    expect(tracking?.body).toContain("🔴 The repository's checks failed on");
+    // A stopped task waits for a person: a further failure starts nothing.
+    const again = await deliver(app.url, { event: "workflow_run", payload, secret: SECRET });
+    expect(again.status).toBeLessThan(300);
+    await waitForState(app, "blocked");
+    expect(ciSkips(app)).toEqual(["task_stopped"]);
+  }, 120_000);
+
+  it("ci.ignore_checks and ci.fix_failures: false start nothing", async () => {
+    const { app, world, pr, head } = await readyPullRequest({ repoConfigYaml: "ci:\n  ignore_checks: ['CI / lint*']\n" });
+    const { github, anthropic, bare } = world;
+    const coderCallsBefore = anthropic.requestsOf("coder").length;
+    github.addWorkflowRun({
+      id: 9201,
+      checkSuiteId: 7201,
+      workflowName: "CI",
+      headSha: head,
+      jobs: [{ id: 701, name: "lint (eslint)", conclusion: "failure", log: lintJobLog() }],
+    });
+    const payload = workflowRunPayload({ cloneUrl: bare, github, runId: 9201, checkSuiteId: 7201, name: "CI", headSha: head, pullNumber: pr.number });
+    expect((await deliver(app.url, { event: "workflow_run", payload, secret: SECRET })).status).toBeLessThan(300);
+    await waitForState(app, "ready_for_merge");
+    expect(ciSkips(app)).toEqual(["all_ignored"]);
+    expect(github.requestsTo("GET", /\/actions\/jobs\/\d+\/logs$/)).toHaveLength(0);
+
+    // The stored config is what counts (like every stage's): switch the feature off in it.
+    const task = await theTask(app);
+    await app.db
+      .updateTable("tasks")
+      .set({ config: JSON.stringify({ ...JSON.parse(task.config), ci: { fix_failures: false, ignore_checks: [] } }) })
+      .where("id", "=", task.id)
+      .execute();
+    expect((await deliver(app.url, { event: "workflow_run", payload, secret: SECRET })).status).toBeLessThan(300);
+    await waitForState(app, "ready_for_merge");
+    expect(ciSkips(app)).toEqual(["all_ignored", "fix_failures_off"]);
+    expect(await reviseJobs(app)).toHaveLength(0);
+    expect(anthropic.requestsOf("coder")).toHaveLength(coderCallsBefore);
+    expect(github.labelsOf(ISSUE)).toContain("mc:ready_for_merge");
+  }, 120_000);
+});
