@@ -79,10 +79,6 @@ describe("splitSteps", () => {
 describe("trimActionsLog", () => {
   it("keeps the failing step's error lines with context and its end, and nothing of the steps that passed", () => {
     const trimmed = trimActionsLog(FIXTURE, 11_000);
-    // The numbers the lead asked for: the fixture before and after trimming.
-    console.info(
-      `actions-log fixture: ${trimmed.originalBytes} bytes, ${trimmed.originalLines} lines → ${trimmed.keptBytes} bytes, ${trimmed.keptLines} lines`,
-    );
     expect(trimmed.failingStep).toBe("Run npm test -- --reporter=verbose");
     expect(trimmed.originalBytes).toBe(utf8Bytes(FIXTURE));
     expect(trimmed.keptBytes).toBeLessThanOrEqual(11_000);
