@@ -64,15 +64,20 @@ function cutBytes(text: string, maxBytes: number): string {
 
 /**
  * A log made ready for a prompt, line by line: the BOM and ANSI escape sequences removed,
- * carriage returns turned into line breaks, secrets redacted and prompt tags escaped
- * (`escapeCommandOutput`, over the whole log, before anything is cut, so a secret is never cut
- * in two and missed), each line's timestamp removed, and lines over 400 characters cut in
- * their middle.
+ * each line's timestamp removed, carriage returns turned into line breaks, secrets redacted and
+ * prompt tags escaped (`escapeCommandOutput`, over the whole log, before anything is cut, so a
+ * secret is never cut in two and missed; after the timestamps, so rules anchored at a line's
+ * start apply), and lines over 400 characters cut in their middle.
  */
 export function normaliseActionsLog(raw: string): string[] {
-  const text = escapeCommandOutput(raw.replace(/^\uFEFF/, ""));
-  const lines = text.split("\n").map((line) => {
-    const bare = line.replace(TIMESTAMP, "");
+  // Timestamps go first: redaction rules anchored at a line's start (`KEY=value`) must see the line as the step printed it.
+  const untimed = raw
+    .replace(/^\uFEFF/, "")
+    .split("\n")
+    .map((line) => line.replace(TIMESTAMP, ""))
+    .join("\n");
+  const text = escapeCommandOutput(untimed);
+  const lines = text.split("\n").map((bare) => {
     if (bare.length <= MAX_LINE_CHARS) return bare;
     const head = bare.slice(0, MAX_LINE_CHARS - 100);
     const tail = bare.slice(-80);
@@ -163,7 +168,8 @@ export function trimActionsLog(raw: string, maxBytes: number): TrimmedLog {
     let at = 0;
     for (const [a, b] of sorted) {
       if (a > at) out.push(`[… ${fmt(a - at)} line${a - at === 1 ? "" : "s"} cut …]`);
-      out.push(...lines.slice(Math.max(a, at), b));
+      // One line at a time: a spread of a 10⁵-line step would overflow the call stack.
+      for (let k = Math.max(a, at); k < b; k++) out.push(lines[k] ?? "");
       at = Math.max(at, b);
     }
     if (at < lines.length) out.push(`[… ${fmt(lines.length - at)} line${lines.length - at === 1 ? "" : "s"} cut …]`);
@@ -380,14 +386,35 @@ export function safeName(name: string): string {
  */
 export function isIgnoredCheck(name: string, patterns: readonly string[]): boolean {
   const subject = name.toLowerCase();
-  return patterns.some((pattern) => {
-    const source = pattern
-      .toLowerCase()
-      .split("*")
-      .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
-      .join(".*");
-    return new RegExp(`^${source}$`, "s").test(subject);
-  });
+  return patterns.some((pattern) => wildcardMatch(pattern.toLowerCase(), subject));
+}
+
+/**
+ * `*`-only wildcard matching in O(pattern × text) time whatever the pattern (a regex of many
+ * `.*` backtracks exponentially on a near miss: a writer's `ignore_checks` entry could stall the
+ * process). Not a glob: `*` also matches `/`, as in check names like `CI / lint`.
+ */
+function wildcardMatch(pattern: string, text: string): boolean {
+  let p = 0;
+  let t = 0;
+  let star = -1;
+  let resume = 0;
+  while (t < text.length) {
+    if (p < pattern.length && pattern[p] !== "*" && pattern[p] === text[t]) {
+      p++;
+      t++;
+    } else if (p < pattern.length && pattern[p] === "*") {
+      star = p++;
+      resume = t;
+    } else if (star !== -1) {
+      p = star + 1;
+      t = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (pattern[p] === "*") p++;
+  return p === pattern.length;
 }
 
 /** The tracking comment's note for a CI revision: the commit and the failed checks (at most 5 named). */

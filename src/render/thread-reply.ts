@@ -15,11 +15,11 @@ export function threadReplyMarker(threadId: number, headSha: string): string {
 /**
  * Makes model-written text safe to post: no one is pinged (`@name` and `@org/team` become
  * `@&#8203;name`, which GitHub shows as `@name` without a mention), no hidden HTML comment
- * (so it cannot carry or fake a marker), secrets redacted, at most {@link MESSAGE_CHARS}
- * characters.
+ * (so it cannot carry or fake a marker), secrets redacted, at most `maxChars` characters
+ * (default {@link MESSAGE_CHARS}).
  */
-export function quietMarkdown(text: string): string {
-  const clipped = text.length > MESSAGE_CHARS ? `${text.slice(0, MESSAGE_CHARS)}…` : text;
+export function quietMarkdown(text: string, maxChars = MESSAGE_CHARS): string {
+  const clipped = text.length > maxChars ? `${text.slice(0, maxChars)}…` : text;
   return redactSecrets(clipped)
     .replace(/<!--/g, "&lt;!--")
     .replace(/@(?=[A-Za-z0-9])/g, "@&#8203;")

@@ -287,3 +287,30 @@ describe("check names", () => {
     );
   });
 });
+
+describe("hostile and huge inputs", () => {
+  it("matches ignore patterns without backtracking: a near miss of many stars answers at once", () => {
+    expect(isIgnoredCheck(`${"a".repeat(200)}b`, ["*a*a*a*a*a*a*a*a*a*a*a*a*c"])).toBe(false);
+    expect(isIgnoredCheck(`${"a".repeat(200)}c`, ["*a*a*a*a*a*a*a*a*a*a*a*a*c"])).toBe(true);
+    expect(isIgnoredCheck("CI / Lint", ["ci / *"])).toBe(true);
+    expect(isIgnoredCheck("CI / Lint", ["*lint"])).toBe(true);
+    expect(isIgnoredCheck("CI / Lint", ["ci"])).toBe(false);
+    expect(isIgnoredCheck("a.b", ["a?b"])).toBe(false);
+  });
+
+  it("trims a failing step of 150,000 lines (no call-stack overflow)", () => {
+    const step = Array.from({ length: 150_000 }, (_, i) => `2025-03-11T14:02:07.0235198Z line ${i}`).join("\n");
+    const log = `2025-03-11T14:02:06.0000000Z ##[group]Run npm test\n${step}\n2025-03-11T14:02:08.0000000Z ##[error]Process completed with exit code 1.`;
+    const trimmed = trimActionsLog(log, 11_000);
+    expect(trimmed.keptBytes).toBeLessThanOrEqual(11_000);
+    expect(trimmed.text).toContain("Process completed with exit code 1.");
+  });
+
+  it("redacts KEY=value secrets on timestamped lines", () => {
+    const lines = normaliseActionsLog(
+      "2025-03-11T14:02:07.0235198Z DB_PASSWORD=correcthorsebatterystaple\n2025-03-11T14:02:07.0235198Z export API_TOKEN=abcdefghijklmnop",
+    ).join("\n");
+    expect(lines).not.toContain("correcthorsebatterystaple");
+    expect(lines).not.toContain("abcdefghijklmnop");
+  });
+});

@@ -5,12 +5,16 @@
  */
 import { answerQuestion } from "../../agents/answer.js";
 import { loadRepositoryGuidance } from "../../agents/load-instructions.js";
+import { quietMarkdown } from "../../render/thread-reply.js";
 import { isMissionControlError } from "../../domain/errors.js";
 import { marker } from "../../domain/markers.js";
 import { configProblemsOf } from "../../store/tasks.js";
 import type { StageOutcome } from "../pipeline-deps.js";
 import { reportConfigProblems } from "../reporter.js";
 import type { StageContext } from "../stage-context.js";
+
+/** Characters of the model's answer posted (GitHub's comment limit is 65,536). */
+const ANSWER_CHARS = 20_000;
 
 /** At most this many files the Reviewer was not shown are named under the answer. */
 const NOT_SHOWN_LISTED = 20;
@@ -96,7 +100,8 @@ export async function answerStage(ctx: StageContext): Promise<StageOutcome> {
     const more = result.notShown.length > NOT_SHOWN_LISTED ? ` and ${result.notShown.length - NOT_SHOWN_LISTED} more` : "";
     footer.push(`<sub>Not shown to the Reviewer: ${listed.join(", ")}${more}.</sub>`);
   }
-  await reply(`${result.answer}\n\n${footer.join("\n")}`);
+  // The model read a diff the PR's author wrote: its answer pings no one, carries no marker and no secret.
+  await reply(`${quietMarkdown(result.answer, ANSWER_CHARS)}\n\n${footer.join("\n")}`);
   ctx.log.info({ commentId, pull: pr.number, notShown: result.notShown.length }, "mention answered");
   return {};
 }

@@ -5,9 +5,6 @@ import { parseCommand } from "../../../domain/slash-commands.js";
 import { findTaskByPullRequest } from "../../../store/tasks.js";
 import { enqueueIntake, finish, intakeSubject, prologue, subjectOf, type InboundDeps, type TriggerOutcome } from "./prologue.js";
 
-/** A comment whose text holds a mention followed by a word somewhere: `@login word`. */
-const MENTION_LIKE = /(?:^|\n)\s*@[\w.-]+(?:\[bot\])?\s+\S/;
-
 /** Any `@login` that is not part of an e-mail address or a path: before the slug is known, it may be a mention of the app. */
 const ANY_MENTION = /(?<![\w.+\-@/`])@[a-z0-9]/i;
 
@@ -25,9 +22,7 @@ export async function handleComment(context: Context<"issue_comment.created">, d
   const body = payload.comment.body ?? "";
   const slug = deps.appSlug();
   // The slug is resolved in the background at start-up; until then a mention is handed on and the intake job checks it.
-  const command = slug
-    ? parseCommand(body, slug) !== null || parseMention(body, slug) !== null
-    : parseCommand(body, "") !== null || MENTION_LIKE.test(body) || ANY_MENTION.test(body);
+  const command = slug ? parseCommand(body, slug) !== null || parseMention(body, slug) !== null : parseCommand(body, "") !== null || ANY_MENTION.test(body);
   if (!command) return "not_a_command";
   const s = subjectOf(context, payload.issue.number);
   const early = await prologue(deps, context);

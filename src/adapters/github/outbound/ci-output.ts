@@ -121,10 +121,20 @@ export function ciReads(octokit: Octokit, base: { owner: string; repo: string },
         if (typeof data === "string") {
           const bytes = Buffer.from(data, "utf8");
           const kept = bytes.length > maxBytes ? bytes.subarray(bytes.length - maxBytes) : bytes;
-          return { text: kept.toString("utf8"), totalBytes: bytes.length, droppedBytes: bytes.length - kept.length };
+          return { text: fromWholeLine(kept.toString("utf8"), bytes.length > kept.length), totalBytes: bytes.length, droppedBytes: bytes.length - kept.length };
         }
         const tail = await readStreamTail(data as ReadableStream<Uint8Array> | null, maxBytes);
-        return { text: tail.bytes.toString("utf8"), totalBytes: tail.total, droppedBytes: tail.dropped };
+        return { text: fromWholeLine(tail.bytes.toString("utf8"), tail.dropped > 0), totalBytes: tail.total, droppedBytes: tail.dropped };
       }),
   };
+}
+
+/**
+ * A log's tail from its first whole line: a tail cut at a byte offset may start inside a line,
+ * where a secret's prefix (`ghs_`, `KEY=`) is gone and no redaction rule would match the rest.
+ */
+export function fromWholeLine(text: string, cut: boolean): string {
+  if (!cut) return text;
+  const newline = text.indexOf("\n");
+  return newline === -1 ? "" : text.slice(newline + 1);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { readStreamTail } from "../../../../src/adapters/github/outbound/ci-output.js";
+import { fromWholeLine, readStreamTail } from "../../../../src/adapters/github/outbound/ci-output.js";
 
 /** A byte stream made of `chunks`. */
 function streamOf(chunks: string[]): ReadableStream<Uint8Array> {
@@ -29,5 +29,13 @@ describe("readStreamTail (job logs are read from their end)", () => {
 
   it("treats a missing body as an empty log", async () => {
     expect(await readStreamTail(null, 10)).toEqual({ bytes: Buffer.alloc(0), total: 0, dropped: 0 });
+  });
+});
+
+describe("fromWholeLine", () => {
+  it("drops the partial first line of a cut tail, where a secret's prefix may be gone", () => {
+    expect(fromWholeLine("abcdefghijklmnopqrstuvwxyz0123456789\nnext line\n", true)).toBe("next line\n");
+    expect(fromWholeLine("a whole log\n", false)).toBe("a whole log\n");
+    expect(fromWholeLine("no newline at all", true)).toBe("");
   });
 });
