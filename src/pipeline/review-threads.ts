@@ -141,8 +141,8 @@ async function resolvedCommentIds(github: GitHubPort, pullNumber: number, log: L
  * (`POST /repos/{owner}/{repo}/pulls/{pull_number}/comments/{comment_id}/replies`, on the
  * thread's first comment): what changed and the short sha of `headSha`, or why not, in the
  * Coder's words with @-mentions neutralised; a thread the Coder did not answer gets a "not
- * addressed" reply. Idempotent: a thread that already has the app's reply for `headSha` (its
- * hidden marker, see `render/thread-reply.ts`) is skipped, so a retried job never replies twice.
+ * addressed" reply. Idempotent: a thread that already has the app's reply to its latest comment
+ * (its hidden marker, see `render/thread-reply.ts`) is skipped, so a retried job never replies twice.
  *
  * @returns how many replies were posted now
  * @throws {GitHubApiError} of a failed read or write (the worker retries; replies already posted are not repeated)
@@ -156,9 +156,10 @@ export async function replyInThreads(
   const answers = new Map(input.answers.map((a) => [a.threadId, a]));
   let posted = 0;
   for (const thread of input.threads) {
-    const tag = threadReplyMarker(thread.id, input.headSha);
+    const lastCommentId = thread.comments.at(-1)?.id ?? thread.id;
+    const tag = threadReplyMarker(thread.id, lastCommentId);
     if (mine.some((c) => c.body.includes(tag))) continue;
-    await github.replyToReviewComment(input.pullNumber, thread.id, renderThreadReply(thread.id, input.headSha, answers.get(thread.id)));
+    await github.replyToReviewComment(input.pullNumber, thread.id, renderThreadReply(thread.id, input.headSha, answers.get(thread.id), lastCommentId));
     posted++;
   }
   const unanswered = input.threads.filter((t) => !answers.has(t.id)).map((t) => t.id);

@@ -5,11 +5,13 @@ import { redactSecrets } from "../domain/redact.js";
 const MESSAGE_CHARS = 2_000;
 
 /**
- * The hidden marker of the app's reply in review thread `threadId` after the revision that
- * pushed `headSha`: one reply per thread and head, so a retried job never replies twice.
+ * The hidden marker of the app's reply in review thread `threadId` to the thread's comments up
+ * to `lastCommentId`: one reply per thread and question, so a retried job never replies twice,
+ * and a later question in the same thread gets its own reply even when the head did not move
+ * (a revision that only answered).
  */
-export function threadReplyMarker(threadId: number, headSha: string): string {
-  return marker(`thread-reply:${threadId}:${headSha}`);
+export function threadReplyMarker(threadId: number, lastCommentId: number): string {
+  return marker(`thread-reply:${threadId}:${lastCommentId}`);
 }
 
 /**
@@ -33,12 +35,17 @@ export function quietMarkdown(text: string, maxChars = MESSAGE_CHARS): string {
  *
  * @param answer - the Coder's `reply_to_thread` answer, or `undefined` when it gave none
  */
-export function renderThreadReply(threadId: number, headSha: string, answer: { changed: boolean; message: string } | undefined): string {
+export function renderThreadReply(
+  threadId: number,
+  headSha: string,
+  answer: { changed: boolean; message: string } | undefined,
+  lastCommentId = threadId,
+): string {
   const sha = headSha.slice(0, 7);
   const text = !answer
     ? `⚠️ **Not addressed.** The revision pushed in ${sha} did not answer this thread; see the revision's summary on the pull request.`
     : answer.changed
       ? `✅ **Changed in ${sha}.** ${quietMarkdown(answer.message)}`
       : `💬 **Not changed** (revision ${sha}). ${quietMarkdown(answer.message)}`;
-  return `${threadReplyMarker(threadId, headSha)}\n${text}\n\n<sub>Mission Control's Coder</sub>`;
+  return `${threadReplyMarker(threadId, lastCommentId)}\n${text}\n\n<sub>Mission Control's Coder</sub>`;
 }

@@ -34,7 +34,7 @@ function port(comments: ReviewCommentData[], threads: ReviewThreadState[] | Erro
     getRepositoryPermission: async (login: string) => ({ permission: writers.includes(login) ? "write" : "read", roleName: null }),
     replyToReviewComment: async (_pull: number, id: number, body: string) => {
       replies.push({ id, body });
-      const reply = comment(9000 + replies.length, APP, id, body);
+      const reply = comment(10_000 * replies.length, APP, id, body);
       comments.push(reply);
       return reply;
     },
@@ -76,7 +76,7 @@ describe("collectReviewThreads", () => {
 });
 
 describe("replyInThreads", () => {
-  it("replies once per thread and head, also when run again", async () => {
+  it("replies once per thread and question, also when run again", async () => {
     const comments = [comment(1, "maintainer", null), comment(2, "maintainer", null)];
     const { github, replies } = port(comments, []);
     const { threads } = await collectReviewThreads(github, 5, { appLogin: APP, log });
@@ -87,6 +87,35 @@ describe("replyInThreads", () => {
     expect(replies[0]!.body).toContain("**Changed in abcdef0.** Done.");
     expect(replies[1]!.body).toContain("**Not addressed.**");
     // Answered: neither thread awaits an answer any more.
+    expect((await collectReviewThreads(github, 5, { appLogin: APP, log })).threads).toEqual([]);
+  });
+
+  it("answers a follow-up question in the same thread although the head did not move", async () => {
+    const comments = [comment(1, "maintainer", null)];
+    const { github, replies } = port(comments, []);
+    const head = "abcdef0123";
+    const first = await collectReviewThreads(github, 5, { appLogin: APP, log });
+    await replyInThreads(github, {
+      pullNumber: 5,
+      headSha: head,
+      threads: first.threads,
+      answers: [{ threadId: 1, changed: false, message: "Kept." }],
+      appLogin: APP,
+      log,
+    });
+    comments.push(comment(15_000, "maintainer", 1, "Why, though?"));
+    const second = await collectReviewThreads(github, 5, { appLogin: APP, log });
+    expect(second.threads.map((t) => t.id)).toEqual([1]);
+    const input = {
+      pullNumber: 5,
+      headSha: head,
+      threads: second.threads,
+      answers: [{ threadId: 1, changed: false, message: "The style guide says so." }],
+      appLogin: APP,
+      log,
+    };
+    expect(await replyInThreads(github, input)).toBe(1);
+    expect(replies.map((r) => r.body)).toEqual([expect.stringContaining("Kept."), expect.stringContaining("The style guide says so.")]);
     expect((await collectReviewThreads(github, 5, { appLogin: APP, log })).threads).toEqual([]);
   });
 });

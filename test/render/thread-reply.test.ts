@@ -7,7 +7,7 @@ describe("the reply in a review thread", () => {
 
   it("says what changed with the short sha, carries its marker, and pings nobody", () => {
     const body = renderThreadReply(7, sha, { changed: true, message: "Renamed it, thanks @alice and @org/team (mail a@b.c)." });
-    expect(body.startsWith(threadReplyMarker(7, sha))).toBe(true);
+    expect(body.startsWith(threadReplyMarker(7, 7))).toBe(true);
     expect(body).toContain("**Changed in 0123456.**");
     expect(body).toContain("@&#8203;alice and @&#8203;org/team");
     expect(body).not.toMatch(/@(?!&#8203;)[A-Za-z0-9]/);
