@@ -171,7 +171,8 @@ export function stopOnSignals(app: MissionControl, store: Pick<Store, "close">, 
  * The work that recurs, whichever replica runs it:
  * - the stale-reservation sweep (every 10 minutes): reservations still held long after any
  *   Messages API call could be in flight belong to a crashed process;
- * - workspace pruning (every 30 minutes): clones beyond WORKSPACES_MAX_BYTES, oldest first.
+ * - workspace pruning (every 30 minutes, on every replica: its own disk): clones beyond
+ *   WORKSPACES_MAX_BYTES, oldest first.
  */
 export function periodicTasks(env: ServerEnv, db: Db, log: Logger): PeriodicTask[] {
   const staleAfterMs = env.ANTHROPIC_TIMEOUT_MS * (env.ANTHROPIC_MAX_RETRIES + 1) + 5 * 60_000;
@@ -187,6 +188,8 @@ export function periodicTasks(env: ServerEnv, db: Db, log: Logger): PeriodicTask
     {
       name: "prune-workspaces",
       everyMinutes: 30,
+      // Each replica has its own clone disk (WORKSPACES_DIR): every replica prunes its own.
+      perReplica: true,
       async run() {
         const removed = await pruneWorkspaces(env.WORKSPACES_DIR, env.WORKSPACES_MAX_BYTES);
         if (removed.length > 0) log.info({ removed: removed.length }, "pruned workspaces over WORKSPACES_MAX_BYTES");

@@ -8,6 +8,11 @@ export interface PeriodicTask {
   name: string;
   /** Minutes between two runs (1–59: a cron step). */
   everyMinutes: number;
+  /**
+   * Work on this replica's own resources (its clone disk): runs on every replica, on its own
+   * timer, rather than once across them.
+   */
+  perReplica?: boolean;
   run(): Promise<void>;
 }
 
@@ -85,6 +90,23 @@ export class IntervalScheduler implements Scheduler {
   }
 }
 
+/** Shared tasks on one scheduler (once across replicas), per-replica tasks on another (each replica's timer). */
+class SplitScheduler implements Scheduler {
+  readonly #shared: Scheduler;
+  readonly #local: Scheduler;
+  constructor(shared: Scheduler, local: Scheduler) {
+    this.#shared = shared;
+    this.#local = local;
+  }
+  async start(tasks: readonly PeriodicTask[]): Promise<void> {
+    await this.#shared.start(tasks.filter((t) => !t.perReplica));
+    await this.#local.start(tasks.filter((t) => t.perReplica));
+  }
+  async stop(): Promise<void> {
+    await Promise.all([this.#shared.stop(), this.#local.stop()]);
+  }
+}
+
 /**
  * Opens the store the environment asks for and migrates it: the SQLite file at `databasePath`,
  * or — with `databaseUrl` — PostgreSQL for the tables plus the pg-boss queue and scheduler in the
@@ -130,7 +152,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     backend: "postgres",
     db,
     queue,
-    scheduler: new PgBossScheduler(queue.boss, onError),
+    scheduler: new SplitScheduler(new PgBossScheduler(queue.boss, onError), new IntervalScheduler(onError)),
     async close() {
       await queue.stop();
       await db.destroy();

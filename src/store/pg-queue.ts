@@ -93,8 +93,6 @@ function stateOf(state: string): QueueJobState {
   return "queued";
 }
 
-const isLive = (state: string) => state === "created" || state === "retry" || state === "active";
-
 /**
  * The pg-boss queue behind {@link JobQueue}. Start it with {@link PgBossQueue.start} (creates or
  * migrates pg-boss's schema under its own lock, and the `jobs` queue), stop it with `stop`.
@@ -224,20 +222,38 @@ export class PgBossQueue implements JobQueue {
     return affected(result) === 1;
   }
 
-  async release(_db: Db, job: QueuedJob): Promise<boolean> {
-    // Back to `retry` at once: another replica (or the next start) resumes it. pg-boss counts
-    // the interrupted attempt; retryLimit keeps one spare for it.
-    const result = await this.boss.fail(QUEUE, attempt(job), { error: "released at shutdown" });
-    return affected(result) === 1;
+  async release(db: Db, job: QueuedJob): Promise<boolean> {
+    // Back to `retry` at once: another replica (or the next start) resumes it. A hand-back is not
+    // an attempt: with `started_on` cleared (pg-boss's own restore does the same) the next claim
+    // does not count one — a deploy during a job's last attempt must not fail it.
+    return db.transaction().execute(async (trx) => {
+      const result = await this.boss.fail(QUEUE, attempt(job), { error: "released at shutdown" }, { db: inside(trx) });
+      if (affected(result) !== 1) return false;
+      await trx.executeQuery(
+        CompiledQuery.raw(`UPDATE ${QUEUE_SCHEMA}.job SET started_on = NULL WHERE name = $1 AND id = $2::uuid AND state = 'retry'`, [QUEUE, job.id]),
+      );
+      return true;
+    });
   }
 
-  async #jobsOf(data: Record<string, unknown>, db?: DbOrTrx): Promise<Array<JobWithMetadata<JobPayload>>> {
-    return this.boss.findJobs<JobPayload>(QUEUE, { data, ...(db ? { db: inside(db) } : {}) });
+  /** The queued and running jobs whose data contains `data` (filtered in SQL: pg-boss's findJobs stops at 1000 of any state). */
+  async #liveJobsOf(
+    db: DbOrTrx,
+    data: Record<string, unknown>,
+  ): Promise<Array<{ id: string; data: JobPayload; state: string; retry_count: number; created_on: Date; started_on: Date | null }>> {
+    const result = await db.executeQuery<{ id: string; data: JobPayload; state: string; retry_count: number; created_on: Date; started_on: Date | null }>(
+      CompiledQuery.raw(
+        `SELECT id, data, state::text AS state, retry_count, created_on, started_on FROM ${QUEUE_SCHEMA}.job
+          WHERE name = $1 AND data @> $2::jsonb AND state IN ('created', 'retry', 'active') ORDER BY created_on`,
+        [QUEUE, JSON.stringify(data)],
+      ),
+    );
+    return result.rows;
   }
 
   async cancelTaskJobs(trx: DbOrTrx, taskId: number, exceptJobId?: string): Promise<number> {
-    const ids = (await this.#jobsOf({ taskId }, trx))
-      .filter((j) => isLive(j.state) && j.id !== exceptJobId && j.data.kind !== "command" && j.data.kind !== "intake")
+    const ids = (await this.#liveJobsOf(trx, { taskId }))
+      .filter((j) => j.id !== exceptJobId && j.data.kind !== "command" && j.data.kind !== "intake")
       .map((j) => j.id);
     if (ids.length === 0) return 0;
     const result = await this.boss.cancel(QUEUE, ids, { db: inside(trx) });
@@ -245,24 +261,24 @@ export class PgBossQueue implements JobQueue {
   }
 
   async liveJobsOfTask(db: DbOrTrx, taskId: number): Promise<LiveJob[]> {
-    const jobs = (await this.#jobsOf({ taskId }, db)).filter((j) => isLive(j.state));
-    return jobs
-      .sort((a, b) => new Date(a.createdOn).getTime() - new Date(b.createdOn).getTime())
-      .map((j) => ({
-        id: j.id,
-        kind: j.data.kind,
-        state: j.state === "active" ? ("running" as const) : ("queued" as const),
-        attempts: j.retryCount + (j.state === "active" ? 1 : 0),
-        updated_at: new Date(j.startedOn ?? j.createdOn).getTime(),
-      }));
+    return (await this.#liveJobsOf(db, { taskId })).map((j) => ({
+      id: j.id,
+      kind: j.data.kind,
+      state: j.state === "active" ? ("running" as const) : ("queued" as const),
+      attempts: Number(j.retry_count) + (j.state === "active" ? 1 : 0),
+      updated_at: new Date(j.started_on ?? j.created_on).getTime(),
+    }));
   }
 
   async jobExistsForDelivery(trx: DbOrTrx, deliveryId: string, kind: JobKind): Promise<boolean> {
-    return (await this.#jobsOf({ deliveryId, kind }, trx)).length > 0;
+    const result = await trx.executeQuery(
+      CompiledQuery.raw(`SELECT 1 FROM ${QUEUE_SCHEMA}.job WHERE name = $1 AND data @> $2::jsonb LIMIT 1`, [QUEUE, JSON.stringify({ deliveryId, kind })]),
+    );
+    return result.rows.length > 0;
   }
 
   async intakePending(db: DbOrTrx, deliveryId: string): Promise<boolean> {
-    return (await this.#jobsOf({ deliveryId, kind: "intake" }, db)).some((j) => isLive(j.state));
+    return (await this.#liveJobsOf(db, { deliveryId, kind: "intake" })).length > 0;
   }
 
   async depth(db: Db): Promise<{ queued: number; running: number }> {

@@ -62,6 +62,18 @@ describeQueueContract("job queue", (replicas) => {
     expect((await b.queue.claim(b.db, "b", LEASE_MS, WORK))?.id).toBe(command);
   });
 
+  it("a job handed back at shutdown resumes at once without losing an attempt, also on its last attempt", async () => {
+    const { a, b } = replicas();
+    await enqueueJob(a.db, spec(null, { lockKey: "deploy#1", maxAttempts: 2 }));
+    const first = (await a.queue.claim(a.db, "a", LEASE_MS, WORK)) as QueuedJob;
+    expect(await inTransaction(a.db, (trx) => a.queue.retry(trx, first, "a", Date.now(), "HTTP 502"))).toBe(true);
+    const last = (await a.queue.claim(a.db, "a", LEASE_MS, WORK)) as QueuedJob;
+    expect(last.attempts).toBe(2);
+    expect(await a.queue.release(a.db, last, "a")).toBe(true);
+    const resumed = await b.queue.claim(b.db, "b", LEASE_MS, WORK);
+    expect(resumed).toMatchObject({ id: last.id, attempts: 2, max_attempts: 2 });
+  });
+
   it("completes a job and enqueues the next one in one transaction: all or nothing", async () => {
     const { a } = replicas();
     await enqueueJob(a.db, spec(null, { lockKey: "t#1" }));
