@@ -1031,8 +1031,11 @@ ${MARKER_END}
 `;
 }
 
-/** Replaces this script's section of results.md, or appends it; nothing else in the file changes. */
-function writeSection(section: string): void {
+/**
+ * Replaces a bench script's section of results.md (between its `start` and `end` markers), or
+ * appends it; nothing else in the file changes.
+ */
+export function writeSection(section: string, markers: { start: string; end: string } = { start: MARKER_START, end: MARKER_END }): void {
   const file = new URL("./results.md", import.meta.url);
   let text = "";
   try {
@@ -1040,9 +1043,9 @@ function writeSection(section: string): void {
   } catch {
     text = "# Benchmark results\n";
   }
-  const start = text.indexOf(MARKER_START);
-  const end = text.indexOf(MARKER_END);
-  const next = start >= 0 && end > start ? text.slice(0, start) + section.trimEnd() + text.slice(end + MARKER_END.length) : `${text.trimEnd()}\n\n${section}`;
+  const start = text.indexOf(markers.start);
+  const end = text.indexOf(markers.end);
+  const next = start >= 0 && end > start ? text.slice(0, start) + section.trimEnd() + text.slice(end + markers.end.length) : `${text.trimEnd()}\n\n${section}`;
   writeFileSync(file, next);
 }
 

@@ -20,7 +20,7 @@
  * each database `mc_bench_<random>` is created on it and dropped at the end.
  */
 import { type ChildProcess, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -50,6 +50,7 @@ import {
   rounds,
   type Stats,
   statsOf,
+  writeSection,
 } from "./queue.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -555,21 +556,6 @@ ${MARKER_END}
 `;
 }
 
-/** Replaces this script's section of results.md, or appends it; nothing else in the file changes. */
-function writeSection(section: string): void {
-  const file = new URL("./results.md", import.meta.url);
-  let text = "";
-  try {
-    text = readFileSync(file, "utf8");
-  } catch {
-    text = "# Benchmark results\n";
-  }
-  const start = text.indexOf(MARKER_START);
-  const end = text.indexOf(MARKER_END);
-  const next = start >= 0 && end > start ? text.slice(0, start) + section.trimEnd() + text.slice(end + MARKER_END.length) : `${text.trimEnd()}\n\n${section}`;
-  writeFileSync(file, next);
-}
-
 async function main(): Promise<void> {
   const wallStart = performance.now();
   const phase = (name: string) => console.log(`[${((performance.now() - wallStart) / 1000).toFixed(1)} s] ${name}`);
@@ -587,7 +573,7 @@ async function main(): Promise<void> {
   phase("done");
   const results = runs.map(fastest);
   const section = report({ results, rounds: runs[0]?.length ?? 0, postgresVersion, wallSeconds: (performance.now() - wallStart) / 1000 });
-  writeSection(section);
+  writeSection(section, { start: MARKER_START, end: MARKER_END });
   console.log(section);
 }
 
