@@ -42,7 +42,7 @@ export function createRecordingLlm(anthropic: Anthropic, prices: PriceTable, onU
       let message: Message;
       let requestId: string | null | undefined;
       try {
-        const result = await anthropic.messages.create(request, { signal: options?.signal }).withResponse();
+        const result = await settleOnAbort(anthropic.messages.create(request, { signal: options?.signal }).withResponse(), options?.signal);
         message = result.data;
         requestId = result.request_id;
       } catch (err) {
@@ -62,6 +62,31 @@ export function createRecordingLlm(anthropic: Anthropic, prices: PriceTable, onU
       return message;
     },
   };
+}
+
+/**
+ * Settles with `call`, or rejects with the SDK's `APIUserAbortError` as soon as `signal` aborts, even when
+ * the transport has not noticed the abort yet (a stalled connection, an interceptor holding the
+ * request): an aborted job must return promptly so its lock is released. A late rejection of
+ * `call` is observed and dropped.
+ */
+function settleOnAbort<T>(call: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return call;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Anthropic.APIUserAbortError());
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    call.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 function retryAfterMs(headers: Headers | undefined): number | undefined {

@@ -214,4 +214,27 @@ describe("createRecordingLlm", () => {
     expect(scope.pendingMocks()).toHaveLength(1);
     expect(onUsage).not.toHaveBeenCalled();
   });
+
+  it("an aborted call returns at once even when the transport never settles, and records nothing", async () => {
+    let fetched = 0;
+    const stalled = new Anthropic({
+      apiKey: API_KEY,
+      baseURL: BASE_URL,
+      maxRetries: 0,
+      timeout: 60_000,
+      // A transport that ignores the abort signal and never answers (a stalled connection).
+      fetch: () => {
+        fetched++;
+        return new Promise<Response>(() => {});
+      },
+    });
+    const onUsage = vi.fn(async () => {});
+    const llm = createRecordingLlm(stalled, new PriceTable(), onUsage);
+    const abort = new AbortController();
+    const call = captureError(llm.createMessage(REQUEST, { signal: abort.signal }));
+    await vi.waitFor(() => expect(fetched).toBe(1));
+    abort.abort(new Error("job cancelled"));
+    expect(await call).toBeInstanceOf(Anthropic.APIUserAbortError);
+    expect(onUsage).not.toHaveBeenCalled();
+  });
 });
