@@ -44,6 +44,11 @@ export interface ThreadAnswer {
   changed: boolean;
   /** What changed, or why nothing did (the model's words: untrusted when written to GitHub). */
   message: string;
+  /**
+   * A lasting lesson about the repository drawn from the thread, which the reply proposes to the
+   * maintainers as a learning (repository memory, issue 14); the model's words, untrusted.
+   */
+  learning?: string;
 }
 
 /** Characters of a diff hunk shown per thread (GitHub's hunks can be long; the end holds the commented line). */
@@ -73,7 +78,7 @@ export function renderReviewThreads(threads: readonly ReviewThread[]): string {
 
 /** What the Coder is told about the threads, after `<feedback>`. */
 export function threadInstructions(threads: readonly ReviewThread[]): string {
-  return `The feedback has ${threads.length} inline review thread(s) (<review_thread>, each with its diff hunk and every comment in order; comments marked from="app" are this app's own earlier words). Address them in this revision. For every thread, call \`reply_to_thread\` once with its id, whether you changed code for it, and one or two sentences for the reviewer: what you changed, or why you did not change anything.`;
+  return `The feedback has ${threads.length} inline review thread(s) (<review_thread>, each with its diff hunk and every comment in order; comments marked from="app" are this app's own earlier words). Address them in this revision. For every thread, call \`reply_to_thread\` once with its id, whether you changed code for it, and one or two sentences for the reviewer: what you changed, or why you did not change anything. When you changed code for a person's comment that states a lasting rule about this repository (not a one-off fix), also give that rule in one sentence as \`learning\`: the reply proposes it to the maintainers, who may keep it for later tasks.`;
 }
 
 /** Input of `reply_to_thread`. */
@@ -86,6 +91,15 @@ const ReplyToThreadInput = z.object({
     .min(1)
     .max(2000)
     .describe("For the reviewer: what you changed, or why you did not change anything (plain Markdown, no @-mentions)"),
+  learning: z
+    .string()
+    .trim()
+    .min(1)
+    .max(300)
+    .optional()
+    .describe(
+      'Optional, only when you changed code for a person\'s comment that states a lasting rule about this repository (not a one-off fix): that rule in one sentence, for the maintainers to remember with a 👍 (e.g. "Use tabs for indentation in src/.")',
+    ),
 });
 
 /**
@@ -101,9 +115,9 @@ export function createReplyToThreadTool(threads: readonly ReviewThread[], answer
     description:
       "Answer one inline review thread: whether this revision changed code for it, and a short message for the reviewer (what changed, or why not). Call it once per thread; the app posts the answers in the threads after your changes are pushed.",
     input: ReplyToThreadInput,
-    run({ thread_id, changed, message }) {
+    run({ thread_id, changed, message, learning }) {
       if (!ids.has(thread_id)) return Promise.reject(new ToolInputError(`there is no review thread ${thread_id}; the threads are ${[...ids].join(", ")}`));
-      answers.set(thread_id, { threadId: thread_id, changed, message });
+      answers.set(thread_id, { threadId: thread_id, changed, message, ...(learning ? { learning } : {}) });
       const left = [...ids].filter((id) => !answers.has(id));
       return Promise.resolve(left.length === 0 ? "Recorded. Every thread has an answer." : `Recorded. Threads still without an answer: ${left.join(", ")}.`);
     },

@@ -20,6 +20,8 @@ export class Metrics {
   readonly ackSeconds: Histogram<"event">;
   readonly jobSeconds: Histogram<"kind" | "state">;
   readonly githubRateLimitRemaining: Gauge<"installation">;
+  /** Notifications outside GitHub, by channel, event and outcome (`sent`, `retry`, `failed`). */
+  readonly notifications: Counter<"channel" | "event" | "outcome">;
 
   constructor(db: Db) {
     const registers = [this.registry];
@@ -53,6 +55,13 @@ export class Metrics {
       name: "mc_github_rate_limit_remaining",
       help: "x-ratelimit-remaining of the latest GitHub REST response, per installation",
       labelNames: ["installation"],
+      registers,
+    });
+
+    this.notifications = new Counter({
+      name: "mission_control_notifications_total",
+      help: "Notifications sent outside GitHub (Slack, Telegram, e-mail, webhook), by channel, event and outcome (sent, retry, failed)",
+      labelNames: ["channel", "event", "outcome"],
       registers,
     });
 

@@ -20,6 +20,7 @@ import { type Db, isDatabaseReachable } from "../store/db.js";
 import { Metrics } from "./metrics.js";
 import { createServices, sandboxOptions } from "./services.js";
 import { describeSandbox, type SandboxReport } from "../workspace/sandbox.js";
+import { dashboardHandler } from "./dashboard/handler.js";
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
@@ -27,7 +28,7 @@ export interface AppOptions {
   db: Db;
   log: Logger;
   /** Receives the workers once the app is loaded (for shutdown, and for tests): stages and commands, and the intake lane. */
-  onWorker?: (worker: Worker, intakeWorker: Worker) => void;
+  onWorker?: (worker: Worker, intakeWorker: Worker, notifyWorker?: Worker) => void;
   /** Start the worker when the app loads (default `true`). */
   startWorker?: boolean;
   metrics?: Metrics;
@@ -44,7 +45,7 @@ export function createApp(options: AppOptions): ApplicationFunction {
     const { db, env } = options;
     const log = options.log;
     const metrics = options.metrics ?? new Metrics(db);
-    const { worker, intakeWorker } = createServices(app, { env, db, log, metrics });
+    const { worker, intakeWorker, notifyWorker } = createServices(app, { env, db, log, metrics });
     // The slug (for `@<slug> command` mentions) is resolved in the background, on the first comment
     // that needs it: a handler never waits on GitHub (until it is known, the intake job checks mentions).
     let slug: string | undefined;
@@ -133,6 +134,7 @@ export function createApp(options: AppOptions): ApplicationFunction {
     });
 
     addHandler(metrics.handler(env.METRICS_TOKEN));
+    addHandler(dashboardHandler({ db, env, log }));
 
     // Probot's manifest flow registers the webhook URL as the server's root (`${baseUrl}/`) when
     // no proxy is used: accept signed deliveries there too, through the same verifying middleware.
@@ -143,9 +145,13 @@ export function createApp(options: AppOptions): ApplicationFunction {
       return (await webhooks)(req, res);
     });
 
-    options.onWorker?.(worker, intakeWorker);
+    options.onWorker?.(worker, intakeWorker, notifyWorker);
     // The intake lane always runs: it is the second half of answering a delivery.
     intakeWorker.start();
-    if (options.startWorker ?? true) worker.start();
+    if (options.startWorker ?? true) {
+      worker.start();
+      // Notifications outside GitHub (their own lane); idle when no channel is configured.
+      notifyWorker.start();
+    }
   };
 }

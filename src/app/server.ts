@@ -10,9 +10,10 @@ import type { Db } from "../store/db.js";
 import { releaseStaleReservations } from "../store/budgets.js";
 import { IntervalScheduler, type PeriodicTask, type Scheduler, type Store } from "../store/open-store.js";
 import { pruneWorkspaces } from "../workspace/workspaces.js";
+import { enqueueDueStandups } from "../pipeline/orchestrator.js";
 import { Metrics } from "./metrics.js";
 import { checkRedis, createRedisProbe, redisAddress, type RedisProbe } from "./redis.js";
-import { sandboxOptions } from "./services.js";
+import { createNotifier, sandboxOptions } from "./services.js";
 import { describeSandbox } from "../workspace/sandbox.js";
 import { removeStaleCgroups } from "../workspace/sandbox/cgroup.js";
 
@@ -23,6 +24,8 @@ export interface MissionControl {
   worker: Worker;
   /** The worker of the intake lane (a delivery's checks that need GitHub). */
   intakeWorker: Worker;
+  /** The worker of the notification lane (`notify` jobs), when the app handed it over. */
+  notifyWorker?: Worker | undefined;
   metrics: Metrics;
   /** Port actually listened on. */
   port: number;
@@ -93,6 +96,7 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
   });
   let worker: Worker | undefined;
   let intakeWorker: Worker | undefined;
+  let notifyWorker: Worker | undefined;
   await server.load(
     createApp({
       env,
@@ -101,9 +105,10 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
       metrics,
       ...(redis ? { redis } : {}),
       startWorker: options.startWorker ?? true,
-      onWorker: (w, intake) => {
+      onWorker: (w, intake, notify) => {
         worker = w;
         intakeWorker = intake;
+        notifyWorker = notify;
       },
     }),
   );
@@ -131,13 +136,14 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
     httpServer,
     worker: w,
     intakeWorker: intake,
+    notifyWorker,
     metrics,
     port: typeof address === "object" && address ? address.port : env.PORT,
     async stop(deadlineMs = 30_000) {
       await scheduler.stop();
       redis?.close();
       await server.stop();
-      await Promise.all([w.stop(deadlineMs), intake.stop(deadlineMs)]);
+      await Promise.all([w.stop(deadlineMs), intake.stop(deadlineMs), notifyWorker?.stop(deadlineMs)]);
     },
   };
 }
@@ -193,6 +199,38 @@ export function periodicTasks(env: ServerEnv, db: Db, log: Logger): PeriodicTask
       async run() {
         const removed = await pruneWorkspaces(env.WORKSPACES_DIR, env.WORKSPACES_MAX_BYTES);
         if (removed.length > 0) log.info({ removed: removed.length }, "pruned workspaces over WORKSPACES_MAX_BYTES");
+      },
+    },
+    ...notificationTasks(env, db, log),
+    {
+      // Orchestrator mode: enqueues each repository's due stand-up (`repository_schedules`) once;
+      // shared, so on PostgreSQL it runs once across replicas (and the enqueue is deduplicated anyway).
+      name: "orchestrator-tick",
+      everyMinutes: 1,
+      async run() {
+        const enqueued = await enqueueDueStandups(db, Date.now(), { maxAttempts: env.JOB_MAX_ATTEMPTS, log });
+        if (enqueued > 0) log.info({ enqueued }, "stand-ups enqueued");
+      },
+    },
+  ];
+}
+
+/**
+ * The daily digest (with NOTIFICATIONS_FILE routing `daily_digest`): every 15 minutes, once the
+ * configured UTC hour has passed, one `daily_digest` notification per installation with activity
+ * on the previous UTC day — once across replicas and restarts (its dedupe key names the day).
+ */
+function notificationTasks(env: ServerEnv, db: Db, log: Logger): PeriodicTask[] {
+  if (!env.NOTIFICATIONS_FILE) return [];
+  const notifier = createNotifier(env, log);
+  if (!notifier.enabled) return [];
+  return [
+    {
+      name: "notification-digest",
+      everyMinutes: 15,
+      async run() {
+        const enqueued = await notifier.enqueueDigests(db);
+        if (enqueued > 0) log.info({ enqueued }, "daily digest notifications enqueued");
       },
     },
   ];

@@ -19,6 +19,9 @@ import { createAnthropic } from "../adapters/anthropic/client.js";
 import { cloneRepository, type GitSettings } from "../workspace/git.js";
 import { EgressGate } from "../workspace/egress-gate.js";
 import { runSandboxed, sandboxOwner, type SandboxOptions } from "../workspace/sandbox.js";
+import { loadNotificationsConfig } from "../config/notifications.js";
+import { createChannels } from "../adapters/notify/index.js";
+import { Notifier } from "../pipeline/notifications.js";
 
 /** What the composition root needs from outside. */
 export interface ServiceOptions {
@@ -60,14 +63,39 @@ export function sandboxOptions(env: ServerEnv): SandboxOptions {
   };
 }
 
+/** The GitHub web host notifications link to: `https://github.com`, or `${GHE_PROTOCOL}://${GHE_HOST}`. */
+export function githubWebUrl(env: Pick<ServerEnv, "GHE_HOST" | "GHE_PROTOCOL">): string {
+  return env.GHE_HOST ? `${env.GHE_PROTOCOL}://${env.GHE_HOST}` : "https://github.com";
+}
+
+/**
+ * The operator's notifications (NOTIFICATIONS_FILE): channels, routes, and the store observer
+ * that turns transitions and budget alerts into `notify` jobs.
+ *
+ * @throws {ConfigError} when the file is invalid or a secret it names is missing
+ */
+export function createNotifier(env: ServerEnv, log: Logger, metrics?: Metrics): Notifier {
+  const config = loadNotificationsConfig(env.NOTIFICATIONS_FILE);
+  return new Notifier({
+    config,
+    channels: createChannels(config.channels),
+    githubWebUrl: githubWebUrl(env),
+    log: log.child({ component: "notifications" }),
+    ...(metrics ? { onOutcome: (channel, event, outcome) => metrics.notifications.inc({ channel, event, outcome }) } : {}),
+  });
+}
+
 /**
  * The composition root: wires the pipeline's ports to their real implementations (Octokit
  * through Probot's auth, the Anthropic SDK metered by the budget ledger, simple-git,
- * bubblewrap) and builds the worker.
+ * bubblewrap) and builds the workers (stages and commands, intake, notifications).
  *
- * @throws {ConfigError} when the default model has no price
+ * @throws {ConfigError} when the default model has no price, or NOTIFICATIONS_FILE is invalid
  */
-export function createServices(app: Probot, options: ServiceOptions): { worker: Worker; intakeWorker: Worker; pipeline: PipelineDeps } {
+export function createServices(
+  app: Probot,
+  options: ServiceOptions,
+): { worker: Worker; intakeWorker: Worker; notifyWorker: Worker; pipeline: PipelineDeps; notifier: Notifier } {
   const { env, db, log } = options;
   const prices = env.prices;
   prices.priceOf(env.DEFAULT_MODEL);
@@ -79,6 +107,9 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
     timeoutMs: env.ANTHROPIC_TIMEOUT_MS,
   });
   const sandbox = sandboxOptions(env);
+  // Notifications outside GitHub: an invalid NOTIFICATIONS_FILE stops the start-up here.
+  const notifier = createNotifier(env, log, options.metrics);
+  if (notifier.enabled) notifier.attach(db);
   const git: GitSettings = { sandbox, allowedProtocols: env.GIT_ALLOWED_PROTOCOLS };
   const egress = new EgressGate({
     allow: env.SANDBOX_NETWORK_ALLOW,
@@ -134,6 +165,7 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
     coderCeilings: { maxTurns: env.CODER_MAX_TURNS, maxMinutes: env.CODER_MAX_MINUTES, maxOutputTokens: env.CODER_MAX_OUTPUT_TOKENS },
     allowSetupNetwork: env.SANDBOX_SETUP_NETWORK === "on",
     serverLimits,
+    ...(notifier.enabled ? { notifier } : {}),
   };
 
   const common = {
@@ -148,15 +180,35 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
     ...(options.metrics
       ? { onJobFinished: (job: QueuedJob, state: string, seconds: number) => options.metrics?.jobSeconds.observe({ kind: job.kind, state }, seconds) }
       : {}),
+    ...(notifier.enabled ? { onJobStuck: (job: QueuedJob) => notifier.jobStuck(db, job) } : {}),
   };
   // Stages and commands; intake has its own lane, so the first step of a delivery never waits for a Coder to finish.
-  const worker = new Worker({ ...common, log: log.child({ component: "worker" }), lane: { except: ["intake"] }, concurrency: env.WORKER_CONCURRENCY });
+  const worker = new Worker({
+    ...common,
+    log: log.child({ component: "worker" }),
+    lane: { except: ["intake", "notify"] },
+    concurrency: env.WORKER_CONCURRENCY,
+  });
+  // Notifications outside GitHub have a lane of their own (one send at a time per channel, by lock
+  // key): a slow channel never holds a stage up, and a failed notification never fails a task.
+  const notifyWorker = new Worker({
+    ...common,
+    onFailed: async (_job: QueuedJob, reason: string, _error: unknown, jobLog: Logger) => {
+      jobLog.error({ reason }, "notification dropped after its attempts");
+      await Promise.resolve();
+    },
+    log: log.child({ component: "notify" }),
+    noun: "notification",
+    lane: { only: ["notify"] },
+    concurrency: 2,
+  });
   const intakeWorker = new Worker({
     ...common,
     // The work an intake enqueued (a stage, a command) is picked up at once, not at the next poll.
     run: async (job: ClaimedJob, signal: AbortSignal, jobLog: Logger) => {
       const result = await runJob(pipeline, job, signal, jobLog);
       worker.notify();
+      notifyWorker.notify();
       return result;
     },
     log: log.child({ component: "intake" }),
@@ -164,5 +216,5 @@ export function createServices(app: Probot, options: ServiceOptions): { worker: 
     lane: { only: ["intake"] },
     concurrency: env.WORKER_CONCURRENCY,
   });
-  return { worker, intakeWorker, pipeline };
+  return { worker, intakeWorker, notifyWorker, pipeline, notifier };
 }

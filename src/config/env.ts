@@ -143,6 +143,28 @@ export const ServerEnvVariables = z.object({
   CODER_MAX_TURNS: positiveInt(60),
   CODER_MAX_MINUTES: positiveInt(60),
   CODER_MAX_OUTPUT_TOKENS: positiveInt(400_000),
+  /** The GitHub App's OAuth client id: operators sign in to `/dashboard` with GitHub (with GITHUB_CLIENT_SECRET and DASHBOARD_URL). */
+  GITHUB_CLIENT_ID: z.string().min(1).optional(),
+  /** The GitHub App's OAuth client secret (never logged, never sent to the browser). */
+  GITHUB_CLIENT_SECRET: z.string().min(1).optional(),
+  /**
+   * The GitHub web host of the OAuth flow (`/login/oauth/authorize`, `/login/oauth/access_token`).
+   * Default: `https://github.com`, or `${GHE_PROTOCOL}://${GHE_HOST}` with GHE_HOST.
+   */
+  GITHUB_OAUTH_URL: z.url().optional(),
+  /** Bearer token (32+ characters) of the dashboard's server-wide operator view; compared in constant time. */
+  DASHBOARD_TOKEN: z.string().min(32, "DASHBOARD_TOKEN must be at least 32 characters").optional(),
+  /** The dashboard's public base URL (`https://mc.example.org`): the OAuth callback is `${DASHBOARD_URL}/dashboard/oauth/callback`. */
+  DASHBOARD_URL: z.url().optional(),
+  /**
+   * `on`: session cookies are `Secure` with the `__Host-` prefix. `off` only for a dashboard
+   * served over plain http on loopback (DASHBOARD_URL `http://localhost…` or `http://127.0.0.1…`, tests).
+   */
+  DASHBOARD_COOKIE_SECURE: z.enum(["on", "off"]).default("on"),
+  /** How often the dashboard's live view asks for updates, in milliseconds. */
+  DASHBOARD_POLL_MS: z.coerce.number().int().min(250).max(600_000).default(5_000),
+  /** YAML file of the operator's notification channels and routes (`config/notifications.ts`); unset: no notifications outside GitHub. */
+  NOTIFICATIONS_FILE: z.string().min(1).optional(),
 });
 
 /**
@@ -170,6 +192,8 @@ export function parseServerEnv(source: NodeJS.ProcessEnv): ServerEnv {
     const problems = result.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
     throw new ConfigError(`Invalid server environment:\n  ${problems.join("\n  ")}`);
   }
+  const dashboard = dashboardEnvProblems(result.data);
+  if (dashboard.length > 0) throw new ConfigError(`Invalid server environment:\n  ${dashboard.join("\n  ")}`);
   const prices = new PriceTable(result.data.MODEL_PRICES);
   return { ...result.data, budgetLimits: serverBudgetLimits(source), prices };
 }
@@ -284,4 +308,35 @@ export function serverBudgetLimits(env: Record<string, string | undefined>): Bud
     ["task", "total", e.BUDGET_TASK_USD],
   ];
   return entries.flatMap(([scope, period, limitNanoUsd]) => (limitNanoUsd === undefined ? [] : [{ ...base, scope, period, limitNanoUsd }]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dashboard (GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET, GITHUB_OAUTH_URL, DASHBOARD_*)
+
+/**
+ * What is wrong with the dashboard's variables taken together: the OAuth client id and secret
+ * come as a pair and need DASHBOARD_URL (the callback's base); cookies may lose `Secure` only
+ * for a plain-http loopback DASHBOARD_URL.
+ */
+function dashboardEnvProblems(env: z.infer<typeof ServerEnvVariables>): string[] {
+  const problems: string[] = [];
+  if (Boolean(env.GITHUB_CLIENT_ID) !== Boolean(env.GITHUB_CLIENT_SECRET)) problems.push("GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET: set both or neither");
+  if (env.GITHUB_CLIENT_ID && !env.DASHBOARD_URL) problems.push("DASHBOARD_URL: required with GITHUB_CLIENT_ID (the OAuth callback's base URL)");
+  if (env.DASHBOARD_COOKIE_SECURE === "off" && !(env.DASHBOARD_URL && isLoopbackHttp(env.DASHBOARD_URL)))
+    problems.push("DASHBOARD_COOKIE_SECURE: off is allowed only with an http://localhost or http://127.0.0.1 DASHBOARD_URL");
+  return problems;
+}
+
+function isLoopbackHttp(url: string): boolean {
+  const parsed = new URL(url);
+  return parsed.protocol === "http:" && ["localhost", "127.0.0.1", "[::1]"].includes(parsed.hostname);
+}
+
+/**
+ * The GitHub web host of the OAuth web flow: GITHUB_OAUTH_URL, else `${GHE_PROTOCOL}://${GHE_HOST}`
+ * for GitHub Enterprise Server, else `https://github.com` (no trailing slash).
+ */
+export function githubOAuthUrl(env: Pick<ServerEnv, "GITHUB_OAUTH_URL" | "GHE_HOST" | "GHE_PROTOCOL">): string {
+  if (env.GITHUB_OAUTH_URL) return env.GITHUB_OAUTH_URL.replace(/\/+$/, "");
+  return env.GHE_HOST ? `${env.GHE_PROTOCOL}://${env.GHE_HOST}` : "https://github.com";
 }

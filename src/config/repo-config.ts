@@ -2,6 +2,8 @@ import { z } from "zod";
 
 import { BUDGET_AGENTS, type BudgetLimit, type BudgetPeriod, REPO_BUDGET_SOURCE } from "../domain/budget-rules.js";
 import { usdToNano } from "../domain/money.js";
+import { cronProblem } from "./cron.js";
+import { NotificationRoutes } from "./notifications.js";
 
 /** File name Probot's `context.config` looks up under `.github/` on the default branch. */
 export const REPO_CONFIG_FILE = "mission-control.yml";
@@ -93,6 +95,23 @@ const InstructionsConfig = z.preprocess(
     .strict(),
 );
 
+/**
+ * The `memory:` section (issue 14): how many of the repository memory's learnings (`/learn`),
+ * chosen by full-text search with the task's issue, plan and paths, the Architect, the Coder and
+ * the Reviewer get. `memory: false` turns retrieval off (the commands still work).
+ */
+const MemoryConfig = z.preprocess(
+  (value) => (typeof value === "boolean" ? { enabled: value } : value),
+  z
+    .object({
+      /** `false`: no learning reaches a prompt. */
+      enabled: z.boolean().default(true),
+      /** Learnings given to each agent at most. */
+      max_learnings: z.number().int().min(1).max(20).default(5),
+    })
+    .strict(),
+);
+
 const convertsToNanoUsd = (usd: number): boolean => {
   try {
     usdToNano(usd);
@@ -176,6 +195,39 @@ export function repoBudgetLimits(config: RepoBudgetConfig | undefined, repositor
 }
 
 /**
+ * The `orchestrator:` section (issue 14): a daily stand-up issue per repository and the follow-up
+ * issues it proposes. Off unless `standup` is given.
+ */
+const OrchestratorConfig = z
+  .object({
+    /** When the stand-up is written: a five-field cron expression in an IANA time zone. Absent: no stand-up. */
+    standup: z
+      .object({
+        cron: z.string().min(1).max(100),
+        timezone: z.string().min(1).max(64).default("UTC"),
+      })
+      .strict()
+      .superRefine((value, ctx) => {
+        const problem = cronProblem(value.cron, value.timezone);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      })
+      .optional(),
+    /** New follow-up issues the stand-up may propose per day (0: none). */
+    max_proposals: z.number().int().min(0).max(20).default(3),
+    /** Label put on an issue opened with `/approve <n>` (created when missing); none when absent. */
+    proposal_label: z.string().min(1).max(50).optional(),
+  })
+  .strict();
+export type OrchestratorConfig = z.infer<typeof OrchestratorConfig>;
+
+/** The `notifications:` section: per-repository routes among the operator's channels (by name). */
+const RepoNotificationsConfig = z
+  .object({
+    routes: NotificationRoutes.default({}),
+  })
+  .strict();
+
+/**
  * `.github/mission-control.yml`, read from the repository's default branch only. Every key is
  * optional; unknown keys are refused so that a typo is reported instead of silently ignored.
  */
@@ -199,6 +251,16 @@ export const RepoConfig = z
     ci: CiConfig.default(CiConfig.parse({})),
     /** Repository instruction files given to the agents as guidance: `false` turns it off; `files` chooses which are read. */
     instructions: InstructionsConfig.default({ enabled: true, files: [...DEFAULT_INSTRUCTION_FILES] }),
+    /** Repository memory: the learnings relevant to a task reach the Architect, the Coder and the Reviewer (`max_learnings` at most); `false` turns it off. */
+    memory: MemoryConfig.default({ enabled: true, max_learnings: 5 }),
+    /** Orchestrator mode: the scheduled stand-up issue (`standup: { cron, timezone }`, off by default) and proposed follow-ups. */
+    orchestrator: OrchestratorConfig.default(OrchestratorConfig.parse({})),
+    /**
+     * Notifications outside GitHub for this repository's events: `routes: { <event>: [channel names] }`,
+     * ADDED to the operator's routes (a repository cannot silence them). Only channels the operator
+     * defined in NOTIFICATIONS_FILE are used; another name is ignored (logged) — the file names no secret.
+     */
+    notifications: RepoNotificationsConfig.optional(),
   })
   .strict();
 export type RepoConfig = z.infer<typeof RepoConfig>;

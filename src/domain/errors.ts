@@ -223,3 +223,20 @@ export class JobPayloadError extends MissionControlError {
     this.kind = kind;
   }
 }
+
+/**
+ * A notification channel refused or could not take a message. `retryable` for a network error,
+ * a timeout, HTTP 429 or 5xx, or an SMTP 4xx reply (with `retryAfterMs` from `Retry-After` when
+ * given); permanent otherwise (another 4xx: a wrong URL, token or chat id). The message names the
+ * channel and status only, never a URL or token.
+ */
+export class NotificationDeliveryError extends MissionControlError {
+  readonly channel: string;
+  /** HTTP status, SMTP reply code, or 0 when no answer came. */
+  readonly status: number;
+  constructor(channel: string, status: number, detail: string, options: { retryable: boolean; retryAfterMs?: number; cause?: unknown }) {
+    super(options.retryable ? "notification_transient" : "notification_failed", `notification channel "${channel}": ${detail}`, options);
+    this.channel = channel;
+    this.status = status;
+  }
+}

@@ -45,7 +45,23 @@ export const CancelPayload = z.object({ actor: z.string().optional(), reason: z.
 export const TrackingPayload = z.object({ actor: z.string().optional() });
 
 /** The slash-commands (see `domain/slash-commands.ts`). */
-export const CommandName = z.enum(["plan", "code", "test", "review", "status", "budget", "stop", "retry", "approve", "report", "help"]);
+export const CommandName = z.enum([
+  "plan",
+  "code",
+  "test",
+  "review",
+  "status",
+  "budget",
+  "stop",
+  "retry",
+  "approve",
+  "report",
+  "help",
+  "learn",
+  "memory",
+  "forget",
+  "dismiss",
+]);
 export type CommandName = z.infer<typeof CommandName>;
 
 /** Payload of a `command` job, built by the intake step from an accepted comment. */
@@ -170,6 +186,105 @@ export const IntakePayload = z.discriminatedUnion("event", [
 ]);
 export type IntakePayload = z.infer<typeof IntakePayload>;
 
+/** The events a notification is sent for (`config/notifications.ts` routes them to channels). */
+export const NOTIFICATION_EVENTS = [
+  "budget_threshold",
+  "budget_exceeded",
+  "task_ready_for_merge",
+  "task_failed",
+  "task_blocked",
+  "job_stuck",
+  "daily_digest",
+] as const;
+export type NotificationEventType = (typeof NOTIFICATION_EVENTS)[number];
+
+/** Where a notification points: the repository and issue (and its pull request, if any). */
+const NotificationSubject = z.object({
+  /** `owner/repo`. */
+  repository: z.string(),
+  issueNumber: z.number().int(),
+  issueUrl: z.string(),
+  prNumber: z.number().int().nullable().optional(),
+  prUrl: z.string().nullable().optional(),
+});
+
+/**
+ * The facts a notification renders (`render/notification.ts`), captured when the event happened.
+ * Amounts in nano-USD; times epoch ms. `reason` texts may carry untrusted words (a failure's
+ * message): the renderer escapes them.
+ */
+export const NotificationEvent = z.discriminatedUnion("type", [
+  z.object({
+    type: z.enum(["task_ready_for_merge", "task_failed", "task_blocked"]),
+    subject: NotificationSubject,
+    /** The task's new state, and the transition's reason (app-written, may quote untrusted text). */
+    state: z.string(),
+    reason: z.string(),
+  }),
+  z.object({
+    type: z.enum(["budget_threshold", "budget_exceeded"]),
+    /** Present when the scope is a repository, agent or task of one repository. */
+    subject: NotificationSubject.nullable(),
+    scope: z.string(),
+    scopeLabel: z.string(),
+    period: z.string(),
+    /** `null` when a `block` limit stopped a task: `reason` then says which limit and how much. */
+    spentNanoUsd: z.number().int().nullable(),
+    limitNanoUsd: z.number().int().nullable(),
+    percent: z.number().nullable(),
+    /** Epoch ms the window ends (`null` for a total). */
+    resetsAt: z.number().nullable(),
+    /** The task's stop reason (a `block` limit), app-written. */
+    reason: z.string().optional(),
+  }),
+  z.object({
+    type: z.literal("job_stuck"),
+    subject: NotificationSubject.nullable(),
+    jobId: z.string(),
+    jobKind: z.string(),
+    /** Times its lease or heartbeat lapsed and another worker took it over. */
+    takeovers: z.number().int(),
+    attempts: z.number().int(),
+  }),
+  z.object({
+    type: z.literal("daily_digest"),
+    installationId: z.number().int(),
+    /** The UTC day summarised, `YYYY-MM-DD`. */
+    day: z.string(),
+    tasksStarted: z.number().int(),
+    readyForMerge: z.number().int(),
+    failed: z.number().int(),
+    spendNanoUsd: z.number().int(),
+    /** The repositories that spent most, largest first (at most a few). */
+    topRepositories: z.array(z.object({ repository: z.string(), spendNanoUsd: z.number().int() })),
+  }),
+]);
+export type NotificationEvent = z.infer<typeof NotificationEvent>;
+
+/** Payload of `notify`: one event for one channel (the operator's channel name). */
+export const NotifyPayload = z.object({
+  channel: z.string(),
+  /** The event's key (`transition:<id>`, `budget-alert:<id>`, …): with the channel, the dedupe key. */
+  eventKey: z.string(),
+  /** Epoch ms the event happened. */
+  createdAt: z.number(),
+  event: NotificationEvent,
+});
+export type NotifyPayload = z.infer<typeof NotifyPayload>;
+
+/**
+ * Payload of a `standup` job (orchestrator mode): write the repository's daily stand-up issue for
+ * the fire at `scheduledFor` (epoch ms). Enqueued by the `orchestrator-tick` periodic task.
+ */
+export const StandupPayload = z.object({
+  owner: z.string(),
+  repo: z.string(),
+  installationId: z.number().int(),
+  /** Epoch ms of the scheduled fire this job is for (also in its dedupe key). */
+  scheduledFor: z.number().int(),
+});
+export type StandupPayload = z.infer<typeof StandupPayload>;
+
 /** Every job: its kind and the payload that kind carries. */
 export const JobData = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("plan"), payload: StageJobPayload }),
@@ -184,6 +299,8 @@ export const JobData = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("answer"), payload: AnswerPayload }),
   z.object({ kind: z.literal("command"), payload: CommandJobPayload }),
   z.object({ kind: z.literal("intake"), payload: IntakePayload }),
+  z.object({ kind: z.literal("notify"), payload: NotifyPayload }),
+  z.object({ kind: z.literal("standup"), payload: StandupPayload }),
 ]);
 export type JobData = z.infer<typeof JobData>;
 export type JobKind = JobData["kind"];
@@ -284,4 +401,30 @@ export function commandNonce(commentId: number): string {
 /** Dedupe key of a job a delivery enqueues in the command lane: `delivery:<id>:<kind>` (`intake`, `command`, `tracking`). */
 export function deliveryDedupeKey(deliveryId: string, kind: "intake" | "command" | "tracking"): string {
   return `delivery:${deliveryId}:${kind}`;
+}
+
+/** Lock key of a notification channel's lane, `notify:<channel>`: one send at a time per channel, so a slow channel never holds up another. */
+export function notifyLockKey(channel: string): string {
+  return `notify:${channel}`;
+}
+
+/** Dedupe key of one notification, `notify:<event key>:<channel>`: each event reaches each channel once. */
+export function notifyDedupeKey(eventKey: string, channel: string): string {
+  return `notify:${eventKey}:${channel}`;
+}
+
+/** Attempts of a `notify` job: with the worker's backoff, a channel may be down for a while before the notification is dropped. */
+export const NOTIFY_MAX_ATTEMPTS = 8;
+
+/** Lock key of a repository's stand-up: `standup:owner/repo` (one at a time per repository). */
+export function standupLockKey(owner: string, repo: string): string {
+  return `standup:${owner}/${repo}`.toLowerCase();
+}
+
+/**
+ * Dedupe key of the stand-up of one scheduled fire: `standup:owner/repo:<epoch ms>`, so replicas
+ * ticking together enqueue it once.
+ */
+export function standupDedupeKey(owner: string, repo: string, scheduledFor: number): string {
+  return `${standupLockKey(owner, repo)}:${scheduledFor}`;
 }

@@ -101,12 +101,32 @@ export const COMMAND_HELP: Record<CommandName, { usage: string; summary: string;
     summary: "This text.",
     permission: "write",
   },
+  learn: {
+    usage: "/learn <text>",
+    summary: "Remember something about this repository; the Architect, the Coder and the Reviewer get the learnings relevant to each task.",
+    permission: "write",
+  },
+  memory: {
+    usage: "/memory [page]",
+    summary: "List what Mission Control remembers about this repository, with each learning's number.",
+    permission: "write",
+  },
+  forget: {
+    usage: "/forget <number>",
+    summary: "Forget one learning of this repository (its number from `/memory`).",
+    permission: "write",
+  },
+  dismiss: {
+    usage: "/dismiss <n>",
+    summary: "On the stand-up issue: dismiss proposed follow-up <n>; it is never proposed again. `/approve <n>` there opens it as an issue instead.",
+    permission: "write",
+  },
 };
 
 const COMMAND_NAMES = new Set<string>(Object.keys(COMMAND_HELP));
 
 /** Commands whose arguments are free text and may continue on the following lines. */
-const FREE_TEXT = new Set<CommandName>(["plan", "code"]);
+const FREE_TEXT = new Set<CommandName>(["plan", "code", "learn"]);
 
 /** `/word` where word is a command-like name; anything else (`/usr/bin`, `/2`, `/plan.`) is not a command. */
 const SLASH_WORD = /^\/([a-z][a-z-]*)$/i;

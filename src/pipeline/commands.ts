@@ -13,6 +13,9 @@ import type { ClaimedJob, JobResult } from "../worker/worker.js";
 import { renderBudget, renderReport, renderStatus } from "./reports.js";
 import { nextJob, type PipelineDeps } from "./pipeline-deps.js";
 import { TRACKING_NOTE } from "./reporter.js";
+import { runMemoryCommand } from "./memory-commands.js";
+import { confirmLearningProposals } from "./memory-proposals.js";
+import { isStandupIssue, runProposalCommand } from "./orchestrator.js";
 
 export type { CommandJobPayload };
 
@@ -64,6 +67,10 @@ export async function runCommandJob(deps: PipelineDeps, job: CommandJob, log: Lo
     task = await loadTask(deps.db, task.id);
   };
   log.info({ command: payload.name, actor: payload.actor, mention: payload.mention ?? false }, "running command");
+  // On the stand-up issue, `/approve <n>` and `/dismiss <n>` decide a proposed follow-up (orchestrator mode).
+  if ((payload.name === "approve" || payload.name === "dismiss") && (await isStandupIssue(deps.db, task.owner, task.repo, payload.subjectNumber))) {
+    return runProposalCommand(deps, github, task, payload, reply, log);
+  }
 
   switch (payload.name) {
     case "help":
@@ -166,5 +173,15 @@ export async function runCommandJob(deps: PipelineDeps, job: CommandJob, log: Lo
         return {};
       }
       return (await allowed("review")) ? start("review") : {};
+
+    case "learn":
+    case "memory":
+    case "forget":
+      await runMemoryCommand({ db: deps.db, task, payload, reply, confirm: () => confirmLearningProposals(deps.db, github, task, log) });
+      return {};
+
+    case "dismiss":
+      await reply("dismiss", "`/dismiss <n>` drops a proposed follow-up: use it on the stand-up issue, where the proposals are listed.");
+      return {};
   }
 }

@@ -34,6 +34,7 @@ import {
 } from "../store/tasks.js";
 import type { ClaimedJob, JobResult } from "../worker/worker.js";
 import { ciIntake } from "./ci-intake.js";
+import { syncStandupSchedule } from "./orchestrator.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 import { issueClosedNote, TRACKING_NOTE } from "./reporter.js";
 
@@ -94,7 +95,11 @@ type PayloadOf<E extends IntakePayload["event"]> = Extract<IntakePayload, { even
  *
  * @throws the HTTP error of a failed read (5xx, rate limit): the job is retried
  */
-async function readRepoConfig(github: GitHubPort, log: Logger): Promise<{ config: RepoConfig; problems: string[] }> {
+async function readRepoConfig(
+  github: GitHubPort,
+  log: Logger,
+  schedule?: { db: Db; installationId: number; owner: string; repo: string },
+): Promise<{ config: RepoConfig; problems: string[] }> {
   let raw: unknown;
   try {
     raw = await github.readConfigFile(REPO_CONFIG_FILE);
@@ -106,7 +111,16 @@ async function readRepoConfig(github: GitHubPort, log: Logger): Promise<{ config
   }
   const result = parseRepoConfig(raw);
   if (result.problems.length > 0) log.warn({ problems: result.problems }, `invalid .github/${REPO_CONFIG_FILE}; work stops until it is fixed`);
+  // A valid config (or none) says whether the repository has a stand-up: its schedule follows it (orchestrator mode).
+  if (schedule && result.problems.length === 0) {
+    await syncStandupSchedule(schedule.db, schedule, result.config).catch((err: unknown) => log.warn({ err }, "could not record the stand-up schedule"));
+  }
   return result;
+}
+
+/** Where the stand-up schedule of the delivery's repository is recorded (orchestrator mode). */
+function scheduleTarget(intake: Intake, p: { subject: { owner: string; repo: string } }): { db: Db; installationId: number; owner: string; repo: string } {
+  return { db: intake.deps.db, installationId: intake.job.installation_id, owner: p.subject.owner, repo: p.subject.repo };
 }
 
 async function senderCanWrite(github: GitHubPort, login: string): Promise<boolean> {
@@ -142,7 +156,7 @@ async function enqueueStage(
 /** The trigger label, or a new issue carrying it: a new run (stored task, `plan` enqueued) when a writer asked. */
 async function issueTrigger(intake: Intake, p: PayloadOf<"issue_trigger">): Promise<IntakeOutcome> {
   const { deps, job, github } = intake;
-  const { config, problems } = await readRepoConfig(github, intake.log);
+  const { config, problems } = await readRepoConfig(github, intake.log, scheduleTarget(intake, p));
   if (!p.labels.includes(config.trigger_label)) return "not_trigger_label";
   if (!(await senderCanWrite(github, p.sender.login))) return "no_permission";
   const { owner, repo, number } = p.subject;
@@ -201,7 +215,7 @@ async function comment(intake: Intake, p: PayloadOf<"comment">): Promise<IntakeO
     orgOwner = await github.isOrganisationOwner(p.sender.login);
   }
   await github.addReaction(p.commentId, "eyes");
-  const { config, problems } = await readRepoConfig(github, log);
+  const { config, problems } = await readRepoConfig(github, log, scheduleTarget(intake, p));
   const { owner, repo, number } = p.subject;
   const now = Date.now();
   await inTransaction(deps.db, async (trx) => {
@@ -286,7 +300,7 @@ async function mention(intake: Intake, p: PayloadOf<"comment">, slug: string, te
     return "no_permission";
   }
   await github.addReaction(p.commentId, "eyes");
-  const { config, problems } = await readRepoConfig(github, log);
+  const { config, problems } = await readRepoConfig(github, log, scheduleTarget(intake, p));
   const { owner, repo, number } = p.subject;
   const now = Date.now();
   const route = await inTransaction(deps.db, async (trx) => {

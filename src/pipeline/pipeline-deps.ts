@@ -8,6 +8,7 @@ import type { Llm, UsageContext } from "../ports/llm.js";
 import type { Db } from "../store/db.js";
 import type { JobSpec } from "../store/queue.js";
 import type { Task } from "../store/schema.js";
+import type { Notifier } from "./notifications.js";
 import type { ClaimedJob } from "../worker/worker.js";
 import type { CloneOptions, GitSettings, GitWorkspace } from "../workspace/git.js";
 
@@ -37,6 +38,8 @@ export interface PipelineDeps {
   allowSetupNetwork: boolean;
   /** Budget limits from the server environment (the ceilings), as enforced by the metered LLM. */
   serverLimits: readonly BudgetLimit[];
+  /** Sends `notify` jobs (notifications outside GitHub); absent when no channel is configured. */
+  notifier?: Pick<Notifier, "run">;
 }
 
 /** What a finished stage asks the worker to do next. */

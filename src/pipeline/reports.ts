@@ -7,6 +7,7 @@ import { liveJobsOfTask } from "../store/queue.js";
 import type { Task } from "../store/schema.js";
 import { transitionsOf } from "../store/transitions.js";
 import { spendByAgentAndModel, usageTotalsForTask } from "../store/usage.js";
+import { renderRepositoryAgentStatistics } from "./orchestrator.js";
 
 const fmt = (n: number) => Number(n).toLocaleString("en-US");
 const utc = (ms: number) => `${new Date(ms).toISOString().slice(0, 16).replace("T", " ")} UTC`;
@@ -123,5 +124,8 @@ export async function renderReport(db: Db, task: Task): Promise<string> {
     `**Review:** ${task.review_url ? `[${task.review_verdict ?? "submitted"}](${task.review_url})` : "none"}`,
     "",
     `**Total:** ${fmt(usage.input_tokens)} input · ${fmt(usage.output_tokens)} output · ${fmt(usage.cache_creation_input_tokens)} cache write · ${fmt(usage.cache_read_input_tokens)} cache read tokens · **${formatNanoUsd(usage.cost_nano_usd)}**`,
+    "",
+    // Per-role statistics of the whole repository (orchestrator mode, issue 14).
+    await renderRepositoryAgentStatistics(db, task.owner, task.repo),
   ].join("\n");
 }

@@ -9,7 +9,7 @@ import { canWrite, isBot } from "../domain/guards.js";
 import { isMissionControlError } from "../domain/errors.js";
 import type { GitHubPort, ReviewCommentData } from "../ports/github.js";
 import { sanitizeUntrustedText } from "../prompt/index.js";
-import { renderThreadReply, threadReplyMarker } from "../render/thread-reply.js";
+import { PROPOSAL_CHARS, renderLearningProposal, renderThreadReply, threadReplyMarker } from "../render/thread-reply.js";
 
 /** Threads one revision answers at most: the ones with the most recent activity. */
 export const MAX_THREADS = 30;
@@ -137,6 +137,17 @@ async function resolvedCommentIds(github: GitHubPort, pullNumber: number, log: L
 }
 
 /**
+ * The learning a thread's reply proposes, or `null`: only when the Coder changed code for the
+ * thread, gave a `learning`, and a person (not this app) wrote in the thread — the thread's
+ * comments are already only those of people with write permission and the app's own.
+ */
+export function proposedLearning(thread: ReviewThread, answer: ThreadAnswer | undefined): string | null {
+  if (!answer?.changed || !answer.learning?.trim()) return null;
+  if (!thread.comments.some((c) => !c.fromApp)) return null;
+  return answer.learning.trim().replace(/\s+/g, " ").slice(0, PROPOSAL_CHARS);
+}
+
+/**
  * Replies once in each thread a revision was given
  * (`POST /repos/{owner}/{repo}/pulls/{pull_number}/comments/{comment_id}/replies`, on the
  * thread's first comment): what changed and the short sha of `headSha`, or why not, in the
@@ -149,7 +160,19 @@ async function resolvedCommentIds(github: GitHubPort, pullNumber: number, log: L
  */
 export async function replyInThreads(
   github: GitHubPort,
-  input: { pullNumber: number; headSha: string; threads: readonly ReviewThread[]; answers: readonly ThreadAnswer[]; appLogin: string; log: Logger },
+  input: {
+    pullNumber: number;
+    headSha: string;
+    threads: readonly ReviewThread[];
+    answers: readonly ThreadAnswer[];
+    appLogin: string;
+    log: Logger;
+    /**
+     * Records a learning the reply proposes (repository memory): called for each reply that
+     * carries one — also for a reply an earlier attempt already posted, so a retry records it.
+     */
+    onProposal?: (proposal: { comment: ReviewCommentData; learning: string }) => Promise<void>;
+  },
 ): Promise<number> {
   if (input.threads.length === 0) return 0;
   const mine = (await github.listReviewComments(input.pullNumber)).filter((c) => c.author === input.appLogin);
@@ -158,8 +181,15 @@ export async function replyInThreads(
   for (const thread of input.threads) {
     const lastCommentId = thread.comments.at(-1)?.id ?? thread.id;
     const tag = threadReplyMarker(thread.id, lastCommentId);
-    if (mine.some((c) => c.body.includes(tag))) continue;
-    await github.replyToReviewComment(input.pullNumber, thread.id, renderThreadReply(thread.id, input.headSha, answers.get(thread.id), lastCommentId));
+    const answer = answers.get(thread.id);
+    const proposal = input.onProposal ? proposedLearning(thread, answer) : null;
+    const existing = mine.find((c) => c.body.includes(tag));
+    if (existing) {
+      if (proposal && existing.body.includes(renderLearningProposal(proposal))) await input.onProposal?.({ comment: existing, learning: proposal });
+      continue;
+    }
+    const reply = await github.replyToReviewComment(input.pullNumber, thread.id, renderThreadReply(thread.id, input.headSha, answer, lastCommentId, proposal));
+    if (proposal) await input.onProposal?.({ comment: reply, learning: proposal });
     posted++;
   }
   const unanswered = input.threads.filter((t) => !answers.has(t.id)).map((t) => t.id);

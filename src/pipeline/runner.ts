@@ -1,8 +1,10 @@
 import type { Logger } from "pino";
 
+import { NotificationDeliveryError } from "../domain/errors.js";
 import type { ClaimedJob, JobResult } from "../worker/worker.js";
 import { runCommandJob } from "./commands.js";
 import { runIntakeJob } from "./intake.js";
+import { runStandupJob } from "./orchestrator.js";
 import { configProblemsOf, loadTask } from "../store/tasks.js";
 import type { GitHubPort } from "../ports/github.js";
 import type { PipelineDeps, StageJob, StageOutcome } from "./pipeline-deps.js";
@@ -29,6 +31,13 @@ export async function runJob(deps: PipelineDeps, job: ClaimedJob, signal: AbortS
       return runIntakeJob(deps, { ...job, data }, log);
     case "command":
       return runCommandJob(deps, { ...job, data }, log);
+    case "notify":
+      // A notification outside GitHub: its failure never touches a task (the notify lane's onFailed only logs).
+      if (!deps.notifier) throw new NotificationDeliveryError(data.payload.channel, 0, "no channel is configured (NOTIFICATIONS_FILE)", { retryable: false });
+      return deps.notifier.run({ ...job, data }, signal, log);
+    case "standup":
+      // The repository's daily stand-up issue (orchestrator mode): no task, no model call.
+      return runStandupJob(deps, { ...job, data }, log);
     default:
       return runStage(deps, { ...job, data }, signal, log);
   }

@@ -104,6 +104,12 @@ export interface GitHubPort {
   downloadJobLog(jobId: number, maxBytes: number): Promise<JobLog>;
   /** `POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions` */
   addReaction(commentId: number, content: "eyes" | "+1" | "confused"): Promise<void>;
+  /**
+   * The 👍 reactions on a pull request review comment, with who gave each:
+   * `GET /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions?content=+1` (all pages, at
+   * most 1000). GitHub sends no webhook for reactions, so callers poll this.
+   */
+  listReviewCommentThumbsUp(commentId: number): Promise<Array<{ login: string; userType: string }>>;
   /** `PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge` with the head sha it must still be at. */
   mergePullRequest(pullNumber: number, sha: string, method: "merge" | "squash" | "rebase"): Promise<void>;
   /**
@@ -148,6 +154,41 @@ export interface GitHubPort {
    * @throws {GitHubApiError} for an HTTP error
    */
   getBlob(sha: string): Promise<string>;
+  /** `POST /repos/{owner}/{repo}/issues` */
+  createIssue(input: { title: string; body: string; labels?: string[] }): Promise<IssueData>;
+  /** `PATCH /repos/{owner}/{repo}/issues/{issue_number}` */
+  updateIssue(issueNumber: number, input: { title?: string; body?: string }): Promise<IssueData>;
+  /**
+   * The 100 most recently created issues (open or closed, pull requests left out) opened by
+   * `creator`: `GET /repos/{owner}/{repo}/issues?creator=&state=all&sort=created&direction=desc`
+   * (one page). Used to find an issue the app opened by its marker after a crash.
+   */
+  listRecentIssuesBy(creator: string): Promise<IssueData[]>;
+  /**
+   * The one issue opened by the app that carries `marker(topic)` at the start of its body,
+   * created or edited in place: with a known `issueNumber` (of the app's, with the marker) it
+   * edits that issue; otherwise it looks for the marker among the app's recent issues
+   * ({@link listRecentIssuesBy}) first, so a retried job never opens a second one. An identical
+   * title and body are not written again.
+   */
+  ensureIssue(input: {
+    topic: string;
+    title: string;
+    body: string;
+    issueNumber?: number | null;
+    labels?: string[];
+  }): Promise<{ issue: IssueData; created: boolean }>;
+  /**
+   * Pins an issue to the repository (at most three are pinned): GraphQL `repository.issue.id`,
+   * then the `pinIssue` mutation. Needs the `issues: write` permission and, on GitHub, an
+   * installation allowed to pin; throws `GitHubApiError` when refused.
+   */
+  pinIssue(issueNumber: number): Promise<void>;
+  /**
+   * Every check run on a commit, each attempt included (a re-run is a new check run with the
+   * same name): `GET /repos/{owner}/{repo}/commits/{ref}/check-runs?filter=all` (all pages).
+   */
+  listCheckRunAttempts(headSha: string): Promise<CheckRunData[]>;
 }
 
 /** A branch's tree as `GET …/git/trees/{ref}?recursive=1` lists it. */

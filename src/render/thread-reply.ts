@@ -38,8 +38,9 @@ export function quietMarkdown(text: string, maxChars = MESSAGE_CHARS): string {
 export function renderThreadReply(
   threadId: number,
   headSha: string,
-  answer: { changed: boolean; message: string } | undefined,
+  answer: { changed: boolean; message: string; learning?: string | undefined } | undefined,
   lastCommentId = threadId,
+  proposal: string | null = null,
 ): string {
   const sha = headSha.slice(0, 7);
   const text = !answer
@@ -47,5 +48,20 @@ export function renderThreadReply(
     : answer.changed
       ? `✅ **Changed in ${sha}.** ${quietMarkdown(answer.message)}`
       : `💬 **Not changed** (revision ${sha}). ${quietMarkdown(answer.message)}`;
-  return `${threadReplyMarker(threadId, lastCommentId)}\n${text}\n\n<sub>Mission Control's Coder</sub>`;
+  const proposed = proposal ? `\n\n${renderLearningProposal(proposal)}` : "";
+  return `${threadReplyMarker(threadId, lastCommentId)}\n${text}${proposed}\n\n<sub>Mission Control's Coder</sub>`;
+}
+
+/** Characters of a proposed learning shown (and stored) at most. */
+export const PROPOSAL_CHARS = 300;
+
+/**
+ * The proposal of a learning (repository memory) in a thread reply: the Coder's one-sentence
+ * lesson, quoted without pinging anyone, and how a writer confirms it — a 👍 on this reply
+ * (checked later: GitHub sends no webhook for reactions), or `/learn` in a comment on the pull
+ * request (slash-commands are read from pull request comments, not from review threads).
+ */
+export function renderLearningProposal(learning: string): string {
+  const quoted = quietMarkdown(learning.replace(/\s+/g, " "), PROPOSAL_CHARS);
+  return `💡 **Remember this for the repository?** React 👍 to this reply (write access), or comment \`/learn …\` on the pull request, and the agents get it on later tasks:\n> ${quoted}`;
 }

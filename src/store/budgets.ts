@@ -34,6 +34,8 @@ import { BudgetExceededError } from "../domain/errors.js";
 import { addNanoUsd, assertNanoUsd, parseNanoUsd } from "../domain/money.js";
 import type { Db } from "./db.js";
 import { ADVISORY_LOCKS, isPostgres } from "./dialect.js";
+import { inheritObservers, reportBudgetAlert } from "./events.js";
+import { inheritQueue } from "./queue.js";
 import type { Database } from "./schema.js";
 import { sumNanoUsd } from "./usage.js";
 
@@ -169,12 +171,16 @@ function serialized<T>(fn: () => Promise<T>): Promise<T> {
 async function ledgerTransaction<T>(db: Db, fn: (conn: Kysely<Database>) => Promise<T>): Promise<T> {
   if (isPostgres(db)) {
     return db.transaction().execute(async (trx) => {
+      // Observers of budget alerts (`events.ts`) enqueue in this transaction, on the database's queue.
+      inheritQueue(db, trx);
+      inheritObservers(db, trx);
       await sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.budgets})`.execute(trx);
       return fn(trx);
     });
   }
   return serialized(() =>
     db.connection().execute(async (conn) => {
+      inheritObservers(db, conn);
       await sql`begin immediate`.execute(conn);
       try {
         const result = await fn(conn);
@@ -293,7 +299,7 @@ export async function reserve(db: Db, request: ReserveRequest): Promise<Reservat
         .returning("id")
         .executeTakeFirst();
       if (!row) return; // already raised in this window
-      alerts.push({
+      const alert: BudgetAlert = {
         limit: check.limit,
         scopeKey: budgetScopeKey(check.limit, subject),
         scopeLabel: budgetScopeLabel(check.limit, subject),
@@ -303,7 +309,10 @@ export async function reserve(db: Db, request: ReserveRequest): Promise<Reservat
         percent: percentOf(check.afterNanoUsd, check.limit.limitNanoUsd),
         windowStart: check.window.start,
         resetsAt: resetsAtOf(check.window),
-      });
+      };
+      alerts.push(alert);
+      // In the ledger's transaction: an observer's notification commits with the alert's row.
+      await reportBudgetAlert(conn, { alertId: row.id, alert, subject, at: now });
     };
     for (const check of checks) {
       if (reachesThreshold(check.afterNanoUsd, check.limit)) await raise(check, "threshold", check.limit.threshold);

@@ -13,8 +13,11 @@ import { migrations } from "./migrations/index.js";
 // `pragma_table_info`, PostgreSQL's information_schema), so the copy follows whatever the
 // migrations define — a column added or renamed by a later migration needs no change here.
 
-/** Tables never copied: the job queue (on PostgreSQL the queue is pg-boss) and kysely's migration bookkeeping. */
-const NOT_COPIED: ReadonlySet<string> = new Set(["jobs", "kysely_migration", "kysely_migration_lock"]);
+/**
+ * Tables never copied: the job queue (on PostgreSQL the queue is pg-boss), kysely's migration
+ * bookkeeping, and the dashboard's sign-in sessions (short-lived: people sign in again).
+ */
+const NOT_COPIED: ReadonlySet<string> = new Set(["jobs", "kysely_migration", "kysely_migration_lock", "dashboard_sessions"]);
 
 /** Job states that mean "not finished": such a job would be lost by the move. */
 const LIVE_JOB_STATES = ["queued", "running"] as const;
@@ -206,12 +209,21 @@ async function jobCounts(src: Db): Promise<CopyResult["jobsNotCopied"]> {
   return { live, finished: all - live };
 }
 
-/** The SQLite file's tables that are copied. */
+/**
+ * The SQLite file's tables that are copied. Virtual tables (the FTS5 index `learnings_fts` of
+ * repository memory) and their shadow tables (`learnings_fts_data`, …) are SQLite's search
+ * index, not data: PostgreSQL indexes the same rows itself (a generated `tsvector` column).
+ */
 async function sourceTables(src: Db): Promise<string[]> {
   const rows = (
-    await sql<{ name: string }>`select name from sqlite_master where type = 'table' and name not like 'sqlite\\_%' escape '\\' order by name`.execute(src)
+    await sql<{
+      name: string;
+      sql: string | null;
+    }>`select name, sql from sqlite_master where type = 'table' and name not like 'sqlite\\_%' escape '\\' order by name`.execute(src)
   ).rows;
-  return rows.map((r) => r.name).filter((name) => !NOT_COPIED.has(name));
+  const virtual = rows.filter((r) => /^\s*create\s+virtual\s+table/i.test(r.sql ?? "")).map((r) => r.name);
+  const isIndex = (name: string) => virtual.some((v) => name === v || name.startsWith(`${v}_`));
+  return rows.map((r) => r.name).filter((name) => !NOT_COPIED.has(name) && !isIndex(name));
 }
 
 /** A column of a PostgreSQL table. */

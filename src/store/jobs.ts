@@ -38,6 +38,20 @@ export async function enqueueJob(db: DbOrTrx, spec: JobSpec, now = Date.now()): 
   return inserted?.id ?? null;
 }
 
+/** The payload field where a SQLite job counts its takeovers (see `QueuedJob.takeovers`). */
+export const TAKEOVERS_FIELD = "__takeovers";
+
+/** Takeovers counted in a SQLite job's payload. */
+function takeoversOf(payload: string): number {
+  if (!payload.includes(TAKEOVERS_FIELD)) return 0;
+  try {
+    const value = (JSON.parse(payload) as Record<string, unknown>)[TAKEOVERS_FIELD];
+    return typeof value === "number" ? value : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * Atomically claims the next runnable job: a queued job whose `run_after` has come, or a
  * running job whose lease expired (its worker died). A job is skipped while another job with
@@ -54,7 +68,11 @@ export async function claimJob(db: Db, owner: string, leaseMs: number, now = Dat
     sql<Job>`
     UPDATE jobs
        SET state = 'running', lease_owner = ${owner}, lease_expires_at = ${now + leaseMs},
-           attempts = attempts + 1, updated_at = ${now}
+           attempts = attempts + 1, updated_at = ${now},
+           -- a running row with a lapsed lease is a takeover: counted in the payload (the job schemas ignore the field)
+           payload = CASE WHEN state = 'running'
+                          THEN json_set(payload, '$.${sql.raw(TAKEOVERS_FIELD)}', COALESCE(json_extract(payload, '$.${sql.raw(TAKEOVERS_FIELD)}'), 0) + 1)
+                          ELSE payload END
      WHERE id = (
        SELECT j.id FROM jobs j
         WHERE ((j.state = 'queued' AND j.run_after <= ${now})
@@ -233,6 +251,7 @@ function toQueuedJob(job: Job): QueuedJob {
     attempts: job.attempts,
     max_attempts: job.max_attempts,
     created_at: job.created_at,
+    takeovers: takeoversOf(job.payload),
   };
 }
 

@@ -10,7 +10,8 @@
  *   queued job of issue A never waits behind issue B. The worker lanes are priorities: intake
  *   jobs have priority 1 and the intake lane fetches only those, the other lane only priority 0
  *   (two queues would not do: pg-boss keeps a key single per queue, and an intake and the
- *   command it enqueues share theirs);
+ *   command it enqueues share theirs). `notify` jobs (notifications outside GitHub) have priority 2
+ *   and a lane of their own the same way;
  * - the job id is a uuid derived from the dedupe key, and pg-boss inserts `ON CONFLICT DO
  *   NOTHING`: one job per delivery or stage across every replica;
  * - every write takes the caller's store transaction (pg-boss's `db` option), so a stage's
@@ -37,6 +38,25 @@ export const QUEUE_SCHEMA = "pgboss";
 const QUEUE = "jobs";
 /** The priority of the intake lane's jobs; every other job has 0. */
 const INTAKE_PRIORITY = 1;
+/** The priority of the notification lane's jobs (`notify`): a lane of their own, like intake. */
+const NOTIFY_PRIORITY = 2;
+/** pg-boss's `output` of a job its supervisor failed because its heartbeat lapsed (its process died or hung). */
+const HEARTBEAT_LAPSE_MESSAGES = new Set(["job heartbeat timeout", "job timed out"]);
+
+/** A job's priority: its lane. */
+function priorityOf(kind: JobKind): number {
+  if (kind === "intake") return INTAKE_PRIORITY;
+  if (kind === "notify") return NOTIFY_PRIORITY;
+  return 0;
+}
+
+/** The priorities a lane fetches: `{ only: ["intake"] }`, `{ only: ["notify"] }`, or every other job (priority 0). */
+function prioritiesOf(lane: JobLane): { minPriority: number; maxPriority: number } {
+  const only = lane.only?.length === 1 ? lane.only[0] : undefined;
+  if (only === "intake") return { minPriority: INTAKE_PRIORITY, maxPriority: INTAKE_PRIORITY };
+  if (only === "notify") return { minPriority: NOTIFY_PRIORITY, maxPriority: NOTIFY_PRIORITY };
+  return { minPriority: 0, maxPriority: 0 };
+}
 
 /** A job's data in pg-boss: everything the SQLite `jobs` row holds besides its state. */
 interface JobPayload {
@@ -48,6 +68,8 @@ interface JobPayload {
   deliveryId: string | null;
   maxAttempts: number;
   payload: unknown;
+  /** Heartbeat lapses so far (see `QueuedJob.takeovers`), counted at each takeover claim. */
+  takeovers?: number;
 }
 
 /** Settings of {@link PgBossQueue}. */
@@ -154,7 +176,7 @@ export class PgBossQueue implements JobQueue {
     };
     return this.boss.send(QUEUE, data as unknown as object, {
       id: jobIdOf(spec.dedupeKey),
-      priority: spec.kind === "intake" ? INTAKE_PRIORITY : 0,
+      priority: priorityOf(spec.kind),
       singletonKey: spec.lockKey,
       // One more than our attempts: a job interrupted on its last attempt is claimed once more
       // and failed by the worker with a message, rather than dropped silently by the supervisor.
@@ -164,12 +186,25 @@ export class PgBossQueue implements JobQueue {
     });
   }
 
-  /** The app's two lanes map to priorities: `{ only: ["intake"] }`, or everything else. */
-  async claim(_db: Db, _owner: string, _leaseMs: number, lane: JobLane): Promise<QueuedJob | undefined> {
-    const intake = lane.only?.length === 1 && lane.only[0] === "intake";
-    const priorities = intake ? { minPriority: INTAKE_PRIORITY } : { maxPriority: 0 };
-    const [job] = await this.boss.fetch<JobPayload>(QUEUE, { batchSize: 1, includeMetadata: true, ...priorities });
-    return job && this.#toQueuedJob(job);
+  /** The app's three lanes map to priorities: `{ only: ["intake"] }`, `{ only: ["notify"] }`, or everything else. */
+  async claim(db: Db, _owner: string, _leaseMs: number, lane: JobLane): Promise<QueuedJob | undefined> {
+    const [job] = await this.boss.fetch<JobPayload>(QUEUE, { batchSize: 1, includeMetadata: true, ...prioritiesOf(lane) });
+    if (!job) return undefined;
+    const claimed = this.#toQueuedJob(job);
+    // A claim after pg-boss's supervisor failed the last attempt for a lapsed heartbeat is a takeover: count it in the job's data.
+    const output = (job as Partial<JobWithMetadata<JobPayload>>).output as { value?: { message?: unknown } } | null | undefined;
+    const message = output?.value?.message;
+    if (typeof message === "string" && HEARTBEAT_LAPSE_MESSAGES.has(message) && claimed.attempts > 1) {
+      const result = await db.executeQuery<{ takeovers: number }>(
+        CompiledQuery.raw(
+          `UPDATE ${QUEUE_SCHEMA}.job SET data = jsonb_set(data, '{takeovers}', to_jsonb(COALESCE((data->>'takeovers')::int, 0) + 1))
+            WHERE name = $1 AND id = $2::uuid AND state = 'active' AND retry_count = $3 RETURNING (data->>'takeovers')::int AS takeovers`,
+          [QUEUE, job.id, claimed.fence ?? 0],
+        ),
+      );
+      claimed.takeovers = Number(result.rows[0]?.takeovers ?? claimed.takeovers ?? 0);
+    }
+    return claimed;
   }
 
   #toQueuedJob(job: JobWithMetadata<JobPayload> | BossJob<JobPayload>): QueuedJob {
@@ -188,6 +223,7 @@ export class PgBossQueue implements JobQueue {
       max_attempts: data.maxAttempts,
       created_at: meta.createdOn ? new Date(meta.createdOn).getTime() : Date.now(),
       fence: meta.retryCount ?? 0,
+      takeovers: data.takeovers ?? 0,
     };
   }
 

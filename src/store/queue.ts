@@ -50,6 +50,12 @@ export interface QueuedJob {
   created_at: number;
   /** pg-boss's `retry_count` at the claim: the attempt fence of every later call on it (PostgreSQL only). */
   fence?: number;
+  /**
+   * Times this job was taken over after its lease (SQLite) or heartbeat (pg-boss) lapsed — its
+   * worker died or hung — this claim included; retries after an error and hand-backs at
+   * shutdown do not count. More than one means the job is stuck (a notification says so).
+   */
+  takeovers?: number;
 }
 
 /** A task's job that is waiting or running, for `/status`. */

@@ -161,6 +161,11 @@ export interface Database {
   budget_reservations: BudgetReservationsTable;
   budget_alerts: BudgetAlertsTable;
   pauses: PausesTable;
+  dashboard_sessions: DashboardSessionsTable;
+  learnings: LearningsTable;
+  learning_proposals: LearningProposalsTable;
+  repository_schedules: RepositorySchedulesTable;
+  follow_up_proposals: FollowUpProposalsTable;
 }
 
 export type Job = Selectable<JobsTable>;
@@ -208,3 +213,139 @@ export interface BudgetAlertsTable {
 }
 
 export type BudgetReservation = Selectable<BudgetReservationsTable>;
+
+/** A dashboard session (`app/dashboard`): the cookie carries the id, this row its SHA-256. */
+export interface DashboardSessionsTable {
+  /** SHA-256 of the session id, hex; the id itself is never stored. */
+  id_hash: string;
+  /** The GitHub login, or `operator` for a DASHBOARD_TOKEN session. */
+  login: string;
+  /** The GitHub user id; `null` for the operator. */
+  user_id: number | null;
+  /** JSON array of the installation ids the user may see, computed at sign-in; `null`: all (operator). */
+  installation_ids: string | null;
+  /** JSON array of the `owner/repo` names the user may see (admin or push), computed at sign-in; `null`: all (operator). */
+  repositories: string | null;
+  /** The session's CSRF token, required on every request that is not a GET. */
+  csrf_token: string;
+  /** Operator sessions: SHA-256 (hex) of the DASHBOARD_TOKEN they were opened with (never the token); `null` for a GitHub user. */
+  operator_token_sha256: string | null;
+  /** Epoch ms. */
+  created_at: number;
+  /** Epoch ms after which the session is refused. */
+  expires_at: number;
+}
+
+export type DashboardSession = Selectable<DashboardSessionsTable>;
+
+/**
+ * Repository memory (issue 14): what a writer asked the app to remember about a repository
+ * (`/learn`). Full-text indexed: a generated `search` tsvector on PostgreSQL, the FTS5 table
+ * `learnings_fts` on SQLite (neither is read through this interface; see `store/memory.ts`).
+ */
+export interface LearningsTable {
+  id: Generated<number>;
+  installation_id: number;
+  /** `owner/repo`, lower case. */
+  repository: string;
+  /** The learning as the writer wrote it (untrusted: escaped whenever it enters a prompt or a reply). */
+  text: string;
+  /** The comment it came from (`html_url`). */
+  source_url: string;
+  /** Unique per repository: adding the same source twice (a retried job) adds nothing. */
+  source_key: string;
+  /** GitHub login of the writer who taught it. */
+  author: string;
+  /** Epoch ms. */
+  created_at: number;
+}
+
+export type Learning = Selectable<LearningsTable>;
+
+/**
+ * A repository's scheduled work (orchestrator mode, issue 14): one row per repository and kind,
+ * written when the app has read the repository's valid config; fired by the shared
+ * `orchestrator-tick` periodic task (`pipeline/orchestrator.ts`).
+ */
+export interface RepositorySchedulesTable {
+  id: Generated<number>;
+  installation_id: number;
+  /** `owner/repo`, lower case. */
+  repository: string;
+  owner: string;
+  repo: string;
+  kind: "standup";
+  /** Five-field cron expression, in `timezone`. */
+  cron: string;
+  /** IANA time zone, e.g. `Europe/Berlin`. */
+  timezone: string;
+  /** Epoch ms of the next fire. */
+  next_run_at: number;
+  /** Epoch ms the last stand-up was written; `null` before the first. */
+  last_run_at: number | null;
+  /** The stand-up issue, once created. */
+  standup_issue_number: number | null;
+  /** Epoch ms. */
+  created_at: number;
+  /** Epoch ms. */
+  updated_at: number;
+}
+
+export type RepositorySchedule = Selectable<RepositorySchedulesTable>;
+
+export type FollowUpSourceKind = "todo" | "review_finding" | "flaky_check";
+export type FollowUpStatus = "proposed" | "accepted" | "dismissed";
+
+/** A follow-up issue the stand-up proposed (issue 14); nothing is opened without a writer's `/approve <n>`. */
+export interface FollowUpProposalsTable {
+  id: Generated<number>;
+  /** `owner/repo`, lower case. */
+  repository: string;
+  /** The proposal's number in the repository (`/approve <n>`), unique per repository. */
+  number: number;
+  /** What it is about (unique per repository): never proposed again, whatever became of it. */
+  fingerprint: string;
+  /** Title of the issue it would open (built from untrusted text: escaped when rendered). */
+  title: string;
+  /** Body of the issue it would open (Markdown the app wrote, quoting untrusted text escaped). */
+  body: string;
+  source_kind: FollowUpSourceKind;
+  /** Where it was seen (a pull request, a review comment, a check run). */
+  source_url: string;
+  status: FollowUpStatus;
+  /** The stand-up's date (`YYYY-MM-DD` in the schedule's time zone). */
+  proposed_on: string;
+  /** Login of the writer who approved or dismissed it. */
+  decided_by: string | null;
+  /** Epoch ms. */
+  decided_at: number | null;
+  /** The issue opened on approval. */
+  issue_number: number | null;
+  /** Epoch ms. */
+  created_at: number;
+}
+
+export type FollowUpProposal = Selectable<FollowUpProposalsTable>;
+
+/** A learning the app proposed in its reply to a person's review comment, waiting for a writer's 👍 on that reply. */
+export interface LearningProposalsTable {
+  id: Generated<number>;
+  installation_id: number;
+  /** `owner/repo`, lower case. */
+  repository: string;
+  pull_number: number;
+  /** The app's reply comment (a pull request review comment) that carries the proposal. */
+  comment_id: number;
+  /** The proposed learning (the model's words: untrusted). */
+  text: string;
+  /** The reply's web address. */
+  source_url: string;
+  state: "pending" | "accepted" | "expired";
+  /** Epoch ms. */
+  created_at: number;
+  settled_at: number | null;
+  /** The learning it became (`accepted`). */
+  learning_id: number | null;
+}
+
+export type LearningProposal = Selectable<LearningProposalsTable>;

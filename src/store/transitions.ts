@@ -1,6 +1,8 @@
 import { IllegalTransitionError } from "../domain/errors.js";
 import { canTransition, isTaskState, RESTING_STATES, type TaskState } from "../domain/task-state.js";
 import type { DbOrTrx } from "./db.js";
+import { inheritObservers, reportTransition } from "./events.js";
+import { inheritQueue } from "./queue.js";
 import type { Task, Transition } from "./schema.js";
 
 /**
@@ -15,21 +17,27 @@ import type { Task, Transition } from "./schema.js";
 export async function transition(db: DbOrTrx, taskId: number, to: TaskState, details: { reason: string; actor: string; now?: number }): Promise<Task> {
   const now = details.now ?? Date.now();
   return db.transaction().execute(async (trx) => {
+    // Observers (`events.ts`) enqueue in this transaction, on the database's queue.
+    inheritQueue(db, trx);
+    inheritObservers(db, trx);
     const task = await trx.selectFrom("tasks").selectAll().where("id", "=", taskId).executeTakeFirstOrThrow();
     const from = isTaskState(task.stage) ? task.stage : null;
     if (from === to) return task;
     if (!canTransition(from, to)) throw new IllegalTransitionError(taskId, from, to);
-    await trx
+    const recorded = await trx
       .insertInto("transitions")
       .values({ task_id: taskId, from_state: from, to_state: to, reason: details.reason.slice(0, 500), actor: details.actor, created_at: now })
-      .execute();
+      .returning("id")
+      .executeTakeFirstOrThrow();
     const resting = RESTING_STATES.has(to);
-    return trx
+    const updated = await trx
       .updateTable("tasks")
       .set({ stage: to, updated_at: now, ...(resting ? { finished_at: now } : { finished_at: null }) })
       .where("id", "=", taskId)
       .returningAll()
       .executeTakeFirstOrThrow();
+    await reportTransition(trx, { transitionId: recorded.id, task: updated, from, to, reason: details.reason.slice(0, 500), actor: details.actor, at: now });
+    return updated;
   });
 }
 

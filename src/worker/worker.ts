@@ -46,6 +46,11 @@ export interface WorkerOptions {
   owner?: string;
   /** Observes each attempt: how it ended and its wall time in seconds (metrics). */
   onJobFinished?: (job: QueuedJob, state: "succeeded" | "retry" | "failed" | "aborted", seconds: number) => void;
+  /**
+   * Called (not awaited) when a claimed job has been taken over more than once — its lease or
+   * heartbeat lapsed repeatedly (`QueuedJob.takeovers`): its worker keeps dying or hanging.
+   */
+  onJobStuck?: (job: QueuedJob) => Promise<void>;
 }
 
 /** How a failed attempt is handled. */
@@ -219,6 +224,10 @@ export class Worker {
       Math.max(50, Math.floor(leaseMs / 3)),
     );
     heartbeat.unref?.();
+    if ((job.takeovers ?? 0) > 1 && this.#options.onJobStuck) {
+      log.warn({ takeovers: job.takeovers }, "job taken over again after its lease lapsed: it is stuck");
+      void this.#options.onJobStuck(job).catch((err: unknown) => log.error({ err }, "the job-stuck handler failed"));
+    }
     const started = Date.now();
     if (job.attempts > job.max_attempts) {
       // Its lease kept expiring (the process died each time, e.g. out of memory): stop reclaiming it.

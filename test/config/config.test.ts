@@ -104,6 +104,8 @@ describe("parseRepoConfig", () => {
         enabled: true,
         files: ["**/AGENTS.md", "CLAUDE.md", ".github/copilot-instructions.md", ".github/instructions/**/*.instructions.md"],
       },
+      memory: { enabled: true, max_learnings: 5 },
+      orchestrator: { max_proposals: 3 },
     });
   });
 

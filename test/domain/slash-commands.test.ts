@@ -6,7 +6,23 @@ const SLUG = "mission-control";
 const parse = (body: string) => parseCommand(body, SLUG);
 const command = (name: CommandName, args = "") => ({ kind: "command", name, args });
 
-const ALL: CommandName[] = ["plan", "code", "test", "review", "status", "budget", "stop", "retry", "approve", "report", "help"];
+const ALL: CommandName[] = [
+  "plan",
+  "code",
+  "test",
+  "review",
+  "status",
+  "budget",
+  "stop",
+  "retry",
+  "approve",
+  "report",
+  "help",
+  "learn",
+  "memory",
+  "forget",
+  "dismiss",
+];
 
 describe("parseCommand: every command", () => {
   it.each(ALL)("/%s", (name) => {
@@ -293,7 +309,8 @@ describe("COMMAND_HELP and helpText", () => {
 
   it("every usage in the help parses back to its command", () => {
     for (const name of ALL) {
-      const result = parse(COMMAND_HELP[name].usage.replace(/\s*\[.*\]$/, ""));
+      // Optional `[…]` and required `<…>` placeholders are dropped (`/learn <text>`, `/forget <number>`).
+      const result = parse(COMMAND_HELP[name].usage.replace(/\s*\[.*\]$/, "").replace(/\s*<[^>]*>$/, ""));
       expect(result).toEqual(command(name));
     }
   });

@@ -171,6 +171,8 @@ export class FakeGitHub {
   /** Requests for job logs at {@link FAKE_LOG_ORIGIN} (after GitHub's redirect), with their headers. */
   readonly logRequests: Array<{ path: string; headers: Record<string, string | string[] | undefined> }> = [];
   readonly reactions: Array<{ commentId: number; content: string }> = [];
+  /** Reactions people gave to review comments (tests add them: GitHub sends no webhook for a reaction). */
+  readonly reviewCommentReactions: Array<{ commentId: number; content: string; login: string; type?: string }> = [];
   readonly merges: Array<{ pull: number; sha: string; method: string }> = [];
   /** Organisation members' roles (`GET /orgs/{org}/memberships/{username}`). */
   readonly orgRoles = new Map<string, "admin" | "member">();
@@ -179,6 +181,12 @@ export class FakeGitHub {
   /** Refs whose tree was read (`GET …/git/trees/{ref}`), in order. */
   readonly treeReads: string[] = [];
   readonly appLogin: string;
+  /** Issues pinned through GraphQL `pinIssue`. */
+  readonly pinnedIssues = new Set<number>();
+  /** `true`: the `pinIssue` mutation is refused, as for an installation without the permission. */
+  pinRefused = false;
+  /** Every `PATCH …/issues/{n}`, in order, with the body after it. */
+  readonly issueEdits: Array<{ number: number; body: string }> = [];
   /** Sent as `x-ratelimit-remaining` on every answer. */
   rateLimitRemaining = 4999;
   readonly #options: FakeGitHubOptions;
@@ -703,6 +711,38 @@ export class FakeGitHub {
         ? this.#json(200, { sha: match[1], size: content.length, encoding: "base64", content: content.toString("base64") })
         : this.#json(404, { message: "Not Found" });
     }
+    // Issues the app opens and edits (the stand-up, accepted follow-ups), and its list by creator.
+    if (method === "POST" && r("/issues")) {
+      const issue = this.addIssue({
+        number: this.#nextId++,
+        title: body.title,
+        body: body.body ?? "",
+        user: { login: this.appLogin, type: "Bot" },
+        labels: [...((body.labels as string[] | undefined) ?? [])],
+      });
+      return this.#json(201, this.#issueJson(issue));
+    }
+    if (method === "GET" && r("/issues")) {
+      const creator = query.get("creator");
+      const state = query.get("state") ?? "open";
+      const found = [...this.issues.values()]
+        .filter((i) => (!creator || i.user.login === creator) && (state === "all" || i.state === state))
+        .sort((x, y) => y.number - x.number)
+        .slice(0, Number(query.get("per_page") ?? 30));
+      return this.#json(
+        200,
+        found.map((i) => this.#issueJson(i)),
+      );
+    }
+    if (method === "PATCH" && (match = r("/issues/(\\d+)"))) {
+      const issue = this.issues.get(Number(match[1]));
+      if (!issue) return this.#json(404, { message: "Not Found" });
+      if (typeof body.title === "string") issue.title = body.title;
+      if (typeof body.body === "string") issue.body = body.body;
+      if (body.state === "open" || body.state === "closed") issue.state = body.state;
+      this.issueEdits.push({ number: issue.number, body: issue.body });
+      return this.#json(200, this.#issueJson(issue));
+    }
     if ((match = r("/issues/(\\d+)"))) {
       const issue = this.issues.get(Number(match[1]));
       if (!issue) return this.#json(404, { message: "Not Found" });
@@ -838,6 +878,17 @@ export class FakeGitHub {
         return this.#json(200, this.#reviewJson(review));
       }
     }
+    if (method === "GET" && (match = r("/pulls/comments/(\\d+)/reactions"))) {
+      const id = Number(match[1]);
+      if (!this.reviewComments.some((c) => c.id === id)) return this.#json(404, { message: "Not Found" });
+      const wanted = query.get("content");
+      return this.#json(
+        200,
+        this.reviewCommentReactions
+          .filter((x) => x.commentId === id && (wanted === null || x.content === wanted))
+          .map((x, i) => ({ id: i + 1, content: x.content, user: { login: x.login, type: x.type ?? "User" } })),
+      );
+    }
     if (method === "POST" && (match = r("/pulls/(\\d+)/comments/(\\d+)/replies"))) {
       const n = Number(match[1]);
       const target = this.reviewComments.find((c) => c.id === Number(match?.[2]) && c.pull_number === n);
@@ -967,6 +1018,17 @@ export class FakeGitHub {
   #graphql(body: any): Reply {
     const query = String(body?.query ?? "");
     const variables = body?.variables ?? {};
+    // Pinning an issue: its node id, then the `pinIssue` mutation (refused when `pinRefused`).
+    if (/issue\(number: \$number\) \{ id \}/.test(query)) {
+      const issue = this.issues.get(Number(variables.number));
+      return this.#json(200, { data: { repository: { issue: issue ? { id: `I_${issue.number}` } : null } } });
+    }
+    if (/pinIssue\(/.test(query)) {
+      if (this.pinRefused) return this.#json(200, { data: null, errors: [{ type: "FORBIDDEN", message: "Resource not accessible by integration" }] });
+      const number = Number(String(variables.issueId ?? "").replace(/^I_/, ""));
+      this.pinnedIssues.add(number);
+      return this.#json(200, { data: { pinIssue: { issue: { number } } } });
+    }
     if (!/reviewThreads/.test(query) || variables.owner !== this.#options.owner || variables.repo !== this.#options.repo) {
       return this.#json(200, { data: null, errors: [{ message: `unsupported query for the fake: ${query.slice(0, 80)}` }] });
     }

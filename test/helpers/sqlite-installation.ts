@@ -2,6 +2,7 @@ import { sql } from "kysely";
 
 import type { Db } from "../../src/store/db.js";
 import { recordDelivery } from "../../src/store/deliveries.js";
+import { addLearning, addLearningProposal } from "../../src/store/memory.js";
 import { pauseInstallation } from "../../src/store/pauses.js";
 import { enqueueJob } from "../../src/store/queue.js";
 import { createTask, setTrackingNote, startNewRun, updateTask } from "../../src/store/tasks.js";
@@ -178,6 +179,49 @@ export async function seedInstallation(db: Db): Promise<Installation> {
   );
   await sql`insert into budget_alerts (scope, scope_key, period, period_start, threshold, created_at)
             values ('repository', 'octo-org/widgets', 'daily', ${Date.parse("2026-11-21T00:00:00Z")}, 0.8, ${T0 + 100_450})`.execute(db);
+
+  // Repository memory (issue 14), in a database migrated that far: two learnings. Their FTS5 index is not copied (PostgreSQL indexes the rows itself).
+  const memoryTable = await sql<{ n: number }>`select count(*) as n from sqlite_master where type = 'table' and name = 'learnings'`.execute(db);
+  if (Number(memoryTable.rows[0]?.n ?? 0) > 0) {
+    for (const [n, text] of [
+      [1, "Run npm test before pushing."],
+      [2, "Migrations are frozen in time."],
+    ] as const) {
+      await addLearning(db, {
+        installationId: 987_654_321,
+        repository: "octo-org/widgets",
+        text,
+        sourceUrl: `https://github.com/octo-org/widgets/issues/1#issuecomment-${n}`,
+        sourceKey: `comment:${n}`,
+        author: "maintainer",
+        createdAt: T0 + 300_000 + n,
+      });
+    }
+    await addLearningProposal(db, {
+      installationId: 987_654_321,
+      repository: "octo-org/widgets",
+      pullNumber: 12,
+      commentId: 5_000_000_001,
+      text: "Use tabs in src/.",
+      sourceUrl: "https://github.com/octo-org/widgets/pull/12#discussion_r5000000001",
+      createdAt: T0 + 300_100,
+    });
+  }
+
+  // Orchestrator mode (issue 14): a stand-up schedule and one proposed follow-up.
+  const orchestratorTable = await sql<{ n: number }>`select count(*) as n from sqlite_master where type = 'table' and name = 'repository_schedules'`.execute(
+    db,
+  );
+  if (Number(orchestratorTable.rows[0]?.n ?? 0) > 0) {
+    await sql`insert into repository_schedules (installation_id, repository, owner, repo, kind, cron, timezone, next_run_at, last_run_at, standup_issue_number, created_at, updated_at)
+              values (987654321, 'octo-org/widgets', 'octo-org', 'widgets', 'standup', '0 9 * * 1-5', 'Europe/Berlin', ${T0 + 86_400_000}, ${T0}, 40, ${T0}, ${T0})`.execute(
+      db,
+    );
+    await sql`insert into follow_up_proposals (repository, number, fingerprint, title, body, source_kind, source_url, status, proposed_on, created_at)
+              values ('octo-org/widgets', 1, 'todo:src/a.ts:retry', 'Resolve the TODO in src/a.ts', 'A TODO the app added.', 'todo', 'https://github.com/octo-org/widgets/pull/12', 'proposed', '2026-11-21', ${T0})`.execute(
+      db,
+    );
+  }
 
   return { taskIds, finishedJobIds };
 }

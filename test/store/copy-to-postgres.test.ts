@@ -18,14 +18,29 @@ import { createPostgresDatabase, postgresAdminUrl, type PostgresTestDatabase } f
 const adminUrl = postgresAdminUrl();
 
 /** Every table the copy must carry over (the job queue is not one of them). */
-const DURABLE_TABLES = ["budget_alerts", "budget_reservations", "deliveries", "llm_usage", "pauses", "tasks", "transitions"];
+const DURABLE_TABLES = [
+  "budget_alerts",
+  "budget_reservations",
+  "deliveries",
+  "follow_up_proposals",
+  "learning_proposals",
+  "learnings",
+  "llm_usage",
+  "pauses",
+  "repository_schedules",
+  "tasks",
+  "transitions",
+];
 
 type Row = Record<string, unknown>;
 
 /** The SQLite file's tables, but the job queue and kysely's bookkeeping. */
 async function sqliteTables(db: Db): Promise<string[]> {
   const rows = await sql<{ name: string }>`select name from sqlite_master where type = 'table' order by name`.execute(db);
-  return rows.rows.map((r) => r.name).filter((n) => !n.startsWith("sqlite_") && !n.startsWith("kysely_") && n !== "jobs");
+  // `learnings_fts*`: repository memory's FTS5 index (a virtual table and its shadow tables), which is not data.
+  return rows.rows
+    .map((r) => r.name)
+    .filter((n) => !n.startsWith("sqlite_") && !n.startsWith("kysely_") && n !== "jobs" && n !== "dashboard_sessions" && !n.startsWith("learnings_fts"));
 }
 
 /** Rows sorted by their JSON text, so that the two databases' rows line up without knowing their keys. */
@@ -45,8 +60,14 @@ async function expectedRows(sqlite: Db, pg: Db, table: string): Promise<Row[]> {
   return rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, textColumns.has(k) && typeof v === "number" ? String(v) : v])));
 }
 
+/** A PostgreSQL table's rows, without its generated columns (e.g. the `tsvector` PostgreSQL computes for learnings). */
 async function pgRows(pg: Db, table: string): Promise<Row[]> {
-  return (await sql<Row>`select * from ${sql.id(table)}`.execute(pg)).rows;
+  const columns = await sql<{ column_name: string }>`
+    select column_name from information_schema.columns
+     where table_schema = current_schema() and table_name = ${table} and is_generated = 'NEVER' order by ordinal_position`.execute(pg);
+  if (columns.rows.length === 0) return [];
+  const list = sql.join(columns.rows.map((c) => sql.id(c.column_name)));
+  return (await sql<Row>`select ${list} from ${sql.id(table)}`.execute(pg)).rows;
 }
 
 /** Every copied table of PostgreSQL, row by row, plus where its sequences stand. */
@@ -148,7 +169,17 @@ async function pgTableNames(pg: Db): Promise<string[]> {
         from information_schema.columns
        where table_schema = current_schema() and pg_get_serial_sequence(format('%I.%I', table_schema, table_name), column_name) is not null`.execute(pg);
     const copied = serials.rows.filter((r) => DURABLE_TABLES.includes(r.table_name));
-    expect(copied.map((r) => r.table_name).sort()).toEqual(["budget_alerts", "budget_reservations", "llm_usage", "tasks", "transitions"]);
+    expect(copied.map((r) => r.table_name).sort()).toEqual([
+      "budget_alerts",
+      "budget_reservations",
+      "follow_up_proposals",
+      "learning_proposals",
+      "learnings",
+      "llm_usage",
+      "repository_schedules",
+      "tasks",
+      "transitions",
+    ]);
     for (const { table_name, column_name, seq } of copied) {
       const max = await sql<{ max: number }>`select max(${sql.id(column_name)}) as max from ${sql.id(table_name)}`.execute(pg);
       const next = await sql<{ next: number }>`select nextval(${seq}::regclass) as next`.execute(pg);

@@ -4,7 +4,7 @@ import path from "node:path";
 import { type Kysely, Migrator, sql } from "kysely";
 import { expect, it } from "vitest";
 
-import { type Db, migrateToLatest, openDatabase } from "../../src/store/db.js";
+import { type Db, openDatabase } from "../../src/store/db.js";
 import { migrations } from "../../src/store/migrations/index.js";
 
 /**
@@ -57,7 +57,8 @@ it("a fresh SQLite database gets exactly the schema it got before the migrations
 it("the nano-dollar migration changes only the two money tables: integer columns with CHECKs, the same indexes; down restores the old schema exactly", async () => {
   const db = openDatabase(":memory:");
   try {
-    await migrateToLatest(db);
+    // Up to the nano-dollar migration: the tables of later migrations are not part of this comparison.
+    await migrateTo(db, NANO_USD);
     const rows = await schemaOf(db);
     const others = (list: SchemaRow[]) => list.filter((r) => !MONEY_TABLES.has(r.tbl_name));
     expect(others(rows)).toEqual(others(fixture()));

@@ -72,20 +72,15 @@ export function createRecordingLlm(anthropic: Anthropic, prices: PriceTable, onU
  */
 function settleOnAbort<T>(call: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return call;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Anthropic.APIUserAbortError());
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => reject(new Anthropic.APIUserAbortError());
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
-    call.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err);
-      },
-    );
+  });
+  call.catch(() => {}); // a rejection after the abort won is dropped, not unhandled
+  return Promise.race([call, aborted]).finally(() => {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
   });
 }
 

@@ -17,6 +17,8 @@ import { loadRepositoryGuidance } from "../../agents/load-instructions.js";
 import { APP_ACTOR } from "../../domain/jobs.js";
 import type { BotIdentity, GitHubPort } from "../../ports/github.js";
 import { writeTracking } from "../reporter.js";
+import { recordLearningProposal } from "../memory-proposals.js";
+import { withRepositoryMemory } from "../repository-memory.js";
 import { replyInThreads } from "../review-threads.js";
 import { prepareWorkspace, pruneWorkspaces, workspaceDir } from "../../workspace/workspaces.js";
 import type { StageContext } from "../stage-context.js";
@@ -119,12 +121,19 @@ export async function codeStage(ctx: StageContext, given: RevisionFeedback | nul
 
   const ceilings = ctx.deps.coderCeilings;
   // The repository's guidance for the paths the Coder is to touch: the plan's files and those of the feedback it answers.
-  const guidance = await loadRepositoryGuidance(ctx.github, {
-    ref: task.default_branch,
-    settings: config.instructions,
-    agent: "coder",
-    paths: [...plan.files_to_change.map((f) => f.path), ...(feedback?.comments.map((c) => c.path) ?? []), ...(feedback?.threads?.map((t) => t.path) ?? [])],
-  });
+  const guidancePaths = [
+    ...plan.files_to_change.map((f) => f.path),
+    ...(feedback?.comments.map((c) => c.path) ?? []),
+    ...(feedback?.threads?.map((t) => t.path) ?? []),
+  ];
+  const guidance = await withRepositoryMemory(
+    ctx.deps.db,
+    ctx.task,
+    config,
+    await loadRepositoryGuidance(ctx.github, { ref: task.default_branch, settings: config.instructions, agent: "coder", paths: guidancePaths }),
+    guidancePaths,
+    { github: ctx.github, log: ctx.log },
+  );
   const sandbox = ctx.deps.sandbox(workspace.root);
   const result = await implementIssue(
     ctx.runtime("coder"),
@@ -167,6 +176,8 @@ export async function codeStage(ctx: StageContext, given: RevisionFeedback | nul
       answers: result.threadAnswers ?? [],
       appLogin: (await ctx.github.getBotIdentity()).login,
       log: ctx.log,
+      // Repository memory: a learning the reply proposes waits for a writer's 👍.
+      onProposal: (proposal) => recordLearningProposal(ctx.deps.db, ctx.task, result.pullRequest.number, proposal),
     });
   }
   if (result.stopped) {

@@ -2,6 +2,7 @@ import { planIssue, renderPlanMarkdown, snapshotRepository } from "../../agents/
 import { loadRepositoryGuidance } from "../../agents/load-instructions.js";
 import { removeWorkspace } from "../../workspace/git.js";
 import { workspaceDir } from "../../workspace/workspaces.js";
+import { withRepositoryMemory } from "../repository-memory.js";
 import type { StageContext } from "../stage-context.js";
 import type { StageOutcome } from "../pipeline-deps.js";
 
@@ -21,12 +22,19 @@ export async function planStage(ctx: StageContext): Promise<StageOutcome> {
     const workspace = await ctx.deps.clone({ cloneUrl: task.clone_url, dir, token: await ctx.github.createGitToken(), branch: task.default_branch, depth: 1 });
     try {
       const snapshot = await snapshotRepository(workspace, issue, { fullName: `${task.owner}/${task.repo}`, defaultBranch: task.default_branch });
-      const guidance = await loadRepositoryGuidance(ctx.github, {
-        ref: task.default_branch,
-        settings: ctx.config.instructions,
-        agent: "architect",
-        paths: null,
-      });
+      const guidance = await withRepositoryMemory(
+        ctx.deps.db,
+        ctx.task,
+        ctx.config,
+        await loadRepositoryGuidance(ctx.github, {
+          ref: task.default_branch,
+          settings: ctx.config.instructions,
+          agent: "architect",
+          paths: null,
+        }),
+        null,
+        { github: ctx.github, log: ctx.log },
+      );
       const plan = await planIssue(ctx.runtime("architect"), issue, snapshot, ctx.notes(), guidance);
       await ctx.save({ plan: JSON.stringify(plan) });
     } finally {

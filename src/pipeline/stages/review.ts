@@ -20,6 +20,7 @@ import type { RepositoryGuidance } from "../../agents/instructions.js";
 import { loadRepositoryGuidance } from "../../agents/load-instructions.js";
 import { GitHubApiError, isMissionControlError } from "../../domain/errors.js";
 import { maybeAutoMerge } from "./merge.js";
+import { withRepositoryMemory } from "../repository-memory.js";
 import type { StageContext } from "../stage-context.js";
 import type { StageOutcome } from "../pipeline-deps.js";
 import type { BotIdentity, CheckRunData, GitHubPort, PullRequestData, PullRequestFile, ReviewEvent } from "../../ports/github.js";
@@ -191,7 +192,15 @@ export async function reviewStage(ctx: StageContext): Promise<StageOutcome> {
     {
       github: ctx.github,
       bot: await ctx.github.getBotIdentity(),
-      guidance: (paths) => loadRepositoryGuidance(ctx.github, { ref: task.default_branch, settings: config.instructions, agent: "reviewer", paths }),
+      guidance: async (paths) =>
+        withRepositoryMemory(
+          ctx.deps.db,
+          ctx.task,
+          config,
+          await loadRepositoryGuidance(ctx.github, { ref: task.default_branch, settings: config.instructions, agent: "reviewer", paths }),
+          paths,
+          { github: ctx.github, log: ctx.log },
+        ),
     },
     {
       pullNumber: task.pr_number,

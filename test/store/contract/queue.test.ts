@@ -137,7 +137,7 @@ describeQueueContract("job queue", (replicas) => {
         },
         { timeout: (TEST_HEARTBEAT_SECONDS + 10) * 1000, interval: 200 },
       );
-      expect(taken).toMatchObject({ id: lost.id, attempts: 2 });
+      expect(taken).toMatchObject({ id: lost.id, attempts: 2, takeovers: 1 });
       expect(await a.queue.heartbeat(a.db, lost, "a", leaseMs)).toBe(false);
       expect(await inTransaction(a.db, (trx) => a.queue.complete(trx, lost, "a"))).toBe(false);
       expect(await b.queue.heartbeat(b.db, taken, "b", leaseMs)).toBe(true);
@@ -213,6 +213,55 @@ describeQueueContract("job queue", (replicas) => {
     expect(new Set(claimed).size).toBe(31);
     expect(keys.filter((k) => k === "same#1")).toHaveLength(1);
     expect(await queueDepth(b.db)).toEqual({ queued: 9, running: 31 });
+  });
+
+  it("notify jobs have a lane of their own, one job per channel at a time, without blocking stages or intake", async () => {
+    const { a, b } = replicas();
+    const STAGES = { except: ["intake", "notify"] } as const;
+    const NOTIFY = { only: ["notify"] } as const;
+    const notify = (channel: string, key: string) =>
+      spec(null, { kind: "notify", lockKey: `notify:${channel}`, dedupeKey: `notify:${key}:${channel}`, payload: { channel }, maxAttempts: 8 });
+    const ops1 = await enqueueJob(a.db, notify("ops", "transition:1"));
+    const ops2 = await enqueueJob(a.db, notify("ops", "transition:2"));
+    const hooks = await enqueueJob(a.db, notify("hooks", "transition:1"));
+    expect(await enqueueJob(b.db, notify("ops", "transition:1"))).toBeNull();
+    const stage = await enqueueJob(a.db, spec(null, { lockKey: "octo/repo#9" }));
+    // The stage lane and the intake lane never take a notification.
+    expect((await b.queue.claim(b.db, "b", LEASE_MS, STAGES))?.id).toBe(stage);
+    expect(await b.queue.claim(b.db, "b", LEASE_MS, STAGES)).toBeUndefined();
+    expect(await b.queue.claim(b.db, "b", LEASE_MS, INTAKE)).toBeUndefined();
+    // The notification lane takes one per channel: ops#1 and hooks, not ops#2 while ops#1 runs.
+    const first = (await a.queue.claim(a.db, "a", LEASE_MS, NOTIFY)) as QueuedJob;
+    const second = (await b.queue.claim(b.db, "b", LEASE_MS, NOTIFY)) as QueuedJob;
+    expect([first.id, second.id].sort()).toEqual([ops1, hooks].sort());
+    expect(first).toMatchObject({ kind: "notify", task_id: null, max_attempts: 8 });
+    expect(await a.queue.claim(a.db, "a", LEASE_MS, NOTIFY)).toBeUndefined();
+    const opsJob = first.id === ops1 ? first : second;
+    expect(await inTransaction(a.db, (trx) => a.queue.complete(trx, opsJob, opsJob === first ? "a" : "b"))).toBe(true);
+    expect((await a.queue.claim(a.db, "a", LEASE_MS, NOTIFY))?.id).toBe(ops2);
+  });
+
+  it("a claim after a lapsed lease counts a takeover; a retry after an error does not", async () => {
+    const { a, b } = replicas();
+    const id = await enqueueJob(a.db, spec(null, { lockKey: "stuck#1", payload: { x: 1 }, maxAttempts: 9 }));
+    const start = Date.now();
+    const first = (await a.queue.claim(a.db, "a", 10, WORK)) as QueuedJob;
+    expect(first).toMatchObject({ id, takeovers: 0 });
+    // An error and a retry: not a takeover.
+    expect(await inTransaction(a.db, (trx) => a.queue.retry(trx, first, "a", start, "boom"))).toBe(true);
+    const second = (await b.queue.claim(b.db, "b", 10, WORK)) as QueuedJob;
+    expect(second).toMatchObject({ id, attempts: 2, takeovers: 0 });
+    // PostgreSQL: a heartbeat lapse takes pg-boss's minimum of 10 s; its takeover count is checked in the "process died" test above.
+    if (a.backend === "postgres") return;
+    // Its lease lapses twice (the worker died each time): two takeovers.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const third = (await a.queue.claim(a.db, "a", 10, WORK)) as QueuedJob;
+    expect(third).toMatchObject({ id, attempts: 3, takeovers: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const fourth = (await b.queue.claim(b.db, "b", LEASE_MS, WORK)) as QueuedJob;
+    expect(fourth).toMatchObject({ id, attempts: 4, takeovers: 2 });
+    // The payload still parses as the job's own (the count is bookkeeping).
+    expect(JSON.parse(fourth.payload)).toMatchObject({ x: 1 });
   });
 
   it("periodic work runs once per occurrence across replicas", async () => {

@@ -2,7 +2,7 @@ import type { RestEndpointMethodTypes } from "@octokit/rest";
 import type { ProbotOctokit } from "probot";
 
 import { GitHubApiError } from "../../../domain/errors.js";
-import { ensureComment } from "./ensure.js";
+import { ensureComment, ensureIssue } from "./ensure.js";
 import { ciReads } from "./ci-output.js";
 import { redactSecrets } from "../../../domain/redact.js";
 import type {
@@ -165,6 +165,35 @@ interface ReviewThreadsAnswer {
 }
 
 /** GitHub's limit on each of a check run's `summary` and `text`, in characters. */
+/** An issue's GraphQL node id, for {@link PIN_ISSUE_MUTATION}. */
+const ISSUE_ID_QUERY = `query issueId($owner: String!, $repo: String!, $number: Int!) {
+  repository(owner: $owner, name: $repo) { issue(number: $number) { id } }
+}`;
+
+/** GraphQL `pinIssue` (https://docs.github.com/en/graphql/reference/mutations#pinissue). */
+const PIN_ISSUE_MUTATION = `mutation pinIssue($issueId: ID!) {
+  pinIssue(input: { issueId: $issueId }) { issue { number } }
+}`;
+
+/** An issue of the REST API (`GET`/`POST`/`PATCH …/issues`) as {@link IssueData}. */
+const toIssue = (data: {
+  number: number;
+  title: string;
+  body?: string | null;
+  user?: { login: string } | null;
+  state: string;
+  labels: Array<string | { name?: string | null }>;
+  html_url: string;
+}): IssueData => ({
+  number: data.number,
+  title: data.title,
+  body: data.body ?? "",
+  author: data.user?.login ?? "",
+  state: data.state === "closed" ? "closed" : "open",
+  labels: data.labels.map((l) => (typeof l === "string" ? l : (l.name ?? ""))).filter(Boolean),
+  htmlUrl: data.html_url,
+});
+
 const CHECK_TEXT_LIMIT = 65_535;
 
 function clipOutput(output: CheckRunOutput): CheckRunOutput {
@@ -458,6 +487,21 @@ export function createOctokitOutput(options: {
         await octokit.request("POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", { ...base, comment_id: commentId, content });
       }),
 
+    listReviewCommentThumbsUp: (commentId) =>
+      call(async () => {
+        const reactions: Array<{ login: string; userType: string }> = [];
+        for await (const { data } of octokit.paginate.iterator("GET /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions", {
+          ...base,
+          comment_id: commentId,
+          content: "+1",
+          per_page: 100,
+        })) {
+          for (const reaction of data) if (reaction.user) reactions.push({ login: reaction.user.login, userType: reaction.user.type });
+          if (reactions.length >= 1000) break;
+        }
+        return reactions;
+      }),
+
     mergePullRequest: (pullNumber, sha, method) =>
       call(async () => {
         await octokit.request("PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge", { ...base, pull_number: pullNumber, sha, merge_method: method });
@@ -546,6 +590,49 @@ export function createOctokitOutput(options: {
     ensureComment(input) {
       return ensureComment(port, input);
     },
+
+    createIssue: (input) =>
+      call(async () => {
+        const { data } = await octokit.request("POST /repos/{owner}/{repo}/issues", { ...base, ...input });
+        return toIssue(data);
+      }),
+
+    updateIssue: (issueNumber, input) =>
+      call(async () => {
+        const { data } = await octokit.request("PATCH /repos/{owner}/{repo}/issues/{issue_number}", { ...base, issue_number: issueNumber, ...input });
+        return toIssue(data);
+      }),
+
+    listRecentIssuesBy: (creator) =>
+      call(async () => {
+        const { data } = await octokit.request("GET /repos/{owner}/{repo}/issues", {
+          ...base,
+          creator,
+          state: "all",
+          sort: "created",
+          direction: "desc",
+          per_page: 100,
+        });
+        return data.filter((i) => !i.pull_request).map(toIssue);
+      }),
+
+    ensureIssue(input) {
+      return ensureIssue(port, input);
+    },
+
+    pinIssue: (issueNumber) =>
+      call(async () => {
+        const found = await octokit.graphql<{ repository: { issue: { id: string } | null } | null }>(ISSUE_ID_QUERY, { owner, repo, number: issueNumber });
+        const id = found.repository?.issue?.id;
+        if (!id) throw Object.assign(new Error(`issue #${issueNumber} was not found by GraphQL`), { status: 404 });
+        await octokit.graphql(PIN_ISSUE_MUTATION, { issueId: id });
+      }),
+
+    listCheckRunAttempts: (headSha) =>
+      call(async () => {
+        const runs = await octokit.paginate("GET /repos/{owner}/{repo}/commits/{ref}/check-runs", { ...base, ref: headSha, filter: "all", per_page: 100 });
+        return runs.map(toCheckRun);
+      }),
   };
   return port;
 }

@@ -1,0 +1,304 @@
+/**
+ * Repository memory (issue 14): learnings a writer asked the app to remember about one
+ * repository (`/learn <text>`), listed by `/memory`, removed by `/forget <id>`, and searched by
+ * full text for the agents' prompts — FTS5 on SQLite (`learnings_fts`, external content),
+ * `tsvector` with a GIN index on PostgreSQL (`learnings.search`). See the migration
+ * `2026-11-29T0200-memory`.
+ */
+import { sql } from "kysely";
+
+import { MissionControlError } from "../domain/errors.js";
+
+import type { DbOrTrx } from "./db.js";
+import { isPostgres } from "./dialect.js";
+import type { Learning, LearningProposal } from "./schema.js";
+
+export type { Learning, LearningProposal };
+
+/** The longest learning, in characters (UTF-16 code units); `/learn` refuses longer text with a reply. */
+export const MAX_LEARNING_CHARS = 2_000;
+
+/** Terms of a search query at most; the rest of the query is ignored. */
+export const MAX_QUERY_TERMS = 32;
+
+/** Longest term kept, in characters (a longer "word" is a hash or base64, never a useful search term). */
+const MAX_TERM_CHARS = 40;
+
+/** Words too common to tell learnings apart (English; PostgreSQL's own list drops more). */
+const STOP_WORDS: ReadonlySet<string> = new Set(
+  "an as at be by do if in is it no of on or so to we the and for are but not you all any can her was one our out has have had this that with from they will would there their what when which who how into then than them these those its also been were should could about after before some such only other more most very just over use used using does did doing".split(
+    " ",
+  ),
+);
+
+/** What {@link addLearning} stores. */
+export interface NewLearning {
+  installationId: number;
+  /** `owner/repo` (stored in lower case). */
+  repository: string;
+  /** The learning; at most {@link MAX_LEARNING_CHARS} characters. */
+  text: string;
+  /** The comment it came from. */
+  sourceUrl: string;
+  /**
+   * What makes adding idempotent, unique per repository (e.g. `comment:<id>`): a second add with
+   * the same key (a retried job) returns the first row and adds nothing.
+   */
+  sourceKey: string;
+  /** GitHub login of the writer. */
+  author: string;
+  /** Epoch ms. */
+  createdAt: number;
+}
+
+/** A learning's text is longer than {@link MAX_LEARNING_CHARS}. */
+export class LearningTooLongError extends MissionControlError {
+  constructor(readonly length: number) {
+    super("learning_too_long", `a learning has at most ${MAX_LEARNING_CHARS} characters; this one has ${length}`);
+  }
+}
+
+/** The repository key the table stores: `owner/repo` in lower case. */
+export function repositoryKey(repository: string): string {
+  return repository.trim().toLowerCase();
+}
+
+/**
+ * Stores a learning, once per `sourceKey` and repository.
+ *
+ * @returns the stored row and whether this call added it (`false`: the source was already stored)
+ * @throws {LearningTooLongError} when the text is over {@link MAX_LEARNING_CHARS} characters
+ */
+export async function addLearning(db: DbOrTrx, learning: NewLearning): Promise<{ learning: Learning; added: boolean }> {
+  const text = learning.text.trim();
+  if (text.length > MAX_LEARNING_CHARS) throw new LearningTooLongError(text.length);
+  if (text === "") throw new RangeError("a learning needs text");
+  const repository = repositoryKey(learning.repository);
+  const inserted = await db
+    .insertInto("learnings")
+    .values({
+      installation_id: learning.installationId,
+      repository,
+      text,
+      source_url: learning.sourceUrl,
+      source_key: learning.sourceKey,
+      author: learning.author,
+      created_at: learning.createdAt,
+    })
+    .onConflict((oc) => oc.columns(["repository", "source_key"]).doNothing())
+    .returning("id")
+    .executeTakeFirst();
+  const row = await db
+    .selectFrom("learnings")
+    .select(LEARNING_COLUMNS)
+    .where("repository", "=", repository)
+    .where("source_key", "=", learning.sourceKey)
+    .executeTakeFirstOrThrow();
+  return { learning: row, added: inserted !== undefined };
+}
+
+/** The columns of a {@link Learning} (never PostgreSQL's generated `search`). */
+const LEARNING_COLUMNS = ["id", "installation_id", "repository", "text", "source_url", "source_key", "author", "created_at"] as const;
+
+/**
+ * One page of a repository's learnings, newest first, and how many it has in all.
+ *
+ * @param page.limit - rows per page (1–100)
+ * @param page.offset - rows skipped
+ */
+export async function listLearnings(
+  db: DbOrTrx,
+  repository: string,
+  page: { limit: number; offset: number } = { limit: 20, offset: 0 },
+): Promise<{ learnings: Learning[]; total: number }> {
+  const key = repositoryKey(repository);
+  const limit = Math.min(100, Math.max(1, Math.floor(page.limit)));
+  const offset = Math.max(0, Math.floor(page.offset));
+  const learnings = await db
+    .selectFrom("learnings")
+    .select(LEARNING_COLUMNS)
+    .where("repository", "=", key)
+    .orderBy("id", "desc")
+    .limit(limit)
+    .offset(offset)
+    .execute();
+  const count = await db
+    .selectFrom("learnings")
+    .select((eb) => eb.fn.countAll<number | string>().as("n"))
+    .where("repository", "=", key)
+    .executeTakeFirst();
+  return { learnings, total: Number(count?.n ?? 0) };
+}
+
+/**
+ * Removes learning `id` of `repository`; a learning of another repository is never touched.
+ *
+ * @returns the removed learning, or `undefined` when the repository has none with that id
+ */
+export async function forgetLearning(db: DbOrTrx, repository: string, id: number): Promise<Learning | undefined> {
+  if (!Number.isSafeInteger(id) || id <= 0) return undefined;
+  const key = repositoryKey(repository);
+  const row = await db.selectFrom("learnings").select(LEARNING_COLUMNS).where("repository", "=", key).where("id", "=", id).executeTakeFirst();
+  if (!row) return undefined;
+  await db.deleteFrom("learnings").where("repository", "=", key).where("id", "=", id).execute();
+  return row;
+}
+
+/**
+ * The search terms of free text: words (letters, digits) in lower case, 2–40 characters, common
+ * English words dropped, each once, at most {@link MAX_QUERY_TERMS}. Every term is made of
+ * letters and digits only, so no term can be FTS5 or tsquery syntax (`OR`, `NEAR(`, `*`, quotes,
+ * `:`, `&`, `!` are all separators here).
+ */
+export function searchTerms(query: string): string[] {
+  const terms = new Set<string>();
+  for (const match of query
+    .normalize("NFKC")
+    .toLowerCase()
+    .matchAll(/[\p{L}\p{N}]+/gu)) {
+    const term = match[0];
+    if (term.length < 2 || term.length > MAX_TERM_CHARS || STOP_WORDS.has(term)) continue;
+    terms.add(term);
+    if (terms.size >= MAX_QUERY_TERMS) break;
+  }
+  return [...terms];
+}
+
+/**
+ * The learnings of `repository` most relevant to `query` (free text: the issue, the plan, the
+ * touched paths), best first, at most `limit`: BM25 on SQLite (`bm25()`), `ts_rank` on
+ * PostgreSQL, any term matching (OR). The query is reduced to {@link searchTerms}, so hostile
+ * text cannot be search syntax. When no learning matches (or the query has no terms), the most
+ * recent ones are returned instead, so a small memory always reaches the agents.
+ */
+export async function searchLearnings(db: DbOrTrx, repository: string, query: string, limit: number): Promise<Learning[]> {
+  const max = Math.min(100, Math.max(0, Math.floor(limit)));
+  if (max === 0) return [];
+  const key = repositoryKey(repository);
+  const terms = searchTerms(query);
+  let found: Learning[] = [];
+  if (terms.length > 0) {
+    found = isPostgres(db) ? await searchPostgres(db, key, terms, max) : await searchSqlite(db, key, terms, max);
+  }
+  if (found.length > 0) return found;
+  const recent = await listLearnings(db, key, { limit: max, offset: 0 });
+  return recent.learnings;
+}
+
+/** FTS5: each term quoted (a phrase of one token), joined with OR; ranked by `bm25()` (lower is better). */
+async function searchSqlite(db: DbOrTrx, repository: string, terms: string[], limit: number): Promise<Learning[]> {
+  const match = terms.map((t) => `"${t.replace(/"/g, '""')}"`).join(" OR ");
+  const { rows } = await sql<Learning>`
+    select l.id, l.installation_id, l.repository, l.text, l.source_url, l.source_key, l.author, l.created_at
+      from learnings_fts f join learnings l on l.id = f.rowid
+     where learnings_fts match ${match} and l.repository = ${repository}
+     order by bm25(learnings_fts), l.id desc
+     limit ${limit}`.execute(db);
+  return rows;
+}
+
+/** PostgreSQL: one `plainto_tsquery` per term (parameters, never parsed as tsquery syntax), OR-ed with `||`; ranked by `ts_rank`. */
+async function searchPostgres(db: DbOrTrx, repository: string, terms: string[], limit: number): Promise<Learning[]> {
+  const query = sql.join(
+    terms.map((t) => sql`plainto_tsquery('english', ${t})`),
+    sql` || `,
+  );
+  const { rows } = await sql<Learning>`
+    select l.id, l.installation_id, l.repository, l.text, l.source_url, l.source_key, l.author, l.created_at
+      from learnings l, (select ${query} as q) query
+     where l.repository = ${repository} and l.search @@ query.q
+     order by ts_rank(l.search, query.q) desc, l.id desc
+     limit ${limit}`.execute(db);
+  return rows.map((r) => ({ ...r, id: Number(r.id), installation_id: Number(r.installation_id), created_at: Number(r.created_at) }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proposals: learnings the app proposed in its replies to people's review comments.
+
+/** A proposal waits this long for a writer's 👍 (epoch ms); older ones are no longer checked. */
+export const PROPOSAL_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+
+/** What {@link addLearningProposal} stores. */
+export interface NewLearningProposal {
+  installationId: number;
+  /** `owner/repo` (stored in lower case). */
+  repository: string;
+  pullNumber: number;
+  /** The app's reply comment carrying the proposal. */
+  commentId: number;
+  /** The proposed learning (cut to {@link MAX_LEARNING_CHARS}). */
+  text: string;
+  sourceUrl: string;
+  /** Epoch ms. */
+  createdAt: number;
+}
+
+/** Records a proposal, once per reply comment (a retried job adds nothing). */
+export async function addLearningProposal(db: DbOrTrx, proposal: NewLearningProposal): Promise<void> {
+  await db
+    .insertInto("learning_proposals")
+    .values({
+      installation_id: proposal.installationId,
+      repository: repositoryKey(proposal.repository),
+      pull_number: proposal.pullNumber,
+      comment_id: proposal.commentId,
+      text: proposal.text.trim().slice(0, MAX_LEARNING_CHARS),
+      source_url: proposal.sourceUrl,
+      state: "pending",
+      created_at: proposal.createdAt,
+      settled_at: null,
+      learning_id: null,
+    })
+    .onConflict((oc) => oc.columns(["repository", "comment_id"]).doNothing())
+    .execute();
+}
+
+/**
+ * The repository's pending proposals, newest first, at most `limit`; proposals older than
+ * {@link PROPOSAL_TTL_MS} are marked `expired` first and not returned.
+ */
+export async function pendingLearningProposals(db: DbOrTrx, repository: string, limit: number, now = Date.now()): Promise<LearningProposal[]> {
+  const key = repositoryKey(repository);
+  await db
+    .updateTable("learning_proposals")
+    .set({ state: "expired", settled_at: now })
+    .where("repository", "=", key)
+    .where("state", "=", "pending")
+    .where("created_at", "<", now - PROPOSAL_TTL_MS)
+    .execute();
+  const rows = await db
+    .selectFrom("learning_proposals")
+    .selectAll()
+    .where("repository", "=", key)
+    .where("state", "=", "pending")
+    .orderBy("id", "desc")
+    .limit(Math.max(1, Math.floor(limit)))
+    .execute();
+  return rows.map((r) => ({ ...r, comment_id: Number(r.comment_id), installation_id: Number(r.installation_id), created_at: Number(r.created_at) }));
+}
+
+/**
+ * Makes a pending proposal a learning taught by `author` (a writer who reacted 👍), in one
+ * transaction-safe step: the learning is keyed by the reply comment, so a second confirmation
+ * adds nothing.
+ *
+ * @returns the learning
+ */
+export async function acceptLearningProposal(db: DbOrTrx, proposal: LearningProposal, author: string, now = Date.now()): Promise<Learning> {
+  const { learning } = await addLearning(db, {
+    installationId: proposal.installation_id,
+    repository: proposal.repository,
+    text: proposal.text,
+    sourceUrl: proposal.source_url,
+    sourceKey: `review-reply:${proposal.comment_id}`,
+    author,
+    createdAt: now,
+  });
+  await db
+    .updateTable("learning_proposals")
+    .set({ state: "accepted", settled_at: now, learning_id: learning.id })
+    .where("id", "=", proposal.id)
+    .where("state", "=", "pending")
+    .execute();
+  return learning;
+}

@@ -1,0 +1,364 @@
+/**
+ * Orchestrator mode (issue 14): repository schedules (the stand-up), the facts a stand-up
+ * reports, and the follow-up proposals it makes. The only SQL of these tables.
+ */
+import { sql } from "kysely";
+
+import type { DbOrTrx } from "./db.js";
+import type { FollowUpProposal, FollowUpSourceKind, FollowUpStatus, RepositorySchedule, Task, Transition } from "./schema.js";
+
+/** `owner/repo` in lower case: the key of a repository in these tables. */
+export function repositoryKey(owner: string, repo: string): string {
+  return `${owner}/${repo}`.toLowerCase();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schedules
+
+/** What {@link upsertSchedule} writes. */
+export interface ScheduleSpec {
+  installationId: number;
+  owner: string;
+  repo: string;
+  kind: "standup";
+  cron: string;
+  timezone: string;
+}
+
+/**
+ * Records a repository's schedule as its config now gives it. A new row, or a changed cron or
+ * time zone, takes `nextRunAt(now)` (epoch ms) as its next fire; an unchanged schedule keeps
+ * its next fire (so reading the config again never delays or repeats a stand-up).
+ *
+ * @returns the row as it now stands
+ */
+export async function upsertSchedule(db: DbOrTrx, spec: ScheduleSpec, nextRunAt: () => number, now = Date.now()): Promise<RepositorySchedule> {
+  const repository = repositoryKey(spec.owner, spec.repo);
+  const existing = await findSchedule(db, spec.owner, spec.repo, spec.kind);
+  if (!existing) {
+    await db
+      .insertInto("repository_schedules")
+      .values({
+        installation_id: spec.installationId,
+        repository,
+        owner: spec.owner,
+        repo: spec.repo,
+        kind: spec.kind,
+        cron: spec.cron,
+        timezone: spec.timezone,
+        next_run_at: nextRunAt(),
+        last_run_at: null,
+        standup_issue_number: null,
+        created_at: now,
+        updated_at: now,
+      })
+      .onConflict((oc) => oc.columns(["repository", "kind"]).doNothing())
+      .execute();
+  } else if (existing.cron !== spec.cron || existing.timezone !== spec.timezone) {
+    await db
+      .updateTable("repository_schedules")
+      .set({ cron: spec.cron, timezone: spec.timezone, next_run_at: nextRunAt(), installation_id: spec.installationId, updated_at: now })
+      .where("id", "=", existing.id)
+      .execute();
+  } else if (Number(existing.installation_id) !== spec.installationId || existing.owner !== spec.owner || existing.repo !== spec.repo) {
+    await db
+      .updateTable("repository_schedules")
+      .set({ installation_id: spec.installationId, owner: spec.owner, repo: spec.repo, updated_at: now })
+      .where("id", "=", existing.id)
+      .execute();
+  }
+  const row = await findSchedule(db, spec.owner, spec.repo, spec.kind);
+  if (!row) throw new Error(`the ${spec.kind} schedule of ${repository} was not written`);
+  return row;
+}
+
+/** Removes a repository's schedule of `kind` (its config turned it off). @returns `true` when there was one */
+export async function removeSchedule(db: DbOrTrx, owner: string, repo: string, kind: "standup"): Promise<boolean> {
+  const result = await db.deleteFrom("repository_schedules").where("repository", "=", repositoryKey(owner, repo)).where("kind", "=", kind).executeTakeFirst();
+  return Number(result.numDeletedRows) > 0;
+}
+
+/** The repository's schedule of `kind`, if any. */
+export async function findSchedule(db: DbOrTrx, owner: string, repo: string, kind: "standup"): Promise<RepositorySchedule | undefined> {
+  const row = await db
+    .selectFrom("repository_schedules")
+    .selectAll()
+    .where("repository", "=", repositoryKey(owner, repo))
+    .where("kind", "=", kind)
+    .executeTakeFirst();
+  return row && normaliseSchedule(row);
+}
+
+/** Schedules whose next fire is at or before `now` (epoch ms), oldest first, at most `limit`. */
+export async function dueSchedules(db: DbOrTrx, now: number, limit = 100): Promise<RepositorySchedule[]> {
+  const rows = await db
+    .selectFrom("repository_schedules")
+    .selectAll()
+    .where("next_run_at", "<=", now)
+    .orderBy("next_run_at")
+    .orderBy("id")
+    .limit(limit)
+    .execute();
+  return rows.map(normaliseSchedule);
+}
+
+/**
+ * Moves a schedule's next fire from `expected` to `next` (epoch ms) — a compare-and-set, so of
+ * two replicas firing the same schedule together exactly one succeeds.
+ *
+ * @returns `true` when this call moved it
+ */
+export async function advanceSchedule(trx: DbOrTrx, id: number, expected: number, next: number, now = Date.now()): Promise<boolean> {
+  const result = await trx
+    .updateTable("repository_schedules")
+    .set({ next_run_at: next, updated_at: now })
+    .where("id", "=", id)
+    .where("next_run_at", "=", expected)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+/** Records a written stand-up: when (epoch ms) and on which issue. */
+export async function recordStandupRun(db: DbOrTrx, id: number, ranAt: number, issueNumber: number): Promise<void> {
+  await db.updateTable("repository_schedules").set({ last_run_at: ranAt, standup_issue_number: issueNumber, updated_at: ranAt }).where("id", "=", id).execute();
+}
+
+/** The repository's stand-up issue number, if one was written. */
+export async function standupIssueNumber(db: DbOrTrx, owner: string, repo: string): Promise<number | null> {
+  return (await findSchedule(db, owner, repo, "standup"))?.standup_issue_number ?? null;
+}
+
+/** PostgreSQL returns `bigint` columns as text through some drivers: numbers here, always. */
+function normaliseSchedule(row: RepositorySchedule): RepositorySchedule {
+  return {
+    ...row,
+    id: Number(row.id),
+    installation_id: Number(row.installation_id),
+    next_run_at: Number(row.next_run_at),
+    last_run_at: row.last_run_at === null ? null : Number(row.last_run_at),
+    standup_issue_number: row.standup_issue_number === null ? null : Number(row.standup_issue_number),
+    created_at: Number(row.created_at),
+    updated_at: Number(row.updated_at),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Facts
+
+/** A task with the transitions it made in a period. */
+export interface TaskActivity {
+  task: Task;
+  /** Oldest first. */
+  transitions: Transition[];
+}
+
+/**
+ * The repository's tasks that changed state in `(from, to]` (epoch ms), each with those
+ * transitions, oldest task first. `exceptIssue` (the stand-up issue) is left out.
+ */
+export async function taskActivity(db: DbOrTrx, owner: string, repo: string, from: number, to: number, exceptIssue: number | null): Promise<TaskActivity[]> {
+  const rows = await db
+    .selectFrom("transitions")
+    .innerJoin("tasks", "tasks.id", "transitions.task_id")
+    .selectAll("transitions")
+    .where(sql<boolean>`lower(tasks.owner) = ${owner.toLowerCase()} and lower(tasks.repo) = ${repo.toLowerCase()}`)
+    .where("transitions.created_at", ">", from)
+    .where("transitions.created_at", "<=", to)
+    .orderBy("transitions.id")
+    .execute();
+  const byTask = new Map<number, Transition[]>();
+  for (const row of rows) {
+    const list = byTask.get(row.task_id) ?? [];
+    list.push({ ...row, created_at: Number(row.created_at) });
+    byTask.set(row.task_id, list);
+  }
+  if (byTask.size === 0) return [];
+  const tasks = await db
+    .selectFrom("tasks")
+    .selectAll()
+    .where("id", "in", [...byTask.keys()])
+    .orderBy("id")
+    .execute();
+  return tasks.filter((t) => t.issue_number !== exceptIssue).map((task) => ({ task, transitions: byTask.get(task.id) ?? [] }));
+}
+
+/**
+ * The repository's tasks that wait for a person now: `blocked` (a plan to approve, a limit, a
+ * config problem) and `ready_for_merge`, oldest first. `exceptIssue` is left out.
+ */
+export async function tasksWaitingForPeople(db: DbOrTrx, owner: string, repo: string, exceptIssue: number | null): Promise<Task[]> {
+  const rows = await db
+    .selectFrom("tasks")
+    .selectAll()
+    .where(sql<boolean>`lower(owner) = ${owner.toLowerCase()} and lower(repo) = ${repo.toLowerCase()}`)
+    .where("stage", "in", ["blocked", "ready_for_merge"])
+    .orderBy("id")
+    .execute();
+  return rows.filter((t) => t.issue_number !== exceptIssue);
+}
+
+/** Review verdicts of the Reviewer, counted over the repository's tasks (their latest verdict), optionally only tasks with a transition in `(from, to]`. */
+export async function reviewVerdictCounts(
+  db: DbOrTrx,
+  owner: string,
+  repo: string,
+  period?: { from: number; to: number },
+): Promise<Array<{ verdict: string; tasks: number }>> {
+  let query = db
+    .selectFrom("tasks")
+    .select(["review_verdict as verdict", (eb) => eb.fn.countAll<number | string>().as("tasks")])
+    .where(sql<boolean>`lower(owner) = ${owner.toLowerCase()} and lower(repo) = ${repo.toLowerCase()}`)
+    .where("review_verdict", "is not", null)
+    .groupBy("review_verdict")
+    .orderBy("review_verdict");
+  if (period) {
+    query = query.where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom("transitions")
+          .select("transitions.id")
+          .whereRef("transitions.task_id", "=", "tasks.id")
+          .where("transitions.created_at", ">", period.from)
+          .where("transitions.created_at", "<=", period.to),
+      ),
+    );
+  }
+  const rows = await query.execute();
+  return rows.map((r) => ({ verdict: String(r.verdict), tasks: Number(r.tasks) }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proposals
+
+/** A follow-up the stand-up found, before it is stored. */
+export interface ProposalCandidate {
+  fingerprint: string;
+  title: string;
+  body: string;
+  sourceKind: FollowUpSourceKind;
+  sourceUrl: string;
+}
+
+/**
+ * Stores new proposals for the stand-up of `proposedOn` (`YYYY-MM-DD`): candidates whose
+ * fingerprint the repository never had (whatever became of it: a dismissed proposal never comes
+ * back), until the day has `maxPerDay` proposals. Each gets the repository's next number.
+ * Run once per repository at a time (the stand-up's lock): numbers are taken in order.
+ *
+ * @returns the proposals stored now
+ */
+export async function addProposals(
+  db: DbOrTrx,
+  owner: string,
+  repo: string,
+  candidates: readonly ProposalCandidate[],
+  options: { proposedOn: string; maxPerDay: number; now?: number },
+): Promise<FollowUpProposal[]> {
+  const repository = repositoryKey(owner, repo);
+  const now = options.now ?? Date.now();
+  const today = await db
+    .selectFrom("follow_up_proposals")
+    .select((eb) => eb.fn.countAll<number | string>().as("n"))
+    .where("repository", "=", repository)
+    .where("proposed_on", "=", options.proposedOn)
+    .executeTakeFirst();
+  let room = options.maxPerDay - Number(today?.n ?? 0);
+  const added: FollowUpProposal[] = [];
+  const seen = new Set<string>();
+  for (const candidate of candidates) {
+    if (room <= 0) break;
+    if (seen.has(candidate.fingerprint)) continue;
+    seen.add(candidate.fingerprint);
+    const known = await db
+      .selectFrom("follow_up_proposals")
+      .select("id")
+      .where("repository", "=", repository)
+      .where("fingerprint", "=", candidate.fingerprint)
+      .executeTakeFirst();
+    if (known) continue;
+    const last = await db
+      .selectFrom("follow_up_proposals")
+      .select((eb) => eb.fn.max("number").as("n"))
+      .where("repository", "=", repository)
+      .executeTakeFirst();
+    const row = await db
+      .insertInto("follow_up_proposals")
+      .values({
+        repository,
+        number: Number(last?.n ?? 0) + 1,
+        fingerprint: candidate.fingerprint,
+        title: candidate.title.slice(0, 200),
+        body: candidate.body.slice(0, 20_000),
+        source_kind: candidate.sourceKind,
+        source_url: candidate.sourceUrl,
+        status: "proposed",
+        proposed_on: options.proposedOn,
+        decided_by: null,
+        decided_at: null,
+        issue_number: null,
+        created_at: now,
+      })
+      .onConflict((oc) => oc.doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) continue;
+    added.push(normaliseProposal(row));
+    room -= 1;
+  }
+  return added;
+}
+
+/**
+ * The proposals a stand-up lists: every one still open, and those decided at or after
+ * `decidedSince` (epoch ms), by number.
+ */
+export async function proposalsToList(db: DbOrTrx, owner: string, repo: string, decidedSince: number): Promise<FollowUpProposal[]> {
+  const rows = await db
+    .selectFrom("follow_up_proposals")
+    .selectAll()
+    .where("repository", "=", repositoryKey(owner, repo))
+    .where((eb) => eb.or([eb("status", "=", "proposed"), eb("decided_at", ">=", decidedSince)]))
+    .orderBy("number")
+    .execute();
+  return rows.map(normaliseProposal);
+}
+
+/** Proposal number `n` of the repository, if any. */
+export async function findProposal(db: DbOrTrx, owner: string, repo: string, n: number): Promise<FollowUpProposal | undefined> {
+  const row = await db
+    .selectFrom("follow_up_proposals")
+    .selectAll()
+    .where("repository", "=", repositoryKey(owner, repo))
+    .where("number", "=", n)
+    .executeTakeFirst();
+  return row && normaliseProposal(row);
+}
+
+/** Records a writer's decision on a proposal (and the issue opened for an accepted one). */
+export async function decideProposal(
+  db: DbOrTrx,
+  id: number,
+  decision: { status: Exclude<FollowUpStatus, "proposed">; by: string; issueNumber?: number | null; now?: number },
+): Promise<void> {
+  await db
+    .updateTable("follow_up_proposals")
+    .set({ status: decision.status, decided_by: decision.by, decided_at: decision.now ?? Date.now(), issue_number: decision.issueNumber ?? null })
+    .where("id", "=", id)
+    .execute();
+}
+
+/** Records the issue opened for a proposal before it is marked accepted (so a retried job finds it). */
+export async function setProposalIssue(db: DbOrTrx, id: number, issueNumber: number): Promise<void> {
+  await db.updateTable("follow_up_proposals").set({ issue_number: issueNumber }).where("id", "=", id).execute();
+}
+
+function normaliseProposal(row: FollowUpProposal): FollowUpProposal {
+  return {
+    ...row,
+    id: Number(row.id),
+    number: Number(row.number),
+    decided_at: row.decided_at === null ? null : Number(row.decided_at),
+    issue_number: row.issue_number === null ? null : Number(row.issue_number),
+    created_at: Number(row.created_at),
+  };
+}
