@@ -195,6 +195,8 @@ export const NOTIFICATION_EVENTS = [
   "task_blocked",
   "job_stuck",
   "daily_digest",
+  /** A repository's stand-up (orchestrator mode); without a route of its own it goes by `daily_digest`'s. */
+  "standup",
 ] as const;
 export type NotificationEventType = (typeof NOTIFICATION_EVENTS)[number];
 
@@ -245,6 +247,22 @@ export const NotificationEvent = z.discriminatedUnion("type", [
     /** Times its lease or heartbeat lapsed and another worker took it over. */
     takeovers: z.number().int(),
     attempts: z.number().int(),
+  }),
+  z.object({
+    /** A repository's daily stand-up was written (orchestrator mode); sent on the `daily_digest` routes. `subject` is the stand-up issue. */
+    type: z.literal("standup"),
+    subject: NotificationSubject,
+    /** The stand-up's date, `YYYY-MM-DD` in the repository's time zone. */
+    date: z.string(),
+    started: z.number().int(),
+    prsOpened: z.number().int(),
+    merged: z.number().int(),
+    failed: z.number().int(),
+    /** Tasks waiting for a person (a plan to approve, a pull request to merge, a blocked task). */
+    waiting: z.number().int(),
+    /** Follow-ups proposed and not yet decided. */
+    proposals: z.number().int(),
+    spendNanoUsd: z.number().int(),
   }),
   z.object({
     type: z.literal("daily_digest"),

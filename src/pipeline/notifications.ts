@@ -177,7 +177,9 @@ export class Notifier {
       createdAt: number;
     },
   ): Promise<number> {
-    const { channels, unknown, closed } = channelsFor(this.#options.config, input.event.type, input.repoRoutes);
+    // A stand-up without routes of its own goes to the digest's channels.
+    const route: NotificationEventType = input.event.type === "standup" && !this.#options.config.routes.standup ? "daily_digest" : input.event.type;
+    const { channels, unknown, closed } = channelsFor(this.#options.config, route, input.repoRoutes);
     const repository = input.event.type === "daily_digest" ? undefined : input.event.subject?.repository;
     if (unknown.length > 0) {
       this.#options.log.warn(
@@ -236,6 +238,35 @@ export class Notifier {
       );
     } catch (err) {
       this.#options.log.error({ err, jobId: job.id }, "could not enqueue the job-stuck notification");
+    }
+  }
+
+  /**
+   * A repository's stand-up was written (orchestrator mode): one `standup` notification on the
+   * `standup` routes, or the `daily_digest` ones when the operator gave none (the operator's, plus
+   * the repository's own to channels opened to repositories), once per repository and stand-up
+   * date. Never throws (logged).
+   *
+   * @param input.routes - the repository config's `notifications.routes`, if any
+   */
+  async standupWritten(
+    db: Db,
+    input: { installationId: number; event: Extract<NotificationEvent, { type: "standup" }>; routes?: NotificationRoutes | undefined; now?: number },
+  ): Promise<void> {
+    if (!this.enabled) return;
+    try {
+      await inTransaction(db, (trx) =>
+        this.#enqueue(trx, {
+          event: input.event,
+          eventKey: `standup:${input.event.subject.repository}:${input.event.date}`,
+          installationId: input.installationId,
+          taskId: null,
+          repoRoutes: input.routes,
+          createdAt: input.now ?? Date.now(),
+        }),
+      );
+    } catch (err) {
+      this.#options.log.error({ err, repository: input.event.subject.repository }, "could not enqueue the stand-up notification");
     }
   }
 

@@ -18,7 +18,7 @@ import type { Logger } from "pino";
 import { localDate, nextFireAt } from "../config/cron.js";
 import { parseRepoConfig, REPO_CONFIG_FILE, repoBudgetLimits, RepoConfig } from "../config/repo-config.js";
 import { mergeLimits } from "../domain/budget-rules.js";
-import { type CommandJobPayload, type StandupPayload, standupDedupeKey, standupLockKey } from "../domain/jobs.js";
+import { type CommandJobPayload, type NotificationEvent, type StandupPayload, standupDedupeKey, standupLockKey } from "../domain/jobs.js";
 import type { GitHubPort } from "../ports/github.js";
 import {
   inline,
@@ -189,7 +189,34 @@ export async function runStandupJob(deps: PipelineDeps, job: StandupJob, log: Lo
     }
   }
   jobLog.info({ issue: issue.number, created, activity: standup.activity.length, proposals: proposals.length }, "stand-up written");
+  // The operators' digest channel, when NOTIFICATIONS_FILE routes `daily_digest` somewhere.
+  await deps.notifier?.standupWritten(deps.db, {
+    installationId,
+    event: standupNotice(standup, { repository: `${owner}/${repo}`, issueNumber: issue.number, issueUrl: issue.htmlUrl }),
+    routes: config.notifications?.routes,
+    now,
+  });
   return {};
+}
+
+/** The stand-up in a few figures, for the operators' digest channel. */
+function standupNotice(
+  standup: StandupView,
+  subject: { repository: string; issueNumber: number; issueUrl: string },
+): Extract<NotificationEvent, { type: "standup" }> {
+  const tasksWith = (event: string) => standup.activity.filter((a) => a.events.includes(event)).length;
+  return {
+    type: "standup",
+    subject,
+    date: standup.date,
+    started: tasksWith("started"),
+    prsOpened: tasksWith("pr_opened"),
+    merged: tasksWith("merged"),
+    failed: tasksWith("failed"),
+    waiting: standup.waiting.length,
+    proposals: standup.proposals.filter((p) => p.status === "proposed").length,
+    spendNanoUsd: standup.spend.reduce((sum, row) => sum + row.cost_nano_usd, 0),
+  };
 }
 
 /** The repository config for a stand-up, or `null` (logged) when the file is invalid: no stand-up until it is fixed. */

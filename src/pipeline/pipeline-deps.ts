@@ -39,7 +39,7 @@ export interface PipelineDeps {
   /** Budget limits from the server environment (the ceilings), as enforced by the metered LLM. */
   serverLimits: readonly BudgetLimit[];
   /** Sends `notify` jobs (notifications outside GitHub); absent when no channel is configured. */
-  notifier?: Pick<Notifier, "run">;
+  notifier?: Pick<Notifier, "run" | "standupWritten">;
 }
 
 /** What a finished stage asks the worker to do next. */

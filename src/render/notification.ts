@@ -118,6 +118,14 @@ export function renderNotification(event: NotificationEvent, createdAt: number):
       );
       url = event.subject?.issueUrl ?? null;
       break;
+    case "standup":
+      title = `🧭 Stand-up of ${escapeNotificationText(event.subject.repository, 100)} for ${escapeNotificationText(event.date, 10)}`;
+      lines.push(
+        `${event.started} task(s) started, ${event.prsOpened} pull request(s) opened, ${event.merged} merged, ${event.failed} failed; ` +
+          `${event.waiting} waiting for a person; ${event.proposals} follow-up(s) proposed; spend ${formatNanoUsd(event.spendNanoUsd, 2)}.`,
+      );
+      url = event.subject.issueUrl;
+      break;
     case "daily_digest": {
       title = `📊 Mission Control digest for ${escapeNotificationText(event.day, 10)} (installation ${event.installationId})`;
       lines.push(

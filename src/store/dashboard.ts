@@ -149,6 +149,21 @@ export interface LiveTask {
 
 const RESTING: TaskState[] = [...RESTING_STATES];
 
+/** The task columns {@link liveTasks} selects and groups its spend by. */
+const LIVE_TASK_COLUMNS = [
+  "tasks.id",
+  "tasks.installation_id",
+  "tasks.owner",
+  "tasks.repo",
+  "tasks.issue_number",
+  "tasks.issue_title",
+  "tasks.pr_number",
+  "tasks.pr_url",
+  "tasks.stage",
+  "tasks.started_at",
+  "tasks.created_at",
+] as const;
+
 /**
  * Tasks in the scope that are not in a resting state (`new`, planning, coding, testing,
  * reviewing, changes_requested), newest first, each with its spend so far (from `llm_usage`)
@@ -163,33 +178,11 @@ export async function liveTasks(db: Db, scope: DashboardScope, limit = 200): Pro
     .where("tasks.stage", "not in", RESTING)
     .where((eb) => taskScope(eb, scope))
     .select((eb) => [
-      "tasks.id",
-      "tasks.installation_id",
-      "tasks.owner",
-      "tasks.repo",
-      "tasks.issue_number",
-      "tasks.issue_title",
-      "tasks.pr_number",
-      "tasks.pr_url",
-      "tasks.stage",
-      "tasks.started_at",
-      "tasks.created_at",
+      ...LIVE_TASK_COLUMNS,
       eb.fn.count<number>("llm_usage.id").as("calls"),
       sumNanoUsd("cost_nano_usd").as("spent"),
     ])
-    .groupBy([
-      "tasks.id",
-      "tasks.installation_id",
-      "tasks.owner",
-      "tasks.repo",
-      "tasks.issue_number",
-      "tasks.issue_title",
-      "tasks.pr_number",
-      "tasks.pr_url",
-      "tasks.stage",
-      "tasks.started_at",
-      "tasks.created_at",
-    ])
+    .groupBy(LIVE_TASK_COLUMNS)
     .orderBy("tasks.id", "desc")
     .limit(limit)
     .execute();

@@ -203,4 +203,37 @@ describeQueueContract("notifications enqueued with the facts that raise them", (
       payload: { event: { type: "daily_digest", installationId: 7, day: "2026-11-26", failed: 1, spendNanoUsd: 1_250_000_000 } },
     });
   });
+
+  it("a stand-up goes to the digest's channels once per repository and date, rendered without pings", async () => {
+    const { a } = replicas();
+    const { notifier, channels } = notifierFor(a);
+    const event = {
+      type: "standup" as const,
+      subject: { repository: "octo-org/octo-repo", issueNumber: 40, issueUrl: "https://github.com/octo-org/octo-repo/issues/40" },
+      date: "2026-11-27",
+      started: 2,
+      prsOpened: 1,
+      merged: 1,
+      failed: 0,
+      waiting: 1,
+      proposals: 3,
+      spendNanoUsd: 1_500_000_000,
+    };
+    await notifier.standupWritten(a.db, { installationId: 7, event });
+    await notifier.standupWritten(a.db, { installationId: 7, event }); // a retried stand-up job
+    const jobs = await drainNotify(a);
+    expect(jobs.map((j) => j.dedupe_key)).toEqual(["notify:standup:octo-org/octo-repo:2026-11-27:hooks"]);
+    const job = jobs[0];
+    const data = job && parseJobData("notify", job.payload);
+    if (!job || data?.kind !== "notify") throw new Error("no notify job");
+    await notifier.run({ ...job, data }, new AbortController().signal, pino({ level: "silent" }));
+    const sent = channels.get("hooks")?.sent ?? [];
+    expect(sent).toHaveLength(1);
+    expect(sent[0]?.message.title).toBe("🧭 Stand-up of octo-org/octo-repo for 2026-11-27");
+    expect(sent[0]?.message.text).toContain(
+      "2 task(s) started, 1 pull request(s) opened, 1 merged, 0 failed; 1 waiting for a person; 3 follow-up(s) proposed; spend $1.50.",
+    );
+    expect(sent[0]?.message.url).toBe("https://github.com/octo-org/octo-repo/issues/40");
+    expect(channels.get("ops")?.sent).toEqual([]);
+  });
 });

@@ -34,7 +34,8 @@ import {
   type Viewer,
   viewerOf,
 } from "./auth.js";
-import { type AssetUrls, dashboardPage, loginPage, messagePage, taskPage } from "./pages.js";
+import { memoryQueryOf, memoryView } from "./memory-view.js";
+import { type AssetUrls, dashboardPage, loginPage, memoryPage, messagePage, taskPage } from "./pages.js";
 import { agentView, analyticsFilterOf, budgetView, dimensionsOf, liveView, spendQueryOf, spendView } from "./views.js";
 
 /** Options of {@link dashboardHandler}. */
@@ -98,6 +99,7 @@ function chartAsset(): Asset {
  *
  * Routes: `GET /dashboard`, `GET /dashboard/api/{live,spend,budgets,agents,failures}.json`,
  * `GET /dashboard/export.csv`, `GET /dashboard/tasks/:id`, `GET /dashboard/tasks/:id/report.md`,
+ * `GET /dashboard/memory`, `GET /dashboard/api/memory.json` (repository memory, read-only),
  * `GET /dashboard/assets/*`, `GET /dashboard/login`, `POST /dashboard/login` (operator token),
  * `GET /dashboard/login/github`, `GET /dashboard/oauth/callback`, `POST /dashboard/logout`.
  */
@@ -237,6 +239,14 @@ export function dashboardHandler(options: DashboardOptions): (req: IncomingMessa
         return json(res, { failures: await recentFailures(db, scope) });
       case "/dashboard/export.csv":
         return exportCsv(res, viewer, url, now);
+    }
+    if (route === "/dashboard/memory" || route === "/dashboard/api/memory.json") {
+      const memory = await memoryView(db, scope, memoryQueryOf(url.searchParams));
+      const api = route === "/dashboard/api/memory.json";
+      // A repository outside the scope is "not found", so neither its memory nor its existence is disclosed.
+      if (memory === null)
+        return api ? send(res, 404, "application/json; charset=utf-8", JSON.stringify({ message: "not found" })) : notFound(res, a.urls, viewer);
+      return api ? json(res, memory) : send(res, 200, "text/html; charset=utf-8", memoryPage({ assets: a.urls, viewer, view: memory }));
     }
     const taskRoute = /^\/dashboard\/tasks\/(\d{1,12})(\/report\.md)?$/.exec(route);
     if (taskRoute) {

@@ -4,6 +4,7 @@ import type { FailedTask, LedgerDimensions, TaskTimeline } from "../../store/das
 import type { Task } from "../../store/schema.js";
 import type { Viewer } from "./auth.js";
 import { html, SafeHtml } from "./html.js";
+import { memoryBody, type MemoryView } from "./memory-view.js";
 import type { BudgetRow, LiveRow, SpendView } from "./views.js";
 
 // Server-rendered pages: every value is escaped by `html`; the only script is the served file
@@ -55,6 +56,7 @@ function layout(options: { title: string; assets: AssetUrls; viewer?: Viewer; bo
                       <li><a href="/dashboard#budgets">Budgets</a></li>
                       <li><a href="/dashboard#agents">Agents</a></li>
                       <li><a href="/dashboard#failures">Failures</a></li>
+                      <li><a href="/dashboard/memory">Memory</a></li>
                     </ul>
                   </nav>
                   <div class="who">
@@ -111,23 +113,67 @@ function select(name: string, label: string, value: string | undefined, options:
   </div>`;
 }
 
-function liveRows(rows: readonly LiveRow[], now: number): SafeHtml {
-  if (rows.length === 0)
+/** A column heading of {@link dataTable}; `num` right-aligns a numeric column. */
+type Column = string | { label: string; num: true };
+const num = (label: string): Column => ({ label, num: true });
+
+/** Table rows, or one row spanning every column that says there are none. */
+function tableRows<T>(items: readonly T[], columns: number, empty: string, row: (item: T) => SafeHtml): SafeHtml {
+  if (items.length === 0)
     return html`<tr>
-      <td colspan="7">No task in progress.</td>
+      <td colspan="${columns}">${empty}</td>
     </tr>`;
-  return html`${rows.map((t) => {
-    const pr = safeUrl(t.prUrl);
-    return html`<tr data-task-id="${t.id}">
-      <th scope="row"><a href="/dashboard/tasks/${t.id}">#${t.issueNumber}${t.issueTitle ? ` ${t.issueTitle}` : ""}</a></th>
-      <td>${t.repository}</td>
-      <td>${pr ? html`<a href="${pr}" rel="noreferrer">#${t.prNumber}</a>` : t.prNumber ? `#${t.prNumber}` : "—"}</td>
-      <td><span class="state state-${t.state}">${t.state}</span></td>
-      <td data-started="${t.startedAt}">${duration(now - t.startedAt)}</td>
-      <td class="num">${t.spent}</td>
-      <td>${t.job}</td>
-    </tr>`;
-  })}`;
+  return html`${items.map(row)}`;
+}
+
+interface TableOptions<T> {
+  caption: string;
+  columns: readonly Column[];
+  items: readonly T[];
+  /** The text of the one row shown when there are no items. */
+  empty: string;
+  row: (item: T) => SafeHtml;
+  bodyId?: string;
+}
+
+/** A scrollable table with a caption, column headings and one row per item. */
+function dataTable<T>(t: TableOptions<T>): SafeHtml {
+  return html`<div class="table-wrap">
+    <table>
+      <caption>
+        ${t.caption}
+      </caption>
+      <thead>
+        <tr>
+          ${t.columns.map((c) => (typeof c === "string" ? html`<th scope="col">${c}</th>` : html`<th scope="col" class="num">${c.label}</th>`))}
+        </tr>
+      </thead>
+      <tbody ${t.bodyId ? html`id="${t.bodyId}"` : ""}>
+        ${tableRows(t.items, t.columns.length, t.empty, t.row)}
+      </tbody>
+    </table>
+  </div>`;
+}
+
+/** A section around one {@link dataTable}, headed by an `<h2>` whose id is `${name}-title`; `id` is the section's anchor. */
+function tableSection<T>(s: { id?: string; name: string; title: string } & TableOptions<T>): SafeHtml {
+  return html`<section ${s.id ? html`id="${s.id}" ` : ""}aria-labelledby="${s.name}-title">
+    <h2 id="${s.name}-title">${s.title}</h2>
+    ${dataTable(s)}
+  </section>`;
+}
+
+function liveRow(t: LiveRow, now: number): SafeHtml {
+  const pr = safeUrl(t.prUrl);
+  return html`<tr data-task-id="${t.id}">
+    <th scope="row"><a href="/dashboard/tasks/${t.id}">#${t.issueNumber}${t.issueTitle ? ` ${t.issueTitle}` : ""}</a></th>
+    <td>${t.repository}</td>
+    <td>${pr ? html`<a href="${pr}" rel="noreferrer">#${t.prNumber}</a>` : t.prNumber ? `#${t.prNumber}` : "—"}</td>
+    <td><span class="state state-${t.state}">${t.state}</span></td>
+    <td data-started="${t.startedAt}">${duration(now - t.startedAt)}</td>
+    <td class="num">${t.spent}</td>
+    <td>${t.job}</td>
+  </tr>`;
 }
 
 /** The JSON of the first chart, as a data block (`type="application/json"` is never run); `<` is escaped so it cannot end the element. */
@@ -156,27 +202,14 @@ export function dashboardPage(options: {
   const body = html` <section id="live" aria-labelledby="live-title">
       <h2 id="live-title">Live work</h2>
       <p class="status" id="live-status" aria-live="polite">${options.live.length} task(s) in progress</p>
-      <div class="table-wrap">
-        <table>
-          <caption>
-            Tasks in progress, newest first (updates every ${Number((options.pollMs / 1000).toFixed(1))} s)
-          </caption>
-          <thead>
-            <tr>
-              <th scope="col">Issue</th>
-              <th scope="col">Repository</th>
-              <th scope="col">PR</th>
-              <th scope="col">State</th>
-              <th scope="col">Elapsed</th>
-              <th scope="col" class="num">Spend so far</th>
-              <th scope="col">Job</th>
-            </tr>
-          </thead>
-          <tbody id="live-rows">
-            ${liveRows(options.live, options.now)}
-          </tbody>
-        </table>
-      </div>
+      ${dataTable({
+        caption: `Tasks in progress, newest first (updates every ${Number((options.pollMs / 1000).toFixed(1))} s)`,
+        columns: ["Issue", "Repository", "PR", "State", "Elapsed", num("Spend so far"), "Job"],
+        items: options.live,
+        empty: "No task in progress.",
+        row: (t) => liveRow(t, options.now),
+        bodyId: "live-rows",
+      })}
     </section>
 
     <section id="spend" aria-labelledby="spend-title">
@@ -233,167 +266,82 @@ export function dashboardPage(options: {
       ${jsonBlock("spend-data", spend)}
       <details>
         <summary>Spend as a table</summary>
-        <div class="table-wrap">
-          <table>
-            <caption>
-              Spend per bucket and group
-            </caption>
-            <thead>
-              <tr>
-                <th scope="col">Bucket (UTC)</th>
-                <th scope="col">Group</th>
-                <th scope="col" class="num">Calls</th>
-                <th scope="col" class="num">Input / output tokens</th>
-                <th scope="col" class="num">USD</th>
-              </tr>
-            </thead>
-            <tbody id="spend-rows">
-              ${
-                spend.rows.length === 0
-                  ? html`<tr>
-                      <td colspan="5">No LLM calls in this period.</td>
-                    </tr>`
-                  : spend.rows.map(
-                      (r) =>
-                        html`<tr>
-                          <th scope="row">${r.bucket}</th>
-                          <td>${r.key}</td>
-                          <td class="num">${r.calls}</td>
-                          <td class="num">${r.inputTokens} / ${r.outputTokens}</td>
-                          <td class="num">${r.cost}</td>
-                        </tr>`,
-                    )
-              }
-            </tbody>
-          </table>
-        </div>
+        ${dataTable({
+          caption: "Spend per bucket and group",
+          columns: ["Bucket (UTC)", "Group", num("Calls"), num("Input / output tokens"), num("USD")],
+          items: spend.rows,
+          empty: "No LLM calls in this period.",
+          row: (r) =>
+            html`<tr>
+              <th scope="row">${r.bucket}</th>
+              <td>${r.key}</td>
+              <td class="num">${r.calls}</td>
+              <td class="num">${r.inputTokens} / ${r.outputTokens}</td>
+              <td class="num">${r.cost}</td>
+            </tr>`,
+          bodyId: "spend-rows",
+        })}
       </details>
     </section>
 
-    <section id="budgets" aria-labelledby="budgets-title">
-      <h2 id="budgets-title">Budgets</h2>
-      <div class="table-wrap">
-        <table>
-          <caption>
-            Limits in force and their use in the current window
-          </caption>
-          <thead>
-            <tr>
-              <th scope="col">Scope</th>
-              <th scope="col">Period</th>
-              <th scope="col" class="num">Spent</th>
-              <th scope="col" class="num">Limit</th>
-              <th scope="col">Used</th>
-              <th scope="col">Action</th>
-              <th scope="col">Resets</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${
-              options.budgets.length === 0
-                ? html`<tr>
-                    <td colspan="7">No budget limit applies to what you can see.</td>
-                  </tr>`
-                : options.budgets.map(
-                    (b) =>
-                      html`<tr>
-                        <th scope="row">${b.scope}</th>
-                        <td>${b.period}</td>
-                        <td class="num">${b.spent}</td>
-                        <td class="num">${b.limit}</td>
-                        <td>
-                          <meter min="0" max="100" low="80" high="99" optimum="0" value="${Math.min(b.percent, 100)}" aria-label="${b.percent} % used"></meter>
-                          ${b.percent.toFixed(1)} %
-                        </td>
-                        <td>${b.action}</td>
-                        <td>${b.resetsAt ? utc(Date.parse(b.resetsAt)) : "never (per task)"}</td>
-                      </tr>`,
-                  )
-            }
-          </tbody>
-        </table>
-      </div>
-    </section>
-
-    <section id="agents" aria-labelledby="agents-title">
-      <h2 id="agents-title">Agents</h2>
-      <div class="table-wrap">
-        <table>
-          <caption>
-            Agent statistics over the spend filter's period
-          </caption>
-          <thead>
-            <tr>
-              <th scope="col">Agent</th>
-              <th scope="col" class="num">Runs</th>
-              <th scope="col" class="num">Tasks</th>
-              <th scope="col" class="num">Success rate</th>
-              <th scope="col" class="num">Rework cycles</th>
-              <th scope="col" class="num">Avg cost / run</th>
-              <th scope="col" class="num">Avg duration</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${
-              options.agents.length === 0
-                ? html`<tr>
-                    <td colspan="7">No agent ran in this period.</td>
-                  </tr>`
-                : options.agents.map(
-                    (a) =>
-                      html`<tr>
-                        <th scope="row">${a.agent}</th>
-                        <td class="num">${fmt(a.runs)}</td>
-                        <td class="num">${fmt(a.tasks)}</td>
-                        <td class="num">${a.success_rate === null ? "—" : `${(a.success_rate * 100).toFixed(0)} %`}</td>
-                        <td class="num">${fmt(a.rework_cycles)}</td>
-                        <td class="num">${formatNanoUsd(a.avg_cost_nano_usd)}</td>
-                        <td class="num">${a.avg_duration_ms === null ? "—" : duration(a.avg_duration_ms)}</td>
-                      </tr>`,
-                  )
-            }
-          </tbody>
-        </table>
-      </div>
-    </section>
-
-    <section id="failures" aria-labelledby="failures-title">
-      <h2 id="failures-title">Recent failures</h2>
-      <div class="table-wrap">
-        <table>
-          <caption>
-            Tasks that stopped most recently, and why
-          </caption>
-          <thead>
-            <tr>
-              <th scope="col">Issue</th>
-              <th scope="col">Repository</th>
-              <th scope="col">State</th>
-              <th scope="col">Reason</th>
-              <th scope="col">When</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${
-              options.failures.length === 0
-                ? html`<tr>
-                    <td colspan="5">No failures.</td>
-                  </tr>`
-                : options.failures.map(
-                    (f) =>
-                      html`<tr>
-                        <th scope="row"><a href="/dashboard/tasks/${f.id}">#${f.issueNumber}${f.issueTitle ? ` ${f.issueTitle}` : ""}</a></th>
-                        <td>${f.repository}</td>
-                        <td><span class="state state-${f.state}">${f.state}</span></td>
-                        <td>${f.reason}</td>
-                        <td>${utc(f.at)}</td>
-                      </tr>`,
-                  )
-            }
-          </tbody>
-        </table>
-      </div>
-    </section>`;
+    ${tableSection({
+      id: "budgets",
+      name: "budgets",
+      title: "Budgets",
+      caption: "Limits in force and their use in the current window",
+      columns: ["Scope", "Period", num("Spent"), num("Limit"), "Used", "Action", "Resets"],
+      items: options.budgets,
+      empty: "No budget limit applies to what you can see.",
+      row: (b) =>
+        html`<tr>
+          <th scope="row">${b.scope}</th>
+          <td>${b.period}</td>
+          <td class="num">${b.spent}</td>
+          <td class="num">${b.limit}</td>
+          <td>
+            <meter min="0" max="100" low="80" high="99" optimum="0" value="${Math.min(b.percent, 100)}" aria-label="${b.percent} % used"></meter>
+            ${b.percent.toFixed(1)} %
+          </td>
+          <td>${b.action}</td>
+          <td>${b.resetsAt ? utc(Date.parse(b.resetsAt)) : "never (per task)"}</td>
+        </tr>`,
+    })}
+    ${tableSection({
+      id: "agents",
+      name: "agents",
+      title: "Agents",
+      caption: "Agent statistics over the spend filter's period",
+      columns: ["Agent", num("Runs"), num("Tasks"), num("Success rate"), num("Rework cycles"), num("Avg cost / run"), num("Avg duration")],
+      items: options.agents,
+      empty: "No agent ran in this period.",
+      row: (a) =>
+        html`<tr>
+          <th scope="row">${a.agent}</th>
+          <td class="num">${fmt(a.runs)}</td>
+          <td class="num">${fmt(a.tasks)}</td>
+          <td class="num">${a.success_rate === null ? "—" : `${(a.success_rate * 100).toFixed(0)} %`}</td>
+          <td class="num">${fmt(a.rework_cycles)}</td>
+          <td class="num">${formatNanoUsd(a.avg_cost_nano_usd)}</td>
+          <td class="num">${a.avg_duration_ms === null ? "—" : duration(a.avg_duration_ms)}</td>
+        </tr>`,
+    })}
+    ${tableSection({
+      id: "failures",
+      name: "failures",
+      title: "Recent failures",
+      caption: "Tasks that stopped most recently, and why",
+      columns: ["Issue", "Repository", "State", "Reason", "When"],
+      items: options.failures,
+      empty: "No failures.",
+      row: (f) =>
+        html`<tr>
+          <th scope="row"><a href="/dashboard/tasks/${f.id}">#${f.issueNumber}${f.issueTitle ? ` ${f.issueTitle}` : ""}</a></th>
+          <td>${f.repository}</td>
+          <td><span class="state state-${f.state}">${f.state}</span></td>
+          <td>${f.reason}</td>
+          <td>${utc(f.at)}</td>
+        </tr>`,
+    })}`;
   return layout({ title: "Dashboard", assets: options.assets, viewer: options.viewer, body, pollMs: options.pollMs, chart: true });
 }
 
@@ -432,129 +380,59 @@ export function taskPage(options: { assets: AssetUrls; viewer: Viewer; task: Tas
       ${task.failure_reason || task.blocked_reason ? html`<p><strong>Reason:</strong> ${task.failure_reason ?? task.blocked_reason}</p>` : ""}
     </section>
 
-    <section aria-labelledby="transitions-title">
-      <h2 id="transitions-title">Transitions</h2>
-      <div class="table-wrap">
-        <table>
-          <caption>
-            Every state change, oldest first
-          </caption>
-          <thead>
-            <tr>
-              <th scope="col">Time</th>
-              <th scope="col">From</th>
-              <th scope="col">To</th>
-              <th scope="col">Reason</th>
-              <th scope="col">By</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${
-              timeline.transitions.length === 0
-                ? html`<tr>
-                    <td colspan="5">No transitions yet.</td>
-                  </tr>`
-                : timeline.transitions.map(
-                    (t) =>
-                      html`<tr>
-                        <th scope="row">${utc(t.created_at)}</th>
-                        <td>${t.from_state ?? "new"}</td>
-                        <td>${t.to_state}</td>
-                        <td>${t.reason}</td>
-                        <td>@${t.actor}</td>
-                      </tr>`,
-                  )
-            }
-          </tbody>
-        </table>
-      </div>
-    </section>
-
-    <section aria-labelledby="jobs-title">
-      <h2 id="jobs-title">Jobs</h2>
-      <div class="table-wrap">
-        <table>
-          <caption>
-            The task's jobs, oldest first
-          </caption>
-          <thead>
-            <tr>
-              <th scope="col">Job</th>
-              <th scope="col">Kind</th>
-              <th scope="col">State</th>
-              <th scope="col" class="num">Attempts</th>
-              <th scope="col">Queued</th>
-              <th scope="col">Last change</th>
-              <th scope="col">Last error</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${
-              timeline.jobs.length === 0
-                ? html`<tr>
-                    <td colspan="7">No jobs.</td>
-                  </tr>`
-                : timeline.jobs.map(
-                    (j) =>
-                      html`<tr>
-                        <th scope="row">${j.id.slice(0, 8)}</th>
-                        <td>${j.kind}</td>
-                        <td>${j.state}</td>
-                        <td class="num">${j.attempts}</td>
-                        <td>${j.createdAt === null ? "—" : utc(j.createdAt)}</td>
-                        <td>${utc(j.updatedAt)}</td>
-                        <td>${j.lastError ?? ""}</td>
-                      </tr>`,
-                  )
-            }
-          </tbody>
-        </table>
-      </div>
-    </section>
-
-    <section aria-labelledby="calls-title">
-      <h2 id="calls-title">LLM calls</h2>
-      <div class="table-wrap">
-        <table>
-          <caption>
-            Every Messages API call of the task, with tokens and cost
-          </caption>
-          <thead>
-            <tr>
-              <th scope="col">Time</th>
-              <th scope="col">Agent</th>
-              <th scope="col">Model</th>
-              <th scope="col" class="num">Input</th>
-              <th scope="col" class="num">Output</th>
-              <th scope="col" class="num">Cache write</th>
-              <th scope="col" class="num">Cache read</th>
-              <th scope="col" class="num">USD</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${
-              timeline.calls.length === 0
-                ? html`<tr>
-                    <td colspan="8">No LLM calls yet.</td>
-                  </tr>`
-                : timeline.calls.map(
-                    (c) =>
-                      html`<tr>
-                        <th scope="row">${utc(c.created_at)}</th>
-                        <td>${c.agent}</td>
-                        <td>${c.model}</td>
-                        <td class="num">${fmt(c.input_tokens)}</td>
-                        <td class="num">${fmt(c.output_tokens)}</td>
-                        <td class="num">${fmt(c.cache_creation_input_tokens)}</td>
-                        <td class="num">${fmt(c.cache_read_input_tokens)}</td>
-                        <td class="num">${formatNanoUsd(Number(c.cost_nano_usd))}</td>
-                      </tr>`,
-                  )
-            }
-          </tbody>
-        </table>
-      </div>
-    </section>
+    ${tableSection({
+      name: "transitions",
+      title: "Transitions",
+      caption: "Every state change, oldest first",
+      columns: ["Time", "From", "To", "Reason", "By"],
+      items: timeline.transitions,
+      empty: "No transitions yet.",
+      row: (t) =>
+        html`<tr>
+          <th scope="row">${utc(t.created_at)}</th>
+          <td>${t.from_state ?? "new"}</td>
+          <td>${t.to_state}</td>
+          <td>${t.reason}</td>
+          <td>@${t.actor}</td>
+        </tr>`,
+    })}
+    ${tableSection({
+      name: "jobs",
+      title: "Jobs",
+      caption: "The task's jobs, oldest first",
+      columns: ["Job", "Kind", "State", num("Attempts"), "Queued", "Last change", "Last error"],
+      items: timeline.jobs,
+      empty: "No jobs.",
+      row: (j) =>
+        html`<tr>
+          <th scope="row">${j.id.slice(0, 8)}</th>
+          <td>${j.kind}</td>
+          <td>${j.state}</td>
+          <td class="num">${j.attempts}</td>
+          <td>${j.createdAt === null ? "—" : utc(j.createdAt)}</td>
+          <td>${utc(j.updatedAt)}</td>
+          <td>${j.lastError ?? ""}</td>
+        </tr>`,
+    })}
+    ${tableSection({
+      name: "calls",
+      title: "LLM calls",
+      caption: "Every Messages API call of the task, with tokens and cost",
+      columns: ["Time", "Agent", "Model", num("Input"), num("Output"), num("Cache write"), num("Cache read"), num("USD")],
+      items: timeline.calls,
+      empty: "No LLM calls yet.",
+      row: (c) =>
+        html`<tr>
+          <th scope="row">${utc(c.created_at)}</th>
+          <td>${c.agent}</td>
+          <td>${c.model}</td>
+          <td class="num">${fmt(c.input_tokens)}</td>
+          <td class="num">${fmt(c.output_tokens)}</td>
+          <td class="num">${fmt(c.cache_creation_input_tokens)}</td>
+          <td class="num">${fmt(c.cache_read_input_tokens)}</td>
+          <td class="num">${formatNanoUsd(Number(c.cost_nano_usd))}</td>
+        </tr>`,
+    })}
 
     <section aria-labelledby="report-title">
       <h2 id="report-title">Report</h2>
@@ -574,4 +452,9 @@ export function messagePage(options: { assets: AssetUrls; title: string; message
       <p>${options.message}</p>
       <p><a href="/dashboard">Back to the dashboard</a></p>`,
   });
+}
+
+/** The repository memory page: the viewer's repositories' learnings, read-only (`memory-view.ts`). */
+export function memoryPage(options: { assets: AssetUrls; viewer: Viewer; view: MemoryView }): string {
+  return layout({ title: "Repository memory", assets: options.assets, viewer: options.viewer, body: memoryBody(options.view) });
 }

@@ -1,63 +1,20 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 
 import { dashboardAuthConfig, hashSessionId, secretsEqual, startSession } from "../../../src/app/dashboard/auth.js";
 import { csvField, DASHBOARD_OFF } from "../../../src/app/dashboard/handler.js";
 import { renderReport } from "../../../src/pipeline/reports.js";
 import { findDashboardSession } from "../../../src/store/dashboard.js";
 import { loadTask } from "../../../src/store/tasks.js";
-import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
-import { type FakeOAuth, startOAuthFake } from "../../helpers/oauth-fake.js";
-import { ALPHA, BETA, CLIENT_ID, CLIENT_SECRET, dashboardEnv, GAMMA, OPERATOR_TOKEN, type Seeded, seedDashboard, startDashboard, USERS } from "./fixtures.js";
+import { ALPHA, BETA, CLIENT_ID, CLIENT_SECRET, dashboardEnv, GAMMA, OPERATOR_TOKEN, signInWithGitHub, useDashboardWorld } from "./fixtures.js";
 
-let store: TestDatabase;
-let seeded: Seeded;
-let oauth: FakeOAuth;
-let dashboard: { url: string; close(): Promise<void> } | undefined;
-
-beforeEach(async () => {
-  store = await createTestDatabase();
-  seeded = await seedDashboard(store.db);
-  oauth = await startOAuthFake({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, users: USERS });
-});
-
-afterEach(async () => {
-  await dashboard?.close();
-  dashboard = undefined;
-  await oauth.close();
-  await store.cleanup();
-});
-
-/** The full environment: sign-in with GitHub against the fake, the operator token, cookies without Secure (loopback http). */
-async function start(overrides: Record<string, string> = {}) {
-  dashboard = await startDashboard(store.db, (port) =>
-    dashboardEnv({
-      GHE_HOST: oauth.host,
-      GHE_PROTOCOL: "http",
-      GITHUB_CLIENT_ID: CLIENT_ID,
-      GITHUB_CLIENT_SECRET: CLIENT_SECRET,
-      DASHBOARD_TOKEN: OPERATOR_TOKEN,
-      DASHBOARD_URL: `http://127.0.0.1:${port}`,
-      DASHBOARD_COOKIE_SECURE: "off",
-      ...overrides,
-    }),
-  );
-  return dashboard.url;
-}
+const world = useDashboardWorld();
 
 const bearer = { authorization: `Bearer ${OPERATOR_TOKEN}` };
 
 /** Signs `login` in through the OAuth flow (following each redirect by hand, keeping cookies); returns the session cookie. */
 async function signIn(url: string, login: string): Promise<string> {
-  oauth.signInAs(login);
-  const start = await fetch(`${url}/dashboard/login/github`, { redirect: "manual" });
-  expect(start.status).toBe(302);
-  const stateCookie = start.headers.getSetCookie().find((c) => c.startsWith("mc_oauth_state="))!;
-  const authorize = await fetch(start.headers.get("location")!, { redirect: "manual" });
-  expect(authorize.status).toBe(302);
-  const callback = await fetch(authorize.headers.get("location")!, { redirect: "manual", headers: { cookie: stateCookie.split(";")[0]! } });
-  expect(callback.status).toBe(303);
-  expect(callback.headers.get("location")).toBe("/dashboard");
-  const session = callback.headers.getSetCookie().find((c) => c.startsWith("mc_session="))!;
+  const { location, setCookie: session } = await signInWithGitHub(url, world.oauth, login);
+  expect(location).toBe("/dashboard");
   expect(session).toMatch(/HttpOnly/i);
   expect(session).toMatch(/SameSite=Lax/i);
   return session.split(";")[0]!;
@@ -70,7 +27,7 @@ async function csrfOf(url: string, cookie: string): Promise<string> {
 
 describe("dashboard configuration", () => {
   it("is off (404 with a one-line hint) when neither OAuth nor a token is configured", async () => {
-    dashboard = await startDashboard(store.db, () => dashboardEnv());
+    const dashboard = await world.startWith(() => dashboardEnv());
     const response = await fetch(`${dashboard.url}/dashboard`);
     expect(response.status).toBe(404);
     expect(await response.text()).toBe(DASHBOARD_OFF);
@@ -103,7 +60,7 @@ describe("dashboard configuration", () => {
       redirectUri: "https://mc.example.org/dashboard/oauth/callback",
     });
     expect(config.secureCookies).toBe(true);
-    dashboard = await startDashboard(store.db, () => env);
+    const dashboard = await world.startWith(() => env);
     const start = await fetch(`${dashboard.url}/dashboard/login/github`, { redirect: "manual" });
     const location = new URL(start.headers.get("location")!);
     expect(location.origin + location.pathname).toBe("https://ghe.example.org/login/oauth/authorize");
@@ -124,7 +81,7 @@ describe("dashboard access", () => {
   });
 
   it("the operator token opens the server-wide view; a wrong one or none gets 401 (HTML pages redirect to the sign-in)", async () => {
-    const url = await start();
+    const url = await world.start();
     const live = (await (await fetch(`${url}/dashboard/api/live.json`, { headers: bearer })).json()) as { tasks: Array<{ repository: string }> };
     expect(live.tasks.map((t) => t.repository).sort()).toEqual([ALPHA, BETA]);
     expect((await fetch(`${url}/dashboard/api/live.json`, { headers: { authorization: `Bearer ${OPERATOR_TOKEN.slice(1)}x` } })).status).toBe(401);
@@ -135,7 +92,7 @@ describe("dashboard access", () => {
   });
 
   it("a user with push on acme/alpha only never receives another repository's rows: API, CSV, task pages, report", async () => {
-    const url = await start();
+    const url = await world.start();
     const cookie = await signIn(url, "alice");
     const get = (path: string) => fetch(`${url}${path}`, { headers: { cookie } });
 
@@ -153,7 +110,7 @@ describe("dashboard access", () => {
     const lines = csv.trim().split("\r\n");
     expect(lines[0]).toMatch(/^id,created_at,installation_id,repository,/);
     expect(lines.slice(1).every((line) => line.split(",")[3] === ALPHA)).toBe(true);
-    expect(lines).toHaveLength(1 + seeded.calls[ALPHA]!);
+    expect(lines).toHaveLength(1 + world.seeded.calls[ALPHA]!);
     expect(csv).not.toContain(BETA);
     expect(csv).not.toContain(GAMMA);
 
@@ -161,41 +118,41 @@ describe("dashboard access", () => {
     expect(page).toContain("Add retries to the importer");
     expect(page).not.toContain("Secret beta work");
     expect(page).not.toContain(BETA);
-    expect((await get(`/dashboard/tasks/${seeded.betaLive}`)).status).toBe(404);
-    expect((await get(`/dashboard/tasks/${seeded.gammaMerged}/report.md`)).status).toBe(404);
+    expect((await get(`/dashboard/tasks/${world.seeded.betaLive}`)).status).toBe(404);
+    expect((await get(`/dashboard/tasks/${world.seeded.gammaMerged}/report.md`)).status).toBe(404);
 
-    const report = await get(`/dashboard/tasks/${seeded.alphaLive}/report.md`);
+    const report = await get(`/dashboard/tasks/${world.seeded.alphaLive}/report.md`);
     expect(report.headers.get("content-disposition")).toMatch(/^attachment; filename="acme-alpha-11-report.md"/);
-    expect(await report.text()).toBe(`${await renderReport(store.db, await loadTask(store.db, seeded.alphaLive))}\n`);
+    expect(await report.text()).toBe(`${await renderReport(world.store.db, await loadTask(world.store.db, world.seeded.alphaLive))}\n`);
   });
 
   it("stores the session id's hash only, with the scope computed at sign-in and no GitHub token", async () => {
-    const url = await start();
+    const url = await world.start();
     const cookie = await signIn(url, "alice");
     const id = cookie.split("=")[1]!;
-    const rows = await store.db.selectFrom("dashboard_sessions").selectAll().execute();
+    const rows = await world.store.db.selectFrom("dashboard_sessions").selectAll().execute();
     expect(rows).toHaveLength(1);
     expect(rows[0]!.id_hash).toBe(hashSessionId(id));
     expect(JSON.stringify(rows)).not.toContain(id);
-    for (const token of oauth.tokens) expect(JSON.stringify(rows)).not.toContain(token);
-    const session = await findDashboardSession(store.db, hashSessionId(id));
+    for (const token of world.oauth.tokens) expect(JSON.stringify(rows)).not.toContain(token);
+    const session = await findDashboardSession(world.store.db, hashSessionId(id));
     expect(session?.scope).toEqual({ installationIds: [100], repositories: [ALPHA] });
   });
 
   it("refuses a callback whose state does not match its cookie, and a denied authorization", async () => {
-    const url = await start();
-    oauth.signInAs("alice");
+    const url = await world.start();
+    world.oauth.signInAs("alice");
     const start1 = await fetch(`${url}/dashboard/login/github`, { redirect: "manual" });
     const authorize = await fetch(start1.headers.get("location")!, { redirect: "manual" });
     // No state cookie (another browser, or a forged link).
     const forged = await fetch(authorize.headers.get("location")!, { redirect: "manual" });
     expect(forged.status).toBe(400);
     expect(forged.headers.getSetCookie().some((c) => c.startsWith("mc_session="))).toBe(false);
-    expect(await store.db.selectFrom("dashboard_sessions").selectAll().execute()).toEqual([]);
+    expect(await world.store.db.selectFrom("dashboard_sessions").selectAll().execute()).toEqual([]);
   });
 
   it("POST without the session's CSRF token is 403; with it, sign-out ends the session", async () => {
-    const url = await start();
+    const url = await world.start();
     const cookie = await signIn(url, "alice");
     const csrf = await csrfOf(url, cookie);
     const form = { "content-type": "application/x-www-form-urlencoded" };
@@ -227,10 +184,10 @@ describe("dashboard access", () => {
   });
 
   it("an expired session is refused", async () => {
-    const url = await start();
+    const url = await world.start();
     const config = dashboardAuthConfig(dashboardEnv({ DASHBOARD_TOKEN: OPERATOR_TOKEN }));
     const setCookie = await startSession(
-      store.db,
+      world.store.db,
       { ...config, secureCookies: false },
       { login: "operator", userId: null, scope: { installationIds: null, repositories: null } },
       Date.now() - config.sessionTtlMs - 1,
@@ -239,7 +196,7 @@ describe("dashboard access", () => {
     expect((await fetch(`${url}/dashboard/api/live.json`, { headers: { cookie } })).status).toBe(401);
     const fresh = (
       await startSession(
-        store.db,
+        world.store.db,
         { ...config, secureCookies: false },
         { login: "operator", userId: null, scope: { installationIds: null, repositories: null } },
       )
@@ -248,7 +205,7 @@ describe("dashboard access", () => {
   });
 
   it("the operator-token form needs its login token (login CSRF) and the right token", async () => {
-    const url = await start();
+    const url = await world.start();
     const page = await fetch(`${url}/dashboard/login`);
     const loginCookie = page.headers
       .getSetCookie()
@@ -270,7 +227,7 @@ describe("dashboard access", () => {
   });
 
   it("serves Chart.js and its own script from the app, long-cached, under a CSP without unsafe-inline", async () => {
-    const url = await start();
+    const url = await world.start();
     const page = await fetch(`${url}/dashboard`, { headers: bearer });
     const csp = page.headers.get("content-security-policy")!;
     expect(csp).toContain("script-src 'self'");

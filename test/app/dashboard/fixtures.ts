@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 
 import { pino } from "pino";
+import { afterEach, beforeEach, expect } from "vitest";
 
 import { dashboardHandler } from "../../../src/app/dashboard/handler.js";
 import { parseServerEnv, type ServerEnv } from "../../../src/config/env.js";
@@ -9,7 +10,8 @@ import { enqueueJob, queueOf } from "../../../src/store/queue.js";
 import { recordUsage } from "../../../src/store/usage.js";
 import { createTask, updateTask } from "../../../src/store/tasks.js";
 import { transition } from "../../../src/store/transitions.js";
-import type { FakeOAuthUser } from "../../helpers/oauth-fake.js";
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
+import { type FakeOAuth, type FakeOAuthUser, startOAuthFake } from "../../helpers/oauth-fake.js";
 
 export const DAY = 86_400_000;
 export const OPERATOR_TOKEN = "op-token-0123456789abcdef0123456789abcdef";
@@ -168,4 +170,84 @@ export async function startDashboard(db: Db, env: (port: number) => ServerEnv): 
         server.close(() => resolve());
       }),
   };
+}
+
+/** A dashboard served by {@link startDashboard}. */
+export interface StartedDashboard {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** What {@link useDashboardWorld} sets up before each test (read the fields inside tests, not at definition time). */
+export interface DashboardWorld {
+  store: TestDatabase;
+  seeded: Seeded;
+  oauth: FakeOAuth;
+  /**
+   * The full environment: sign-in with GitHub against the fake, the operator token, cookies
+   * without Secure (loopback http); an `undefined` override removes that variable.
+   */
+  env(port: number, overrides?: Record<string, string | undefined>): ServerEnv;
+  /** Serves the dashboard with {@link DashboardWorld.env}; returns its URL. Closed after the test. */
+  start(overrides?: Record<string, string | undefined>): Promise<string>;
+  /** Serves the dashboard with another environment. Closed after the test. */
+  startWith(env: (port: number) => ServerEnv): Promise<StartedDashboard>;
+}
+
+/**
+ * Registers `beforeEach`/`afterEach` hooks that give every test a database seeded by
+ * {@link seedDashboard} and an OAuth fake knowing {@link USERS}, and close whatever was started.
+ */
+export function useDashboardWorld(): DashboardWorld {
+  let dashboard: StartedDashboard | undefined;
+  const world = {
+    env(port, overrides = {}) {
+      const env: Record<string, string | undefined> = {
+        GHE_HOST: world.oauth.host,
+        GHE_PROTOCOL: "http",
+        GITHUB_CLIENT_ID: CLIENT_ID,
+        GITHUB_CLIENT_SECRET: CLIENT_SECRET,
+        DASHBOARD_TOKEN: OPERATOR_TOKEN,
+        DASHBOARD_URL: `http://127.0.0.1:${port}`,
+        DASHBOARD_COOKIE_SECURE: "off",
+        ...overrides,
+      };
+      return dashboardEnv(Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined)));
+    },
+    async start(overrides = {}) {
+      return (await world.startWith((port) => world.env(port, overrides))).url;
+    },
+    async startWith(env) {
+      dashboard = await startDashboard(world.store.db, env);
+      return dashboard;
+    },
+  } as DashboardWorld;
+  beforeEach(async () => {
+    world.store = await createTestDatabase();
+    world.seeded = await seedDashboard(world.store.db);
+    world.oauth = await startOAuthFake({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, users: USERS });
+  });
+  afterEach(async () => {
+    await dashboard?.close();
+    dashboard = undefined;
+    await world.oauth.close();
+    await world.store.cleanup();
+  });
+  return world;
+}
+
+/**
+ * Signs `login` in through the OAuth flow against the fake, following each redirect by hand and
+ * keeping the state cookie; returns the callback's `Location` and the session's `Set-Cookie`.
+ */
+export async function signInWithGitHub(url: string, oauth: FakeOAuth, login: string): Promise<{ location: string | null; setCookie: string }> {
+  oauth.signInAs(login);
+  const begin = await fetch(`${url}/dashboard/login/github`, { redirect: "manual" });
+  expect(begin.status).toBe(302);
+  const stateCookie = begin.headers.getSetCookie().find((c) => c.startsWith("mc_oauth_state="))!;
+  const authorize = await fetch(begin.headers.get("location")!, { redirect: "manual" });
+  expect(authorize.status).toBe(302);
+  const callback = await fetch(authorize.headers.get("location")!, { redirect: "manual", headers: { cookie: stateCookie.split(";")[0]! } });
+  expect(callback.status).toBe(303);
+  return { location: callback.headers.get("location"), setCookie: callback.headers.getSetCookie().find((c) => c.startsWith("mc_session="))! };
 }

@@ -7,67 +7,25 @@ import { createServer, request, type Server } from "node:http";
 import { Writable } from "node:stream";
 
 import { pino } from "pino";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 
 import { dashboardAuthConfig, operatorSignIn } from "../../../src/app/dashboard/auth.js";
 import { dashboardHandler } from "../../../src/app/dashboard/handler.js";
 import type { Db } from "../../../src/store/db.js";
-import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
-import { type FakeOAuth, startOAuthFake } from "../../helpers/oauth-fake.js";
-import { ALPHA, CLIENT_ID, CLIENT_SECRET, dashboardEnv, GAMMA, OPERATOR_TOKEN, type Seeded, seedDashboard, startDashboard, USERS } from "./fixtures.js";
+import { ALPHA, CLIENT_ID, dashboardEnv, GAMMA, OPERATOR_TOKEN, signInWithGitHub, useDashboardWorld } from "./fixtures.js";
 
-let store: TestDatabase;
-let seeded: Seeded;
-let oauth: FakeOAuth;
-let dashboard: { url: string; close(): Promise<void> } | undefined;
-
-beforeEach(async () => {
-  store = await createTestDatabase();
-  seeded = await seedDashboard(store.db);
-  oauth = await startOAuthFake({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, users: USERS });
-});
-
-afterEach(async () => {
-  await dashboard?.close();
-  dashboard = undefined;
-  await oauth.close();
-  await store.cleanup();
-});
-
-function fullEnv(port: number, overrides: Record<string, string> = {}) {
-  return dashboardEnv({
-    GHE_HOST: oauth.host,
-    GHE_PROTOCOL: "http",
-    GITHUB_CLIENT_ID: CLIENT_ID,
-    GITHUB_CLIENT_SECRET: CLIENT_SECRET,
-    DASHBOARD_TOKEN: OPERATOR_TOKEN,
-    DASHBOARD_URL: `http://127.0.0.1:${port}`,
-    DASHBOARD_COOKIE_SECURE: "off",
-    ...overrides,
-  });
-}
-
-async function start(overrides: Record<string, string> = {}): Promise<string> {
-  dashboard = await startDashboard(store.db, (port) => fullEnv(port, overrides));
-  return dashboard.url;
-}
+const world = useDashboardWorld();
 
 /** Signs `login` in through the OAuth flow; returns the session's `Set-Cookie`. */
 async function signInCookie(url: string, login: string): Promise<string> {
-  oauth.signInAs(login);
-  const begin = await fetch(`${url}/dashboard/login/github`, { redirect: "manual" });
-  const stateCookie = begin.headers.getSetCookie().find((c) => c.startsWith("mc_oauth_state="))!;
-  const authorize = await fetch(begin.headers.get("location")!, { redirect: "manual" });
-  const callback = await fetch(authorize.headers.get("location")!, { redirect: "manual", headers: { cookie: stateCookie.split(";")[0]! } });
-  expect(callback.status).toBe(303);
-  return callback.headers.getSetCookie().find((c) => c.startsWith("mc_session="))!;
+  return (await signInWithGitHub(url, world.oauth, login)).setCookie;
 }
 
 const signIn = async (url: string, login: string) => (await signInCookie(url, login)).split(";")[0]!;
 
 describe("budgets of a user scoped to some repositories", () => {
   it("leave out installation-wide, global and per-role limits (their spend includes repositories the user cannot write to)", async () => {
-    const url = await start({ BUDGET_INSTALLATION_MONTHLY_USD: "500", BUDGET_GLOBAL_MONTHLY_USD: "5000", BUDGET_REPOSITORY_MONTHLY_USD: "100" });
+    const url = await world.start({ BUDGET_INSTALLATION_MONTHLY_USD: "500", BUDGET_GLOBAL_MONTHLY_USD: "5000", BUDGET_REPOSITORY_MONTHLY_USD: "100" });
     const alice = await signIn(url, "alice");
     type Budgets = { budgets: Array<{ scope: string; spent: string }> };
     const mine = (await (await fetch(`${url}/dashboard/api/budgets.json`, { headers: { cookie: alice } })).json()) as Budgets;
@@ -84,14 +42,14 @@ describe("budgets of a user scoped to some repositories", () => {
 describe("operator sessions", () => {
   const operatorCookie = async () =>
     (await operatorSignIn(
-      store.db,
+      world.store.db,
       { ...dashboardAuthConfig(dashboardEnv({ DASHBOARD_TOKEN: OPERATOR_TOKEN })), secureCookies: false },
       OPERATOR_TOKEN,
     ))!.split(";")[0]!;
 
   it("store the token's SHA-256 fingerprint, never the token, and last 8 hours", async () => {
     await operatorCookie();
-    const row = await store.db.selectFrom("dashboard_sessions").selectAll().executeTakeFirstOrThrow();
+    const row = await world.store.db.selectFrom("dashboard_sessions").selectAll().executeTakeFirstOrThrow();
     expect(row.operator_token_sha256).toBe(createHash("sha256").update(OPERATOR_TOKEN).digest("hex"));
     expect(JSON.stringify(row)).not.toContain(OPERATOR_TOKEN);
     expect(Number(row.expires_at) - Number(row.created_at)).toBe(8 * 3_600_000);
@@ -99,60 +57,51 @@ describe("operator sessions", () => {
 
   it("work while DASHBOARD_TOKEN is unchanged", async () => {
     const cookie = await operatorCookie();
-    const url = await start();
+    const url = await world.start();
     expect((await fetch(`${url}/dashboard/api/live.json`, { headers: { cookie } })).status).toBe(200);
   });
 
   it("are refused once DASHBOARD_TOKEN changes", async () => {
     const cookie = await operatorCookie();
-    const url = await start({ DASHBOARD_TOKEN: "a-completely-new-token-0123456789abcdef" });
+    const url = await world.start({ DASHBOARD_TOKEN: "a-completely-new-token-0123456789abcdef" });
     expect((await fetch(`${url}/dashboard/api/spend.json?group=repository`, { headers: { cookie } })).status).toBe(401);
   });
 
   it("are refused once DASHBOARD_TOKEN is removed", async () => {
     const cookie = await operatorCookie();
-    dashboard = await startDashboard(store.db, (port) =>
-      dashboardEnv({
-        GHE_HOST: oauth.host,
-        GHE_PROTOCOL: "http",
-        GITHUB_CLIENT_ID: CLIENT_ID,
-        GITHUB_CLIENT_SECRET: CLIENT_SECRET,
-        DASHBOARD_URL: `http://127.0.0.1:${port}`,
-        DASHBOARD_COOKIE_SECURE: "off",
-      }),
-    );
-    expect((await fetch(`${dashboard.url}/dashboard/api/live.json`, { headers: { cookie } })).status).toBe(401);
+    const url = await world.start({ DASHBOARD_TOKEN: undefined });
+    expect((await fetch(`${url}/dashboard/api/live.json`, { headers: { cookie } })).status).toBe(401);
   });
 });
 
 describe("sign-in with GitHub", () => {
   it("lasts 1 hour, and revokes the user-to-server token once access is computed", async () => {
-    const url = await start();
+    const url = await world.start();
     const setCookie = await signInCookie(url, "alice");
     expect(setCookie).toMatch(/Max-Age=3600(;|$)/);
-    const row = await store.db.selectFrom("dashboard_sessions").selectAll().executeTakeFirstOrThrow();
+    const row = await world.store.db.selectFrom("dashboard_sessions").selectAll().executeTakeFirstOrThrow();
     expect(Number(row.expires_at) - Number(row.created_at)).toBe(3_600_000);
     expect(row.operator_token_sha256).toBeNull();
-    expect(oauth.requests).toContain(`DELETE /api/v3/applications/${CLIENT_ID}/token`);
-    expect(oauth.tokens).toHaveLength(1);
-    expect(oauth.revoked).toEqual(oauth.tokens);
+    expect(world.oauth.requests).toContain(`DELETE /api/v3/applications/${CLIENT_ID}/token`);
+    expect(world.oauth.tokens).toHaveLength(1);
+    expect(world.oauth.revoked).toEqual(world.oauth.tokens);
     // The revocation comes after the last read with the token.
-    expect(oauth.requests.at(-1)).toBe(`DELETE /api/v3/applications/${CLIENT_ID}/token`);
+    expect(world.oauth.requests.at(-1)).toBe(`DELETE /api/v3/applications/${CLIENT_ID}/token`);
   });
 
   it("still signs in when the revocation fails", async () => {
-    const url = await start();
-    oauth.failRevocations(true);
+    const url = await world.start();
+    world.oauth.failRevocations(true);
     const cookie = await signIn(url, "alice");
-    expect(oauth.requests).toContain(`DELETE /api/v3/applications/${CLIENT_ID}/token`);
-    expect(oauth.revoked).toEqual([]);
+    expect(world.oauth.requests).toContain(`DELETE /api/v3/applications/${CLIENT_ID}/token`);
+    expect(world.oauth.revoked).toEqual([]);
     expect((await fetch(`${url}/dashboard/api/live.json`, { headers: { cookie } })).status).toBe(200);
   });
 });
 
 describe("the Authorization header", () => {
   it("only a Bearer token is the operator's; another scheme falls back to the session cookie", async () => {
-    const url = await start();
+    const url = await world.start();
     const cookie = await signIn(url, "alice");
     const live = (headers: Record<string, string>) => fetch(`${url}/dashboard/api/live.json`, { headers });
     expect((await live({ cookie, authorization: "Basic eDp5" })).status).toBe(200);
@@ -168,7 +117,7 @@ describe("task pages", () => {
     const now = Date.now();
     const job = (kind: string, lockKey: string, lastError: string) => ({
       kind: kind as "code",
-      task_id: seeded.alphaLive,
+      task_id: world.seeded.alphaLive,
       installation_id: 100,
       lock_key: lockKey,
       dedupe_key: `${lockKey}:${Math.random()}`,
@@ -185,17 +134,17 @@ describe("task pages", () => {
       updated_at: now,
       finished_at: now,
     });
-    await store.db
+    await world.store.db
       .insertInto("jobs")
       .values(job("notify", "notify:ops-pager", "POST https://hooks.example/ops-pager-secret failed"))
       .execute();
-    await store.db
+    await world.store.db
       .insertInto("jobs")
       .values(job("plan", "other-org/other#3", "other-org/other private failure"))
       .execute();
-    const url = await start();
+    const url = await world.start();
     const cookie = await signIn(url, "alice");
-    const page = await (await fetch(`${url}/dashboard/tasks/${seeded.alphaLive}`, { headers: { cookie } })).text();
+    const page = await (await fetch(`${url}/dashboard/tasks/${world.seeded.alphaLive}`, { headers: { cookie } })).text();
     expect(page).toContain("code");
     expect(page).not.toContain("ops-pager");
     expect(page).not.toContain("notify");
@@ -231,7 +180,7 @@ describe("a cancelled CSV download", () => {
   }
 
   it("ends the handler when the client goes away after the first chunk", async () => {
-    await manyRows(store.db, 12_000);
+    await manyRows(world.store.db, 12_000);
     const lines: Array<{ msg?: string; rows?: number }> = [];
     const sink = new Writable({
       write(chunk: Buffer, _encoding, callback) {
@@ -244,7 +193,7 @@ describe("a cancelled CSV download", () => {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const address = server.address();
     const port = typeof address === "object" && address ? address.port : 0;
-    const handler = dashboardHandler({ db: store.db, env: fullEnv(port), log: pino({ level: "info" }, sink) });
+    const handler = dashboardHandler({ db: world.store.db, env: world.env(port), log: pino({ level: "info" }, sink) });
     server.on("request", (req, res) => handled.push(handler(req, res)));
     try {
       await new Promise<void>((resolve, reject) => {
