@@ -27,20 +27,12 @@ import { fileURLToPath } from "node:url";
 import { sql } from "kysely";
 
 import { type BudgetLimit, SERVER_BUDGET_SOURCE } from "../src/domain/budget-rules.js";
-import {
-  agentStatistics,
-  type AnalyticsFilter,
-  budgetUse,
-  cacheShare,
-  costPerMergedPr,
-  ledgerRows,
-  spendOverTime,
-  spendTotals,
-} from "../src/store/analytics.js";
+import * as analytics from "../src/store/analytics.js";
 import { type Db, migrateToLatest, openDatabase } from "../src/store/db.js";
 import { isPostgres } from "../src/store/dialect.js";
 import { openPostgres } from "../src/store/postgres.js";
 import type { NewLlmUsage, NewTask } from "../src/store/schema.js";
+import { prng } from "../test/helpers/prng.js";
 import { DEFAULT_POSTGRES_URL, writeSection } from "./queue.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -70,18 +62,6 @@ const MODEL_OF: Record<string, Model> = { architect: "claude-opus-4-1", coder: "
 
 // ---------------------------------------------------------------------------------------------
 // The ledger
-
-/** mulberry32: a small deterministic PRNG, so every run measures the same ledger. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 interface TransitionRow {
   task: number;
@@ -270,35 +250,35 @@ export interface Case {
   run: (db: Db) => Promise<unknown>;
 }
 
-const YEAR: AnalyticsFilter = { from: YEAR_START, to: YEAR_END };
-const LAST_30_DAYS: AnalyticsFilter = { from: NOW - 30 * 86_400_000, to: NOW };
-const ONE_INSTALLATION: AnalyticsFilter = { ...YEAR, installationIds: [1_000_001] };
-const ONE_REPOSITORY: AnalyticsFilter = { ...YEAR, repositories: ["org-0/repo-0"] };
-const FIVE_INSTALLATIONS: AnalyticsFilter = { ...YEAR, installationIds: [1_000_001, 1_000_003, 1_000_005, 1_000_007, 1_000_009] };
+const YEAR: analytics.AnalyticsFilter = { from: YEAR_START, to: YEAR_END };
+const LAST_30_DAYS: analytics.AnalyticsFilter = { from: NOW - 30 * 86_400_000, to: NOW };
+const ONE_INSTALLATION: analytics.AnalyticsFilter = { ...YEAR, installationIds: [1_000_001] };
+const ONE_REPOSITORY: analytics.AnalyticsFilter = { ...YEAR, repositories: ["org-0/repo-0"] };
+const FIVE_INSTALLATIONS: analytics.AnalyticsFilter = { ...YEAR, installationIds: [1_000_001, 1_000_003, 1_000_005, 1_000_007, 1_000_009] };
 
 export const CASES: Case[] = [
-  { name: "spendOverTime year, day, none", run: (db) => spendOverTime(db, YEAR, "day", "none") },
-  { name: "spendOverTime year, week, repository", run: (db) => spendOverTime(db, YEAR, "week", "repository") },
-  { name: "spendOverTime year, month, agent", run: (db) => spendOverTime(db, YEAR, "month", "agent") },
-  { name: "spendOverTime year, month, installation", run: (db) => spendOverTime(db, YEAR, "month", "installation") },
-  { name: "spendOverTime 30 days, day, model", run: (db) => spendOverTime(db, LAST_30_DAYS, "day", "model") },
-  { name: "spendTotals year, repository", run: (db) => spendTotals(db, YEAR, "repository") },
-  { name: "spendTotals year, task", run: (db) => spendTotals(db, YEAR, "task") },
-  { name: "cacheShare year", run: (db) => cacheShare(db, YEAR) },
-  { name: "costPerMergedPr year", run: (db) => costPerMergedPr(db, YEAR) },
-  { name: "agentStatistics year", run: (db) => agentStatistics(db, YEAR) },
-  { name: "budgetUse (6 server limits)", run: (db) => budgetUse(db, { limits: LIMITS, now: NOW }) },
-  { name: "ledgerRows year, first 1,000", run: (db) => ledgerRows(db, YEAR, { limit: 1_000 }) },
-  { name: "ledgerRows year, 1,000 after id 200,000", run: (db) => ledgerRows(db, YEAR, { limit: 1_000, afterId: 200_000 }) },
-  { name: "1 installation: spendOverTime day, repository", run: (db) => spendOverTime(db, ONE_INSTALLATION, "day", "repository") },
-  { name: "1 installation: spendTotals agent", run: (db) => spendTotals(db, ONE_INSTALLATION, "agent") },
-  { name: "1 installation: costPerMergedPr", run: (db) => costPerMergedPr(db, ONE_INSTALLATION) },
-  { name: "1 installation: agentStatistics", run: (db) => agentStatistics(db, ONE_INSTALLATION) },
-  { name: "1 installation: budgetUse", run: (db) => budgetUse(db, { limits: LIMITS, now: NOW, installationIds: [1_000_001] }) },
-  { name: "5 installations: spendOverTime week, installation", run: (db) => spendOverTime(db, FIVE_INSTALLATIONS, "week", "installation") },
-  { name: "1 repository: spendOverTime week, agent", run: (db) => spendOverTime(db, ONE_REPOSITORY, "week", "agent") },
-  { name: "1 repository: ledgerRows first 1,000", run: (db) => ledgerRows(db, ONE_REPOSITORY, { limit: 1_000 }) },
-  { name: "agent coder: spendOverTime month, model", run: (db) => spendOverTime(db, { ...YEAR, agent: "coder" }, "month", "model") },
+  { name: "spendOverTime year, day, none", run: (db) => analytics.spendOverTime(db, YEAR, "day", "none") },
+  { name: "spendOverTime year, week, repository", run: (db) => analytics.spendOverTime(db, YEAR, "week", "repository") },
+  { name: "spendOverTime year, month, agent", run: (db) => analytics.spendOverTime(db, YEAR, "month", "agent") },
+  { name: "spendOverTime year, month, installation", run: (db) => analytics.spendOverTime(db, YEAR, "month", "installation") },
+  { name: "spendOverTime 30 days, day, model", run: (db) => analytics.spendOverTime(db, LAST_30_DAYS, "day", "model") },
+  { name: "spendTotals year, repository", run: (db) => analytics.spendTotals(db, YEAR, "repository") },
+  { name: "spendTotals year, task", run: (db) => analytics.spendTotals(db, YEAR, "task") },
+  { name: "cacheShare year", run: (db) => analytics.cacheShare(db, YEAR) },
+  { name: "costPerMergedPr year", run: (db) => analytics.costPerMergedPr(db, YEAR) },
+  { name: "agentStatistics year", run: (db) => analytics.agentStatistics(db, YEAR) },
+  { name: "budgetUse (6 server limits)", run: (db) => analytics.budgetUse(db, { limits: LIMITS, now: NOW }) },
+  { name: "ledgerRows year, first 1,000", run: (db) => analytics.ledgerRows(db, YEAR, { limit: 1_000 }) },
+  { name: "ledgerRows year, 1,000 after id 200,000", run: (db) => analytics.ledgerRows(db, YEAR, { limit: 1_000, afterId: 200_000 }) },
+  { name: "1 installation: spendOverTime day, repository", run: (db) => analytics.spendOverTime(db, ONE_INSTALLATION, "day", "repository") },
+  { name: "1 installation: spendTotals agent", run: (db) => analytics.spendTotals(db, ONE_INSTALLATION, "agent") },
+  { name: "1 installation: costPerMergedPr", run: (db) => analytics.costPerMergedPr(db, ONE_INSTALLATION) },
+  { name: "1 installation: agentStatistics", run: (db) => analytics.agentStatistics(db, ONE_INSTALLATION) },
+  { name: "1 installation: budgetUse", run: (db) => analytics.budgetUse(db, { limits: LIMITS, now: NOW, installationIds: [1_000_001] }) },
+  { name: "5 installations: spendOverTime week, installation", run: (db) => analytics.spendOverTime(db, FIVE_INSTALLATIONS, "week", "installation") },
+  { name: "1 repository: spendOverTime week, agent", run: (db) => analytics.spendOverTime(db, ONE_REPOSITORY, "week", "agent") },
+  { name: "1 repository: ledgerRows first 1,000", run: (db) => analytics.ledgerRows(db, ONE_REPOSITORY, { limit: 1_000 }) },
+  { name: "agent coder: spendOverTime month, model", run: (db) => analytics.spendOverTime(db, { ...YEAR, agent: "coder" }, "month", "model") },
 ];
 
 async function median(fn: () => Promise<unknown>): Promise<number> {

@@ -8,3 +8,13 @@ export interface UsageTotals {
   /** Nano-dollars (1 USD = 10⁹ n$), an exact integer sum of the ledger rows. */
   cost_nano_usd: number;
 }
+
+/** The totals of no ledger rows: zero calls, tokens and nano-dollars. */
+export const NO_USAGE: Readonly<UsageTotals> = {
+  calls: 0,
+  input_tokens: 0,
+  output_tokens: 0,
+  cache_creation_input_tokens: 0,
+  cache_read_input_tokens: 0,
+  cost_nano_usd: 0,
+};

@@ -7,6 +7,7 @@
 import { marker } from "../domain/markers.js";
 import { formatNanoUsd } from "../domain/money.js";
 import { redactSecrets } from "../domain/redact.js";
+import type { UsageTotals } from "../domain/usage.js";
 
 /** The stand-up issue's marker topic: `<!-- mission-control:standup -->` opens its body. */
 export const STANDUP_TOPIC = "standup";
@@ -48,14 +49,8 @@ export interface StandupFailure {
 }
 
 /** Spend of one agent role in the period (nano-dollars, tokens). */
-export interface StandupSpend {
+export interface StandupSpend extends UsageTotals {
   agent: string;
-  calls: number;
-  input_tokens: number;
-  output_tokens: number;
-  cache_creation_input_tokens: number;
-  cache_read_input_tokens: number;
-  cost_nano_usd: number;
 }
 
 /** One budget limit's use in its current window (nano-dollars). */
@@ -127,6 +122,12 @@ const EVENT_TEXT: Record<string, string> = {
   blocked: "blocked",
 };
 
+/** The lines of a Markdown table of `items` (header, alignment, a row each, then `last`), or `empty` alone when there are none. */
+function table<T>(items: readonly T[], empty: string, t: { head: string; align: string; row: (item: T) => string; last?: string }): string[] {
+  if (items.length === 0) return [empty];
+  return [t.head, t.align, ...items.map(t.row), ...(t.last === undefined ? [] : [t.last])];
+}
+
 /**
  * The stand-up issue's body (without the marker, which `ensureIssue` adds): what the agents did
  * since the last stand-up, what waits for a person, spend by agent and against each budget,
@@ -171,28 +172,26 @@ export function renderStandup(view: StandupView): string {
   for (const f of view.failures) lines.push(`- #${f.issueNumber} ${inline(f.title)} — \`${f.state}\`${f.reason ? `: ${inline(f.reason, 200)}` : ""}`);
 
   lines.push("", "### Spend by agent", "");
-  if (view.spend.length === 0) lines.push("_No model calls in this period._");
-  else {
-    lines.push("| Agent | Calls | Input | Output | Cache write | Cache read | Cost |", "|---|---:|---:|---:|---:|---:|---:|");
-    for (const s of view.spend) {
-      lines.push(
+  const total = view.spend.reduce((sum, s) => sum + s.cost_nano_usd, 0);
+  lines.push(
+    ...table(view.spend, "_No model calls in this period._", {
+      head: "| Agent | Calls | Input | Output | Cache write | Cache read | Cost |",
+      align: "|---|---:|---:|---:|---:|---:|---:|",
+      row: (s) =>
         `| ${inline(s.agent, 40)} | ${num(s.calls)} | ${num(s.input_tokens)} | ${num(s.output_tokens)} | ${num(s.cache_creation_input_tokens)} | ${num(s.cache_read_input_tokens)} | ${formatNanoUsd(s.cost_nano_usd)} |`,
-      );
-    }
-    const total = view.spend.reduce((sum, s) => sum + s.cost_nano_usd, 0);
-    lines.push(`| **Total** | ${num(view.spend.reduce((n, s) => n + s.calls, 0))} | | | | | **${formatNanoUsd(total)}** |`);
-  }
+      last: `| **Total** | ${num(view.spend.reduce((n, s) => n + s.calls, 0))} | | | | | **${formatNanoUsd(total)}** |`,
+    }),
+  );
 
   lines.push("", "### Budgets", "");
-  if (view.budgets.length === 0) lines.push("_No budget limit applies to this repository._");
-  else {
-    lines.push("| Limit | Period | Spent | Limit | Used |", "|---|---|---:|---:|---:|");
-    for (const b of view.budgets) {
-      lines.push(
+  lines.push(
+    ...table(view.budgets, "_No budget limit applies to this repository._", {
+      head: "| Limit | Period | Spent | Limit | Used |",
+      align: "|---|---|---:|---:|---:|",
+      row: (b) =>
         `| ${inline(b.scope, 80)} (${inline(b.source, 40)}) | ${inline(b.period, 20)} | ${formatNanoUsd(b.spentNanoUsd)} | ${formatNanoUsd(b.limitNanoUsd)} | ${b.percent.toFixed(0)}% |`,
-      );
-    }
-  }
+    }),
+  );
 
   lines.push("", renderAgentStatistics(view.stats, view.verdicts, "### Agents in this repository"));
 

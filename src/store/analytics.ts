@@ -18,6 +18,7 @@ import { type RawBuilder, sql } from "kysely";
 
 import { BUDGET_AGENTS, type BudgetLimit, type BudgetStatus, type BudgetSubject, periodWindow } from "../domain/budget-rules.js";
 import { addNanoUsd, parseNanoUsd } from "../domain/money.js";
+import { NO_USAGE, type UsageTotals } from "../domain/usage.js";
 import { RESTING_STATES } from "../domain/task-state.js";
 import { spendReport } from "./budgets.js";
 import type { Db, DbOrTrx } from "./db.js";
@@ -51,18 +52,9 @@ export interface AnalyticsFilter {
 }
 
 /** Sums of one group of ledger rows. */
-export interface SpendRow {
+export interface SpendRow extends UsageTotals {
   /** The group's key (see {@link AnalyticsGroup}); `null` for `none`, or a call without a task under `task`. */
   key: string | null;
-  /** Messages API calls. */
-  calls: number;
-  /** Tokens, as reported in `usage`. */
-  input_tokens: number;
-  output_tokens: number;
-  cache_creation_input_tokens: number;
-  cache_read_input_tokens: number;
-  /** Exact sum, nano-dollars. */
-  cost_nano_usd: number;
 }
 
 /** {@link SpendRow} of one time bucket. */
@@ -271,15 +263,7 @@ export async function spendOverTime(db: DbOrTrx, filter: AnalyticsFilter, bucket
  */
 export async function spendTotals(db: DbOrTrx, filter: AnalyticsFilter, group: AnalyticsGroup): Promise<SpendRow[]> {
   assertFilter(filter);
-  const empty: SpendRow = {
-    key: null,
-    calls: 0,
-    input_tokens: 0,
-    output_tokens: 0,
-    cache_creation_input_tokens: 0,
-    cache_read_input_tokens: 0,
-    cost_nano_usd: 0,
-  };
+  const empty: SpendRow = { key: null, ...NO_USAGE };
   if (selectsNothing(filter)) return group === "none" ? [empty] : [];
   const query =
     group === "none"

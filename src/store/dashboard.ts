@@ -177,11 +177,7 @@ export async function liveTasks(db: Db, scope: DashboardScope, limit = 200): Pro
     .leftJoin("llm_usage", "llm_usage.task_id", "tasks.id")
     .where("tasks.stage", "not in", RESTING)
     .where((eb) => taskScope(eb, scope))
-    .select((eb) => [
-      ...LIVE_TASK_COLUMNS,
-      eb.fn.count<number>("llm_usage.id").as("calls"),
-      sumNanoUsd("cost_nano_usd").as("spent"),
-    ])
+    .select((eb) => [...LIVE_TASK_COLUMNS, eb.fn.count<number>("llm_usage.id").as("calls"), sumNanoUsd("cost_nano_usd").as("spent")])
     .groupBy(LIVE_TASK_COLUMNS)
     .orderBy("tasks.id", "desc")
     .limit(limit)

@@ -1,9 +1,9 @@
-import { type RawBuilder, sql } from "kysely";
+import { type ExpressionBuilder, type RawBuilder, sql } from "kysely";
 
 import { assertNanoUsd, parseNanoUsd } from "../domain/money.js";
 import type { UsageTotals } from "../domain/usage.js";
 import type { Db, DbOrTrx } from "./db.js";
-import type { NewLlmUsage } from "./schema.js";
+import type { Database, NewLlmUsage } from "./schema.js";
 
 /**
  * Writes one Messages API call to the ledger.
@@ -28,20 +28,23 @@ export function sumNanoUsd(column: "cost_nano_usd" | "amount_nano_usd"): RawBuil
 
 export type { UsageTotals };
 
-/** Sums the ledger rows of one task (all its agents and runs). */
-export async function usageTotalsForTask(db: Db, taskId: number): Promise<UsageTotals> {
-  const row = await db
-    .selectFrom("llm_usage")
-    .where("task_id", "=", taskId)
-    .select((eb) => [
-      eb.fn.countAll<number>().as("calls"),
-      eb.fn.coalesce(eb.fn.sum<number>("input_tokens"), eb.lit(0)).as("input_tokens"),
-      eb.fn.coalesce(eb.fn.sum<number>("output_tokens"), eb.lit(0)).as("output_tokens"),
-      eb.fn.coalesce(eb.fn.sum<number>("cache_creation_input_tokens"), eb.lit(0)).as("cache_creation_input_tokens"),
-      eb.fn.coalesce(eb.fn.sum<number>("cache_read_input_tokens"), eb.lit(0)).as("cache_read_input_tokens"),
-      sumNanoUsd("cost_nano_usd").as("cost_nano_usd"),
-    ])
-    .executeTakeFirstOrThrow();
+/**
+ * The sums of {@link UsageTotals} as selections on `llm_usage`: calls, tokens of each kind (0
+ * when no row matches) and the exact nano-dollar sum; read a row back with {@link toUsageTotals}.
+ */
+export function usageSums(eb: ExpressionBuilder<Database, "llm_usage">) {
+  return [
+    eb.fn.countAll<number>().as("calls"),
+    eb.fn.coalesce(eb.fn.sum<number>("input_tokens"), eb.lit(0)).as("input_tokens"),
+    eb.fn.coalesce(eb.fn.sum<number>("output_tokens"), eb.lit(0)).as("output_tokens"),
+    eb.fn.coalesce(eb.fn.sum<number>("cache_creation_input_tokens"), eb.lit(0)).as("cache_creation_input_tokens"),
+    eb.fn.coalesce(eb.fn.sum<number>("cache_read_input_tokens"), eb.lit(0)).as("cache_read_input_tokens"),
+    sumNanoUsd("cost_nano_usd").as("cost_nano_usd"),
+  ] as const;
+}
+
+/** A row selected with {@link usageSums} as {@link UsageTotals} (tokens as numbers, nano-dollars parsed exactly). */
+export function toUsageTotals(row: Record<Exclude<keyof UsageTotals, "cost_nano_usd">, number | string> & { cost_nano_usd: string }): UsageTotals {
   return {
     calls: Number(row.calls),
     input_tokens: Number(row.input_tokens),
@@ -50,6 +53,12 @@ export async function usageTotalsForTask(db: Db, taskId: number): Promise<UsageT
     cache_read_input_tokens: Number(row.cache_read_input_tokens),
     cost_nano_usd: parseNanoUsd(row.cost_nano_usd),
   };
+}
+
+/** Sums the ledger rows of one task (all its agents and runs). */
+export async function usageTotalsForTask(db: Db, taskId: number): Promise<UsageTotals> {
+  const row = await db.selectFrom("llm_usage").where("task_id", "=", taskId).select(usageSums).executeTakeFirstOrThrow();
+  return toUsageTotals(row);
 }
 
 /**
@@ -69,16 +78,9 @@ export async function recordUsageAndSettle(db: Db, row: NewLlmUsage, reservation
 }
 
 /** One group of ledger rows: calls, tokens of each kind, and nano-dollars. */
-export interface SpendByAgentAndModel {
+export interface SpendByAgentAndModel extends UsageTotals {
   agent: string;
   model: string;
-  calls: number;
-  input_tokens: number;
-  output_tokens: number;
-  cache_creation_input_tokens: number;
-  cache_read_input_tokens: number;
-  /** Exact sum, nano-dollars. */
-  cost_nano_usd: number;
 }
 
 /** Spend of a task by agent and model: calls, tokens of each kind and nano-dollars, ordered by agent and model. */
@@ -86,30 +88,13 @@ export async function spendByAgentAndModel(db: Db, taskId: number): Promise<Spen
   const rows = await db
     .selectFrom("llm_usage")
     .where("task_id", "=", taskId)
-    .select((eb) => [
-      "agent",
-      "model",
-      eb.fn.countAll<number>().as("calls"),
-      eb.fn.sum<number>("input_tokens").as("input_tokens"),
-      eb.fn.sum<number>("output_tokens").as("output_tokens"),
-      eb.fn.sum<number>("cache_creation_input_tokens").as("cache_creation_input_tokens"),
-      eb.fn.sum<number>("cache_read_input_tokens").as("cache_read_input_tokens"),
-      sumNanoUsd("cost_nano_usd").as("cost_nano_usd"),
-    ])
+    // Each group has rows, so the token sums are never null (the `coalesce` of usageSums changes nothing).
+    .select((eb) => ["agent", "model", ...usageSums(eb)])
     .groupBy(["agent", "model"])
     .orderBy("agent")
     .orderBy("model")
     .execute();
-  return rows.map((r) => ({
-    agent: r.agent,
-    model: r.model,
-    calls: Number(r.calls),
-    input_tokens: Number(r.input_tokens),
-    output_tokens: Number(r.output_tokens),
-    cache_creation_input_tokens: Number(r.cache_creation_input_tokens),
-    cache_read_input_tokens: Number(r.cache_read_input_tokens),
-    cost_nano_usd: parseNanoUsd(r.cost_nano_usd),
-  }));
+  return rows.map((r) => ({ agent: r.agent, model: r.model, ...toUsageTotals(r) }));
 }
 
 /** One group of {@link usageByAgentModelRepository}. */

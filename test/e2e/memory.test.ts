@@ -4,30 +4,20 @@
  * Architect's, the Coder's and the Reviewer's requests to Anthropic inside `<learning>` (hostile
  * text in it escaped), and after `/forget` a new run's requests no longer carry it.
  */
-import path from "node:path";
-
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 
 import { text, toolUse } from "../helpers/anthropic-fake.js";
-import { type RunningApp, startApp, tempDir } from "../helpers/app-harness.js";
+import type { RunningApp } from "../helpers/app-harness.js";
 import { deliver } from "../helpers/webhooks.js";
 import { commentPayload, replyTo, settledStage, waitForReply } from "./command-helpers.js";
+import { type E2E, useE2E } from "./harness.js";
 import { reviewSubmittedPayload, waitForStage } from "./revision-helpers.js";
-import { createWorld, ISSUE, labeledPayload, PLAN, scriptHappyPath, SECRET, USAGE } from "./scenario.js";
+import { ISSUE, labeledPayload, PLAN, scriptHappyPath, SECRET, USAGE } from "./scenario.js";
 
+const boot = useE2E();
+/** The current test's app and world (from {@link boot}; stopped after each test). */
 let app: RunningApp | undefined;
-let world: ReturnType<typeof createWorld> | undefined;
-let dirs: ReturnType<typeof tempDir> | undefined;
-
-afterEach(async () => {
-  await app?.stop(0).catch(() => {});
-  world?.github.stop();
-  world?.anthropic.stop();
-  dirs?.cleanup();
-  app = undefined;
-  world = undefined;
-  dirs = undefined;
-});
+let world: E2E["world"] | undefined;
 
 const RULE = "GREET-RULE-42: greet() must trim the name before greeting.";
 /** Hostile text in a learning: it must stay inside its element. */
@@ -75,10 +65,8 @@ function userTurns(agent: string, from = 0): string {
 
 describe("repository memory", () => {
   it("a writer's /learn reaches the agents; a reader's does nothing; /forget removes it from later runs", async () => {
-    dirs = tempDir();
-    world = createWorld({ permissions: { maintainer: "write" } });
+    ({ app, world } = await boot({ permissions: { maintainer: "write" } }));
     world.github.addIssue({ number: SECOND_ISSUE, title: "Greet in French", body: "greet() should also say Bonjour.", labels: ["agent"] });
-    app = await startApp({ databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "workspaces") });
     const github = world.github;
 
     // A reader's /learn: checked, then nothing at all — no reaction, no reply, no learning.
@@ -144,9 +132,7 @@ describe("repository memory", () => {
   }, 90_000);
 
   it("/learn refuses text over the limit with a clear reply, and `memory: false` keeps learnings out of the prompts", async () => {
-    dirs = tempDir();
-    world = createWorld({ permissions: { maintainer: "write" }, repoConfigYaml: "memory: false\n" });
-    app = await startApp({ databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "workspaces") });
+    ({ app, world } = await boot({ permissions: { maintainer: "write" }, repoConfigYaml: "memory: false\n" }));
 
     const tooLong = await waitForReply(world.github, await comment(`/learn ${"x".repeat(2_500)}`, "maintainer"));
     expect(tooLong).toContain("too long to remember: 2,500 characters");
@@ -159,9 +145,7 @@ describe("repository memory", () => {
   }, 60_000);
 
   it("a review comment the Coder acted on: the reply proposes a learning; a reader's 👍 does nothing, a writer's 👍 makes it a learning", async () => {
-    dirs = tempDir();
-    world = createWorld({ permissions: { maintainer: "write", reader: "read" } });
-    app = await startApp({ databasePath: path.join(dirs.dir, "mc.sqlite"), workspacesDir: path.join(dirs.dir, "workspaces") });
+    ({ app, world } = await boot({ permissions: { maintainer: "write", reader: "read" } }));
     const { github, anthropic, bare } = world;
     await runIssue(ISSUE);
     const pr = github.pulls[0]!;

@@ -41,14 +41,17 @@ export const PLAN = {
   test_plan: ["Add a unit test for greet()."],
 };
 
-/** The scripts of a whole, successful run: plan, three Coder turns, review. */
-export function scriptHappyPath(anthropic: FakeAnthropic): void {
+/**
+ * The scripts of a whole, successful run: plan, three Coder turns, review. `newText` replaces
+ * `"Hello " + name` in the Coder's edit (default: `"Hello, " + name + "!"`).
+ */
+export function scriptHappyPath(anthropic: FakeAnthropic, options: { newText?: string } = {}): void {
   anthropic.script("architect", { content: [toolUse("submit_plan", PLAN)], usage: USAGE.architect });
   anthropic.script(
     "coder",
     { content: [text("Reading the file."), toolUse("read_file", { path: "src/greet.js" })], usage: USAGE.coder[0]! },
     {
-      content: [toolUse("edit_file", { path: "src/greet.js", old_text: '"Hello " + name', new_text: '"Hello, " + name + "!"' })],
+      content: [toolUse("edit_file", { path: "src/greet.js", old_text: '"Hello " + name', new_text: options.newText ?? '"Hello, " + name + "!"' })],
       usage: USAGE.coder[1]!,
     },
     { content: [text("- Changed greet() to return `Hello, <name>!`.")], usage: USAGE.coder[2]! },

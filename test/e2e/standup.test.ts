@@ -2,11 +2,11 @@ import { describe, expect, it, vi } from "vitest";
 
 import { enqueueDueStandups } from "../../src/pipeline/orchestrator.js";
 import type { RunningApp } from "../helpers/app-harness.js";
-import { type FakeAnthropic, text, toolUse } from "../helpers/anthropic-fake.js";
+import type { FakeAnthropic } from "../helpers/anthropic-fake.js";
 import { deliver, examplePayload } from "../helpers/webhooks.js";
 import { commentPayload, waitForReply } from "./command-helpers.js";
 import { useE2E } from "./harness.js";
-import { INSTALLATION_ID, ISSUE, ISSUE_TITLE, labeledPayload, PLAN, SECRET, USAGE } from "./scenario.js";
+import { INSTALLATION_ID, ISSUE, ISSUE_TITLE, labeledPayload, scriptHappyPath, SECRET } from "./scenario.js";
 
 const boot = useE2E();
 
@@ -24,30 +24,7 @@ const STANDUP_MARKER = "<!-- mission-control:standup -->";
 
 /** The happy path, with a Coder whose change adds a TODO and a FIXME line (the follow-ups to propose). */
 function scriptRun(anthropic: FakeAnthropic): void {
-  anthropic.script("architect", { content: [toolUse("submit_plan", PLAN)], usage: USAGE.architect });
-  anthropic.script(
-    "coder",
-    { content: [text("Reading the file."), toolUse("read_file", { path: "src/greet.js" })], usage: USAGE.coder[0]! },
-    {
-      content: [
-        toolUse("edit_file", {
-          path: "src/greet.js",
-          old_text: '"Hello " + name',
-          new_text: '"Hello, " + name + "!"; // TODO localise the greeting\n  // FIXME handle empty names\n  void 0',
-        }),
-      ],
-      usage: USAGE.coder[1]!,
-    },
-    { content: [text("- Changed greet() to return `Hello, <name>!`.")], usage: USAGE.coder[2]! },
-  );
-  anthropic.script("tester", {
-    content: [toolUse("submit_judgement", { items: [{ item: PLAN.definition_of_done[0], status: "met", evidence: "greet() now returns `Hello, <name>!`." }] })],
-    usage: USAGE.tester,
-  });
-  anthropic.script("reviewer", {
-    content: [toolUse("submit_review", { event: "approve", body: "The change matches the plan.", comments: [] })],
-    usage: USAGE.reviewer,
-  });
+  scriptHappyPath(anthropic, { newText: '"Hello, " + name + "!"; // TODO localise the greeting\n  // FIXME handle empty names\n  void 0' });
 }
 
 /** Waits until no job is queued or running and the worker has finished the jobs it holds. */

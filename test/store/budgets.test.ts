@@ -27,6 +27,7 @@ import { recordUsage } from "../../src/store/usage.js";
 import { usdToNano } from "../../src/domain/money.js";
 import { type ModelPrice, toNanoPrice } from "../../src/domain/pricing.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { prng } from "../helpers/prng.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const at = (iso: string): number => Date.parse(iso);
@@ -85,18 +86,6 @@ async function spentOf(l: BudgetLimit, s: BudgetSubject = subject(), now = T): P
   const [status] = await spendReport(db, s, [l], now);
   if (!status) throw new Error("limit does not apply");
   return status.spentNanoUsd;
-}
-
-/** Deterministic PRNG (mulberry32): the same seed gives the same sequence in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 /** Random amounts between $0.01 and $0.08, to 1/10,000 of a dollar, in nano-dollars. */

@@ -32,6 +32,11 @@ async function dieHolding(): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
+/** One worker slot polling every 20 ms, a 5 s lease and 10 ms retries (tests add `run` and `onJobStuck`). */
+function fastWorker() {
+  return { db, log, onFailed: () => Promise.resolve(), concurrency: 1, pollMs: 20, leaseMs: 5_000, retryBaseMs: 10, retryMaxMs: 10 };
+}
+
 describe("a job taken over more than once", () => {
   it("is reported once to onJobStuck, which enqueues one job_stuck notification", async () => {
     const taskId = await insertTask(db, { owner: "octo-org", repo: "widgets", issue_number: 7 });
@@ -51,18 +56,11 @@ describe("a job taken over more than once", () => {
     const stuck: QueuedJob[] = [];
     let ran = 0;
     worker = new Worker({
-      db,
-      log,
+      ...fastWorker(),
       run: () => {
         ran += 1;
         return Promise.resolve({});
       },
-      onFailed: () => Promise.resolve(),
-      concurrency: 1,
-      pollMs: 20,
-      leaseMs: 5_000,
-      retryBaseMs: 10,
-      retryMaxMs: 10,
       lane: { except: ["notify"] },
       onJobStuck: async (job) => {
         stuck.push(job);
@@ -94,15 +92,8 @@ describe("a job taken over more than once", () => {
     await dieHolding();
     const stuck: QueuedJob[] = [];
     worker = new Worker({
-      db,
-      log,
+      ...fastWorker(),
       run: () => Promise.resolve({}),
-      onFailed: () => Promise.resolve(),
-      concurrency: 1,
-      pollMs: 20,
-      leaseMs: 5_000,
-      retryBaseMs: 10,
-      retryMaxMs: 10,
       onJobStuck: (job) => Promise.resolve(void stuck.push(job)),
     });
     worker.start();
