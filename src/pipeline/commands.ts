@@ -16,6 +16,7 @@ import { TRACKING_NOTE } from "./reporter.js";
 import { runMemoryCommand } from "./memory-commands.js";
 import { confirmLearningProposals } from "./memory-proposals.js";
 import { isStandupIssue, runProposalCommand } from "./orchestrator.js";
+import { isStandupSubject, STANDUP_COMMANDS, standupOnlyReply } from "./standup-commands.js";
 
 export type { CommandJobPayload };
 
@@ -67,8 +68,22 @@ export async function runCommandJob(deps: PipelineDeps, job: CommandJob, log: Lo
     task = await loadTask(deps.db, task.id);
   };
   log.info({ command: payload.name, actor: payload.actor, mention: payload.mention ?? false }, "running command");
+  // The stand-up issue takes only a few commands (the intake answers the others; this catches a job
+  // accepted before the stand-up was first written there): one reply, nothing started.
+  if (
+    !STANDUP_COMMANDS.has(payload.name) &&
+    !payload.isPullRequest &&
+    (await isStandupSubject(deps.db, { installationId: task.installation_id, owner: task.owner, repo: task.repo }, payload.subjectNumber))
+  ) {
+    const asked = payload.mention ? `Your request to \`@${payload.appSlug.replace(/[^A-Za-z0-9-]/g, "")}\`` : `\`/${payload.name}\``;
+    await reply("standup", standupOnlyReply(asked));
+    return {};
+  }
   // On the stand-up issue, `/approve <n>` and `/dismiss <n>` decide a proposed follow-up (orchestrator mode).
-  if ((payload.name === "approve" || payload.name === "dismiss") && (await isStandupIssue(deps.db, task.owner, task.repo, payload.subjectNumber))) {
+  if (
+    (payload.name === "approve" || payload.name === "dismiss") &&
+    (await isStandupIssue(deps.db, task.owner, task.repo, payload.subjectNumber, task.installation_id))
+  ) {
     return runProposalCommand(deps, github, task, payload, reply, log);
   }
 

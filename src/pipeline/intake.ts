@@ -37,6 +37,7 @@ import { ciIntake } from "./ci-intake.js";
 import { syncStandupSchedule } from "./orchestrator.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 import { issueClosedNote, TRACKING_NOTE } from "./reporter.js";
+import { isStandupSubject, STANDUP_COMMANDS, standupOnlyReply, standupOnlyTopic } from "./standup-commands.js";
 
 /** A claimed `intake` job. */
 export type IntakeJob = ClaimedJob & { data: { kind: "intake"; payload: IntakePayload } };
@@ -204,6 +205,7 @@ async function comment(intake: Intake, p: PayloadOf<"comment">): Promise<IntakeO
   }
   const name = parsed.kind === "command" ? parsed.name : "help";
   const args = parsed.kind === "command" ? parsed.args : "";
+  if (!STANDUP_COMMANDS.has(name) && (await onStandupIssue(intake, p))) return answerOnStandup(intake, p, `\`/${name}\``);
   let orgOwner = false;
   if (name === "stop" && args === "all") {
     orgOwner = await github.isOrganisationOwner(p.sender.login);
@@ -291,7 +293,9 @@ async function commentTask(trx: Db, intake: Intake, p: PayloadOf<"comment">, con
  *   pull request in a comment, on the issue's lane (one job per issue); a text that asks for a
  *   review ({@link asksForReview}) is `/review` instead, a formal GitHub review.
  *
- * A sender without write permission gets nothing at all: no reaction, no task, no job.
+ * A sender without write permission gets nothing at all: no reaction, no task, no job. On the
+ * repository's stand-up issue a mention starts nothing either: a writer gets one reply naming
+ * the commands that work there (`standup-commands.ts`).
  */
 async function mention(intake: Intake, p: PayloadOf<"comment">, slug: string, text: string): Promise<IntakeOutcome> {
   const { deps, job, github, log } = intake;
@@ -299,6 +303,8 @@ async function mention(intake: Intake, p: PayloadOf<"comment">, slug: string, te
     log.info({ sender: p.sender.login }, "mention from a sender without write permission ignored");
     return "no_permission";
   }
+  // On the stand-up issue a mention in plain words starts nothing (it would plan the stand-up): one reply says what works there.
+  if (await onStandupIssue(intake, p)) return answerOnStandup(intake, p, `Your request to \`@${slug.replace(/[^A-Za-z0-9-]/g, "")}\``);
   await github.addReaction(p.commentId, "eyes");
   const { config, problems } = await readRepoConfig(github, log, scheduleTarget(intake, p));
   const { owner, repo, number } = p.subject;
@@ -341,6 +347,23 @@ async function mention(intake: Intake, p: PayloadOf<"comment">, slug: string, te
   });
   log.info({ route }, "mention accepted");
   return "enqueued";
+}
+
+/** Whether the comment is on the repository's stand-up issue (never a pull request). */
+async function onStandupIssue(intake: Intake, p: PayloadOf<"comment">): Promise<boolean> {
+  if (p.isPullRequest) return false;
+  const { owner, repo, number } = p.subject;
+  return isStandupSubject(intake.deps.db, { installationId: intake.job.installation_id, owner, repo }, number);
+}
+
+/**
+ * The one reply to a mention or command the stand-up issue does not take (`POST` or `PATCH` of
+ * the reply comment, found again by its marker, so a redelivery edits it): no task, no job.
+ */
+async function answerOnStandup(intake: Intake, p: PayloadOf<"comment">, asked: string): Promise<IntakeOutcome> {
+  await intake.github.ensureComment({ issueNumber: p.subject.number, topic: standupOnlyTopic(p.commentId), body: standupOnlyReply(asked) });
+  intake.log.info({ asked }, "request on the stand-up issue answered; nothing started");
+  return "ignored";
 }
 
 /**

@@ -122,7 +122,10 @@ export async function memoryCommand(ctx: MemoryCommandContext): Promise<void> {
     return;
   }
   await ctx.confirm?.();
-  const { learnings, total } = await listLearnings(ctx.db, repositoryOf(task), { limit: MEMORY_PAGE_SIZE, offset: (page - 1) * MEMORY_PAGE_SIZE });
+  const { learnings, total } = await listLearnings(ctx.db, task.installation_id, repositoryOf(task), {
+    limit: MEMORY_PAGE_SIZE,
+    offset: (page - 1) * MEMORY_PAGE_SIZE,
+  });
   const pages = Math.max(1, Math.ceil(total / MEMORY_PAGE_SIZE));
   const name = quietMarkdown(repositoryOf(task));
   if (total === 0) {
@@ -146,7 +149,7 @@ export async function memoryCommand(ctx: MemoryCommandContext): Promise<void> {
   );
 }
 
-/** `/forget <number>`: removes one learning of this repository. */
+/** `/forget <number>`: removes one learning of this repository (in this installation). */
 export async function forgetCommand(ctx: MemoryCommandContext): Promise<void> {
   const { payload, task } = ctx;
   const match = /^#?(\d{1,15})$/.exec(payload.args.trim());
@@ -155,7 +158,7 @@ export async function forgetCommand(ctx: MemoryCommandContext): Promise<void> {
     return;
   }
   const id = Number(match[1]);
-  const removed = await forgetLearning(ctx.db, repositoryOf(task), id);
+  const removed = await forgetLearning(ctx.db, task.installation_id, repositoryOf(task), id);
   if (!removed) {
     // A retried job finds it gone too: the reply says the same thing either way.
     await ctx.reply("forget", `Learning #${id} is not (or no longer) remembered for ${quietMarkdown(repositoryOf(task))}. \`/memory\` lists the learnings.`);

@@ -51,11 +51,11 @@ export async function recordLearningProposal(
 export async function confirmLearningProposals(
   db: DbOrTrx,
   github: Pick<GitHubPort, "listReviewCommentThumbsUp" | "getRepositoryPermission" | "getBotIdentity">,
-  task: Pick<Task, "owner" | "repo">,
+  task: Pick<Task, "installation_id" | "owner" | "repo">,
   log: Logger,
   now = Date.now(),
 ): Promise<Learning[]> {
-  const pending = await pendingLearningProposals(db, `${task.owner}/${task.repo}`, MAX_PROPOSALS_CHECKED, now);
+  const pending = await pendingLearningProposals(db, task.installation_id, `${task.owner}/${task.repo}`, MAX_PROPOSALS_CHECKED, now);
   if (pending.length === 0) return [];
   const app = (await github.getBotIdentity()).login;
   const writers = new Map<string, boolean>();

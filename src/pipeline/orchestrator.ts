@@ -4,21 +4,22 @@
  * proposes, and the `/approve <n>` / `/dismiss <n>` commands on the stand-up issue.
  *
  * Scheduling: whenever the app reads a repository's valid config, {@link syncStandupSchedule}
- * records (or removes) its `repository_schedules` row. The shared periodic task
+ * records (or disables) its `repository_schedules` row. The shared periodic task
  * `orchestrator-tick` (every minute; once across replicas on PostgreSQL through pg-boss's
  * schedule, in-process on SQLite) calls {@link enqueueDueStandups}: one store transaction per
  * due row advances `next_run_at` by compare-and-set and enqueues a `standup` job whose dedupe
  * key names the repository and the fire time, so two replicas or workers ticking together
- * enqueue it once.
+ * enqueue it once. A stand-up never runs more than once an hour ({@link MIN_STANDUP_INTERVAL_MS}).
  */
 import { createHash } from "node:crypto";
 
 import type { Logger } from "pino";
 
-import { localDate, nextFireAt } from "../config/cron.js";
+import { localDate, MIN_STANDUP_INTERVAL_MS, nextFireAt } from "../config/cron.js";
 import { parseRepoConfig, REPO_CONFIG_FILE, repoBudgetLimits, RepoConfig } from "../config/repo-config.js";
 import { mergeLimits } from "../domain/budget-rules.js";
-import { type CommandJobPayload, type NotificationEvent, type StandupPayload, standupDedupeKey, standupLockKey } from "../domain/jobs.js";
+import { redactSecrets } from "../domain/redact.js";
+import { type CommandJobPayload, commandLockKey, type NotificationEvent, type StandupPayload, standupDedupeKey, standupLockKey } from "../domain/jobs.js";
 import type { GitHubPort } from "../ports/github.js";
 import {
   inline,
@@ -39,16 +40,17 @@ import {
   addProposals,
   advanceSchedule,
   decideProposal,
+  disableSchedule,
   dueSchedules,
   findProposal,
   findSchedule,
   type ProposalCandidate,
   proposalsToList,
   recordStandupRun,
-  removeSchedule,
+  type RepositoryRef,
   reviewVerdictCounts,
   setProposalIssue,
-  standupIssueNumber,
+  standupIssueNumbers,
   taskActivity,
   tasksWaitingForPeople,
   upsertSchedule,
@@ -73,7 +75,8 @@ const MAX_PULL_REQUESTS_READ = 10;
 
 /**
  * Records the repository's stand-up schedule as `config` gives it (`orchestrator.standup`), or
- * removes it when the stand-up is off. Called wherever the app has read a valid config; an
+ * disables it when the stand-up is off (the row and its stand-up issue are kept, so turning it
+ * on again edits the same issue). Called wherever the app has read a valid config; an
  * unchanged schedule keeps its next fire.
  */
 export async function syncStandupSchedule(
@@ -84,7 +87,7 @@ export async function syncStandupSchedule(
 ): Promise<void> {
   const standup = config.orchestrator.standup;
   if (!standup) {
-    await removeSchedule(db, target.owner, target.repo, "standup");
+    await disableSchedule(db, target, "standup", now);
     return;
   }
   await upsertSchedule(
@@ -96,24 +99,42 @@ export async function syncStandupSchedule(
 }
 
 /**
- * The `orchestrator-tick`: for every schedule due at `now` (epoch ms; a fake clock in tests),
- * in one transaction, moves its next fire past `now` (fires missed while no replica ran are not
- * caught up: one stand-up, then the next regular time) and enqueues the `standup` job of the
- * fire it was due for. Two callers racing on one database enqueue each fire once: the
+ * The `orchestrator-tick`: for every enabled schedule due at `now` (epoch ms; a fake clock in
+ * tests), in one transaction, moves its next fire past `now` (fires missed while no replica ran
+ * are not caught up: one stand-up, then the next regular time) and enqueues the `standup` job
+ * of the fire it was due for. Two callers racing on one database enqueue each fire once: the
  * compare-and-set on `next_run_at` lets one through, and the job's dedupe key names the fire.
+ *
+ * At most one stand-up an hour ({@link MIN_STANDUP_INTERVAL_MS}), whatever the stored cron says
+ * (a schedule stored before the config check, or a time-zone change): a fire earlier than
+ * `last_run_at` + 1 h is not enqueued — `next_run_at` moves to the first fire at or after that
+ * time instead — and the next fire after an enqueued one is at least an hour after it.
+ *
+ * The job runs in the stand-up issue's command lane once the issue exists (see
+ * {@link standupJobLockKey}).
  *
  * @returns how many jobs this call enqueued
  */
 export async function enqueueDueStandups(db: Db, now: number, options: { maxAttempts?: number; log?: Logger } = {}): Promise<number> {
   let enqueued = 0;
   for (const row of await dueSchedules(db, now)) {
+    const earliest = row.last_run_at === null ? null : row.last_run_at + MIN_STANDUP_INTERVAL_MS;
+    const tooSoon = earliest !== null && row.next_run_at < earliest;
     let next: number;
     try {
-      next = nextFireAt(row.cron, row.timezone, Math.max(now, row.next_run_at));
+      next = tooSoon
+        ? nextFireAt(row.cron, row.timezone, Math.max(now, earliest - 1))
+        : nextFireAt(row.cron, row.timezone, Math.max(now, row.next_run_at + MIN_STANDUP_INTERVAL_MS - 1));
     } catch (err) {
       // A schedule croner no longer accepts (it was valid when stored): try again in a day.
       options.log?.warn({ err, repository: row.repository }, "stand-up schedule cannot be computed; retried in a day");
       next = now + DAY_MS;
+    }
+    if (tooSoon) {
+      // Within an hour of the last stand-up: skipped, not enqueued.
+      if (await advanceSchedule(db, row.id, row.next_run_at, next, now))
+        options.log?.warn({ repository: row.repository, fire: row.next_run_at, next }, "stand-up fire within an hour of the last one skipped");
+      continue;
     }
     const done = await inTransaction(db, async (trx) => {
       if (!(await advanceSchedule(trx, row.id, row.next_run_at, next, now))) return false;
@@ -123,7 +144,7 @@ export async function enqueueDueStandups(db: Db, now: number, options: { maxAtte
           kind: "standup",
           taskId: null,
           installationId: row.installation_id,
-          lockKey: standupLockKey(row.owner, row.repo),
+          lockKey: standupJobLockKey(row),
           dedupeKey: standupDedupeKey(row.owner, row.repo, row.next_run_at),
           payload: { owner: row.owner, repo: row.repo, installationId: row.installation_id, scheduledFor: row.next_run_at } satisfies StandupPayload,
           maxAttempts: options.maxAttempts ?? 3,
@@ -137,12 +158,41 @@ export async function enqueueDueStandups(db: Db, now: number, options: { maxAtte
   return enqueued;
 }
 
+/**
+ * The lock key of a stand-up job. Before the stand-up issue exists, the repository's stand-up
+ * lane ({@link standupLockKey}). Once it exists, the issue's command lane
+ * ({@link commandLockKey}) — where `/approve <n>` and `/dismiss <n>` on it run — so the stand-up
+ * job and a checklist refresh never interleave. Chosen over re-reading the proposals after the
+ * write: a re-read closes only one direction (the stand-up writing back an unticked checklist),
+ * not the other (a refresh that read the old body before the stand-up wrote, then writes it
+ * back over the new stand-up), and GitHub has no conditional issue update to detect either.
+ * The first stand-up needs no such lane: no command can name its issue before it creates it,
+ * and after creating it (with its body) it writes the body no more.
+ */
+function standupJobLockKey(row: { owner: string; repo: string; standup_issue_number: number | null }): string {
+  return row.standup_issue_number === null
+    ? standupLockKey(row.owner, row.repo)
+    : commandLockKey({ owner: row.owner, repo: row.repo, issueNumber: row.standup_issue_number });
+}
+
+/**
+ * `true` for a GitHub answer saying the app no longer reaches the repository: 401, 403 or 404
+ * that is not a rate limit (a rate-limited 403 is `retryable`: the job retries it).
+ */
+function lostRepository(err: unknown): boolean {
+  const { status, retryable } = err as { status?: unknown; retryable?: unknown };
+  return (status === 401 || status === 403 || status === 404) && retryable !== true;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The stand-up job
 
 /**
  * Writes the repository's stand-up for the fire `scheduledFor`: re-reads the config (the
- * stand-up turned off → the schedule is dropped and nothing is written), reads the facts since
+ * stand-up turned off → the schedule is disabled and nothing is written; the app no longer
+ * reaches the repository — a 401, 403 or 404 minting the installation token or reading the
+ * config, after an uninstall or the repository's removal from the installation — → the
+ * schedule is disabled, logged, and the job ends without a retry), reads the facts since
  * the previous stand-up from the store, stores the day's new follow-up proposals, and creates
  * the stand-up issue once (pinned when the app may) or edits it in place. No model is called.
  *
@@ -151,18 +201,29 @@ export async function enqueueDueStandups(db: Db, now: number, options: { maxAtte
 export async function runStandupJob(deps: PipelineDeps, job: StandupJob, log: Logger): Promise<JobResult> {
   const { owner, repo, installationId, scheduledFor } = job.data.payload;
   const jobLog = log.child({ repo: `${owner}/${repo}`, standup: scheduledFor });
-  const github = await deps.github({ installationId, owner, repo, log: jobLog });
-  const config = await readConfig(github, jobLog);
+  const target: RepositoryRef = { installationId, owner, repo };
+  let github: GitHubPort;
+  let config: RepoConfig | null;
+  try {
+    github = await deps.github({ installationId, owner, repo, log: jobLog });
+    config = await readConfig(github, jobLog);
+  } catch (err) {
+    if (!lostRepository(err)) throw err;
+    // Retrying cannot help (every later fire would fail the same way): stop firing until a
+    // delivery shows the app the repository's config again (syncStandupSchedule enables it).
+    await disableSchedule(deps.db, target, "standup");
+    jobLog.warn({ err, status: (err as { status?: unknown }).status }, "the app no longer reaches the repository: stand-up schedule disabled");
+    return {};
+  }
   if (!config) return {};
-  const target = { installationId, owner, repo };
   if (!config.orchestrator.standup) {
-    await removeSchedule(deps.db, owner, repo, "standup");
-    jobLog.info("the stand-up is off in the repository config: schedule removed");
+    await disableSchedule(deps.db, target, "standup");
+    jobLog.info("the stand-up is off in the repository config: schedule disabled");
     return {};
   }
   await syncStandupSchedule(deps.db, target, config);
-  const schedule = await findSchedule(deps.db, owner, repo, "standup");
-  if (!schedule) return {};
+  const schedule = await findSchedule(deps.db, target, "standup");
+  if (!schedule || schedule.disabled_at !== null) return {};
   const timezone = config.orchestrator.standup.timezone;
   const now = Date.now();
   // The first stand-up covers the day before it; later ones start where the previous one ended.
@@ -173,8 +234,8 @@ export async function runStandupJob(deps: PipelineDeps, job: StandupJob, log: Lo
   const view = await standupFacts(deps, config, { owner, repo, installationId, from, to: now, exceptIssue: schedule.standup_issue_number });
   const candidates = await proposalCandidates(github, bot.login, view.activityTasks, jobLog);
   const date = localDate(scheduledFor, timezone);
-  await addProposals(deps.db, owner, repo, candidates, { proposedOn: date, maxPerDay: config.orchestrator.max_proposals, now });
-  const proposals = (await proposalsToList(deps.db, owner, repo, from)).map(toView);
+  await addProposals(deps.db, target, candidates, { proposedOn: date, maxPerDay: config.orchestrator.max_proposals, now });
+  const proposals = (await proposalsToList(deps.db, target, from)).map(toView);
 
   const standup: StandupView = { ...view.view, date, timezone, since: from, until: now, proposals, appSlug };
   const body = renderStandup(standup);
@@ -245,7 +306,8 @@ async function standupFacts(
 ): Promise<{ view: Omit<StandupView, "date" | "timezone" | "since" | "until" | "proposals" | "appSlug">; activityTasks: Task[] }> {
   const { owner, repo, from, to } = scope;
   const repository = `${owner}/${repo}`;
-  const activity = await taskActivity(deps.db, owner, repo, from, to, scope.exceptIssue);
+  const ref: RepositoryRef = { installationId: scope.installationId, owner, repo };
+  const activity = await taskActivity(deps.db, ref, from, to, scope.exceptIssue);
   const activityView: StandupActivity[] = [];
   const failures: StandupView["failures"] = [];
   for (const { task, transitions } of activity) {
@@ -264,7 +326,7 @@ async function standupFacts(
     if (failed)
       failures.push({ issueNumber: task.issue_number, title: task.issue_title ?? "", state: failed.to_state, reason: task.failure_reason ?? failed.reason });
   }
-  const waiting: StandupWaiting[] = (await tasksWaitingForPeople(deps.db, owner, repo, scope.exceptIssue)).map((t) => {
+  const waiting: StandupWaiting[] = (await tasksWaitingForPeople(deps.db, ref, scope.exceptIssue)).map((t) => {
     const plan = t.stage === "blocked" && Boolean(t.plan) && !t.pr_number && !t.plan_approved_by;
     return {
       issueNumber: t.issue_number,
@@ -289,7 +351,7 @@ async function standupFacts(
     }),
   );
   const stats = await agentStatistics(deps.db, { from: 0, to: to + 1, repositories: [repository] });
-  const verdicts = await reviewVerdictCounts(deps.db, owner, repo, { from, to });
+  const verdicts = await reviewVerdictCounts(deps.db, owner, repo, { from, to }, scope.installationId);
   return {
     view: { activity: activityView, waiting, failures, spend, budgets, stats, verdicts },
     activityTasks: activity.map((a) => a.task),
@@ -349,7 +411,8 @@ async function proposalCandidates(github: GitHubPort, botLogin: string, tasks: r
       for (const file of await github.listPullRequestFiles(pr)) {
         for (const line of addedLines(file.patch)) {
           if (!TODO_LINE.test(line)) continue;
-          const text = line.trim().slice(0, 200);
+          // Redacted before it is cut: a secret split by the cut would no longer match its pattern.
+          const text = redactSecrets(line.trim()).slice(0, 200);
           candidates.push({
             fingerprint: fingerprint("todo", file.filename, text.replace(/\s+/g, " ")),
             title: `Follow up a ${TODO_LINE.exec(text)?.[1] ?? "TODO"} in ${file.filename}`,
@@ -437,9 +500,13 @@ function fingerprint(...parts: string[]): string {
 // ---------------------------------------------------------------------------------------------
 // Commands on the stand-up issue
 
-/** `true` when `number` is the repository's stand-up issue. */
-export async function isStandupIssue(db: DbOrTrx, owner: string, repo: string, number: number): Promise<boolean> {
-  return (await standupIssueNumber(db, owner, repo)) === number;
+/**
+ * `true` when `number` is the repository's stand-up issue — also while the stand-up is off, so
+ * `/approve <n>` on it never falls through to plan approval. Pass `installationId` (the task's):
+ * without it, a stand-up issue of any installation that had the repository's name counts.
+ */
+export async function isStandupIssue(db: DbOrTrx, owner: string, repo: string, number: number, installationId?: number): Promise<boolean> {
+  return (await standupIssueNumbers(db, owner, repo, installationId)).includes(number);
 }
 
 /**
@@ -464,8 +531,8 @@ export async function runProposalCommand(
     return {};
   }
   const n = Number(match[1]);
-  const { owner, repo } = task;
-  const proposal = await findProposal(deps.db, owner, repo, n);
+  const ref: RepositoryRef = { installationId: task.installation_id, owner: task.owner, repo: task.repo };
+  const proposal = await findProposal(deps.db, ref, n);
   if (!proposal) {
     await reply(name, `There is no proposal ${n} in this repository.`);
     return {};
@@ -503,14 +570,15 @@ export async function runProposalCommand(
 
 /** Re-renders the proposals checklist in the stand-up issue's body (the app's own issue), in place. */
 async function refreshChecklist(deps: PipelineDeps, github: GitHubPort, task: Task, appSlug: string, log: Logger): Promise<void> {
-  const schedule = await findSchedule(deps.db, task.owner, task.repo, "standup");
+  const ref: RepositoryRef = { installationId: task.installation_id, owner: task.owner, repo: task.repo };
+  const schedule = await findSchedule(deps.db, ref, "standup");
   if (!schedule?.standup_issue_number) return;
   const issue = await github.getIssue(schedule.standup_issue_number);
   const bot = await github.getBotIdentity();
   if (issue.author !== bot.login) return;
   const since = schedule.last_run_at ?? Date.now() - DAY_MS;
   // The ones listed at the last stand-up stay listed (now ticked or struck through).
-  const proposals = (await proposalsToList(deps.db, task.owner, task.repo, Math.min(since, Date.now() - DAY_MS))).map(toView);
+  const proposals = (await proposalsToList(deps.db, ref, Math.min(since, Date.now() - DAY_MS))).map(toView);
   const body = replaceProposals(issue.body, renderProposals(proposals, appSlug));
   if (body === issue.body) {
     log.debug("stand-up checklist unchanged");

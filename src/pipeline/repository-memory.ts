@@ -38,7 +38,7 @@ export function memoryQuery(task: Pick<Task, "issue_title" | "issue_body" | "pla
  */
 export async function withRepositoryMemory(
   db: DbOrTrx,
-  task: Pick<Task, "owner" | "repo" | "default_branch" | "issue_title" | "issue_body" | "plan">,
+  task: Pick<Task, "installation_id" | "owner" | "repo" | "default_branch" | "issue_title" | "issue_body" | "plan">,
   config: Pick<RepoConfig, "memory">,
   guidance: RepositoryGuidance | null,
   paths: readonly string[] | null,
@@ -47,7 +47,7 @@ export async function withRepositoryMemory(
   if (!config.memory.enabled) return guidance;
   // Proposals a writer confirmed with 👍 since the last check become learnings first (GitHub sends no webhook for reactions).
   if (confirm) await confirmLearningProposals(db, confirm.github, task, confirm.log);
-  const found = await searchLearnings(db, `${task.owner}/${task.repo}`, memoryQuery(task, paths), config.memory.max_learnings);
+  const found = await searchLearnings(db, task.installation_id, `${task.owner}/${task.repo}`, memoryQuery(task, paths), config.memory.max_learnings);
   if (found.length === 0) return guidance;
   const learnings: MemoryLearning[] = found.map((l) => ({ id: l.id, author: l.author, sourceUrl: l.source_url, text: l.text }));
   return { ...(guidance ?? { ref: task.default_branch, files: [], omitted: [], scoped: [], notes: [] }), learnings };

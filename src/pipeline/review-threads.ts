@@ -8,7 +8,8 @@ import type { ReviewThread, ReviewThreadComment, ThreadAnswer } from "../agents/
 import { canWrite, isBot } from "../domain/guards.js";
 import { isMissionControlError } from "../domain/errors.js";
 import type { GitHubPort, ReviewCommentData } from "../ports/github.js";
-import { sanitizeUntrustedText } from "../prompt/index.js";
+import { redactSecrets } from "../domain/redact.js";
+import { sanitizeUntrustedText, stripInvisible } from "../prompt/index.js";
 import { PROPOSAL_CHARS, renderLearningProposal, renderThreadReply, threadReplyMarker } from "../render/thread-reply.js";
 
 /** Threads one revision answers at most: the ones with the most recent activity. */
@@ -137,14 +138,30 @@ async function resolvedCommentIds(github: GitHubPort, pullNumber: number, log: L
 }
 
 /**
+ * An HTML tag, comment or declaration (`<details>`, `</x>`, `<!--`, `<!DOCTYPE`, `<?x`, also an
+ * autolink `<https://…>`), a Markdown link or image (`[text](url "title")`, `[text][ref]`,
+ * `[text] (url)`), or a link reference definition (`[ref]: url "title"`): text that can hide
+ * words from a reader once rendered.
+ */
+const MARKUP = /<\s*[/!?]?\s*[A-Za-z!]|\]\s*[([]|\[[^\]]*\]\s*:/;
+
+/**
  * The learning a thread's reply proposes, or `null`: only when the Coder changed code for the
  * thread, gave a `learning`, and a person (not this app) wrote in the thread — the thread's
- * comments are already only those of people with write permission and the app's own.
+ * comments are already only those of people with write permission and the app's own. The text
+ * is exactly what the reply shows and what a writer's 👍 stores: invisible characters removed,
+ * secrets redacted, whitespace collapsed, and only then cut to {@link PROPOSAL_CHARS}. A learning
+ * with HTML tags or Markdown links is not proposed at all (`null`): the reply shows it escaped,
+ * but a rule a writer confirms must read the same as text and as rendered Markdown.
  */
 export function proposedLearning(thread: ReviewThread, answer: ThreadAnswer | undefined): string | null {
   if (!answer?.changed || !answer.learning?.trim()) return null;
   if (!thread.comments.some((c) => !c.fromApp)) return null;
-  return answer.learning.trim().replace(/\s+/g, " ").slice(0, PROPOSAL_CHARS);
+  const visible = stripInvisible(answer.learning);
+  if (MARKUP.test(visible)) return null;
+  const text = redactSecrets(redactSecrets(visible).replace(/\s+/g, " ").trim());
+  if (text === "") return null;
+  return text.length > PROPOSAL_CHARS ? text.slice(0, PROPOSAL_CHARS).trimEnd() : text;
 }
 
 /**

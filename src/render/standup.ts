@@ -259,15 +259,27 @@ export function replaceProposals(body: string, checklist: string): string {
 const SOURCE_TEXT: Record<string, string> = { todo: "TODO added", review_finding: "open review finding", flaky_check: "flaky check" };
 
 /**
- * Untrusted text as one inline Markdown phrase: whitespace collapsed, at most `max` characters,
- * secrets redacted, HTML and Markdown syntax escaped (so it cannot open a link, an image, a
+ * Untrusted text as one inline Markdown phrase: whitespace collapsed, secrets redacted, then cut
+ * to at most `max` characters, HTML and Markdown syntax escaped (so it cannot open a link, an image, a
  * table cell, a heading, a checklist item or a hidden comment), and `@name` broken with a
  * zero-width space so no one is pinged.
  */
 export function inline(text: string, max = 120): string {
-  const flat = text.replace(/\s+/g, " ").trim();
+  // Redact before cutting (a cut through a secret would hide it from its pattern): once with the
+  // lines intact, for the rules that read lines, and once more on the collapsed text.
+  const flat = redactSecrets(redactSecrets(text).replace(/\s+/g, " ").trim());
   const clipped = flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
-  return redactSecrets(clipped)
+  return escapeInline(clipped);
+}
+
+/**
+ * Text as literal inline Markdown, nothing cut or redacted: HTML and Markdown syntax escaped
+ * (`&`, `<`, `>`, `\`, backticks, `*`, `_`, `[`, `]`, `|`, `~`), so GitHub shows every character
+ * as written and nothing opens a link, an image, a tag, a code span or a hidden comment; `@name`
+ * broken with a zero-width space so no one is pinged. Newlines are kept (callers flatten).
+ */
+export function escapeInline(text: string): string {
+  return text
     .replace(/&/g, "&amp;")
     .replace(/</g, "&lt;")
     .replace(/>/g, "&gt;")

@@ -1,6 +1,8 @@
 import { marker } from "../domain/markers.js";
 import { redactSecrets } from "../domain/redact.js";
 
+import { escapeInline } from "./standup.js";
+
 /** Characters of the Coder's message kept in a reply. */
 const MESSAGE_CHARS = 2_000;
 
@@ -17,12 +19,14 @@ export function threadReplyMarker(threadId: number, lastCommentId: number): stri
 /**
  * Makes model-written text safe to post: no one is pinged (`@name` and `@org/team` become
  * `@&#8203;name`, which GitHub shows as `@name` without a mention), no hidden HTML comment
- * (so it cannot carry or fake a marker), secrets redacted, at most `maxChars` characters
- * (default {@link MESSAGE_CHARS}).
+ * (so it cannot carry or fake a marker), secrets redacted before the text is cut to at most
+ * `maxChars` characters (default {@link MESSAGE_CHARS}).
  */
 export function quietMarkdown(text: string, maxChars = MESSAGE_CHARS): string {
-  const clipped = text.length > maxChars ? `${text.slice(0, maxChars)}…` : text;
-  return redactSecrets(clipped)
+  // Redact first, then cut: a cut through a secret would leave a piece its pattern no longer matches.
+  const redacted = redactSecrets(text);
+  const clipped = redacted.length > maxChars ? `${redacted.slice(0, maxChars)}…` : redacted;
+  return clipped
     .replace(/<!--/g, "&lt;!--")
     .replace(/@(?=[A-Za-z0-9])/g, "@&#8203;")
     .trim();
@@ -57,11 +61,14 @@ export const PROPOSAL_CHARS = 300;
 
 /**
  * The proposal of a learning (repository memory) in a thread reply: the Coder's one-sentence
- * lesson, quoted without pinging anyone, and how a writer confirms it — a 👍 on this reply
- * (checked later: GitHub sends no webhook for reactions), or `/learn` in a comment on the pull
- * request (slash-commands are read from pull request comments, not from review threads).
+ * lesson and how a writer confirms it — a 👍 on this reply (checked later: GitHub sends no
+ * webhook for reactions), or `/learn` in a comment on the pull request (slash-commands are read
+ * from pull request comments, not from review threads). The lesson is shown as literal text
+ * ({@link escapeInline}: no tag, link, code span or mention renders), so a writer sees exactly
+ * what a 👍 stores; `learning` is `proposedLearning`'s text (already redacted, on one line, cut),
+ * which this neither cuts nor changes beyond a second, idempotent redaction.
  */
 export function renderLearningProposal(learning: string): string {
-  const quoted = quietMarkdown(learning.replace(/\s+/g, " "), PROPOSAL_CHARS);
+  const quoted = escapeInline(redactSecrets(learning.replace(/\s+/g, " ").trim()));
   return `💡 **Remember this for the repository?** React 👍 to this reply (write access), or comment \`/learn …\` on the pull request, and the agents get it on later tasks:\n> ${quoted}`;
 }

@@ -58,6 +58,20 @@ export class LearningTooLongError extends MissionControlError {
   }
 }
 
+/**
+ * Which installations' learnings a read covers: one installation id (the pipeline: the task's),
+ * the ids a dashboard viewer may see (an empty list: none), or `null` for every installation
+ * (only the operator's server-wide dashboard view). Learnings are keyed by installation and
+ * repository name, so a repository of the same name under another installation (re-installed,
+ * transferred, or a name reused) never reads or removes them.
+ */
+export type InstallationFilter = number | readonly number[] | null;
+
+/** The installation ids of `filter` as a list, `null` for every installation. */
+function installationIdsOf(filter: InstallationFilter): readonly number[] | null {
+  return typeof filter === "number" ? [filter] : filter;
+}
+
 /** The repository key the table stores: `owner/repo` in lower case. */
 export function repositoryKey(repository: string): string {
   return repository.trim().toLowerCase();
@@ -103,21 +117,26 @@ const LEARNING_COLUMNS = ["id", "installation_id", "repository", "text", "source
 /**
  * One page of a repository's learnings, newest first, and how many it has in all.
  *
+ * @param installations - the installation(s) whose learnings count ({@link InstallationFilter})
  * @param page.limit - rows per page (1–100)
  * @param page.offset - rows skipped
  */
 export async function listLearnings(
   db: DbOrTrx,
+  installations: InstallationFilter,
   repository: string,
   page: { limit: number; offset: number } = { limit: 20, offset: 0 },
 ): Promise<{ learnings: Learning[]; total: number }> {
   const key = repositoryKey(repository);
+  const ids = installationIdsOf(installations);
+  if (ids !== null && ids.length === 0) return { learnings: [], total: 0 };
   const limit = Math.min(100, Math.max(1, Math.floor(page.limit)));
   const offset = Math.max(0, Math.floor(page.offset));
   const learnings = await db
     .selectFrom("learnings")
     .select(LEARNING_COLUMNS)
     .where("repository", "=", key)
+    .$if(ids !== null, (qb) => qb.where("installation_id", "in", ids ?? []))
     .orderBy("id", "desc")
     .limit(limit)
     .offset(offset)
@@ -126,21 +145,29 @@ export async function listLearnings(
     .selectFrom("learnings")
     .select((eb) => eb.fn.countAll<number | string>().as("n"))
     .where("repository", "=", key)
+    .$if(ids !== null, (qb) => qb.where("installation_id", "in", ids ?? []))
     .executeTakeFirst();
   return { learnings, total: Number(count?.n ?? 0) };
 }
 
 /**
- * Removes learning `id` of `repository`; a learning of another repository is never touched.
+ * Removes learning `id` of `repository` in installation `installationId`; a learning of another
+ * repository, or of the same name in another installation, is never touched.
  *
  * @returns the removed learning, or `undefined` when the repository has none with that id
  */
-export async function forgetLearning(db: DbOrTrx, repository: string, id: number): Promise<Learning | undefined> {
+export async function forgetLearning(db: DbOrTrx, installationId: number, repository: string, id: number): Promise<Learning | undefined> {
   if (!Number.isSafeInteger(id) || id <= 0) return undefined;
   const key = repositoryKey(repository);
-  const row = await db.selectFrom("learnings").select(LEARNING_COLUMNS).where("repository", "=", key).where("id", "=", id).executeTakeFirst();
+  const row = await db
+    .selectFrom("learnings")
+    .select(LEARNING_COLUMNS)
+    .where("installation_id", "=", installationId)
+    .where("repository", "=", key)
+    .where("id", "=", id)
+    .executeTakeFirst();
   if (!row) return undefined;
-  await db.deleteFrom("learnings").where("repository", "=", key).where("id", "=", id).execute();
+  await db.deleteFrom("learnings").where("installation_id", "=", installationId).where("repository", "=", key).where("id", "=", id).execute();
   return row;
 }
 
@@ -165,40 +192,40 @@ export function searchTerms(query: string): string[] {
 }
 
 /**
- * The learnings of `repository` most relevant to `query` (free text: the issue, the plan, the
+ * The learnings of `repository` in installation `installationId` most relevant to `query` (free text: the issue, the plan, the
  * touched paths), best first, at most `limit`: BM25 on SQLite (`bm25()`), `ts_rank` on
  * PostgreSQL, any term matching (OR). The query is reduced to {@link searchTerms}, so hostile
  * text cannot be search syntax. When no learning matches (or the query has no terms), the most
  * recent ones are returned instead, so a small memory always reaches the agents.
  */
-export async function searchLearnings(db: DbOrTrx, repository: string, query: string, limit: number): Promise<Learning[]> {
+export async function searchLearnings(db: DbOrTrx, installationId: number, repository: string, query: string, limit: number): Promise<Learning[]> {
   const max = Math.min(100, Math.max(0, Math.floor(limit)));
   if (max === 0) return [];
   const key = repositoryKey(repository);
   const terms = searchTerms(query);
   let found: Learning[] = [];
   if (terms.length > 0) {
-    found = isPostgres(db) ? await searchPostgres(db, key, terms, max) : await searchSqlite(db, key, terms, max);
+    found = isPostgres(db) ? await searchPostgres(db, installationId, key, terms, max) : await searchSqlite(db, installationId, key, terms, max);
   }
   if (found.length > 0) return found;
-  const recent = await listLearnings(db, key, { limit: max, offset: 0 });
+  const recent = await listLearnings(db, installationId, key, { limit: max, offset: 0 });
   return recent.learnings;
 }
 
 /** FTS5: each term quoted (a phrase of one token), joined with OR; ranked by `bm25()` (lower is better). */
-async function searchSqlite(db: DbOrTrx, repository: string, terms: string[], limit: number): Promise<Learning[]> {
+async function searchSqlite(db: DbOrTrx, installationId: number, repository: string, terms: string[], limit: number): Promise<Learning[]> {
   const match = terms.map((t) => `"${t.replace(/"/g, '""')}"`).join(" OR ");
   const { rows } = await sql<Learning>`
     select l.id, l.installation_id, l.repository, l.text, l.source_url, l.source_key, l.author, l.created_at
       from learnings_fts f join learnings l on l.id = f.rowid
-     where learnings_fts match ${match} and l.repository = ${repository}
+     where learnings_fts match ${match} and l.installation_id = ${installationId} and l.repository = ${repository}
      order by bm25(learnings_fts), l.id desc
      limit ${limit}`.execute(db);
   return rows;
 }
 
 /** PostgreSQL: one `plainto_tsquery` per term (parameters, never parsed as tsquery syntax), OR-ed with `||`; ranked by `ts_rank`. */
-async function searchPostgres(db: DbOrTrx, repository: string, terms: string[], limit: number): Promise<Learning[]> {
+async function searchPostgres(db: DbOrTrx, installationId: number, repository: string, terms: string[], limit: number): Promise<Learning[]> {
   const query = sql.join(
     terms.map((t) => sql`plainto_tsquery('english', ${t})`),
     sql` || `,
@@ -206,7 +233,7 @@ async function searchPostgres(db: DbOrTrx, repository: string, terms: string[], 
   const { rows } = await sql<Learning>`
     select l.id, l.installation_id, l.repository, l.text, l.source_url, l.source_key, l.author, l.created_at
       from learnings l, (select ${query} as q) query
-     where l.repository = ${repository} and l.search @@ query.q
+     where l.installation_id = ${installationId} and l.repository = ${repository} and l.search @@ query.q
      order by ts_rank(l.search, query.q) desc, l.id desc
      limit ${limit}`.execute(db);
   return rows.map((r) => ({ ...r, id: Number(r.id), installation_id: Number(r.installation_id), created_at: Number(r.created_at) }));
@@ -254,14 +281,21 @@ export async function addLearningProposal(db: DbOrTrx, proposal: NewLearningProp
 }
 
 /**
- * The repository's pending proposals, newest first, at most `limit`; proposals older than
- * {@link PROPOSAL_TTL_MS} are marked `expired` first and not returned.
+ * The pending proposals of `repository` in installation `installationId`, newest first, at most
+ * `limit`; proposals older than {@link PROPOSAL_TTL_MS} are marked `expired` first and not returned.
  */
-export async function pendingLearningProposals(db: DbOrTrx, repository: string, limit: number, now = Date.now()): Promise<LearningProposal[]> {
+export async function pendingLearningProposals(
+  db: DbOrTrx,
+  installationId: number,
+  repository: string,
+  limit: number,
+  now = Date.now(),
+): Promise<LearningProposal[]> {
   const key = repositoryKey(repository);
   await db
     .updateTable("learning_proposals")
     .set({ state: "expired", settled_at: now })
+    .where("installation_id", "=", installationId)
     .where("repository", "=", key)
     .where("state", "=", "pending")
     .where("created_at", "<", now - PROPOSAL_TTL_MS)
@@ -269,6 +303,7 @@ export async function pendingLearningProposals(db: DbOrTrx, repository: string, 
   const rows = await db
     .selectFrom("learning_proposals")
     .selectAll()
+    .where("installation_id", "=", installationId)
     .where("repository", "=", key)
     .where("state", "=", "pending")
     .orderBy("id", "desc")

@@ -12,29 +12,38 @@ export function repositoryKey(owner: string, repo: string): string {
   return `${owner}/${repo}`.toLowerCase();
 }
 
+/**
+ * A repository as these tables key it: the installation and `owner/repo`. A repository name
+ * reused in another installation (the old one uninstalled, or the name taken by someone else)
+ * inherits no schedule, stand-up issue or proposal.
+ */
+export interface RepositoryRef {
+  installationId: number;
+  owner: string;
+  repo: string;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Schedules
 
 /** What {@link upsertSchedule} writes. */
-export interface ScheduleSpec {
-  installationId: number;
-  owner: string;
-  repo: string;
+export interface ScheduleSpec extends RepositoryRef {
   kind: "standup";
   cron: string;
   timezone: string;
 }
 
 /**
- * Records a repository's schedule as its config now gives it. A new row, or a changed cron or
- * time zone, takes `nextRunAt(now)` (epoch ms) as its next fire; an unchanged schedule keeps
- * its next fire (so reading the config again never delays or repeats a stand-up).
+ * Records a repository's schedule as its config now gives it. A new row, a changed cron or
+ * time zone, or a disabled row enabled again takes `nextRunAt()` (epoch ms) as its next fire;
+ * an unchanged schedule keeps its next fire (so reading the config again never delays or
+ * repeats a stand-up). An enabled-again row keeps its stand-up issue and last run.
  *
  * @returns the row as it now stands
  */
 export async function upsertSchedule(db: DbOrTrx, spec: ScheduleSpec, nextRunAt: () => number, now = Date.now()): Promise<RepositorySchedule> {
   const repository = repositoryKey(spec.owner, spec.repo);
-  const existing = await findSchedule(db, spec.owner, spec.repo, spec.kind);
+  const existing = await findSchedule(db, spec, spec.kind);
   if (!existing) {
     await db
       .insertInto("repository_schedules")
@@ -49,51 +58,64 @@ export async function upsertSchedule(db: DbOrTrx, spec: ScheduleSpec, nextRunAt:
         next_run_at: nextRunAt(),
         last_run_at: null,
         standup_issue_number: null,
+        disabled_at: null,
         created_at: now,
         updated_at: now,
       })
-      .onConflict((oc) => oc.columns(["repository", "kind"]).doNothing())
+      .onConflict((oc) => oc.columns(["installation_id", "repository", "kind"]).doNothing())
       .execute();
-  } else if (existing.cron !== spec.cron || existing.timezone !== spec.timezone) {
+  } else if (existing.disabled_at !== null || existing.cron !== spec.cron || existing.timezone !== spec.timezone) {
     await db
       .updateTable("repository_schedules")
-      .set({ cron: spec.cron, timezone: spec.timezone, next_run_at: nextRunAt(), installation_id: spec.installationId, updated_at: now })
+      .set({ cron: spec.cron, timezone: spec.timezone, next_run_at: nextRunAt(), owner: spec.owner, repo: spec.repo, disabled_at: null, updated_at: now })
       .where("id", "=", existing.id)
       .execute();
-  } else if (Number(existing.installation_id) !== spec.installationId || existing.owner !== spec.owner || existing.repo !== spec.repo) {
-    await db
-      .updateTable("repository_schedules")
-      .set({ installation_id: spec.installationId, owner: spec.owner, repo: spec.repo, updated_at: now })
-      .where("id", "=", existing.id)
-      .execute();
+  } else if (existing.owner !== spec.owner || existing.repo !== spec.repo) {
+    await db.updateTable("repository_schedules").set({ owner: spec.owner, repo: spec.repo, updated_at: now }).where("id", "=", existing.id).execute();
   }
-  const row = await findSchedule(db, spec.owner, spec.repo, spec.kind);
+  const row = await findSchedule(db, spec, spec.kind);
   if (!row) throw new Error(`the ${spec.kind} schedule of ${repository} was not written`);
   return row;
 }
 
-/** Removes a repository's schedule of `kind` (its config turned it off). @returns `true` when there was one */
-export async function removeSchedule(db: DbOrTrx, owner: string, repo: string, kind: "standup"): Promise<boolean> {
-  const result = await db.deleteFrom("repository_schedules").where("repository", "=", repositoryKey(owner, repo)).where("kind", "=", kind).executeTakeFirst();
-  return Number(result.numDeletedRows) > 0;
+/**
+ * Disables a repository's schedule of `kind` (its config turned it off, or the app lost the
+ * repository): it no longer fires, but the row — and the stand-up issue number, so `/approve <n>`
+ * on the old stand-up issue still means a proposal — is kept for {@link upsertSchedule} to
+ * enable again.
+ *
+ * @returns `true` when an enabled schedule was disabled now
+ */
+export async function disableSchedule(db: DbOrTrx, ref: RepositoryRef, kind: "standup", now = Date.now()): Promise<boolean> {
+  const result = await db
+    .updateTable("repository_schedules")
+    .set({ disabled_at: now, updated_at: now })
+    .where("installation_id", "=", ref.installationId)
+    .where("repository", "=", repositoryKey(ref.owner, ref.repo))
+    .where("kind", "=", kind)
+    .where("disabled_at", "is", null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
 }
 
-/** The repository's schedule of `kind`, if any. */
-export async function findSchedule(db: DbOrTrx, owner: string, repo: string, kind: "standup"): Promise<RepositorySchedule | undefined> {
+/** The repository's schedule of `kind` in the installation, if any (enabled or disabled: see `disabled_at`). */
+export async function findSchedule(db: DbOrTrx, ref: RepositoryRef, kind: "standup"): Promise<RepositorySchedule | undefined> {
   const row = await db
     .selectFrom("repository_schedules")
     .selectAll()
-    .where("repository", "=", repositoryKey(owner, repo))
+    .where("installation_id", "=", ref.installationId)
+    .where("repository", "=", repositoryKey(ref.owner, ref.repo))
     .where("kind", "=", kind)
     .executeTakeFirst();
   return row && normaliseSchedule(row);
 }
 
-/** Schedules whose next fire is at or before `now` (epoch ms), oldest first, at most `limit`. */
+/** Enabled schedules whose next fire is at or before `now` (epoch ms), oldest first, at most `limit`. */
 export async function dueSchedules(db: DbOrTrx, now: number, limit = 100): Promise<RepositorySchedule[]> {
   const rows = await db
     .selectFrom("repository_schedules")
     .selectAll()
+    .where("disabled_at", "is", null)
     .where("next_run_at", "<=", now)
     .orderBy("next_run_at")
     .orderBy("id")
@@ -103,8 +125,9 @@ export async function dueSchedules(db: DbOrTrx, now: number, limit = 100): Promi
 }
 
 /**
- * Moves a schedule's next fire from `expected` to `next` (epoch ms) — a compare-and-set, so of
- * two replicas firing the same schedule together exactly one succeeds.
+ * Moves an enabled schedule's next fire from `expected` to `next` (epoch ms) — a compare-and-set,
+ * so of two replicas firing the same schedule together exactly one succeeds, and a schedule
+ * disabled meanwhile is not fired.
  *
  * @returns `true` when this call moved it
  */
@@ -114,6 +137,7 @@ export async function advanceSchedule(trx: DbOrTrx, id: number, expected: number
     .set({ next_run_at: next, updated_at: now })
     .where("id", "=", id)
     .where("next_run_at", "=", expected)
+    .where("disabled_at", "is", null)
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
 }
@@ -123,9 +147,20 @@ export async function recordStandupRun(db: DbOrTrx, id: number, ranAt: number, i
   await db.updateTable("repository_schedules").set({ last_run_at: ranAt, standup_issue_number: issueNumber, updated_at: ranAt }).where("id", "=", id).execute();
 }
 
-/** The repository's stand-up issue number, if one was written. */
-export async function standupIssueNumber(db: DbOrTrx, owner: string, repo: string): Promise<number | null> {
-  return (await findSchedule(db, owner, repo, "standup"))?.standup_issue_number ?? null;
+/**
+ * The repository's stand-up issue numbers, if any was written — also while the stand-up is off.
+ * With `installationId`, only that installation's; without, every installation's that had
+ * the name (callers that know the installation pass it).
+ */
+export async function standupIssueNumbers(db: DbOrTrx, owner: string, repo: string, installationId?: number): Promise<number[]> {
+  let query = db
+    .selectFrom("repository_schedules")
+    .select("standup_issue_number")
+    .where("repository", "=", repositoryKey(owner, repo))
+    .where("kind", "=", "standup")
+    .where("standup_issue_number", "is not", null);
+  if (installationId !== undefined) query = query.where("installation_id", "=", installationId);
+  return (await query.execute()).map((r) => Number(r.standup_issue_number));
 }
 
 /** PostgreSQL returns `bigint` columns as text through some drivers: numbers here, always. */
@@ -137,6 +172,7 @@ function normaliseSchedule(row: RepositorySchedule): RepositorySchedule {
     next_run_at: Number(row.next_run_at),
     last_run_at: row.last_run_at === null ? null : Number(row.last_run_at),
     standup_issue_number: row.standup_issue_number === null ? null : Number(row.standup_issue_number),
+    disabled_at: row.disabled_at === null ? null : Number(row.disabled_at),
     created_at: Number(row.created_at),
     updated_at: Number(row.updated_at),
   };
@@ -153,15 +189,16 @@ export interface TaskActivity {
 }
 
 /**
- * The repository's tasks that changed state in `(from, to]` (epoch ms), each with those
- * transitions, oldest task first. `exceptIssue` (the stand-up issue) is left out.
+ * The repository's tasks (in its installation) that changed state in `(from, to]` (epoch ms),
+ * each with those transitions, oldest task first. `exceptIssue` (the stand-up issue) is left out.
  */
-export async function taskActivity(db: DbOrTrx, owner: string, repo: string, from: number, to: number, exceptIssue: number | null): Promise<TaskActivity[]> {
+export async function taskActivity(db: DbOrTrx, ref: RepositoryRef, from: number, to: number, exceptIssue: number | null): Promise<TaskActivity[]> {
   const rows = await db
     .selectFrom("transitions")
     .innerJoin("tasks", "tasks.id", "transitions.task_id")
     .selectAll("transitions")
-    .where(sql<boolean>`lower(tasks.owner) = ${owner.toLowerCase()} and lower(tasks.repo) = ${repo.toLowerCase()}`)
+    .where("tasks.installation_id", "=", ref.installationId)
+    .where(sql<boolean>`lower(tasks.owner) = ${ref.owner.toLowerCase()} and lower(tasks.repo) = ${ref.repo.toLowerCase()}`)
     .where("transitions.created_at", ">", from)
     .where("transitions.created_at", "<=", to)
     .orderBy("transitions.id")
@@ -183,26 +220,31 @@ export async function taskActivity(db: DbOrTrx, owner: string, repo: string, fro
 }
 
 /**
- * The repository's tasks that wait for a person now: `blocked` (a plan to approve, a limit, a
- * config problem) and `ready_for_merge`, oldest first. `exceptIssue` is left out.
+ * The repository's tasks (in its installation) that wait for a person now: `blocked` (a plan to
+ * approve, a limit, a config problem) and `ready_for_merge`, oldest first. `exceptIssue` is left out.
  */
-export async function tasksWaitingForPeople(db: DbOrTrx, owner: string, repo: string, exceptIssue: number | null): Promise<Task[]> {
+export async function tasksWaitingForPeople(db: DbOrTrx, ref: RepositoryRef, exceptIssue: number | null): Promise<Task[]> {
   const rows = await db
     .selectFrom("tasks")
     .selectAll()
-    .where(sql<boolean>`lower(owner) = ${owner.toLowerCase()} and lower(repo) = ${repo.toLowerCase()}`)
+    .where("installation_id", "=", ref.installationId)
+    .where(sql<boolean>`lower(owner) = ${ref.owner.toLowerCase()} and lower(repo) = ${ref.repo.toLowerCase()}`)
     .where("stage", "in", ["blocked", "ready_for_merge"])
     .orderBy("id")
     .execute();
   return rows.filter((t) => t.issue_number !== exceptIssue);
 }
 
-/** Review verdicts of the Reviewer, counted over the repository's tasks (their latest verdict), optionally only tasks with a transition in `(from, to]`. */
+/**
+ * Review verdicts of the Reviewer, counted over the repository's tasks (their latest verdict),
+ * optionally only tasks with a transition in `(from, to]` and only those of `installationId`.
+ */
 export async function reviewVerdictCounts(
   db: DbOrTrx,
   owner: string,
   repo: string,
   period?: { from: number; to: number },
+  installationId?: number,
 ): Promise<Array<{ verdict: string; tasks: number }>> {
   let query = db
     .selectFrom("tasks")
@@ -211,6 +253,7 @@ export async function reviewVerdictCounts(
     .where("review_verdict", "is not", null)
     .groupBy("review_verdict")
     .orderBy("review_verdict");
+  if (installationId !== undefined) query = query.where("installation_id", "=", installationId);
   if (period) {
     query = query.where((eb) =>
       eb.exists(
@@ -241,7 +284,7 @@ export interface ProposalCandidate {
 
 /**
  * Stores new proposals for the stand-up of `proposedOn` (`YYYY-MM-DD`): candidates whose
- * fingerprint the repository never had (whatever became of it: a dismissed proposal never comes
+ * fingerprint the repository (in its installation) never had (whatever became of it: a dismissed proposal never comes
  * back), until the day has `maxPerDay` proposals. Each gets the repository's next number.
  * Run once per repository at a time (the stand-up's lock): numbers are taken in order.
  *
@@ -249,16 +292,17 @@ export interface ProposalCandidate {
  */
 export async function addProposals(
   db: DbOrTrx,
-  owner: string,
-  repo: string,
+  ref: RepositoryRef,
   candidates: readonly ProposalCandidate[],
   options: { proposedOn: string; maxPerDay: number; now?: number },
 ): Promise<FollowUpProposal[]> {
-  const repository = repositoryKey(owner, repo);
+  const repository = repositoryKey(ref.owner, ref.repo);
+  const installationId = ref.installationId;
   const now = options.now ?? Date.now();
   const today = await db
     .selectFrom("follow_up_proposals")
     .select((eb) => eb.fn.countAll<number | string>().as("n"))
+    .where("installation_id", "=", installationId)
     .where("repository", "=", repository)
     .where("proposed_on", "=", options.proposedOn)
     .executeTakeFirst();
@@ -272,6 +316,7 @@ export async function addProposals(
     const known = await db
       .selectFrom("follow_up_proposals")
       .select("id")
+      .where("installation_id", "=", installationId)
       .where("repository", "=", repository)
       .where("fingerprint", "=", candidate.fingerprint)
       .executeTakeFirst();
@@ -279,11 +324,13 @@ export async function addProposals(
     const last = await db
       .selectFrom("follow_up_proposals")
       .select((eb) => eb.fn.max("number").as("n"))
+      .where("installation_id", "=", installationId)
       .where("repository", "=", repository)
       .executeTakeFirst();
     const row = await db
       .insertInto("follow_up_proposals")
       .values({
+        installation_id: installationId,
         repository,
         number: Number(last?.n ?? 0) + 1,
         fingerprint: candidate.fingerprint,
@@ -312,23 +359,25 @@ export async function addProposals(
  * The proposals a stand-up lists: every one still open, and those decided at or after
  * `decidedSince` (epoch ms), by number.
  */
-export async function proposalsToList(db: DbOrTrx, owner: string, repo: string, decidedSince: number): Promise<FollowUpProposal[]> {
+export async function proposalsToList(db: DbOrTrx, ref: RepositoryRef, decidedSince: number): Promise<FollowUpProposal[]> {
   const rows = await db
     .selectFrom("follow_up_proposals")
     .selectAll()
-    .where("repository", "=", repositoryKey(owner, repo))
+    .where("installation_id", "=", ref.installationId)
+    .where("repository", "=", repositoryKey(ref.owner, ref.repo))
     .where((eb) => eb.or([eb("status", "=", "proposed"), eb("decided_at", ">=", decidedSince)]))
     .orderBy("number")
     .execute();
   return rows.map(normaliseProposal);
 }
 
-/** Proposal number `n` of the repository, if any. */
-export async function findProposal(db: DbOrTrx, owner: string, repo: string, n: number): Promise<FollowUpProposal | undefined> {
+/** Proposal number `n` of the repository (in its installation), if any. */
+export async function findProposal(db: DbOrTrx, ref: RepositoryRef, n: number): Promise<FollowUpProposal | undefined> {
   const row = await db
     .selectFrom("follow_up_proposals")
     .selectAll()
-    .where("repository", "=", repositoryKey(owner, repo))
+    .where("installation_id", "=", ref.installationId)
+    .where("repository", "=", repositoryKey(ref.owner, ref.repo))
     .where("number", "=", n)
     .executeTakeFirst();
   return row && normaliseProposal(row);
@@ -356,6 +405,7 @@ function normaliseProposal(row: FollowUpProposal): FollowUpProposal {
   return {
     ...row,
     id: Number(row.id),
+    installation_id: Number(row.installation_id),
     number: Number(row.number),
     decided_at: row.decided_at === null ? null : Number(row.decided_at),
     issue_number: row.issue_number === null ? null : Number(row.issue_number),

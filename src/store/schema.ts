@@ -285,6 +285,8 @@ export interface RepositorySchedulesTable {
   last_run_at: number | null;
   /** The stand-up issue, once created. */
   standup_issue_number: number | null;
+  /** Epoch ms the stand-up was turned off (config) or the app lost the repository; `null` while it fires. The row and its issue are kept. */
+  disabled_at: number | null;
   /** Epoch ms. */
   created_at: number;
   /** Epoch ms. */
@@ -299,6 +301,8 @@ export type FollowUpStatus = "proposed" | "accepted" | "dismissed";
 /** A follow-up issue the stand-up proposed (issue 14); nothing is opened without a writer's `/approve <n>`. */
 export interface FollowUpProposalsTable {
   id: Generated<number>;
+  /** The GitHub App installation the repository was in when proposed: part of every key. */
+  installation_id: number;
   /** `owner/repo`, lower case. */
   repository: string;
   /** The proposal's number in the repository (`/approve <n>`), unique per repository. */

@@ -115,3 +115,17 @@ export function sumUsage(usages: Array<{ input_tokens: number; output_tokens: nu
 export function trackingComments(github: FakeGitHub) {
   return github.comments.filter((c) => c.body.startsWith("<!-- mission-control:tracking -->"));
 }
+
+/** Waits until no job is queued or running and the worker has finished the jobs it holds (twice: a job may enqueue the next). */
+export async function settleJobs(app: RunningApp): Promise<void> {
+  for (let round = 0; round < 2; round++) {
+    await vi.waitFor(
+      async () => {
+        const open = await app.db.selectFrom("jobs").select("id").where("state", "in", ["queued", "running"]).execute();
+        expect(open).toEqual([]);
+      },
+      { timeout: 30_000, interval: 25 },
+    );
+    await app.worker.idle();
+  }
+}

@@ -1,10 +1,10 @@
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 
 import { enqueueDueStandups } from "../../src/pipeline/orchestrator.js";
 import type { RunningApp } from "../helpers/app-harness.js";
 import type { FakeAnthropic } from "../helpers/anthropic-fake.js";
 import { deliver, examplePayload } from "../helpers/webhooks.js";
-import { commentPayload, waitForReply } from "./command-helpers.js";
+import { commentPayload, settleJobs as settle, waitForReply } from "./command-helpers.js";
 import { useE2E } from "./harness.js";
 import { INSTALLATION_ID, ISSUE, ISSUE_TITLE, labeledPayload, scriptHappyPath, SECRET } from "./scenario.js";
 
@@ -25,20 +25,6 @@ const STANDUP_MARKER = "<!-- mission-control:standup -->";
 /** The happy path, with a Coder whose change adds a TODO and a FIXME line (the follow-ups to propose). */
 function scriptRun(anthropic: FakeAnthropic): void {
   scriptHappyPath(anthropic, { newText: '"Hello, " + name + "!"; // TODO localise the greeting\n  // FIXME handle empty names\n  void 0' });
-}
-
-/** Waits until no job is queued or running and the worker has finished the jobs it holds. */
-async function settle(app: RunningApp): Promise<void> {
-  for (let round = 0; round < 2; round++) {
-    await vi.waitFor(
-      async () => {
-        const open = await app.db.selectFrom("jobs").select("id").where("state", "in", ["queued", "running"]).execute();
-        expect(open).toEqual([]);
-      },
-      { timeout: 30_000, interval: 25 },
-    );
-    await app.worker.idle();
-  }
 }
 
 async function stageOf(app: RunningApp, issue: number): Promise<string | undefined> {
@@ -183,11 +169,61 @@ describe("orchestrator mode: the daily stand-up", () => {
     expect(world.github.pinnedIssues.size).toBe(0);
     expect(app.logs.some((l) => l.msg === "could not pin the stand-up issue")).toBe(true);
 
-    // The file no longer asks for a stand-up: the job of the next fire drops the schedule and writes nothing.
+    // The file no longer asks for a stand-up: the job of the next fire disables the schedule (keeping its issue) and writes nothing.
     world.github.setRepoConfig("trigger_label: agent\n");
     const edits = world.github.issueEdits.length;
     expect(await tick(app)).toBe(1);
-    expect(await app.db.selectFrom("repository_schedules").selectAll().execute()).toEqual([]);
+    expect(await schedule(app)).toMatchObject({ standup_issue_number: number });
+    expect((await schedule(app)).disabled_at).not.toBeNull();
     expect(world.github.issueEdits.length).toBe(edits);
+    expect(await tick(app)).toBe(0);
+    // `/approve 1` on the old stand-up issue still means a proposal, not plan approval.
+    expect(await waitForReply(world.github, await comment(app, world.bare, "/approve 1", number))).toContain("There is no proposal 1 in this repository.");
+    await settle(app);
+
+    // On again: the next delivery enables the schedule, and the next fire edits the same issue.
+    world.github.setRepoConfig(CONFIG);
+    await waitForReply(world.github, await comment(app, world.bare, "/help", ISSUE));
+    await settle(app);
+    expect((await schedule(app)).disabled_at).toBeNull();
+    // Enabled again, the schedule starts from the test's clock, behind the fake clock of the ticks above: its first
+    // fires are the ones those ticks enqueued already (the same dedupe keys, so not again), then a new day's.
+    let enqueued = 0;
+    for (let i = 0; i < 3 && enqueued === 0; i++) enqueued = await tick(app);
+    expect(enqueued).toBe(1);
+    expect(world.github.requestsTo("POST", /^\/repos\/[^/]+\/[^/]+\/issues$/)).toHaveLength(1);
+    expect(world.github.issueEdits.filter((e) => e.number === number).length).toBeGreaterThan(0);
+    expect(Number((await schedule(app)).standup_issue_number)).toBe(number);
   }, 30_000);
+
+  it.each([
+    [403, { message: "Resource not accessible by integration" }],
+    [404, { message: "Not Found" }],
+  ])(
+    "disables the schedule without retrying when the app no longer reaches the repository (%i reading the config)",
+    async (status, data) => {
+      const { app, world } = await boot({ permissions: { maintainer: "write" }, repoConfigYaml: CONFIG });
+      await waitForReply(world.github, await comment(app, world.bare, "/help", ISSUE));
+      await settle(app);
+      expect(await tick(app)).toBe(1);
+      const number = Number((await schedule(app)).standup_issue_number);
+      // The repository left the installation: GitHub answers the config read (every attempt) with `status`.
+      world.github.failNext("GET", /\/contents\/\.github\/mission-control\.yml$/, [status, data, { "content-type": "application/json; charset=utf-8" }], 10);
+      const edits = world.github.issueEdits.length;
+      expect(await tick(app)).toBe(1);
+      const jobs = await app.db.selectFrom("jobs").select(["state", "attempts"]).where("kind", "=", "standup").orderBy("id").execute();
+      expect(jobs.at(-1)).toMatchObject({ state: "succeeded", attempts: 1 });
+      expect(await schedule(app)).toMatchObject({ standup_issue_number: number });
+      expect((await schedule(app)).disabled_at).not.toBeNull();
+      expect(await tick(app)).toBe(0);
+      expect(world.github.issueEdits.length).toBe(edits);
+      // A 404 reads as "no config file" (Probot's config read), which turns the stand-up off; a 403 is the lost repository.
+      const message =
+        status === 404
+          ? "the stand-up is off in the repository config: schedule disabled"
+          : "the app no longer reaches the repository: stand-up schedule disabled";
+      expect(app.logs.some((l) => l.msg === message)).toBe(true);
+    },
+    30_000,
+  );
 });

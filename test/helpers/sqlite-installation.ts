@@ -217,8 +217,8 @@ export async function seedInstallation(db: Db): Promise<Installation> {
               values (987654321, 'octo-org/widgets', 'octo-org', 'widgets', 'standup', '0 9 * * 1-5', 'Europe/Berlin', ${T0 + 86_400_000}, ${T0}, 40, ${T0}, ${T0})`.execute(
       db,
     );
-    await sql`insert into follow_up_proposals (repository, number, fingerprint, title, body, source_kind, source_url, status, proposed_on, created_at)
-              values ('octo-org/widgets', 1, 'todo:src/a.ts:retry', 'Resolve the TODO in src/a.ts', 'A TODO the app added.', 'todo', 'https://github.com/octo-org/widgets/pull/12', 'proposed', '2026-11-21', ${T0})`.execute(
+    await sql`insert into follow_up_proposals (installation_id, repository, number, fingerprint, title, body, source_kind, source_url, status, proposed_on, created_at)
+              values (987654321, 'octo-org/widgets', 1, 'todo:src/a.ts:retry', 'Resolve the TODO in src/a.ts', 'A TODO the app added.', 'todo', 'https://github.com/octo-org/widgets/pull/12', 'proposed', '2026-11-21', ${T0})`.execute(
       db,
     );
   }

@@ -168,6 +168,16 @@ describe("renderStandup", () => {
     expect(body).not.toContain(`ghp_${"a".repeat(36)}`);
   });
 
+  it("redacts before it cuts: a secret the cut goes through leaves no piece behind", () => {
+    const password = inline(`${"w ".repeat(75)}deploy failed: password: "correct-horse-battery-staple-9931"`, 200);
+    expect(password).not.toContain("correct-horse");
+    expect(password).toContain('password: "\\[REDACTED\\]"');
+    const npm = inline(`${"w ".repeat(79)}token npm_${"a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5"}Zz9Yy8`, 200);
+    expect(npm).not.toContain("npm\\_a1B2");
+    expect(npm).not.toContain("a1B2c3D4");
+    expect(npm).toContain("token \\[REDACTED\\]");
+  });
+
   it("clips long untrusted text to one line", () => {
     const text = inline(`${"word ".repeat(100)}\nsecond line`, 50);
     expect(text.length).toBeLessThanOrEqual(50);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { quietMarkdown, renderThreadReply, threadReplyMarker } from "../../src/render/thread-reply.js";
+import { quietMarkdown, renderLearningProposal, renderThreadReply, threadReplyMarker } from "../../src/render/thread-reply.js";
 
 describe("the reply in a review thread", () => {
   const sha = "0123456789abcdef0123456789abcdef01234567";
@@ -23,5 +23,27 @@ describe("the reply in a review thread", () => {
     expect(quiet).not.toContain("<!--");
     expect(quiet).not.toContain("ghp_abcdefghijklmnopqrstuvwxyz0123456789");
     expect(quietMarkdown("x".repeat(5000)).length).toBeLessThanOrEqual(2001);
+  });
+
+  it("redacts before it cuts: a secret the cut goes through leaves no piece behind", () => {
+    const password = 'password: "correct-horse-battery-staple-9931"';
+    // The cut at 300 falls inside the quoted value (270 + 45 characters).
+    const quiet = quietMarkdown(`${"w ".repeat(135)}${password}`, 300);
+    expect(quiet).not.toContain("correct-horse");
+    expect(quiet).toContain('password: "[REDACTED]"');
+    const npm = `npm_${"a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5"}Zz9Yy8`;
+    const cut = quietMarkdown(`${"w".repeat(280)} ${npm}`, 300);
+    expect(cut).not.toContain("npm_a1B2");
+    expect(cut).toContain("[REDACTED]");
+  });
+
+  it("shows a proposed learning as literal text: no tag, link title or code span can hide a word from the writer who 👍s it", () => {
+    const learning = 'Use pnpm. <details><summary></summary>hidden</details> [docs](https://x.example "title") `code` @alice \\[x\\]';
+    const shown = renderLearningProposal(learning).split("\n> ")[1]!;
+    expect(shown).toBe(
+      'Use pnpm. &lt;details&gt;&lt;summary&gt;&lt;/summary&gt;hidden&lt;/details&gt; \\[docs\\](https://x.example "title") \\`code\\` @&#8203;alice \\\\\\[x\\\\\\]',
+    );
+    expect(shown).not.toMatch(/<[a-z/]/i);
+    expect(shown).not.toMatch(/(?<!\\)[[\]`]/);
   });
 });

@@ -91,7 +91,8 @@ async function pickerRepositories(db: Db, scope: DashboardScope): Promise<string
 
 /**
  * The memory view of `query` within `scope`: the requested repository (or else the picker's
- * first), a page of its learnings newest first, and the totals for paging.
+ * first), a page of its learnings newest first — only those of the installations in the scope
+ * (learnings are keyed by installation and name) — and the totals for paging.
  *
  * @returns `null` when the requested repository is outside the scope (the handler answers 404,
  *   so a repository's memory is never disclosed, nor whether it has any)
@@ -110,7 +111,9 @@ export async function memoryView(db: Db, scope: DashboardScope, query: MemoryQue
   const perPage = query.per_page;
   const empty = { repositories, anyRepository, repository, learnings: [], total: 0, page: query.page, perPage, pages: 1 };
   if (repository === null) return empty;
-  const { learnings, total } = await listLearnings(db, repository, { limit: perPage, offset: (query.page - 1) * perPage });
+  // The scope gives repository names only: the learnings read are those of that name in the
+  // installations the viewer may see (every installation for the operator).
+  const { learnings, total } = await listLearnings(db, scope.installationIds, repository, { limit: perPage, offset: (query.page - 1) * perPage });
   return {
     ...empty,
     learnings: learnings.map((l) => ({

@@ -82,6 +82,16 @@ describe("dashboard repository memory", () => {
     await learn(ALPHA, 100, 2);
     await learn(GAMMA, 100, 1);
     await learn(BETA, 200, 3);
+    // The same name under an installation alice cannot see (a re-installed or transferred repository): never shown to her.
+    await addLearning(store.db, {
+      installationId: 999,
+      repository: ALPHA,
+      text: "acme/alpha of another installation",
+      sourceUrl: `https://github.com/${ALPHA}/issues/2#issuecomment-1`,
+      sourceKey: "comment:other-installation",
+      author: "eve",
+      createdAt: T0,
+    });
     const url = await start();
     const cookie = await signInWithGitHub(url, "alice"); // push on acme/alpha; read only on acme/gamma and beta-org/beta
 
@@ -89,6 +99,7 @@ describe("dashboard repository memory", () => {
     expect(page.status).toBe(200);
     const text = await page.text();
     expect(text).toContain("acme/alpha learning 2");
+    expect(text).not.toContain("another installation");
     expect(text).toMatch(/<option value="acme\/alpha"\s+selected>acme\/alpha<\/option>/);
     expect(text).not.toContain(GAMMA);
     expect(text).not.toContain(BETA);
