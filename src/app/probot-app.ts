@@ -13,6 +13,7 @@ import { handleReviewSubmitted } from "../adapters/github/inbound/review-submitt
 import { handleCheckSuiteCompleted } from "../adapters/github/inbound/check-suite-completed.js";
 import { handleWorkflowRunCompleted } from "../adapters/github/inbound/workflow-run-completed.js";
 import { handleReviewCommentCreated } from "../adapters/github/inbound/review-comment-created.js";
+import { handleInstallationDeleted, handleRepositoriesRemoved } from "../adapters/github/inbound/installation-removed.js";
 import { queueDepth, queueOf } from "../store/queue.js";
 import type { RedisProbe } from "./redis.js";
 import type { Worker } from "../worker/worker.js";
@@ -105,6 +106,16 @@ export function createApp(options: AppOptions): ApplicationFunction {
     });
     app.on("pull_request_review_comment.created", async (context) => {
       const outcome = await handleReviewCommentCreated(context, inboundDeps);
+      metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
+    });
+
+    // The app lost an installation or some of its repositories: their stand-up schedules stop firing.
+    app.on("installation.deleted", async (context) => {
+      const outcome = await handleInstallationDeleted(context, inboundDeps);
+      metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
+    });
+    app.on("installation_repositories.removed", async (context) => {
+      const outcome = await handleRepositoriesRemoved(context, inboundDeps);
       metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
     });
 

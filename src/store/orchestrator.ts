@@ -98,6 +98,30 @@ export async function disableSchedule(db: DbOrTrx, ref: RepositoryRef, kind: "st
   return Number(result.numUpdatedRows) > 0;
 }
 
+/**
+ * Disables every enabled schedule of an installation (the app was uninstalled), or only those of
+ * `repositories` (`owner/repo`, any case: they were removed from the installation). Rows are
+ * kept, like {@link disableSchedule}'s.
+ *
+ * @returns how many schedules were disabled now
+ */
+export async function disableInstallationSchedules(db: DbOrTrx, installationId: number, repositories?: readonly string[], now = Date.now()): Promise<number> {
+  if (repositories?.length === 0) return 0;
+  let query = db
+    .updateTable("repository_schedules")
+    .set({ disabled_at: now, updated_at: now })
+    .where("installation_id", "=", installationId)
+    .where("disabled_at", "is", null);
+  if (repositories)
+    query = query.where(
+      "repository",
+      "in",
+      repositories.map((r) => r.toLowerCase()),
+    );
+  const result = await query.executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
 /** The repository's schedule of `kind` in the installation, if any (enabled or disabled: see `disabled_at`). */
 export async function findSchedule(db: DbOrTrx, ref: RepositoryRef, kind: "standup"): Promise<RepositorySchedule | undefined> {
   const row = await db
