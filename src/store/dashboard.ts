@@ -167,7 +167,7 @@ const LIVE_TASK_COLUMNS = [
 /**
  * Tasks in the scope that are not in a resting state (`new`, planning, coding, testing,
  * reviewing, changes_requested), newest first, each with its spend so far (from `llm_usage`)
- * and its queued or running jobs (`liveJobsOfTask`, on either queue backend).
+ * and its queued or running jobs (`liveJobsOfTask`, on either queue backend; not `notify` jobs).
  *
  * @param limit - at most this many tasks (default 200)
  */
@@ -196,7 +196,8 @@ export async function liveTasks(db: Db, scope: DashboardScope, limit = 200): Pro
       startedAt: Number(r.started_at ?? r.created_at),
       spentNanoUsd: parseNanoUsd(r.spent),
       calls: Number(r.calls),
-      jobs: await liveJobsOfTask(db, r.id),
+      // `notify` jobs are the operator's (see {@link taskTimeline}), not the task's work.
+      jobs: (await liveJobsOfTask(db, r.id)).filter((j) => j.kind !== "notify"),
     });
   }
   return tasks;
@@ -301,7 +302,16 @@ async function jobsOfTask(db: DbOrTrx, taskId: number): Promise<TimelineJob[]> {
   if (isPostgres(db)) {
     return (await liveJobsOfTask(db, taskId))
       .filter((j) => j.kind !== "notify")
-      .map((j) => ({ ...j, createdAt: null, updatedAt: j.updated_at, finishedAt: null, lastError: null }));
+      .map((j) => ({
+        id: j.id,
+        kind: j.kind,
+        state: j.state,
+        attempts: j.attempts,
+        createdAt: null,
+        updatedAt: j.updated_at,
+        finishedAt: null,
+        lastError: null,
+      }));
   }
   const task = await db.selectFrom("tasks").select(["installation_id", "owner", "repo"]).where("id", "=", taskId).executeTakeFirst();
   if (!task) return [];

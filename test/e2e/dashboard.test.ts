@@ -9,7 +9,6 @@ import path from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { formatNanoUsd } from "../../src/domain/money.js";
 import { createTask } from "../../src/store/tasks.js";
 import { transition } from "../../src/store/transitions.js";
 import { ALPHA, BETA, CLIENT_ID, CLIENT_SECRET, OPERATOR_TOKEN, type Seeded, seedDashboard, startJob, USERS } from "../app/dashboard/fixtures.js";
@@ -120,18 +119,19 @@ describe.skipIf(!hasBrowser && !process.env.MC_REQUIRE_BROWSER)("the dashboard i
   });
 
   it("redraws the chart and the totals when a filter changes, and exports that filter's ledger as CSV", async () => {
-    await expect.poll(() => chartLabels(page)).toEqual(["coder", "reviewer"]);
-    const reviewerCost = formatNanoUsd(10 * 30_000_000);
+    await expect.poll(() => chartLabels(page)).toEqual(["architect", "coder", "reviewer", "tester"]);
+    // The seed's 15 Reviewer calls in acme/alpha cost 499,772,100 n$ in all.
+    const reviewerCost = "$0.4998";
     await page.getByLabel("Agent", { exact: true }).selectOption("reviewer");
     await expect.poll(() => chartLabels(page)).toEqual(["reviewer"]);
     await expect.poll(() => page.locator("#total-cost").textContent()).toBe(reviewerCost);
     expect(new URL(page.url()).searchParams.get("agent")).toBe("reviewer");
     await page.getByLabel("Group by", { exact: true }).selectOption("model");
-    await expect.poll(() => chartLabels(page)).toEqual(["claude-haiku-5"]);
+    await expect.poll(() => chartLabels(page)).toEqual(["claude-haiku-4-5", "claude-sonnet-5-5"]);
     if (SCREENSHOTS) {
       await page.getByLabel("Agent", { exact: true }).selectOption("");
       await page.getByLabel("Group by", { exact: true }).selectOption("agent");
-      await expect.poll(() => chartLabels(page)).toEqual(["coder", "reviewer"]);
+      await expect.poll(() => chartLabels(page)).toEqual(["architect", "coder", "reviewer", "tester"]);
       await page.locator("#spend").screenshot({ path: path.join(SCREENSHOTS, "dashboard-spend.png") });
       await page.getByLabel("Agent", { exact: true }).selectOption("reviewer");
       await expect.poll(() => page.locator("#total-cost").textContent()).toBe(reviewerCost);
@@ -143,14 +143,18 @@ describe.skipIf(!hasBrowser && !process.env.MC_REQUIRE_BROWSER)("the dashboard i
     expect(download.headers()["content-type"]).toBe("text/csv; charset=utf-8");
     const [header, ...rows] = (await download.text()).trim().split("\r\n");
     expect(header?.split(",").slice(0, 4)).toEqual(["id", "created_at", "installation_id", "repository"]);
-    expect(rows).toHaveLength(10);
+    expect(rows).toHaveLength(15);
+    let total = 0;
     for (const row of rows) {
       const cells = row.split(",");
       expect(cells[3]).toBe(ALPHA);
       expect(cells[7]).toBe("reviewer");
-      expect(cells[13]).toBe("30000000");
-      expect(cells[14]).toBe("0.030000000");
+      expect(cells[6]).toMatch(/^\d+$/);
+      expect(cells[13]).toMatch(/^\d+$/);
+      expect(cells[14]).toBe(`${cells[13]!.padStart(10, "0").slice(0, -9)}.${cells[13]!.padStart(10, "0").slice(-9)}`);
+      total += Number(cells[13]);
     }
+    expect(total).toBe(499_772_100);
   });
 
   it("never shows a repository the user may not see, even by its task's address", async () => {
@@ -162,7 +166,7 @@ describe.skipIf(!hasBrowser && !process.env.MC_REQUIRE_BROWSER)("the dashboard i
 
     const task = await page.goto(`${url}/dashboard/tasks/${seeded.alphaLive}`);
     expect(task?.status()).toBe(200);
-    expect(await page.locator("#calls-title + .table-wrap tbody tr").count()).toBe(10);
+    expect(await page.locator("#calls-title + .table-wrap tbody tr").count()).toBe(13);
     expect(await page.locator("pre.report").textContent()).toContain("Report for #11");
     const report = await page.request.get(`${url}${await page.locator("#report-link").getAttribute("href")}`);
     expect(await report.text()).toContain("**Timeline**");

@@ -18,7 +18,21 @@ export interface StoreBackend {
 }
 
 /** The tables the store owns (emptied between PostgreSQL tests). */
-const TABLES = ["deliveries", "jobs", "tasks", "llm_usage", "transitions", "budget_reservations", "budget_alerts", "pauses"];
+const TABLES = [
+  "deliveries",
+  "jobs",
+  "tasks",
+  "llm_usage",
+  "transitions",
+  "budget_reservations",
+  "budget_alerts",
+  "pauses",
+  "dashboard_sessions",
+  "learnings",
+  "learning_proposals",
+  "repository_schedules",
+  "follow_up_proposals",
+];
 
 /** The PostgreSQL server of this run (probed once by test/global-setup.ts), or null. */
 export function postgresAdminUrl(): string | null {

@@ -5,12 +5,15 @@ import { afterEach, beforeEach, expect } from "vitest";
 
 import { dashboardHandler } from "../../../src/app/dashboard/handler.js";
 import { parseServerEnv, type ServerEnv } from "../../../src/config/env.js";
+import { PriceTable } from "../../../src/domain/pricing.js";
 import type { Db } from "../../../src/store/db.js";
+import { completeJob } from "../../../src/store/jobs.js";
 import { enqueueJob, queueOf } from "../../../src/store/queue.js";
 import { recordUsage } from "../../../src/store/usage.js";
 import { createTask, updateTask } from "../../../src/store/tasks.js";
 import { transition } from "../../../src/store/transitions.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
+import { prng } from "../../helpers/prng.js";
 import { type FakeOAuth, type FakeOAuthUser, startOAuthFake } from "../../helpers/oauth-fake.js";
 
 export const DAY = 86_400_000;
@@ -44,13 +47,13 @@ export const USERS: FakeOAuthUser[] = [
 
 /** What {@link seedDashboard} created. */
 export interface Seeded {
-  /** acme/alpha#11 in coding, with a running `code` job. */
+  /** acme/alpha#11 in coding, its `plan` job done and its `code` job running. */
   alphaLive: number;
-  /** acme/alpha#12, failed. */
+  /** acme/alpha#12, failed after 3 revisions. */
   alphaFailed: number;
   /** acme/gamma#4, merged. */
   gammaMerged: number;
-  /** beta-org/beta#7 in reviewing. */
+  /** beta-org/beta#7 in reviewing, with a running `review` job. */
   betaLive: number;
   /** n$ of every ledger row of each repository. */
   spent: Record<string, number>;
@@ -79,67 +82,256 @@ async function newTask(db: Db, repository: string, installationId: number, issue
   return task.id;
 }
 
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+type Agent = "architect" | "coder" | "tester" | "reviewer";
+
+/** Calls per run of each role, and the model each role mostly uses (with the other model some of the time). */
+const ROLES: Record<Agent, { calls: [number, number]; model: string; other: string; otherShare: number; output: [number, number] }> = {
+  architect: { calls: [2, 4], model: "claude-opus-5", other: "claude-opus-5", otherShare: 0, output: [1_500, 4_000] },
+  coder: { calls: [4, 9], model: "claude-sonnet-5-5", other: "claude-opus-5", otherShare: 0.15, output: [600, 6_000] },
+  tester: { calls: [2, 4], model: "claude-haiku-4-5", other: "claude-sonnet-5-5", otherShare: 0.25, output: [300, 2_000] },
+  reviewer: { calls: [2, 3], model: "claude-sonnet-5-5", other: "claude-haiku-4-5", otherShare: 0.3, output: [800, 3_000] },
+};
+
 /**
- * Tasks and ledger rows over the last 10 days in three repositories of two installations:
- * coder and reviewer calls on two models, one live task per installation with a job, one
- * failure, one merged task.
+ * Writes the ledger rows of a week's work: each role's runs are jobs (as the app records them, a
+ * job id per run and several calls per job), with token counts drawn from a seeded PRNG and
+ * priced by the built-in price table, so every run of the tests sees the same figures.
  */
-export async function seedDashboard(db: Db, now = Date.now()): Promise<Seeded> {
-  const start = now - 3 * 3_600_000;
-  const alphaLive = await newTask(db, ALPHA, 100, 11, "Add retries to the importer", start);
-  await transition(db, alphaLive, "planning", { reason: "triggered by the label", actor: "maintainer", now: start });
-  await transition(db, alphaLive, "coding", { reason: "plan ready", actor: "mission-control", now: start + 600_000 });
-  const alphaFailed = await newTask(db, ALPHA, 100, 12, "Fix the flaky login test", now - 2 * DAY);
-  await transition(db, alphaFailed, "planning", { reason: "triggered by the label", actor: "maintainer", now: now - 2 * DAY });
-  await transition(db, alphaFailed, "failed", { reason: "the tests failed after 3 revisions", actor: "mission-control", now: now - DAY });
-  await updateTask(db, alphaFailed, { failure_reason: "the tests failed after 3 revisions" });
-  const gammaMerged = await newTask(db, GAMMA, 100, 4, "Gamma docs", now - 5 * DAY);
-  await transition(db, gammaMerged, "planning", { reason: "triggered by the label", actor: "maintainer", now: now - 5 * DAY });
-  await transition(db, gammaMerged, "coding", { reason: "plan ready", actor: "mission-control", now: now - 5 * DAY });
-  await transition(db, gammaMerged, "merged", { reason: "merged by a maintainer", actor: "maintainer", now: now - 4 * DAY });
-  const betaLive = await newTask(db, BETA, 200, 7, "Secret beta work", start);
-  await transition(db, betaLive, "reviewing", { reason: "pull request opened", actor: "maintainer", now: start });
+class Ledger {
+  readonly #random = prng(20_261_127);
+  readonly #prices = new PriceTable();
+  /** Past jobs' ids (text, as `llm_usage.job_id` holds them), far above the ids the seed's real jobs get. */
+  #nextJobId = 9_001;
+  readonly spent: Record<string, number> = {};
+  readonly calls: Record<string, number> = {};
 
-  await startJob(db, alphaLive, 100, "code", `${ALPHA}#11`);
-  await startJob(db, betaLive, 200, "review", `${BETA}#7`);
+  constructor(private readonly db: Db) {}
 
-  const spent: Record<string, number> = {};
-  const calls: Record<string, number> = {};
-  const rows: Array<[string, number, number, number, string, string, number]> = [];
-  // [repository, installation, task, days ago, agent, model, n$]
-  for (let d = 0; d < 10; d++) {
-    rows.push([ALPHA, 100, alphaLive, d, "coder", "claude-sonnet-5-5", 120_000_000 + d * 1_000_000]);
-    rows.push([ALPHA, 100, alphaFailed, d, "reviewer", "claude-haiku-5", 30_000_000]);
-    if (d % 2 === 0) rows.push([GAMMA, 100, gammaMerged, d, "coder", "claude-sonnet-5-5", 50_000_000]);
-    rows.push([BETA, 200, betaLive, d, "coder", "claude-opus-5", 900_000_000]);
+  #between(low: number, high: number): number {
+    return low + Math.floor(this.#random() * (high - low + 1));
   }
-  for (const [repository, installationId, taskId, daysAgo, agent, model, cost] of rows) {
-    await recordUsage(db, {
-      created_at: now - daysAgo * DAY - 60_000,
-      installation_id: installationId,
-      repository,
-      subject_number: null,
-      task_id: taskId,
-      job_id: null,
-      agent,
-      model,
-      input_tokens: 1_000 + daysAgo,
-      output_tokens: 200,
-      cache_creation_input_tokens: 0,
-      cache_read_input_tokens: 500,
-      cost_nano_usd: cost,
-      request_id: `req_${repository.replace("/", "_")}_${daysAgo}_${agent}`,
-    });
-    spent[repository] = (spent[repository] ?? 0) + cost;
-    calls[repository] = (calls[repository] ?? 0) + 1;
+
+  /**
+   * One run of `agent` on the task: its calls from `startAt` on, one to three minutes apart.
+   *
+   * @param jobId - the running job's id; a new past job's id when omitted
+   * @returns the epoch ms of the run's last call
+   */
+  async run(task: { id: number; repository: string; installationId: number; issue: number }, agent: Agent, startAt: number, jobId?: string): Promise<number> {
+    const role = ROLES[agent];
+    const job = jobId ?? String(this.#nextJobId++);
+    const count = this.#between(...role.calls);
+    let at = startAt;
+    let context = this.#between(6_000, 14_000);
+    for (let i = 0; i < count; i++) {
+      at += this.#between(40, 180) * 1_000;
+      const model = this.#random() < role.otherShare ? role.other : role.model;
+      // The first call writes the prompt to the cache; later ones read it and add the last turn.
+      const cacheWrite = i === 0 ? context : this.#between(500, 3_000);
+      const cacheRead = i === 0 ? 0 : context;
+      context += cacheWrite;
+      const usage = {
+        input_tokens: this.#between(200, 2_500),
+        output_tokens: this.#between(...role.output),
+        cache_creation_input_tokens: cacheWrite,
+        cache_read_input_tokens: cacheRead,
+      };
+      const cost = this.#prices.costNanoUsd(model, usage);
+      await recordUsage(this.db, {
+        created_at: at,
+        installation_id: task.installationId,
+        repository: task.repository,
+        subject_number: task.issue,
+        task_id: task.id,
+        job_id: job,
+        agent,
+        model,
+        ...usage,
+        cost_nano_usd: cost,
+        request_id: `req_seed_${task.id}_${job}_${i}`,
+      });
+      this.spent[task.repository] = (this.spent[task.repository] ?? 0) + cost;
+      this.calls[task.repository] = (this.calls[task.repository] ?? 0) + 1;
+    }
+    return at;
   }
-  return { alphaLive, alphaFailed, gammaMerged, betaLive, spent, calls };
 }
 
-/** Enqueues a stage job for the task and claims it, so it is running. */
-export async function startJob(db: Db, taskId: number, installationId: number, kind: "code" | "review" | "plan", lockKey: string): Promise<void> {
-  await enqueueJob(db, { kind, taskId, installationId, lockKey, dedupeKey: `${taskId}:${kind}:${Math.random()}`, payload: { taskId }, maxAttempts: 3 });
-  await queueOf(db).claim(db, "dashboard-test", 60_000, { only: [kind] });
+/**
+ * Finished work on a task started at `startAt`: the Architect's plan, then per cycle the Coder,
+ * the Tester and (unless `review` is false) the Reviewer, the reviewer asking for changes before
+ * each of the `rework` revisions, `pause` ms (20 min) between cycles; then `end` with its reason. The transitions and the ledger
+ * rows follow the same clock.
+ */
+async function finishedTask(
+  db: Db,
+  ledger: Ledger,
+  spec: {
+    repository: string;
+    installationId: number;
+    issue: number;
+    title: string;
+    startAt: number;
+    rework: number;
+    end: "merged" | "failed";
+    reason: string;
+    review?: boolean;
+    pause?: number;
+  },
+): Promise<number> {
+  const id = await newTask(db, spec.repository, spec.installationId, spec.issue, spec.title, spec.startAt);
+  const task = { id, repository: spec.repository, installationId: spec.installationId, issue: spec.issue };
+  const review = spec.review ?? true;
+  await transition(db, id, "planning", { reason: "triggered by the label", actor: "maintainer", now: spec.startAt });
+  let at = await ledger.run(task, "architect", spec.startAt);
+  for (let cycle = 0; cycle <= spec.rework; cycle++) {
+    await transition(db, id, "coding", { reason: cycle === 0 ? "plan ready" : "revising", actor: "mission-control", now: at });
+    at = await ledger.run(task, "coder", at);
+    await transition(db, id, "testing", { reason: "changes pushed", actor: "mission-control", now: at });
+    at = await ledger.run(task, "tester", at);
+    if (spec.end === "failed") {
+      if (cycle < spec.rework) await transition(db, id, "changes_requested", { reason: "the tests failed", actor: "mission-control", now: at });
+      at += spec.pause ?? 20 * MINUTE;
+      continue;
+    }
+    if (review) {
+      await transition(db, id, "reviewing", { reason: "tests passed", actor: "mission-control", now: at });
+      at = await ledger.run(task, "reviewer", at);
+    }
+    if (cycle < spec.rework) await transition(db, id, "changes_requested", { reason: "the Reviewer asked for changes", actor: "mission-control", now: at });
+    at += spec.pause ?? 20 * MINUTE;
+  }
+  if (spec.end === "merged" && review) {
+    await transition(db, id, "ready_for_merge", { reason: "approved", actor: "mission-control", now: at });
+    at += 2 * HOUR;
+  }
+  await transition(db, id, spec.end, { reason: spec.reason, actor: spec.end === "merged" ? "maintainer" : "mission-control", now: at });
+  await updateTask(db, id, { rework_cycles: spec.rework, ...(spec.end === "failed" ? { failure_reason: spec.reason } : {}) });
+  return id;
+}
+
+/**
+ * A week of work in three repositories of two installations: in acme/alpha four merged or
+ * failed tasks and one live task, in acme/gamma a merged task, in beta-org/beta a live task;
+ * the live tasks each have a running job. Every LLM call belongs to a job (a run of its role);
+ * the calls' sizes, and so their costs, vary as a seeded PRNG draws them.
+ */
+export async function seedDashboard(db: Db, now = Date.now()): Promise<Seeded> {
+  const ledger = new Ledger(db);
+  const merged = "merged by a maintainer";
+  await finishedTask(db, ledger, {
+    repository: ALPHA,
+    installationId: 100,
+    issue: 5,
+    title: "Paginate the issues export",
+    startAt: now - 6 * DAY - 4 * HOUR,
+    rework: 1,
+    end: "merged",
+    reason: merged,
+  });
+  const gammaMerged = await finishedTask(db, ledger, {
+    repository: GAMMA,
+    installationId: 100,
+    issue: 4,
+    title: "Gamma docs",
+    startAt: now - 5 * DAY - 2 * HOUR,
+    rework: 0,
+    end: "merged",
+    reason: merged,
+  });
+  await finishedTask(db, ledger, {
+    repository: ALPHA,
+    installationId: 100,
+    issue: 6,
+    title: "Document the CLI flags",
+    startAt: now - 5 * DAY + HOUR,
+    rework: 0,
+    end: "merged",
+    reason: merged,
+    review: false,
+  });
+  await finishedTask(db, ledger, {
+    repository: ALPHA,
+    installationId: 100,
+    issue: 8,
+    title: "Cache the parsed configuration",
+    startAt: now - 4 * DAY - 3 * HOUR,
+    rework: 0,
+    end: "merged",
+    reason: merged,
+  });
+  await finishedTask(db, ledger, {
+    repository: ALPHA,
+    installationId: 100,
+    issue: 9,
+    title: "Retry webhook deliveries on 502",
+    startAt: now - 3 * DAY - 5 * HOUR,
+    rework: 2,
+    end: "merged",
+    reason: merged,
+  });
+  const alphaFailed = await finishedTask(db, ledger, {
+    repository: ALPHA,
+    installationId: 100,
+    issue: 12,
+    title: "Fix the flaky login test",
+    startAt: now - 2 * DAY,
+    rework: 3,
+    end: "failed",
+    reason: "the tests failed after 3 revisions",
+    pause: 8 * HOUR,
+  });
+
+  const start = now - 50 * MINUTE;
+  const alphaLive = await newTask(db, ALPHA, 100, 11, "Add retries to the importer", start);
+  const alphaTask = { id: alphaLive, repository: ALPHA, installationId: 100, issue: 11 };
+  await transition(db, alphaLive, "planning", { reason: "triggered by the label", actor: "maintainer", now: start });
+  // The Architect's plan job, run and finished, as the task page lists it.
+  const planJob = await startJob(db, alphaLive, 100, "plan", `${ALPHA}#11`, start);
+  const planned = await ledger.run(alphaTask, "architect", start, planJob);
+  await completeJob(db, Number(planJob), "dashboard-test", planned);
+  await transition(db, alphaLive, "coding", { reason: "plan ready", actor: "mission-control", now: planned });
+  const betaLive = await newTask(db, BETA, 200, 7, "Secret beta work", start - HOUR);
+  const betaTask = { id: betaLive, repository: BETA, installationId: 200, issue: 7 };
+  await transition(db, betaLive, "planning", { reason: "triggered by the label", actor: "maintainer", now: start - HOUR });
+  let betaAt = await ledger.run(betaTask, "architect", start - HOUR);
+  await transition(db, betaLive, "coding", { reason: "plan ready", actor: "mission-control", now: betaAt });
+  betaAt = await ledger.run(betaTask, "coder", betaAt);
+  await transition(db, betaLive, "testing", { reason: "changes pushed", actor: "mission-control", now: betaAt });
+  betaAt = await ledger.run(betaTask, "tester", betaAt);
+  await transition(db, betaLive, "reviewing", { reason: "tests passed", actor: "mission-control", now: betaAt });
+
+  const codeJob = await startJob(db, alphaLive, 100, "code", `${ALPHA}#11`, planned);
+  await ledger.run(alphaTask, "coder", planned, codeJob);
+  const reviewJob = await startJob(db, betaLive, 200, "review", `${BETA}#7`);
+  await ledger.run(betaTask, "reviewer", betaAt, reviewJob);
+  return { alphaLive, alphaFailed, gammaMerged, betaLive, spent: ledger.spent, calls: ledger.calls };
+}
+
+/**
+ * Enqueues a stage job for the task and claims it (at `at`, epoch ms), so it is running; its
+ * lease ends a minute from now.
+ *
+ * @returns the job's id
+ */
+export async function startJob(
+  db: Db,
+  taskId: number,
+  installationId: number,
+  kind: "code" | "review" | "plan",
+  lockKey: string,
+  at = Date.now(),
+): Promise<string> {
+  const id = await enqueueJob(
+    db,
+    { kind, taskId, installationId, lockKey, dedupeKey: `${taskId}:${kind}:${Math.random()}`, payload: { taskId }, maxAttempts: 3 },
+    at,
+  );
+  await queueOf(db).claim(db, "dashboard-test", Date.now() - at + 60_000, { only: [kind] }, at);
+  if (id === null) throw new Error(`the ${kind} job of task ${taskId} was a duplicate`);
+  return id;
 }
 
 /** The server environment of a dashboard test. */
