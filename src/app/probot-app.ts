@@ -19,6 +19,7 @@ import type { RedisProbe } from "./redis.js";
 import type { Worker } from "../worker/worker.js";
 import { type Db, isDatabaseReachable } from "../store/db.js";
 import { Metrics } from "./metrics.js";
+import type { Notifier } from "../pipeline/notifications.js";
 import { createServices, sandboxOptions } from "./services.js";
 import { describeSandbox, type SandboxReport } from "../workspace/sandbox.js";
 import { dashboardHandler } from "./dashboard/handler.js";
@@ -29,7 +30,7 @@ export interface AppOptions {
   db: Db;
   log: Logger;
   /** Receives the workers once the app is loaded (for shutdown, and for tests): stages and commands, and the intake lane. */
-  onWorker?: (worker: Worker, intakeWorker: Worker, notifyWorker?: Worker) => void;
+  onWorker?: (worker: Worker, intakeWorker: Worker, notifyWorker?: Worker, notifier?: Notifier) => void;
   /** Start the worker when the app loads (default `true`). */
   startWorker?: boolean;
   metrics?: Metrics;
@@ -46,7 +47,7 @@ export function createApp(options: AppOptions): ApplicationFunction {
     const { db, env } = options;
     const log = options.log;
     const metrics = options.metrics ?? new Metrics(db);
-    const { worker, intakeWorker, notifyWorker } = createServices(app, { env, db, log, metrics });
+    const { worker, intakeWorker, notifyWorker, notifier } = createServices(app, { env, db, log, metrics });
     // The slug (for `@<slug> command` mentions) is resolved in the background, on the first comment
     // that needs it: a handler never waits on GitHub (until it is known, the intake job checks mentions).
     let slug: string | undefined;
@@ -156,7 +157,7 @@ export function createApp(options: AppOptions): ApplicationFunction {
       return (await webhooks)(req, res);
     });
 
-    options.onWorker?.(worker, intakeWorker, notifyWorker);
+    options.onWorker?.(worker, intakeWorker, notifyWorker, notifier);
     // The intake lane always runs: it is the second half of answering a delivery.
     intakeWorker.start();
     if (options.startWorker ?? true) {

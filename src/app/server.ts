@@ -13,7 +13,8 @@ import { pruneWorkspaces } from "../workspace/workspaces.js";
 import { enqueueDueStandups } from "../pipeline/orchestrator.js";
 import { Metrics } from "./metrics.js";
 import { checkRedis, createRedisProbe, redisAddress, type RedisProbe } from "./redis.js";
-import { createNotifier, sandboxOptions } from "./services.js";
+import { sandboxOptions } from "./services.js";
+import type { Notifier } from "../pipeline/notifications.js";
 import { describeSandbox } from "../workspace/sandbox.js";
 import { removeStaleCgroups } from "../workspace/sandbox/cgroup.js";
 
@@ -97,6 +98,7 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
   let worker: Worker | undefined;
   let intakeWorker: Worker | undefined;
   let notifyWorker: Worker | undefined;
+  let notifier: Notifier | undefined;
   await server.load(
     createApp({
       env,
@@ -105,10 +107,11 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
       metrics,
       ...(redis ? { redis } : {}),
       startWorker: options.startWorker ?? true,
-      onWorker: (w, intake, notify) => {
+      onWorker: (w, intake, notify, n) => {
         worker = w;
         intakeWorker = intake;
         notifyWorker = notify;
+        notifier = n;
       },
     }),
   );
@@ -129,7 +132,7 @@ export async function startMissionControl(options: StartOptions): Promise<Missio
       );
   });
   const scheduler = options.scheduler ?? new IntervalScheduler((err) => log.warn({ err }, "periodic task failed"));
-  await scheduler.start(periodicTasks(env, db, log));
+  await scheduler.start(periodicTasks(env, db, log, notifier));
   const address = httpServer.address();
   return {
     server,
@@ -178,9 +181,11 @@ export function stopOnSignals(app: MissionControl, store: Pick<Store, "close">, 
  * - the stale-reservation sweep (every 10 minutes): reservations still held long after any
  *   Messages API call could be in flight belong to a crashed process;
  * - workspace pruning (every 30 minutes, on every replica: its own disk): clones beyond
- *   WORKSPACES_MAX_BYTES, oldest first.
+ *   WORKSPACES_MAX_BYTES, oldest first;
+ * - the daily digest (every 15 minutes), with the app's `notifier` when NOTIFICATIONS_FILE is set;
+ * - the orchestrator tick (every minute): due stand-ups.
  */
-export function periodicTasks(env: ServerEnv, db: Db, log: Logger): PeriodicTask[] {
+export function periodicTasks(env: ServerEnv, db: Db, log: Logger, notifier?: Notifier): PeriodicTask[] {
   const staleAfterMs = env.ANTHROPIC_TIMEOUT_MS * (env.ANTHROPIC_MAX_RETRIES + 1) + 5 * 60_000;
   return [
     {
@@ -201,7 +206,7 @@ export function periodicTasks(env: ServerEnv, db: Db, log: Logger): PeriodicTask
         if (removed.length > 0) log.info({ removed: removed.length }, "pruned workspaces over WORKSPACES_MAX_BYTES");
       },
     },
-    ...notificationTasks(env, db, log),
+    ...notificationTasks(db, log, notifier),
     {
       // Orchestrator mode: enqueues each repository's due stand-up (`repository_schedules`) once;
       // shared, so on PostgreSQL it runs once across replicas (and the enqueue is deduplicated anyway).
@@ -220,10 +225,8 @@ export function periodicTasks(env: ServerEnv, db: Db, log: Logger): PeriodicTask
  * configured UTC hour has passed, one `daily_digest` notification per installation with activity
  * on the previous UTC day — once across replicas and restarts (its dedupe key names the day).
  */
-function notificationTasks(env: ServerEnv, db: Db, log: Logger): PeriodicTask[] {
-  if (!env.NOTIFICATIONS_FILE) return [];
-  const notifier = createNotifier(env, log);
-  if (!notifier.enabled) return [];
+function notificationTasks(db: Db, log: Logger, notifier: Notifier | undefined): PeriodicTask[] {
+  if (!notifier?.enabled) return [];
   return [
     {
       name: "notification-digest",
