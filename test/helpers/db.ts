@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 
 import { type Db, migrateToLatest, openDatabase } from "../../src/store/db.js";
-import type { NewTask } from "../../src/store/schema.js";
+import type { NewLlmUsage, NewTask } from "../../src/store/schema.js";
 
 /** A migrated SQLite database in a fresh temporary folder. */
 export interface TestDatabase {
@@ -65,4 +65,28 @@ export async function insertTask(db: Db, overrides: Partial<NewTask> = {}): Prom
   };
   const inserted = await db.insertInto("tasks").values(row).returning("id").executeTakeFirstOrThrow();
   return inserted.id;
+}
+
+/**
+ * An `llm_usage` row of no tokens and no cost (1 installation, `octo-org/octo-repo`, architect on
+ * claude-sonnet-5-5, no task or job, at `1_800_000_000_000`), with `overrides` applied.
+ */
+export function usageRow(overrides: Partial<NewLlmUsage> = {}): NewLlmUsage {
+  return {
+    created_at: 1_800_000_000_000,
+    installation_id: 1,
+    repository: "octo-org/octo-repo",
+    subject_number: 1,
+    task_id: null,
+    job_id: null,
+    agent: "architect",
+    model: "claude-sonnet-5-5",
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+    cost_nano_usd: 0,
+    request_id: null,
+    ...overrides,
+  };
 }

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Db } from "../../src/store/db.js";
 import type { NewLlmUsage } from "../../src/store/schema.js";
 import { recordUsage, usageTotalsForTask } from "../../src/store/usage.js";
-import { createTestDatabase, insertTask, type TestDatabase } from "../helpers/db.js";
+import { createTestDatabase, insertTask, type TestDatabase, usageRow } from "../helpers/db.js";
 
 let testDb: TestDatabase;
 let db: Db;
@@ -18,23 +18,7 @@ afterEach(async () => {
 });
 
 function usage(overrides: Partial<NewLlmUsage>): NewLlmUsage {
-  return {
-    created_at: 1_800_000_000_000,
-    installation_id: 1,
-    repository: "octo-org/octo-repo",
-    subject_number: 1,
-    task_id: null,
-    job_id: null,
-    agent: "architect",
-    model: "claude-sonnet-5-5",
-    input_tokens: 0,
-    output_tokens: 0,
-    cache_creation_input_tokens: 0,
-    cache_read_input_tokens: 0,
-    cost_nano_usd: 0,
-    request_id: null,
-    ...overrides,
-  };
+  return usageRow({ ...overrides });
 }
 
 describe("usage ledger", () => {

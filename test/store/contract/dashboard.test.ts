@@ -20,7 +20,7 @@ import { attachQueue, type JobQueue, type LiveJob } from "../../../src/store/que
 import type { NewLlmUsage, NewTask } from "../../../src/store/schema.js";
 import { transition } from "../../../src/store/transitions.js";
 import { recordUsage } from "../../../src/store/usage.js";
-import { insertTask } from "../../helpers/db.js";
+import { insertTask, usageRow } from "../../helpers/db.js";
 import { describeStoreContract, type StoreBackend } from "../../helpers/store-backends.js";
 
 // The dashboard's store reads on both backends. On SQLite a task's jobs are rows of the `jobs`
@@ -115,23 +115,7 @@ async function seedJob(db: Db, backend: StoreBackend, taskId: number, job: SeedJ
 }
 
 function usage(overrides: Partial<NewLlmUsage>): NewLlmUsage {
-  return {
-    created_at: T0,
-    installation_id: INST_A,
-    repository: "octo-org/octo-repo",
-    subject_number: 1,
-    task_id: null,
-    job_id: null,
-    agent: "architect",
-    model: "claude-sonnet-5-5",
-    input_tokens: 0,
-    output_tokens: 0,
-    cache_creation_input_tokens: 0,
-    cache_read_input_tokens: 0,
-    cost_nano_usd: 0,
-    request_id: null,
-    ...overrides,
-  };
+  return usageRow({ created_at: T0, installation_id: INST_A, ...overrides });
 }
 
 function task(overrides: Partial<NewTask>): Partial<NewTask> {

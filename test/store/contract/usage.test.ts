@@ -2,27 +2,11 @@ import { expect, it } from "vitest";
 
 import type { NewLlmUsage } from "../../../src/store/schema.js";
 import { recordUsage, spendByAgentAndModel, usageByAgentModelRepository, usageTotalsForTask } from "../../../src/store/usage.js";
-import { insertTask } from "../../helpers/db.js";
+import { insertTask, usageRow } from "../../helpers/db.js";
 import { describeStoreContract } from "../../helpers/store-backends.js";
 
 function usage(overrides: Partial<NewLlmUsage>): NewLlmUsage {
-  return {
-    created_at: 1_800_000_000_000,
-    installation_id: 98_765_432_101,
-    repository: "octo-org/octo-repo",
-    subject_number: 1,
-    task_id: null,
-    job_id: null,
-    agent: "architect",
-    model: "claude-sonnet-5-5",
-    input_tokens: 0,
-    output_tokens: 0,
-    cache_creation_input_tokens: 0,
-    cache_read_input_tokens: 0,
-    cost_nano_usd: 0,
-    request_id: null,
-    ...overrides,
-  };
+  return usageRow({ installation_id: 98_765_432_101, ...overrides });
 }
 
 describeStoreContract("usage ledger", (getDb) => {
