@@ -174,18 +174,20 @@ function probeSqlite(): string | null {
     void openDatabase(":memory:").destroy();
     return null;
   } catch (err) {
-    return (err instanceof Error ? err.message : String(err)).split("\n")[0] ?? "unknown error";
+    // better-sqlite3's message spans lines ("…compiled against a different Node.js version using\n
+    // NODE_MODULE_VERSION 115…"): joined, so the one line still says which versions differ.
+    return (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, " ");
   }
 }
 
 /**
- * The PostgreSQL mode (pg-boss 12) needs Node 22.12: on an older Node its suites (the pg-boss half
- * of the queue contract, the replica test) say so in one line, and fail the run under
+ * The PostgreSQL mode (pg-boss 12) needs Node 22.12: on an older Node its suites (the pg-boss
+ * halves of the queue, schedules and notifications suites, the replica test) say so in one line, and fail the run under
  * MC_REQUIRE_POSTGRES_MODE=1. `npm run test:postgres` runs them under Node 22, as .ci/run does.
  */
 function setupPostgresMode(): void {
   if (supportsPostgresMode()) return;
-  const line = `PostgreSQL-mode suites did not run (the pg-boss half of test/store/contract/queue.test.ts, test/e2e/replicas.test.ts): pg-boss 12 needs Node ${POSTGRES_MODE_MIN_NODE}, this is Node ${process.versions.node}; run \`npm run test:postgres\` under Node 22.`;
+  const line = `PostgreSQL-mode suites did not run (the pg-boss halves of test/store/contract/queue.test.ts, test/store/contract/schedules.test.ts and test/pipeline/notifications.test.ts, and test/e2e/replicas.test.ts): pg-boss 12 needs Node ${POSTGRES_MODE_MIN_NODE}, this is Node ${process.versions.node}; run \`npm run test:postgres\` under Node 22.`;
   if (process.env.MC_REQUIRE_POSTGRES_MODE === "1") {
     writeSync(2, `\n${line} MC_REQUIRE_POSTGRES_MODE=1: failing.\n\n`);
     process.exit(1);
@@ -220,7 +222,7 @@ export async function setup(project: TestProject): Promise<void> {
     setupPostgresMode();
     return;
   }
-  const line = `PostgreSQL suites did not run (the PostgreSQL half of the store and queue contract suites, the migration command, test/e2e/replicas.test.ts): ${withoutPassword(url)} did not answer (${postgresProblem}); set MC_TEST_POSTGRES_URL to reach one.`;
+  const line = `PostgreSQL suites did not run (the PostgreSQL halves of the contract suites in test/store/contract/ and of test/pipeline/notifications.test.ts, the PostgreSQL migration tests, the migrate-sqlite-to-postgres command, test/e2e/replica-budgets.test.ts and test/e2e/replicas.test.ts): ${withoutPassword(url)} did not answer (${postgresProblem}); set MC_TEST_POSTGRES_URL to reach one.`;
   if (process.env.MC_REQUIRE_POSTGRES === "1") {
     writeSync(2, `\n${line} MC_REQUIRE_POSTGRES=1: failing.\n\n`);
     process.exit(1);
