@@ -12,6 +12,11 @@
  *   pgboss.job), and the replicas' logs show no two attempts of one issue's lane that ran at the
  *   same time (which the table alone could not show: a job taken over while still running).
  *
+ * The budget part of issue 11's replica test (40 concurrent reservations against a limit that
+ * fits 10 grant exactly 10) is test/e2e/replica-budgets.test.ts: three processes calling the
+ * store's `reserve` directly. An app replica runs at most WORKER_CONCURRENCY jobs at a time, so
+ * three of them could never hold 40 reservations in flight at once.
+ *
  * The 200 deliveries are cheap on purpose: `src/main.ts` keeps Probot's Octokit throttling
  * (one write per second and one comment per 3 s per process), so only 15 of them lead to writes.
  *
