@@ -157,6 +157,8 @@ export const IntakePayload = z.discriminatedUnion("event", [
     sender: Sender,
     state: z.enum(["changes_requested", "commented", "approved"]),
     reviewId: z.number().int(),
+    /** Times this intake already waited for the work in progress (a revision, a plan) to end (bounded). */
+    waits: z.number().int().min(0).default(0),
   }),
   z.object({
     /**

@@ -29,6 +29,7 @@ import {
 } from "./ci-feedback.js";
 import type { IntakeJob, IntakeOutcome } from "./intake.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
+import { waitForIssueWork } from "./wait-for-issue-work.js";
 
 /** The `ci` intake payload. */
 export type CiIntakePayload = Extract<IntakePayload, { event: "ci" }>;
@@ -37,18 +38,6 @@ export type CiIntakePayload = Extract<IntakePayload, { event: "ci" }>;
 export const CI_TRACKING_NOTE = "ci-failure";
 /** Jobs that change the pull request or move the task: while one is queued, the intake waits. */
 const WORK_KINDS: ReadonlySet<JobKind> = new Set(["plan", "code", "revise", "test", "review", "merge"]);
-/** How many times an intake waits for queued work before giving up, and the longest wait (ms). */
-export const CI_MAX_WAITS = 30;
-const CI_WAIT_MAX_MS = 60_000;
-
-/**
- * Delay before the `waits`-th re-check of a busy task, in milliseconds: 2 s doubling up to 60 s
- * (about 25 minutes over {@link CI_MAX_WAITS} waits).
- */
-export function ciWaitDelayMs(waits: number): number {
-  return Math.min(CI_WAIT_MAX_MS, 2_000 * 2 ** Math.min(waits, 10));
-}
-
 /** Why a CI delivery started nothing (logged). */
 type Skip =
   | "no_task"
@@ -59,7 +48,6 @@ type Skip =
   | "pull_request_closed"
   | "older_head"
   | "task_stopped"
-  | "waited_too_long"
   | "nothing_failed"
   | "all_ignored"
   | "already_handled";
@@ -73,7 +61,7 @@ type Skip =
  * 3. the pull request still open with the failed commit as its head (`GET …/pulls/{n}`): a
  *    failure on an older head starts nothing;
  * 4. no queued work of the issue (a test, a review, a revision): otherwise this intake is queued
- *    again behind it, with a growing delay, at most {@link CI_MAX_WAITS} times;
+ *    again behind it, with a growing delay, a bounded number of times (`wait-for-issue-work.ts`);
  * 5. what failed: a workflow run's failed jobs and their logs (`GET …/actions/runs/{run_id}/jobs`,
  *    `GET …/actions/jobs/{job_id}/logs`), or a check suite's failed runs with their output and
  *    annotations (`GET …/check-suites/{id}/check-runs`, `GET …/check-runs/{id}/annotations`),
@@ -104,7 +92,8 @@ export async function ciIntake(deps: PipelineDeps, job: IntakeJob, github: GitHu
   if (pr.state !== "open") return skip("pull_request_closed");
   if (pr.headSha !== p.headSha) return skip("older_head", { head: pr.headSha });
 
-  if (await busy(deps, task, job)) return wait(deps, job, task, p, log);
+  // A failure reported while the app's own tests or review run is looked at once they are done, on the head they leave.
+  if (await busy(deps, task, job)) return waitForIssueWork(deps, job, task, p, log, "CI failure", { headSha: p.headSha });
 
   const ignore = config.ci.ignore_checks;
   const collected = p.source === "workflow_run" && p.workflowRunId !== null ? await actionsFailures(github, p, ignore, log) : null;
@@ -143,32 +132,6 @@ async function busy(deps: PipelineDeps, task: Task, job: IntakeJob): Promise<boo
   const live = await liveJobsOfTask(deps.db, task.id);
   if (live.some((j) => j.id !== String(job.id) && WORK_KINDS.has(j.kind))) return true;
   return task.stage !== "ready_for_merge";
-}
-
-/**
- * Queues this intake again, after the issue's queued work (same lock key, a later `run_after`),
- * so that a failure reported while the app's own tests or review run is looked at once they
- * are done — on the head they leave.
- */
-async function wait(deps: PipelineDeps, job: IntakeJob, task: Task, p: CiIntakePayload, log: Logger): Promise<IntakeOutcome> {
-  if (p.waits >= CI_MAX_WAITS) {
-    log.warn({ reason: "waited_too_long", headSha: p.headSha, waits: p.waits, stage: task.stage }, "CI failure: no revision");
-    return "ignored";
-  }
-  const delayMs = ciWaitDelayMs(p.waits);
-  await enqueueJob(deps.db, {
-    kind: "intake",
-    taskId: task.id,
-    installationId: job.installation_id,
-    lockKey: issueLockKey({ owner: task.owner, repo: task.repo, issueNumber: task.issue_number }),
-    dedupeKey: `ci-wait:${job.delivery_id ?? `job-${job.id}`}:${p.waits + 1}`,
-    deliveryId: job.delivery_id,
-    payload: { ...p, waits: p.waits + 1 },
-    maxAttempts: deps.maxAttempts,
-    runAfter: Date.now() + delayMs,
-  });
-  log.info({ headSha: p.headSha, stage: task.stage, waits: p.waits + 1, delayMs }, "CI failure: the issue has work queued; looking again after it");
-  return "enqueued";
 }
 
 interface Collected {

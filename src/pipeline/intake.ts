@@ -38,6 +38,7 @@ import { syncStandupSchedule } from "./orchestrator.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 import { issueClosedNote, TRACKING_NOTE } from "./reporter.js";
 import { isStandupSubject, STANDUP_COMMANDS, standupOnlyReply, standupOnlyTopic } from "./standup-commands.js";
+import { waitForIssueWork } from "./wait-for-issue-work.js";
 
 /** A claimed `intake` job. */
 export type IntakeJob = ClaimedJob & { data: { kind: "intake"; payload: IntakePayload } };
@@ -414,7 +415,11 @@ async function pullRequestMerged(github: GitHubPort, number: number): Promise<bo
   }
 }
 
-/** A writer's review of the app's pull request: a revision, or (approval, `auto_merge`) a merge check. */
+/**
+ * A writer's review of the app's pull request: a revision, or (approval, `auto_merge`) a merge
+ * check. A review made while the task is `coding` or `planning` waits for that work
+ * (`wait-for-issue-work.ts`), then starts the revision after it.
+ */
 async function review(intake: Intake, p: PayloadOf<"review">): Promise<IntakeOutcome> {
   const { deps, job, github } = intake;
   if (job.task_id === null) return "no_task";
@@ -423,8 +428,12 @@ async function review(intake: Intake, p: PayloadOf<"review">): Promise<IntakeOut
   const task = await loadTask(deps.db, job.task_id);
   const config = RepoConfig.parse(JSON.parse(task.config));
   if (p.state === "approved" && !(config.auto_merge && task.stage === "ready_for_merge")) return "ignored";
-  if (p.state !== "approved" && (!isTaskState(task.stage) || (task.stage !== "changes_requested" && !canTransition(task.stage, "changes_requested")))) {
-    return "ignored";
+  if (p.state !== "approved") {
+    if (!isTaskState(task.stage)) return "ignored";
+    // Made while the Coder revises (or the Architect plans): the threads of the work under way were
+    // read at its start, so this review is looked at again once that work is done.
+    if (task.stage === "coding" || task.stage === "planning") return waitForIssueWork(deps, job, task, p, intake.log, "review", { review: p.reviewId });
+    if (task.stage !== "changes_requested" && !canTransition(task.stage, "changes_requested")) return "ignored";
   }
   await inTransaction(deps.db, async (trx) => {
     if (p.state === "approved") return enqueueStage(trx, intake, task, "merge", { actor: p.sender.login });

@@ -1,12 +1,13 @@
 import path from "node:path";
 
-import { afterEach, describe, expect, it } from "vitest";
+import nock from "nock";
+import { afterEach, describe, expect, it, vi } from "vitest";
 
-import { text, toolUse } from "../helpers/anthropic-fake.js";
+import { ANTHROPIC_TEST_URL, text, toolUse } from "../helpers/anthropic-fake.js";
 import { type RunningApp, startApp, tempDir } from "../helpers/app-harness.js";
 import { fileAt } from "../helpers/git-fixtures.js";
 import { examplePayload, deliver } from "../helpers/webhooks.js";
-import { BRANCH, feedbackElement, firstUserText, headOf, reviewSubmittedPayload, theTask, waitForStage } from "./revision-helpers.js";
+import { BRANCH, contentText, feedbackElement, firstUserText, headOf, reviewSubmittedPayload, theTask, waitForStage } from "./revision-helpers.js";
 import { createWorld, labeledPayload, PLAN, scriptHappyPath, SECRET, USAGE } from "./scenario.js";
 
 let app: RunningApp | undefined;
@@ -275,6 +276,113 @@ describe("review threads are answered where they were asked", () => {
     expect(replies[0]!.body).toContain(`**Not changed** (revision ${headBefore.slice(0, 7)})`);
     expect(replies[0]!.body).toContain("style guide");
     expect((await theTask(app)).stage).toBe("ready_for_merge");
+  }, 90_000);
+
+  it("an inline comment made while the Coder revises is answered by one more revision after that one", async () => {
+    // The first revision's first Coder request (its feedback carries FIRST-ASK) is held here until
+    // released; registered before the fake's own interceptor, so it lands here.
+    let release: ((content: Array<Record<string, unknown>>) => void) | undefined;
+    nock(ANTHROPIC_TEST_URL)
+      .post("/v1/messages", (body: { system?: unknown; messages?: Array<{ content: unknown }> }) => {
+        const system = JSON.stringify(body?.system ?? "");
+        return system.includes("You are the Coder") && contentText(body?.messages?.[0]?.content).includes("FIRST-ASK");
+      })
+      .reply(function (_uri, body, callback) {
+        const model = (typeof body === "string" ? JSON.parse(body) : body).model as string;
+        release = (content) =>
+          callback(null, [
+            200,
+            { id: "msg_held", type: "message", role: "assistant", model, content, stop_reason: "tool_use", stop_sequence: null, usage: USAGE.coder[1]! },
+            { "content-type": "application/json", "request-id": "req_held" },
+          ]);
+      });
+    const { app, world, pr } = await bootToReadyForMerge();
+    const { github, anthropic, bare } = world;
+    const coderBefore = anthropic.requestsOf("coder").length;
+
+    const first = github.addReviewComment(pr.number, { login: "maintainer", path: "src/greet.js", line: 2, body: "FIRST-ASK: say Hi instead of Hello." });
+    // The first revision's second turn (its first is the held one).
+    anthropic.script("coder", { content: [text("- Hi instead of Hello.")], usage: USAGE.coder[2]! });
+    anthropic.script("tester", tester, tester);
+    anthropic.script("reviewer", reviewer, reviewer);
+
+    const firstPayload = reviewCommentPayload({
+      cloneUrl: bare,
+      pullNumber: pr.number,
+      comment: { id: first.id, pull_request_review_id: first.reviewId, path: "src/greet.js", line: 2, body: first.comment.body, in_reply_to_id: null },
+      sender: "maintainer",
+    });
+    expect((await deliver(app.url, { event: "pull_request_review_comment", payload: firstPayload, secret: SECRET })).status).toBeLessThan(300);
+    await vi.waitFor(() => expect(release).toBeDefined(), { timeout: 30_000, interval: 25 });
+    expect((await theTask(app)).stage).toBe("coding");
+
+    // While the Coder works: a new thread. Its intake cannot start a revision now; it waits behind the running one.
+    const second = github.addReviewComment(pr.number, {
+      login: "maintainer",
+      path: "src/greet.js",
+      line: 1,
+      body: "SECOND-ASK: rename the parameter to person.",
+    });
+    // The revision after the first.
+    anthropic.script(
+      "coder",
+      {
+        content: [
+          toolUse("edit_file", {
+            path: "src/greet.js",
+            old_text: 'export function greet(name) {\n  return "Hi, " + name + "!";',
+            new_text: 'export function greet(person) {\n  return "Hi, " + person + "!";',
+          }),
+          toolUse("reply_to_thread", { thread_id: second.id, changed: true, message: "Renamed `name` to `person`." }),
+        ],
+        usage: USAGE.coder[1]!,
+      },
+      { content: [text("- Renamed the parameter.")], usage: USAGE.coder[2]! },
+    );
+    const secondPayload = reviewCommentPayload({
+      cloneUrl: bare,
+      pullNumber: pr.number,
+      comment: { id: second.id, pull_request_review_id: second.reviewId, path: "src/greet.js", line: 1, body: second.comment.body, in_reply_to_id: null },
+      sender: "maintainer",
+    });
+    const delivered = await deliver(app.url, { event: "pull_request_review_comment", payload: secondPayload, secret: SECRET, noWait: true });
+    expect(delivered.status).toBeLessThan(300);
+    await vi.waitFor(() => expect(app.logs.some((l) => l.msg === "review: the issue has work queued; looking again after it")).toBe(true), {
+      timeout: 30_000,
+      interval: 25,
+    });
+    expect(await reviseJobs(app)).toEqual([expect.objectContaining({ state: "running", dedupe_key: expect.stringContaining(`review-${first.reviewId}`) })]);
+
+    release!([
+      toolUse("edit_file", { path: "src/greet.js", old_text: '"Hello, "', new_text: '"Hi, "' }),
+      toolUse("reply_to_thread", { thread_id: first.id, changed: true, message: "Says Hi now." }),
+    ]);
+    await waitForStage(app, "ready_for_merge");
+
+    // Two revisions, one per review; the second showed the Coder the thread made during the first.
+    const revisions = await reviseJobs(app);
+    expect(revisions).toEqual([
+      expect.objectContaining({ state: "succeeded", dedupe_key: expect.stringContaining(`review-${first.reviewId}`) }),
+      expect.objectContaining({ state: "succeeded", dedupe_key: expect.stringContaining(`review-${second.reviewId}`) }),
+    ]);
+    const coderRequests = anthropic.requestsOf("coder");
+    expect(coderRequests).toHaveLength(coderBefore + 3);
+    const later = feedbackElement(firstUserText(coderRequests[coderBefore + 1]))!;
+    expect(later).toContain(`<review_thread id="${second.id}" path="src/greet.js" line="1">`);
+    expect(later).toContain("SECOND-ASK: rename the parameter to person.");
+    expect(later).not.toContain("FIRST-ASK");
+    expect(fileAt(bare, BRANCH, "src/greet.js")).toContain('export function greet(person) {\n  return "Hi, " + person + "!";');
+
+    // One reply in each thread.
+    const firstReplies = github.threadReplies(first.id);
+    expect(firstReplies).toHaveLength(1);
+    expect(firstReplies[0]!.body).toContain("Says Hi now.");
+    const secondReplies = github.threadReplies(second.id);
+    expect(secondReplies).toHaveLength(1);
+    expect(secondReplies[0]!.user.login).toBe(github.appLogin);
+    expect(secondReplies[0]!.body).toContain(`**Changed in ${headOf(bare).slice(0, 7)}.** Renamed \`name\` to \`person\`.`);
+    expect((await theTask(app)).rework_cycles).toBe(2);
+    expect(anthropic.remaining()).toEqual({ architect: 0, coder: 0, tester: 0, reviewer: 0 });
   }, 90_000);
 
   it("a reader's inline comment alone starts nothing", async () => {

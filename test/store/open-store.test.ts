@@ -48,7 +48,7 @@ describe("the PostgreSQL mode's Node requirement (pg-boss 12 needs Node 22.12)",
           WEBHOOK_SECRET: "secret",
           ANTHROPIC_API_KEY: "sk-ant-test",
           DATABASE_URL: UNREACHABLE_URL,
-          LOG_LEVEL: "warn",
+          LOG_LEVEL: "warn" as const,
         };
         const result = await new Promise<{ code: number; stderr: string }>((resolve) => {
           execFile(TSX, [path.join(ROOT, "src", "main.ts")], { cwd: dir.dir, env, timeout: 30_000 }, (err, _stdout, stderr) => {

@@ -1,8 +1,8 @@
 import type { Context } from "probot";
 
-import { canTransition, isTaskState } from "../../../domain/task-state.js";
 import { findTaskByPullRequest } from "../../../store/tasks.js";
 import { enqueueIntake, finish, intakeSubject, prologue, subjectOf, type InboundDeps, type TriggerOutcome } from "./prologue.js";
+import { mayStartRevision } from "./review-submitted.js";
 
 /**
  * A person's inline comment on the app's pull request (`pull_request_review_comment.created`):
@@ -15,7 +15,8 @@ import { enqueueIntake, finish, intakeSubject, prologue, subjectOf, type Inbound
  * GitHub also sends `pull_request_review.submitted`. The intake is enqueued as that review
  * (state `commented`), and the revision's dedupe key names the review, so a review with three
  * comments (one `submitted` and three `created` deliveries) starts one revision. A comment
- * without a review id (not sent by today's GitHub) is ignored.
+ * made while the Coder revises is answered by a revision after that one. A comment without a
+ * review id (not sent by today's GitHub) is ignored.
  */
 export async function handleReviewCommentCreated(context: Context<"pull_request_review_comment.created">, deps: InboundDeps): Promise<TriggerOutcome> {
   const { payload } = context;
@@ -27,11 +28,11 @@ export async function handleReviewCommentCreated(context: Context<"pull_request_
   const task = await findTaskByPullRequest(deps.db, s.owner, s.repo, s.number);
   // Only the app's own pull requests (they have a plan) are revised by it.
   if (!task || !task.plan) return "no_task";
-  if (!isTaskState(task.stage) || (task.stage !== "changes_requested" && !canTransition(task.stage, "changes_requested"))) return "ignored";
+  if (!mayStartRevision(task.stage)) return "ignored";
   const outcome = await enqueueIntake(
     deps,
     s,
-    { event: "review", subject: intakeSubject(s), sender: { login: payload.sender.login, id: payload.sender.id }, state: "commented", reviewId },
+    { event: "review", subject: intakeSubject(s), sender: { login: payload.sender.login, id: payload.sender.id }, state: "commented", reviewId, waits: 0 },
     task.id,
     task.issue_number,
   );

@@ -7,9 +7,10 @@ import { enqueueIntake, finish, intakeSubject, prologue, subjectOf, type Inbound
 
 /**
  * A person's review on the app's pull request: REQUEST_CHANGES, or a comment review, may start
- * a Coder revision; with `auto_merge`, an approval of a `ready_for_merge` task may merge. The
- * payload and the task decide whether it can matter; the reviewer's permission is checked by
- * the `intake` job (`pipeline/intake.ts`).
+ * a Coder revision (one made while the Coder works starts it after that work); with
+ * `auto_merge`, an approval of a `ready_for_merge` task may merge. The payload and the task
+ * decide whether it can matter; the reviewer's permission is checked by the `intake` job
+ * (`pipeline/intake.ts`).
  */
 export async function handleReviewSubmitted(context: Context<"pull_request_review.submitted">, deps: InboundDeps): Promise<TriggerOutcome> {
   const { payload } = context;
@@ -23,15 +24,31 @@ export async function handleReviewSubmitted(context: Context<"pull_request_revie
   if (!task || !task.plan) return "no_task";
   const config = RepoConfig.parse(JSON.parse(task.config));
   if (state === "approved" && !(config.auto_merge && task.stage === "ready_for_merge")) return "ignored";
-  if (state !== "approved" && !isTaskState(task.stage)) return "ignored";
-  if (state !== "approved" && isTaskState(task.stage) && !canTransition(task.stage, "changes_requested") && task.stage !== "changes_requested")
-    return "ignored";
+  if (state !== "approved" && !mayStartRevision(task.stage)) return "ignored";
   const outcome = await enqueueIntake(
     deps,
     s,
-    { event: "review", subject: intakeSubject(s), sender: { login: payload.sender.login, id: payload.sender.id }, state, reviewId: payload.review.id },
+    {
+      event: "review",
+      subject: intakeSubject(s),
+      sender: { login: payload.sender.login, id: payload.sender.id },
+      state,
+      reviewId: payload.review.id,
+      waits: 0,
+    },
     task.id,
     task.issue_number,
   );
   return finish(deps, s, outcome, "review handled", { review: payload.review.id });
+}
+
+/**
+ * `true` when a review (or inline comment) on the app's pull request may start a revision in
+ * `stage`: now (a state that can move to `changes_requested`, or is in it), or — while the
+ * Coder revises or the Architect plans — after that work (the intake waits for it). Not once
+ * the task is merged or cancelled.
+ */
+export function mayStartRevision(stage: string): boolean {
+  if (!isTaskState(stage)) return false;
+  return stage === "changes_requested" || stage === "coding" || stage === "planning" || canTransition(stage, "changes_requested");
 }

@@ -1,0 +1,66 @@
+/**
+ * An intake that cannot act yet because the issue's work is under way (a CI failure while the
+ * app's own tests run, a review while the Coder revises) is queued again behind that work: an
+ * `intake` job in the issue's stage lane (`issueLockKey`), so it never runs while a stage of the
+ * issue runs, with a growing `run_after`, at most {@link INTAKE_MAX_WAITS} times. Used by the CI
+ * intake (`ci-intake.ts`) and the review intake (`intake.ts`).
+ */
+import type { Logger } from "pino";
+
+import { type IntakePayload, issueLockKey } from "../domain/jobs.js";
+import { enqueueJob } from "../store/queue.js";
+import type { Task } from "../store/schema.js";
+import type { IntakeJob, IntakeOutcome } from "./intake.js";
+import type { PipelineDeps } from "./pipeline-deps.js";
+
+/** The intake payloads that count their waits. */
+export type WaitingIntakePayload = Extract<IntakePayload, { waits: number }>;
+
+/** How many times an intake waits for the issue's work before giving up, and the longest wait (ms). */
+export const INTAKE_MAX_WAITS = 30;
+const INTAKE_WAIT_MAX_MS = 60_000;
+
+/**
+ * Delay before the `waits`-th re-check of a busy task, in milliseconds: 2 s doubling up to 60 s
+ * (about 25 minutes over {@link INTAKE_MAX_WAITS} waits).
+ */
+export function intakeWaitDelayMs(waits: number): number {
+  return Math.min(INTAKE_WAIT_MAX_MS, 2_000 * 2 ** Math.min(waits, 10));
+}
+
+/**
+ * Queues this intake again after the issue's queued work (same lock key as its stages, a later
+ * `run_after`; dedupe key `<event>-wait:<delivery>:<wait>`), or — after
+ * {@link INTAKE_MAX_WAITS} waits — gives up (`ignored`, logged as a warning).
+ *
+ * @param what how the logs name the delivery ("CI failure", "review")
+ * @param fields what the logs say about it (head sha, review id)
+ */
+export async function waitForIssueWork(
+  deps: PipelineDeps,
+  job: IntakeJob,
+  task: Pick<Task, "id" | "owner" | "repo" | "issue_number" | "stage">,
+  p: WaitingIntakePayload,
+  log: Logger,
+  what: string,
+  fields: Record<string, unknown>,
+): Promise<IntakeOutcome> {
+  if (p.waits >= INTAKE_MAX_WAITS) {
+    log.warn({ reason: "waited_too_long", ...fields, waits: p.waits, stage: task.stage }, `${what}: no revision`);
+    return "ignored";
+  }
+  const delayMs = intakeWaitDelayMs(p.waits);
+  await enqueueJob(deps.db, {
+    kind: "intake",
+    taskId: task.id,
+    installationId: job.installation_id,
+    lockKey: issueLockKey({ owner: task.owner, repo: task.repo, issueNumber: task.issue_number }),
+    dedupeKey: `${p.event}-wait:${job.delivery_id ?? `job-${job.id}`}:${p.waits + 1}`,
+    deliveryId: job.delivery_id,
+    payload: { ...p, waits: p.waits + 1 },
+    maxAttempts: deps.maxAttempts,
+    runAfter: Date.now() + delayMs,
+  });
+  log.info({ ...fields, stage: task.stage, waits: p.waits + 1, delayMs }, `${what}: the issue has work queued; looking again after it`);
+  return "enqueued";
+}
