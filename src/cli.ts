@@ -16,8 +16,10 @@ const CLOSE_TIMEOUT_MS = 2_000;
 const USAGE = `Usage: mission-control <command> [options]
 
 Commands:
-  migrate-sqlite-to-postgres   Copy an SQLite installation (tasks, transitions, deliveries, the LLM usage
-                               ledger, budget reservations and alerts, pauses) into PostgreSQL.
+  migrate-sqlite-to-postgres   Copy an SQLite installation into PostgreSQL: every table (tasks,
+                               transitions, deliveries, the LLM usage ledger, budgets, pauses,
+                               repository memory, stand-up schedules and proposals, ...) but the
+                               job queue and the dashboard's sign-in sessions.
 
 Options of migrate-sqlite-to-postgres:
   --from <path>      SQLite file to copy (default: DATABASE_PATH, else data/mission-control.sqlite).

@@ -1,8 +1,8 @@
-// docker-compose.yml, checked without a Docker engine (the CI machines have no docker binary, so
-// `docker compose config` cannot run): the file is parsed with `yaml` and validated against the
-// Compose Specification's JSON schema with ajv, then held to what docs/OPERATIONS.md promises —
-// two replicas with one environment, PostgreSQL and Redis healthy before they start, only
-// variables the app reads, and no secret written in the file.
+// docker-compose.yml, checked without a Docker engine (the CI machines have a docker binary but
+// no Compose plugin and no engine, so `docker compose config` cannot run): the file is parsed
+// with `yaml` and validated against the Compose Specification's JSON schema with ajv, then held
+// to what docs/OPERATIONS.md promises — two replicas with one environment, PostgreSQL and Redis
+// healthy before they start, only variables the app reads, and no secret written in the file.
 //
 // test/fixtures/compose-spec.json is the Compose Specification's schema as Docker Compose v2
 // validates with it: `schema/compose-spec.json` of compose-spec/compose-go (the original; the
