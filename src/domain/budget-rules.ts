@@ -215,6 +215,46 @@ export function alertKey(limit: BudgetLimit, subject: BudgetSubject): string {
   return limit.action === "warn" ? `${key}#warn` : key;
 }
 
+/** One lock of a reservation's set (see {@link reservationLockScopes}). */
+export interface LedgerLockScope {
+  /** `global`, `installation:<id>`, `repository:<owner/repo>`, `agent:<role>` or `task:<id>`. */
+  key: string;
+  /** `true`: this reservation checks a limit that counts this scope's spend; `false`: it only adds to it. */
+  exclusive: boolean;
+}
+
+/**
+ * The scopes a reservation must lock so that no limit is ever overshot, while reservations that
+ * share no limit run side by side (PostgreSQL; `store/budgets.ts` maps each key to an advisory
+ * lock).
+ *
+ * A reservation adds to the spend of five scopes — global, its installation, its repository,
+ * its agent role and its task — and takes each of them **shared**. For every limit it checks, it
+ * takes **exclusive** the scope whose rows that limit sums: the limit's scope, or the repository
+ * when the limit is restricted to one (a coarser lock that still covers every row it counts).
+ * Two reservations therefore wait for each other exactly when one of them checks a limit that
+ * counts the other's spend — whichever repository's configuration that limit came from, because
+ * every writer takes every scope it adds to. Keys are returned sorted, each once (exclusive wins),
+ * so locks taken in this order never deadlock.
+ *
+ * @param limits - the limits the reservation checks (those that do not apply to `subject` are ignored)
+ */
+export function reservationLockScopes(subject: BudgetSubject, limits: readonly BudgetLimit[]): LedgerLockScope[] {
+  const own = {
+    global: "global",
+    installation: `installation:${subject.installationId}`,
+    repository: `repository:${subject.repository}`,
+    agent: `agent:${subject.agent}`,
+    task: `task:${subject.taskId}`,
+  } as const;
+  const scopes = new Map<string, boolean>(Object.values(own).map((key) => [key, false]));
+  for (const limit of limits) {
+    if (!limitApplies(limit, subject)) continue;
+    scopes.set(limit.repository !== undefined ? own.repository : own[limit.scope], true);
+  }
+  return [...scopes].map(([key, exclusive]) => ({ key, exclusive })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
 /** `spent / limit × 100`, for display only (both in nano-dollars); decisions use {@link exceedsLimit} and {@link reachesThreshold}. */
 export function percentOf(spentNanoUsd: number, limitNanoUsd: number): number {
   if (limitNanoUsd > 0) return (spentNanoUsd / limitNanoUsd) * 100;

@@ -3,14 +3,18 @@
  *
  * Before a call, the caller reserves the call's worst-case cost ({@link estimateWorstCaseNanoUsd})
  * with {@link reserve}; the reservation counts against every applicable limit until the call
- * ends. After the call the caller records the real cost in `llm_usage` and then {@link settle}s
- * the reservation; if the call failed without being billed it {@link release}s it instead.
+ * ends. After the call the caller records the real cost in `llm_usage` and settles the
+ * reservation in one transaction (`recordUsageAndSettle` in `usage.ts`, what the metered client
+ * calls; {@link settle} marks one settled alone); if the call failed without being billed it
+ * {@link release}s it instead.
  *
  * Amounts are integer nano-dollars (1 USD = 10⁹ n$, `domain/money.ts`): the ledger's columns are
  * integers, sums come back as exact decimal text, and limits are compared in integers — spend
  * may reach a limit exactly, never pass it. Times are epoch milliseconds; every period is a UTC
  * calendar period (see {@link periodWindow}).
  */
+import { createHash } from "node:crypto";
+
 import { type Kysely, type RawBuilder, sql } from "kysely";
 
 import {
@@ -23,10 +27,12 @@ import {
   type BudgetSubject,
   type BudgetWindow,
   exceedsLimit,
+  type LedgerLockScope,
   limitApplies,
   percentOf,
   periodWindow,
   reachesThreshold,
+  reservationLockScopes,
   type Reservation,
   resetsAtOf,
 } from "../domain/budget-rules.js";
@@ -149,32 +155,44 @@ function serialized<T>(fn: () => Promise<T>): Promise<T> {
  * timeout) until the first commits, then reads the spend including the first one's reservation.
  * In-process callers are queued first ({@link serialized}).
  *
- * PostgreSQL: a transaction-scoped advisory lock on one key for the whole ledger
- * (`pg_advisory_xact_lock`), taken first, released by commit or rollback. Chosen over counter
- * rows locked `FOR UPDATE`: a limit's spend is a sum over rows selected by scope (global,
- * installation, repository, agent, task) and calendar window, and one reservation touches up to
- * six such limits. Counter rows would need a row per scope key and window, created on the fly
- * (an upsert race of its own), locked in a fixed order to avoid deadlocks, and kept in step with
- * `llm_usage` and every settle/release; locking existing rows `FOR UPDATE` alone cannot stop a
- * concurrent insert (a phantom). One advisory lock serialises exactly the read-check-insert, and
- * nothing else: settling, recording usage and reading reports do not take it. Its cost is that
- * all reservations of all replicas take turns (one short transaction of indexed sums each).
- * Measured (bench/results.md, 3 processes on 2 cores): about equal to counter rows on an empty
- * ledger (326 vs 347 calls/s), but the sums grow with the window's rows — 83 calls/s at 50,000
- * usage rows in the month, where counter rows stay near 380. Far above the rate of Messages API
- * calls (seconds each); counter rows are the next step when monthly ledgers reach ~10⁵ rows. READ COMMITTED is
- * enough: each statement after the lock sees every reservation committed before the lock was
- * granted.
+ * PostgreSQL: transaction-scoped advisory locks (`pg_advisory_xact_lock[_shared]`), one per
+ * scope of the reservation ({@link reservationLockScopes}): shared on every scope it adds spend
+ * to (global, installation, repository, agent, task), exclusive on every scope a limit it checks
+ * sums. Two reservations wait for each other exactly when one checks a limit that counts the
+ * other's spend; reservations of different repositories under repository and task limits (the
+ * defaults) no longer take turns, while a global limit still serialises every reservation that
+ * checks it. Locks are taken first, in ascending lock-id order (no deadlock), and released by
+ * commit or rollback; READ COMMITTED is then enough: each statement after the locks sees every
+ * reservation committed before they were granted. The previous versions' single ledger lock is
+ * also taken, shared, so replicas of both versions exclude each other during a rolling upgrade.
+ *
+ * Chosen over counter rows locked `FOR UPDATE`: a limit's spend is a sum over rows selected by
+ * scope and calendar window, and one reservation touches up to six limits. Counter rows would
+ * need a row per scope key and window, created on the fly (an upsert race of its own), locked in
+ * a fixed order and kept in step with `llm_usage` and every settle/release; locking existing rows
+ * `FOR UPDATE` alone cannot stop a concurrent insert (a phantom). Measured (bench/results.md,
+ * 3 processes on 2 cores, one shared scope): about equal to counter rows on an empty ledger, but
+ * the sums grow with the window's rows — 83 calls/s at 50,000 usage rows in the month, where
+ * counter rows stay near 380. Far above the rate of Messages API calls (seconds each); counter
+ * rows are the next step when one scope's monthly ledger reaches ~10⁵ rows.
  *
  * `fn` must use the connection it is given, never `db` (the connection is held until the end).
  */
-async function ledgerTransaction<T>(db: Db, fn: (conn: Kysely<Database>) => Promise<T>): Promise<T> {
+async function ledgerTransaction<T>(db: Db, scopes: readonly LedgerLockScope[], fn: (conn: Kysely<Database>) => Promise<T>): Promise<T> {
   if (isPostgres(db)) {
     return db.transaction().execute(async (trx) => {
       // Observers of budget alerts (`events.ts`) enqueue in this transaction, on the database's queue.
       inheritQueue(db, trx);
       inheritObservers(db, trx);
-      await sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.budgets})`.execute(trx);
+      // Shared: waits only for a replica of the previous version, which takes it exclusively.
+      await sql`select pg_advisory_xact_lock_shared(${ADVISORY_LOCKS.budgets})`.execute(trx);
+      for (const lock of budgetAdvisoryLocks(scopes)) {
+        await (
+          lock.exclusive
+            ? sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.budgetScopes}, ${lock.id})`
+            : sql`select pg_advisory_xact_lock_shared(${ADVISORY_LOCKS.budgetScopes}, ${lock.id})`
+        ).execute(trx);
+      }
       return fn(trx);
     });
   }
@@ -194,6 +212,20 @@ async function ledgerTransaction<T>(db: Db, fn: (conn: Kysely<Database>) => Prom
       }
     }),
   );
+}
+
+/**
+ * The advisory locks of `scopes` (PostgreSQL's two-key form: {@link ADVISORY_LOCKS.budgetScopes}
+ * and a 32-bit hash of the scope key), each once — exclusive when any scope mapped to it is —
+ * in ascending id order. A hash collision only makes two scopes share a lock.
+ */
+export function budgetAdvisoryLocks(scopes: readonly LedgerLockScope[]): Array<{ id: number; exclusive: boolean }> {
+  const locks = new Map<number, boolean>();
+  for (const { key, exclusive } of scopes) {
+    const id = createHash("sha256").update(key).digest().readInt32BE(0);
+    locks.set(id, (locks.get(id) ?? false) || exclusive);
+  }
+  return [...locks].map(([id, exclusive]) => ({ id, exclusive })).sort((a, b) => a.id - b.id);
 }
 
 /** Runs a single write: queued behind this process's other ledger writes on SQLite ({@link serialized}), directly on PostgreSQL. */
@@ -244,7 +276,7 @@ export async function reserve(db: Db, request: ReserveRequest): Promise<Reservat
   const now = request.now ?? Date.now();
   const limits = request.limits.filter((limit) => limitApplies(limit, subject));
 
-  return ledgerTransaction(db, async (conn) => {
+  return ledgerTransaction(db, reservationLockScopes(subject, limits), async (conn) => {
     const checks: LimitCheck[] = [];
     for (const limit of limits) {
       const window = periodWindow(limit.period, now);
@@ -324,9 +356,10 @@ export async function reserve(db: Db, request: ReserveRequest): Promise<Reservat
 }
 
 /**
- * Marks a reservation `settled`: the call was made and its real cost is already in `llm_usage`
- * (record it right before, so that the cost is never counted zero times). Idempotent; a
- * reservation that is not `held` (settled, released, unknown id) is left as it is.
+ * Marks a reservation `settled`: the call was made and its real cost is already in `llm_usage`.
+ * The app records the usage and settles in one transaction (`recordUsageAndSettle` in
+ * `usage.ts`), so that the cost is never counted twice nor zero times; this is the settle alone.
+ * Idempotent; a reservation that is not `held` (settled, released, unknown id) is left as it is.
  *
  * @param now - epoch ms stored as `settled_at` (default `Date.now()`)
  * @returns `true` when this call settled it

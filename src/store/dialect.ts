@@ -27,8 +27,16 @@ export function isPostgres(db: Handle): boolean {
 export const ADVISORY_LOCKS = {
   /** Migrations: several replicas starting together migrate once. */
   migrations: 7_112_026_001,
-  /** The budget ledger: reservations check and hold under it (see `budgets.ts`). */
+  /**
+   * The budget ledger's previous single lock: versions before the per-scope locks took it
+   * exclusively for every reservation; reservations now take it shared, so that during a rolling
+   * upgrade a replica of either version still waits for the other's reservations.
+   */
   budgets: 7_112_026_002,
-  /** Job claims: one claim at a time, so two jobs with one lock key never both start. */
-  jobClaims: 7_112_026_003,
+  /**
+   * The budget ledger's scopes: the first key of the two-key form (`pg_advisory_xact_lock(int4,
+   * int4)`, a key space apart from the one-key form), the second a hash of the scope (see
+   * `budgets.ts`).
+   */
+  budgetScopes: 71_120_262,
 } as const;

@@ -19,8 +19,9 @@ import {
   mergeLimits,
   periodWindow,
   reachesThreshold,
+  reservationLockScopes,
 } from "../../src/domain/budget-rules.js";
-import { release, releaseStaleReservations, reserve, settle, spendReport } from "../../src/store/budgets.js";
+import { budgetAdvisoryLocks, release, releaseStaleReservations, reserve, settle, spendReport } from "../../src/store/budgets.js";
 import { type Db, openDatabase } from "../../src/store/db.js";
 import type { NewLlmUsage } from "../../src/store/schema.js";
 import { recordUsage } from "../../src/store/usage.js";
@@ -474,6 +475,67 @@ process.stdout.write("result " + JSON.stringify(outcomes) + "\\n");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("reservationLockScopes (PostgreSQL's per-scope ledger locks)", () => {
+  const shared = ["agent:coder", "global", "installation:1", "repository:octo/widgets", "task:1"];
+  const exclusiveKeys = (limits: BudgetLimit[], s = subject()) =>
+    reservationLockScopes(s, limits)
+      .filter((l) => l.exclusive)
+      .map((l) => l.key);
+
+  it("takes every scope the reservation adds spend to, shared, sorted, when it checks no limit", () => {
+    expect(reservationLockScopes(subject(), [])).toEqual(shared.map((key) => ({ key, exclusive: false })));
+  });
+
+  it("takes exclusive the scope each checked limit sums: its own, or the repository when the limit is restricted to one", () => {
+    expect(exclusiveKeys([limit({ scope: "global" })])).toEqual(["global"]);
+    expect(exclusiveKeys([limit({ scope: "installation" }), limit({ scope: "task", period: "total" })])).toEqual(["installation:1", "task:1"]);
+    expect(exclusiveKeys([limit({ scope: "agent", agent: "coder" })])).toEqual(["agent:coder"]);
+    expect(exclusiveKeys([limit({ scope: "global", repository: "octo/widgets" }), limit({ scope: "agent", repository: "octo/widgets" })])).toEqual([
+      "repository:octo/widgets",
+    ]);
+    // Limits that do not apply to the subject are not checked, so they lock nothing exclusively.
+    expect(exclusiveKeys([limit({ scope: "repository", repository: "octo/other" }), limit({ scope: "agent", agent: "reviewer" })])).toEqual([]);
+    expect(reservationLockScopes(subject(), [limit({ scope: "global" })])).toHaveLength(5);
+  });
+
+  it("two reservations share a lock, one side exclusive, whenever one checks a limit that counts the other's spend", () => {
+    const a = subject({ repository: "octo/a", taskId: 1 });
+    const b = subject({ repository: "octo/b", taskId: 2 });
+    const c = subject({ repository: "octo/c", taskId: 3, installationId: 2, agent: "reviewer" });
+    const conflict = (x: BudgetSubject, xl: BudgetLimit[], y: BudgetSubject, yl: BudgetLimit[]) => {
+      const ys = new Map(reservationLockScopes(y, yl).map((l) => [l.key, l.exclusive]));
+      return reservationLockScopes(x, xl).some((l) => ys.has(l.key) && (l.exclusive || ys.get(l.key) === true));
+    };
+    const perRepo = [limit({ scope: "repository", period: "monthly" }), limit({ scope: "task", period: "total" })];
+    // The defaults (repository and task limits): different repositories never wait for each other.
+    expect(conflict(a, perRepo, b, perRepo)).toBe(false);
+    // Same repository: they do.
+    expect(conflict(a, perRepo, subject({ repository: "octo/a", taskId: 9 }), perRepo)).toBe(true);
+    // An installation limit from octo/a's own configuration counts octo/b's spend, though octo/b does not check it.
+    expect(conflict(a, [limit({ scope: "installation" })], b, [])).toBe(true);
+    expect(conflict(a, [limit({ scope: "installation" })], c, [])).toBe(false);
+    // A global limit counts everyone's; an agent limit counts that role's.
+    expect(conflict(a, [limit({ scope: "global" })], c, [])).toBe(true);
+    expect(conflict(a, [limit({ scope: "agent" })], b, [])).toBe(true);
+    expect(conflict(a, [limit({ scope: "agent" })], c, [])).toBe(false);
+  });
+
+  it("budgetAdvisoryLocks maps each scope to one 32-bit lock, exclusive when any scope on it is, in ascending order", () => {
+    const locks = budgetAdvisoryLocks(reservationLockScopes(subject(), [limit({ scope: "repository", period: "monthly" })]));
+    expect(locks).toHaveLength(5);
+    expect(locks.map((l) => l.id)).toEqual([...locks.map((l) => l.id)].sort((x, y) => x - y));
+    for (const l of locks) expect(Number.isInteger(l.id) && l.id >= -(2 ** 31) && l.id < 2 ** 31).toBe(true);
+    expect(locks.filter((l) => l.exclusive)).toEqual(budgetAdvisoryLocks([{ key: "repository:octo/widgets", exclusive: true }]));
+    // The same scope twice, once exclusive: one lock, exclusive.
+    expect(
+      budgetAdvisoryLocks([
+        { key: "global", exclusive: false },
+        { key: "global", exclusive: true },
+      ]),
+    ).toEqual([{ id: budgetAdvisoryLocks([{ key: "global", exclusive: false }])[0]!.id, exclusive: true }]);
   });
 });
 

@@ -1,9 +1,11 @@
+import { sql } from "kysely";
 import { expect, it } from "vitest";
 
 import type { BudgetLimit, BudgetSubject } from "../../../src/domain/budget-rules.js";
 import { BudgetExceededError } from "../../../src/domain/errors.js";
 import { usdToNano } from "../../../src/domain/money.js";
-import { release, releaseStaleReservations, reserve, settle, spendReport } from "../../../src/store/budgets.js";
+import { budgetAdvisoryLocks, release, releaseStaleReservations, reserve, settle, spendReport } from "../../../src/store/budgets.js";
+import { ADVISORY_LOCKS } from "../../../src/store/dialect.js";
 import type { Db } from "../../../src/store/db.js";
 import type { NewLlmUsage } from "../../../src/store/schema.js";
 import { recordUsageAndSettle } from "../../../src/store/usage.js";
@@ -127,4 +129,75 @@ describeStoreContract("budgets", (getDb, backend) => {
     expect(outcomes.filter((o) => o === "refused")).toHaveLength(30);
     expect(await getDb().selectFrom("budget_reservations").select("id").execute()).toHaveLength(10);
   });
+
+  // SQLite serialises every reservation (BEGIN IMMEDIATE); PostgreSQL locks per scope (budgets.ts).
+  if (backend.name === "postgres") {
+    it("PostgreSQL: a reservation waits only for a scope it shares — checked by a limit held elsewhere — and goes on at its commit", async () => {
+      const other = backend.openConnection();
+      const perRepo = [limit({ scope: "repository", period: "monthly", limitNanoUsd: usd(10) })];
+      const settled = (p: Promise<unknown>, ms: number) =>
+        Promise.race([p.then(() => "done" as const), new Promise<"waiting">((resolve) => setTimeout(() => resolve("waiting"), ms))]);
+      let releaseHolder!: () => void;
+      const holding = new Promise<void>((resolve) => (releaseHolder = resolve));
+      let held!: () => void;
+      const isHeld = new Promise<void>((resolve) => (held = resolve));
+      // What a reservation of octo/widgets checking an installation limit and its repository limit holds.
+      const holder = other.transaction().execute(async (trx) => {
+        for (const lock of budgetAdvisoryLocks([
+          { key: "installation:1", exclusive: true },
+          { key: "repository:octo/widgets", exclusive: true },
+        ])) {
+          await sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.budgetScopes}, ${lock.id})`.execute(trx);
+        }
+        held();
+        await holding;
+      });
+      await isHeld;
+      const db = getDb();
+      // Another installation's repository under the default kind of limits: not held up.
+      const elsewhere = reserve(db, {
+        subject: subject({ installationId: 2, repository: "octo/gadgets", taskId: 2 }),
+        limits: perRepo,
+        amountNanoUsd: usd(1),
+        now: T,
+      });
+      expect(await settled(elsewhere, 5_000)).toBe("done");
+      // Same installation, another repository, checking no limit at all: its spend counts in the
+      // installation limit held, so it waits.
+      const sameInstallation = reserve(db, { subject: subject({ repository: "octo/tools", taskId: 3 }), limits: [], amountNanoUsd: usd(1), now: T });
+      // Same repository: waits.
+      const sameRepository = reserve(db, { subject: subject({ taskId: 4 }), limits: perRepo, amountNanoUsd: usd(1), now: T });
+      expect(await settled(Promise.any([sameInstallation, sameRepository]), 500)).toBe("waiting");
+      releaseHolder();
+      await holder;
+      expect(await settled(Promise.all([sameInstallation, sameRepository]), 5_000)).toBe("done");
+      expect(await db.selectFrom("budget_reservations").select("task_id").orderBy("task_id").execute()).toEqual([
+        { task_id: 2 },
+        { task_id: 3 },
+        { task_id: 4 },
+      ]);
+    });
+
+    it("PostgreSQL: while a replica of the previous version holds the old ledger-wide lock, a reservation waits for it (rolling upgrade)", async () => {
+      const old = backend.openConnection();
+      let releaseOld!: () => void;
+      const holding = new Promise<void>((resolve) => (releaseOld = resolve));
+      let held!: () => void;
+      const isHeld = new Promise<void>((resolve) => (held = resolve));
+      const oldReplica = old.transaction().execute(async (trx) => {
+        await sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.budgets})`.execute(trx);
+        held();
+        await holding;
+      });
+      await isHeld;
+      let done = false;
+      const reservation = reserve(getDb(), { subject: subject(), limits: [], amountNanoUsd: usd(1), now: T }).then(() => (done = true));
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(done).toBe(false);
+      releaseOld();
+      await oldReplica;
+      await reservation;
+      expect(done).toBe(true);
+    });
+  }
 });
