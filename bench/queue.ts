@@ -9,9 +9,12 @@
  *    `worker.notify()` (the queue alone) and with it (what an in-process enqueue gets).
  * 2. Throughput of no-op jobs drained from one PostgreSQL database by 1 and by 3 processes
  *    (replicas), each running a Worker with concurrency 2 (the default) and 8.
- * 3. Reservation + ledger write latency on PostgreSQL with 1 and 3 processes on one budget scope,
- *    on an empty ledger and on a busy month: the store's `reserve` (transaction-scoped advisory
- *    lock) against a prototype, in this file only, of counter rows locked `FOR UPDATE`.
+ * 3. Reservation + ledger write latency on PostgreSQL with 1 and 3 processes, on an empty ledger
+ *    and on a busy month. Processes competing for one budget scope (same repository and task, a
+ *    global limit): the store's `reserve` (transaction-scoped advisory locks per scope) against a
+ *    prototype, in this file only, of counter rows locked `FOR UPDATE`. Processes each on their
+ *    own repository and task under the default kinds of limit (no global one): the store's
+ *    `reserve` only, to show whether its per-scope locks let them run side by side.
  *
  * better-sqlite3 in node_modules is built for this Node (20), pg-boss 12 needs Node ≥ 22.12: the
  * SQLite parts run in this process, every PostgreSQL part in child processes of Node 22 running
@@ -39,9 +42,10 @@ import {
   estimateWorstCaseNanoUsd,
   limitApplies,
   periodWindow,
+  reservationLockScopes,
 } from "../src/domain/budget-rules.js";
 import { PriceTable } from "../src/domain/pricing.js";
-import { reserve } from "../src/store/budgets.js";
+import { budgetAdvisoryLocks, reserve } from "../src/store/budgets.js";
 import { type Db, inTransaction } from "../src/store/db.js";
 import { openStore, type Store } from "../src/store/open-store.js";
 import { pauseOf } from "../src/store/pauses.js";
@@ -360,6 +364,14 @@ async function drainSqlite(store: Store, concurrency: number): Promise<DrainResu
 
 type LedgerVariant = "advisory" | "for-update";
 
+/**
+ * Who the processes of a ledger run call for. `shared`: all of them for one installation,
+ * repository, agent and task, under {@link BENCH_LIMIT_ENV} — every reservation competes for the
+ * same limits. `own`: each process for its own repository and task (same installation and agent),
+ * under {@link OWN_LIMIT_ENV} — no limit counts another process's spend.
+ */
+type LedgerScopes = "shared" | "own";
+
 interface LedgerTimes {
   pause: number[];
   reserve: number[];
@@ -370,9 +382,22 @@ interface LedgerTimes {
   cpuSeconds: number;
 }
 
+/** Limits of the `shared` runs: a global daily, a repository monthly and a task limit, never approached. */
 const BENCH_LIMIT_ENV = { BUDGET_GLOBAL_DAILY_USD: "1000000", BUDGET_REPOSITORY_MONTHLY_USD: "1000000", BUDGET_TASK_USD: "1000000" };
-/** Who every bench call is made for: one installation, repository, agent and task. */
-const BENCH_SUBJECT = (taskId: number): BudgetSubject => ({ installationId: 1, repository: "o/r", agent: "coder", taskId, subjectNumber: 1, jobId: null });
+/** Limits of the `own` runs: the kinds the server sets by default (repository monthly, task; no global limit), never approached. */
+const OWN_LIMIT_ENV = { BUDGET_REPOSITORY_MONTHLY_USD: "1000000", BUDGET_TASK_USD: "1000000" };
+const LEDGER_LIMIT_ENV: Record<LedgerScopes, Record<string, string>> = { shared: BENCH_LIMIT_ENV, own: OWN_LIMIT_ENV };
+/** Who a bench call is made for: installation 1, agent `coder`, `repository` (`o/r` in the `shared` runs) and the task. */
+const BENCH_SUBJECT = (taskId: number, repository = "o/r"): BudgetSubject => ({
+  installationId: 1,
+  repository,
+  agent: "coder",
+  taskId,
+  subjectNumber: 1,
+  jobId: null,
+});
+/** The repository of process `index` in the `own` runs (its task is created for it). */
+const OWN_REPOSITORY = (index: number) => `o/r${index + 1}`;
 const USAGE = { input_tokens: 5000, output_tokens: 800, cache_creation_input_tokens: 1000, cache_read_input_tokens: 4000 };
 
 /** The prototype's table: one counter row per limit, scope key and window (`FOR UPDATE` variant only). */
@@ -457,13 +482,12 @@ async function recordAndSettleWithCounters(db: Db, row: Parameters<typeof record
   });
 }
 
-/** One process's calls: pause check, reserve, then usage + settle in one transaction — timed each. */
-async function ledgerCalls(db: Db, variant: LedgerVariant, taskId: number, calls: number): Promise<LedgerTimes> {
-  const limits = serverBudgetLimits(BENCH_LIMIT_ENV);
+/** One process's calls for `subject`: pause check, reserve, then usage + settle in one transaction — timed each. */
+async function ledgerCalls(db: Db, variant: LedgerVariant, scopes: LedgerScopes, subject: BudgetSubject, calls: number): Promise<LedgerTimes> {
+  const limits = serverBudgetLimits(LEDGER_LIMIT_ENV[scopes]);
   const prices = new PriceTable();
   const request = JSON.stringify({ model: MODEL, max_tokens: 8192, messages: [{ role: "user", content: "x".repeat(20_000) }] });
   const amountNanoUsd = estimateWorstCaseNanoUsd(prices.nanoPriceOf(MODEL), estimateInputTokens(request), 8192);
-  const subject = BENCH_SUBJECT(taskId);
   const times: LedgerTimes = { pause: [], reserve: [], settle: [], call: [], startedAt: 0, endedAt: 0, cpuSeconds: 0 };
   const cpu0 = process.cpuUsage();
   times.startedAt = now();
@@ -480,7 +504,7 @@ async function ledgerCalls(db: Db, variant: LedgerVariant, taskId: number, calls
       installation_id: subject.installationId,
       repository: subject.repository,
       subject_number: 1,
-      task_id: taskId,
+      task_id: subject.taskId,
       job_id: null,
       agent: subject.agent,
       model: MODEL,
@@ -510,7 +534,7 @@ type ToChild =
   | { type: "seed"; count: number; tag: string }
   | { type: "drain"; concurrency: number }
   | { type: "stop" }
-  | { type: "ledger"; variant: LedgerVariant; calls: number; taskId: number }
+  | { type: "ledger"; variant: LedgerVariant; scopes: LedgerScopes; calls: number; subject: BudgetSubject }
   | { type: "exit" };
 type FromChild =
   | { type: "ready" }
@@ -572,7 +596,7 @@ async function replica(url: string): Promise<void> {
         return true;
       }
       case "ledger":
-        send({ type: "ledger", times: await ledgerCalls(store.db, message.variant, message.taskId, message.calls) });
+        send({ type: "ledger", times: await ledgerCalls(store.db, message.variant, message.scopes, message.subject, message.calls) });
         return true;
       case "exit":
         await store.close();
@@ -731,6 +755,7 @@ async function drainPostgres(replicas: readonly Replica[], db: Db, postmaster: n
 
 interface LedgerConfig {
   variant: LedgerVariant;
+  scopes: LedgerScopes;
   processes: number;
   /** Calls per process. */
   calls: number;
@@ -749,24 +774,71 @@ interface LedgerResult extends LedgerConfig {
   others: number[];
 }
 
+/** The tasks the ledger runs call for: one for every process of the `shared` runs, one per process in the `own` runs. */
+interface LedgerTasks {
+  shared: number;
+  own: number[];
+}
+
+/** The subject of each process of a run, in replica order. */
+function ledgerSubjects(scopes: LedgerScopes, processes: number, tasks: LedgerTasks): BudgetSubject[] {
+  return Array.from({ length: processes }, (_v, i) => {
+    if (scopes === "shared") return BENCH_SUBJECT(tasks.shared);
+    const taskId = tasks.own[i];
+    if (taskId === undefined) throw new Error(`no task for process ${i + 1}`);
+    return BENCH_SUBJECT(taskId, OWN_REPOSITORY(i));
+  });
+}
+
 /**
- * Puts `rows` usage rows of other tasks of the same repository in the current month, evenly
- * spread up to now: what the advisory variant's sums read. The counters of the `FOR UPDATE`
- * prototype are set to the same totals, as if they had been kept since the month began.
+ * The scopes (`global`, `repository`, …) whose advisory locks conflict between the processes
+ * calling for `subjects` — one takes the lock exclusive, another in any mode — by the store's own
+ * mapping ({@link reservationLockScopes}, then {@link budgetAdvisoryLocks}, so that a hash
+ * collision would show as a conflict too).
  */
-async function prefillLedger(db: Db, rows: number, limits: readonly BudgetLimit[], subject: BudgetSubject): Promise<void> {
+function lockConflicts(subjects: readonly BudgetSubject[], limits: readonly BudgetLimit[]): string[] {
+  const locksOf = (subject: BudgetSubject) =>
+    reservationLockScopes(subject, limits).flatMap((scope) =>
+      budgetAdvisoryLocks([scope]).map((lock) => ({ scope: scope.key.split(":")[0] ?? scope.key, ...lock })),
+    );
+  const perProcess = subjects.map(locksOf);
+  const conflicts = new Set<string>();
+  perProcess.forEach((mine, i) =>
+    perProcess.forEach((theirs, j) => {
+      if (i === j) return;
+      for (const a of mine) if (theirs.some((b) => b.id === a.id && (a.exclusive || b.exclusive))) conflicts.add(a.scope);
+    }),
+  );
+  return [...conflicts].sort();
+}
+
+/**
+ * Puts `rows` usage rows of other tasks of the repository of each of `subjects` in the current
+ * month, evenly spread up to now: what the advisory variant's sums read.
+ */
+async function prefillLedger(db: Db, rows: number, subjects: readonly BudgetSubject[]): Promise<void> {
   if (rows === 0) return;
   const at = Date.now();
   const monthStart = periodWindow("monthly", at).start;
   const cost = new PriceTable().costNanoUsd(MODEL, USAGE);
-  await sql`
-    insert into llm_usage (created_at, installation_id, repository, subject_number, task_id, job_id, agent, model,
-                           input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_nano_usd, request_id)
-    select cast(${monthStart} as bigint) + ((cast(${at} as bigint) - ${monthStart}) * i) / ${rows + 1}, ${subject.installationId}, ${subject.repository}, 1, null, null,
-           ${subject.agent}, ${MODEL}, ${USAGE.input_tokens}, ${USAGE.output_tokens}, ${USAGE.cache_creation_input_tokens},
-           ${USAGE.cache_read_input_tokens}, ${cost}, null
-      from generate_series(1, ${rows}) as i`.execute(db);
+  for (const subject of subjects) {
+    await sql`
+      insert into llm_usage (created_at, installation_id, repository, subject_number, task_id, job_id, agent, model,
+                             input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_nano_usd, request_id)
+      select cast(${monthStart} as bigint) + ((cast(${at} as bigint) - ${monthStart}) * i) / ${rows + 1}, ${subject.installationId}, ${subject.repository}, 1, null, null,
+             ${subject.agent}, ${MODEL}, ${USAGE.input_tokens}, ${USAGE.output_tokens}, ${USAGE.cache_creation_input_tokens},
+             ${USAGE.cache_read_input_tokens}, ${cost}, null
+        from generate_series(1, ${rows}) as i`.execute(db);
+  }
   await sql`analyze llm_usage`.execute(db);
+}
+
+/**
+ * Sets the counters of the `FOR UPDATE` prototype for `subject` to the ledger's totals, as if they
+ * had been kept since the month began (the `shared` runs only: one repository in the ledger).
+ */
+async function prefillCounters(db: Db, limits: readonly BudgetLimit[], subject: BudgetSubject): Promise<void> {
+  const at = Date.now();
   for (const { key, limit } of counterKeys(limits, subject, at)) {
     const window = periodWindow(limit.period, at);
     const { rows: used } = await sql<{ n: string }>`
@@ -776,20 +848,28 @@ async function prefillLedger(db: Db, rows: number, limits: readonly BudgetLimit[
   }
 }
 
-async function ledgerRun(replicas: readonly Replica[], db: Db, postmaster: number | null, taskId: number, config: LedgerConfig): Promise<LedgerResult> {
-  const { variant, processes, calls } = config;
-  // Each run starts from the same ledger: empty, or the busy month.
+async function ledgerRun(replicas: readonly Replica[], db: Db, postmaster: number | null, tasks: LedgerTasks, config: LedgerConfig): Promise<LedgerResult> {
+  const { variant, scopes, processes, calls } = config;
+  const subjects = ledgerSubjects(scopes, processes, tasks);
+  // Each run starts from the same ledger: empty, or the busy month — in the `own` runs, of every
+  // process's repository whether or not that process runs, so that 1 and 3 processes start alike.
   await sql`truncate llm_usage, budget_reservations, budget_alerts, bench_budget_counters`.execute(db);
-  await prefillLedger(db, config.prefill, serverBudgetLimits(BENCH_LIMIT_ENV), BENCH_SUBJECT(taskId));
+  await prefillLedger(db, config.prefill, ledgerSubjects(scopes, scopes === "shared" ? 1 : tasks.own.length, tasks));
+  const [first] = subjects;
+  if (variant === "for-update" && first) {
+    if (scopes !== "shared") throw new Error("the FOR UPDATE prototype runs with shared scopes only");
+    await prefillCounters(db, serverBudgetLimits(LEDGER_LIMIT_ENV[scopes]), first);
+  }
   const active = replicas.slice(0, processes);
   const meter = new CpuMeter(postmaster);
-  for (const r of active) r.tell({ type: "ledger", variant, calls, taskId });
+  if (active.length !== subjects.length) throw new Error(`ledger ${variant} ${scopes}×${processes}: ${active.length} replicas`);
+  subjects.forEach((subject, i) => active[i]?.tell({ type: "ledger", variant, scopes, calls, subject }));
   const reports = await Promise.all(active.map((r) => r.next("ledger")));
   const cpu = meter.stop(reports.reduce((a, r) => a + r.times.cpuSeconds, 0));
   const all = (pick: (t: LedgerTimes) => number[]) => statsOf(reports.flatMap((r) => pick(r.times)));
   const seconds = (Math.max(...reports.map((r) => r.times.endedAt)) - Math.min(...reports.map((r) => r.times.startedAt))) / 1000;
   const { rows } = await sql<{ n: number }>`select count(*)::bigint as n from budget_reservations where status = 'settled'`.execute(db);
-  if (Number(rows[0]?.n) !== processes * calls) throw new Error(`ledger ${variant}×${processes}: ${rows[0]?.n} settled reservations`);
+  if (Number(rows[0]?.n) !== processes * calls) throw new Error(`ledger ${variant} ${scopes}×${processes}: ${rows[0]?.n} settled reservations`);
   return {
     ...config,
     pause: all((t) => t.pause),
@@ -871,6 +951,8 @@ function report(input: {
   pgPickup: PickupResult[];
   drains: DrainResult[];
   ledger: LedgerResult[];
+  /** For each kind of run, the scopes whose locks conflict between its processes (see {@link lockConflicts}). */
+  lockConflicts: Record<LedgerScopes, string[]>;
   wallSeconds: number;
   loadBefore: number[];
   loadAfter: number[];
@@ -898,10 +980,15 @@ function report(input: {
       `${factor === null ? "—" : `${factor.toFixed(2)}×`} | ${s(d.cpu.clientSeconds)} | ${d.backend === "sqlite" ? "—" : s(d.cpu.postgresSeconds)} | ${pct(d.cpu.machineBusy)} |`
     );
   });
+  const limitsOf = (scopes: LedgerScopes) =>
+    serverBudgetLimits(LEDGER_LIMIT_ENV[scopes])
+      .map((limit) => `${limit.scope} ${limit.period}`)
+      .join(", ");
+  const scopesLabel = (scopes: LedgerScopes) => `${scopes === "shared" ? "one for all" : "own per process"} (${limitsOf(scopes)})`;
   const ledgerRows = input.ledger.map((l) => {
-    const name = l.variant === "advisory" ? "advisory lock (the store's `reserve`)" : "counter rows `FOR UPDATE` (prototype)";
+    const name = l.variant === "advisory" ? "advisory locks per scope (the store's `reserve`)" : "counter rows `FOR UPDATE` (prototype)";
     return (
-      `| ${name} | ${l.processes} × ${l.calls} | ${l.prefill === 0 ? "empty" : `${l.prefill.toLocaleString("en")} rows`} | ${ms(l.reserve.p50)} / ${ms(l.reserve.p99)} | ${ms(l.settle.p50)} / ${ms(l.settle.p99)} | ${ms(l.pause.p50)} / ${ms(l.pause.p99)} | ` +
+      `| ${name} | ${scopesLabel(l.scopes)} | ${l.processes} × ${l.calls} | ${l.prefill === 0 ? "empty" : `${l.prefill.toLocaleString("en")} rows`} | ${ms(l.reserve.p50)} / ${ms(l.reserve.p99)} | ${ms(l.settle.p50)} / ${ms(l.settle.p99)} | ${ms(l.pause.p50)} / ${ms(l.pause.p99)} | ` +
       `${ms(l.call.p50)} / ${ms(l.call.p99)} | ${l.callsPerSecond.toFixed(0)} calls/s${others(l.others)} | ${s(l.cpu.postgresSeconds)} | ${pct(l.cpu.machineBusy)} |`
     );
   });
@@ -921,15 +1008,32 @@ function report(input: {
 ${clientMsPerJob.toFixed(1)} ms of worker CPU, ${(pgMsPerJob + clientMsPerJob).toFixed(1)} ms in all, so ${cores} cores to ourselves would top out near
 ${((cores * 1000) / (pgMsPerJob + clientMsPerJob)).toFixed(0)} jobs/s whatever the number of processes.`
       : "(CPU use of the server could not be read here.)";
-  const ledgerOf = (variant: LedgerVariant, processes: number, prefill: number) =>
-    input.ledger.find((l) => l.variant === variant && l.processes === processes && l.prefill === prefill);
-  const reserveP50 = (variant: LedgerVariant, processes: number, prefill: number) => {
-    const l = ledgerOf(variant, processes, prefill);
+  const ledgerOf = (variant: LedgerVariant, processes: number, prefill: number, scopes: LedgerScopes = "shared") =>
+    input.ledger.find((l) => l.variant === variant && l.scopes === scopes && l.processes === processes && l.prefill === prefill);
+  const reserveP50 = (variant: LedgerVariant, processes: number, prefill: number, scopes: LedgerScopes = "shared") => {
+    const l = ledgerOf(variant, processes, prefill, scopes);
     return l ? ms(l.reserve.p50) : "n/a";
   };
-  const callsPerSecond = (variant: LedgerVariant, processes: number, prefill: number) => {
-    const l = ledgerOf(variant, processes, prefill);
+  const callsPerSecond = (variant: LedgerVariant, processes: number, prefill: number, scopes: LedgerScopes = "shared") => {
+    const l = ledgerOf(variant, processes, prefill, scopes);
     return l ? `${l.callsPerSecond.toFixed(0)} calls/s` : "n/a";
+  };
+  const [fewest = 1, most = 1] = [Math.min(...LEDGER_PROCESSES), Math.max(...LEDGER_PROCESSES)];
+  /** The store's throughput with the fewest and the most processes, and their ratio. */
+  const ledgerScaling = (scopes: LedgerScopes, prefill: number) => {
+    const one = ledgerOf("advisory", fewest, prefill, scopes);
+    const many = ledgerOf("advisory", most, prefill, scopes);
+    return one && many
+      ? `${one.callsPerSecond.toFixed(0)} → ${many.callsPerSecond.toFixed(0)} calls/s (${(many.callsPerSecond / one.callsPerSecond).toFixed(2)}×)`
+      : "n/a";
+  };
+  const busyOf = (scopes: LedgerScopes, prefill: number) => ledgerOf("advisory", most, prefill, scopes)?.cpu.machineBusy ?? null;
+  const ownBusy = [busyOf("own", 0), busyOf("own", LEDGER_PREFILL_ROWS)];
+  /** Said only when the data shows it: every "own" run with the most processes kept the machine at least 85 % busy. */
+  const cpuBound = ownBusy.every((b) => b !== null && b >= 0.85) ? `, so what keeps them under ${most}× is the machine's CPU, not the locks` : "";
+  const conflictsText = (scopes: LedgerScopes) => {
+    const list = input.lockConflicts[scopes];
+    return list.length === 0 ? "no scope" : list.map((scope) => `\`${scope}\``).join(", ");
   };
   return `${MARKER_START}
 ## Job queue and budget ledger: SQLite vs PostgreSQL (issue 11)
@@ -993,40 +1097,62 @@ empty until the end), nor do the pools (at most 8 jobs in flight per process aga
 connections). During the single-process runs the two other replicas stay connected, idle, as
 idle replicas would (pg-boss's supervisor runs in each).
 
-### Budget reservation + ledger write, PostgreSQL, processes competing for one budget scope
+### Budget reservation + ledger write, PostgreSQL, processes on one shared budget scope or on their own
 
 Each process makes ${LEDGER_CALLS} sequential calls (unless said otherwise) of what \`adapters/anthropic/metered-llm.ts\` does around one
-Messages API call: \`pauseOf\`, \`reserve\` (3 limits: global daily, repository monthly, task), then
-\`recordUsageAndSettle\` (usage row + settlement in one transaction); the same task, repository and
-installation in every process, so every reservation competes for the same limits. Cells are
-p50 / p99; throughput counts whole calls of all processes; CPU and "machine busy" as above.
+Messages API call: \`pauseOf\`, \`reserve\`, then \`recordUsageAndSettle\` (usage row + settlement in
+one transaction). The "scopes" column says whom the processes call for, and which limits
+\`reserve\` checks (limits far above the spend, so none is ever reached):
+
+- one for all: the same installation, repository, agent and task in every process, so every
+  reservation competes for the same limits — global daily, repository monthly and task.
+- own per process: the same installation and agent, but each process for its own repository
+  and its own task, under the kinds of limit the server sets by default (repository monthly and
+  task; no global limit) — no limit counts another process's spend. The store's variant only.
+
+Cells are p50 / p99; throughput counts whole calls of all processes; CPU and "machine busy" as above.
 
 The "ledger before" column: \`empty\`, or ${LEDGER_PREFILL_ROWS.toLocaleString("en")} usage rows of other tasks of the same
-repository spread over the current month up to now (about 100 tasks × 30 calls a day) — what the
-advisory variant's sums read; the prototype's counters start at the same totals. Those runs make
-${LEDGER_PREFILL_CALLS} calls per process.
+repository spread over the current month up to now (about 100 tasks × 30 calls a day) — in the
+"own per process" runs, that many in each process's repository (all ${Math.max(...LEDGER_PROCESSES)} of them, whatever the
+number of processes). That is what the advisory variant's sums read; the prototype's counters
+start at the same totals. Those runs make ${LEDGER_PREFILL_CALLS} calls per process.
 
-- advisory lock: the store as it is (\`src/store/budgets.ts\`): \`pg_advisory_xact_lock\` on one
-  key, then each limit's spend summed from \`llm_usage\` and held \`budget_reservations\`, then the
-  insert; settling does not take the lock.
+- advisory locks per scope: the store as it is (\`src/store/budgets.ts\`): one transaction-scoped
+  advisory lock per scope (\`reservationLockScopes\`), taken in a fixed order — shared
+  (\`pg_advisory_xact_lock_shared\`) on the five scopes the call adds spend to (global,
+  installation, repository, agent, task), exclusive (\`pg_advisory_xact_lock\`) on each scope a
+  checked limit sums — then each limit's spend summed from \`llm_usage\` and held
+  \`budget_reservations\`, then the insert; settling takes no lock. Two reservations wait for
+  each other only when one checks a limit that counts the other's spend. Between the
+  processes of a run, by the store's own lock mapping, the locks conflict on
+  ${conflictsText("shared")} with one scope for all, and on ${conflictsText("own")} with one of its own per process.
 - counter rows \`FOR UPDATE\`: a prototype in \`bench/queue.ts\` only — one counter row per limit,
   scope key and window (\`used\`, \`held\`), created on the fly, locked in key order; the check reads
   the counters (no sums), the reservation adds to \`held\`; settling must lock the same rows to
   move the amount from \`held\` to \`used\`. Alerts are left out (never reached here).
 
-| serialisation | processes × calls | ledger before | reserve | record usage + settle | pause check | whole call | throughput | CPU PostgreSQL | machine busy |
-|---|---|---|---|---|---|---|---|---|---|
+| serialisation | scopes (limits checked) | processes × calls | ledger before | reserve | record usage + settle | pause check | whole call | throughput | CPU PostgreSQL | machine busy |
+|---|---|---|---|---|---|---|---|---|---|---|
 ${ledgerRows.join("\n")}
 
-Reading it. On an empty ledger, 3 processes: reserve p50 ${reserveP50("advisory", 3, 0)} with the advisory lock against
+Reading it. One scope for all, on an empty ledger, 3 processes: reserve p50 ${reserveP50("advisory", 3, 0)} with the advisory locks against
 ${reserveP50("for-update", 3, 0)} with counter rows; ${callsPerSecond("advisory", 3, 0)} against ${callsPerSecond("for-update", 3, 0)}. Both serialise every
-reservation of the scope; the advisory lock is held for the 3 sums and the insert, a counter row
+reservation of the scope; the advisory locks are held for the 3 sums and the insert, a counter row
 for the insert and the update, while settling takes the counter rows too (the "record usage +
 settle" column). With a month of ${LEDGER_PREFILL_ROWS.toLocaleString("en")} rows the advisory variant's sums read
-every row of the window while holding the lock: reserve p50 ${reserveP50("advisory", 1, LEDGER_PREFILL_ROWS)} alone and ${reserveP50("advisory", 3, LEDGER_PREFILL_ROWS)} with 3
+every row of the window while holding the locks: reserve p50 ${reserveP50("advisory", 1, LEDGER_PREFILL_ROWS)} alone and ${reserveP50("advisory", 3, LEDGER_PREFILL_ROWS)} with 3
 processes (${callsPerSecond("advisory", 3, LEDGER_PREFILL_ROWS)}), against ${reserveP50("for-update", 3, LEDGER_PREFILL_ROWS)} (${callsPerSecond("for-update", 3, LEDGER_PREFILL_ROWS)}) for the counters, whose cost does
-not depend on the ledger's size. Spend summed at reservation time is what the lock serialises,
-so the advisory variant's ceiling falls as the month fills up.
+not depend on the ledger's size. Spend summed at reservation time is what the exclusive locks
+serialise, so for processes competing for one scope the advisory variant's ceiling falls as that
+scope's month fills up.
+
+Per-scope locks. From ${fewest} to ${most} processes the store's throughput went ${ledgerScaling("shared", 0)} on an empty
+ledger and ${ledgerScaling("shared", LEDGER_PREFILL_ROWS)} on the busy month with one scope for all, against
+${ledgerScaling("own", 0)} and ${ledgerScaling("own", LEDGER_PREFILL_ROWS)} with one scope per process; with ${most} processes on the busy
+month, reserve p50 ${reserveP50("advisory", most, LEDGER_PREFILL_ROWS, "own")} with their own scopes against ${reserveP50("advisory", most, LEDGER_PREFILL_ROWS)} sharing one (${reserveP50("advisory", fewest, LEDGER_PREFILL_ROWS, "own")} for
+one process alone). The machine was ${pct(ownBusy[0] ?? null)} and ${pct(ownBusy[1] ?? null)} busy during those ${most}-process "own" runs
+(${cores} cores for the callers, the server and everything else)${cpuBound}.
 ${MARKER_END}
 `;
 }
@@ -1109,31 +1235,58 @@ async function main(): Promise<void> {
 
     await COUNTERS_DDL.execute(db);
     const createdAt = Date.now();
-    const task = await createTask(db, {
-      installation_id: 1,
-      owner: "o",
-      repo: "r",
-      issue_number: 1,
-      run: 1,
-      stage: "coding",
-      triggered_by: "bench",
-      clone_url: "/dev/null",
-      default_branch: "main",
-      config: "{}",
-      created_at: createdAt,
-      updated_at: createdAt,
-    });
+    /** A task of `repository` (`owner/repo`) for the ledger runs to call for. */
+    const benchTask = async (repository: string): Promise<number> => {
+      const [owner = "", repo = ""] = repository.split("/");
+      const task = await createTask(db, {
+        installation_id: 1,
+        owner,
+        repo,
+        issue_number: 1,
+        run: 1,
+        stage: "coding",
+        triggered_by: "bench",
+        clone_url: "/dev/null",
+        default_branch: "main",
+        config: "{}",
+        created_at: createdAt,
+        updated_at: createdAt,
+      });
+      return task.id;
+    };
+    const maxProcesses = Math.max(...LEDGER_PROCESSES);
+    const tasks: LedgerTasks = { shared: await benchTask("o/r"), own: [] };
+    for (let i = 0; i < maxProcesses; i++) tasks.own.push(await benchTask(OWN_REPOSITORY(i)));
+    const lockConflictsOf = (scopes: LedgerScopes) => lockConflicts(ledgerSubjects(scopes, maxProcesses, tasks), serverBudgetLimits(LEDGER_LIMIT_ENV[scopes]));
     const ledgerConfigs: LedgerConfig[] = [
       ...LEDGER_PROCESSES.flatMap((processes) =>
-        (["advisory", "for-update"] as const).map((variant) => ({ variant, processes, calls: LEDGER_CALLS, prefill: 0 })),
+        (["advisory", "for-update"] as const).map((variant) => ({ variant, scopes: "shared" as const, processes, calls: LEDGER_CALLS, prefill: 0 })),
       ),
       ...LEDGER_PROCESSES.flatMap((processes) =>
-        (["advisory", "for-update"] as const).map((variant) => ({ variant, processes, calls: LEDGER_PREFILL_CALLS, prefill: LEDGER_PREFILL_ROWS })),
+        (["advisory", "for-update"] as const).map((variant) => ({
+          variant,
+          scopes: "shared" as const,
+          processes,
+          calls: LEDGER_PREFILL_CALLS,
+          prefill: LEDGER_PREFILL_ROWS,
+        })),
+      ),
+      // Each process on its own repository and task: the store's variant only.
+      ...[0, LEDGER_PREFILL_ROWS].flatMap((prefill) =>
+        LEDGER_PROCESSES.map((processes) => ({
+          variant: "advisory" as const,
+          scopes: "own" as const,
+          processes,
+          calls: prefill === 0 ? LEDGER_CALLS : LEDGER_PREFILL_CALLS,
+          prefill,
+        })),
       ),
     ];
     const ledgerRuns = await rounds(ledgerConfigs, async (config, round) => {
-      phase(`PostgreSQL: ledger, ${config.variant}, ${config.processes} process(es), ${config.prefill} rows before, round ${round + 1}`);
-      return ledgerRun(replicas, db, postmaster, task.id, config);
+      phase(
+        `PostgreSQL: ledger, ${config.variant}, ${config.scopes} scopes, ${config.processes} process(es), ${config.prefill} rows before, round ${round + 1}`,
+      );
+      return ledgerRun(replicas, db, postmaster, tasks, config);
     });
     const ledger = ledgerRuns.map((runs) => best(runs, (r) => r.callsPerSecond));
     phase("done");
@@ -1146,6 +1299,7 @@ async function main(): Promise<void> {
       pgPickup,
       drains,
       ledger,
+      lockConflicts: { shared: lockConflictsOf("shared"), own: lockConflictsOf("own") },
       wallSeconds: (performance.now() - wallStart) / 1000,
       loadBefore,
       loadAfter: os.loadavg(),

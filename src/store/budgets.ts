@@ -171,9 +171,10 @@ function serialized<T>(fn: () => Promise<T>): Promise<T> {
  * need a row per scope key and window, created on the fly (an upsert race of its own), locked in
  * a fixed order and kept in step with `llm_usage` and every settle/release; locking existing rows
  * `FOR UPDATE` alone cannot stop a concurrent insert (a phantom). Measured (bench/results.md,
- * 3 processes on 2 cores, one shared scope): about equal to counter rows on an empty ledger, but
- * the sums grow with the window's rows — 83 calls/s at 50,000 usage rows in the month, where
- * counter rows stay near 380. Far above the rate of Messages API calls (seconds each); counter
+ * 3 processes on 2 cores): competing for one scope, 308 calls/s against the counter-row
+ * prototype's 470 on an empty ledger, and 112 against 441 with 50,000 usage rows in the month,
+ * because the sums grow with the window's rows; with a repository and task each, 3 processes
+ * make 1.7× the calls of one. Far above the rate of Messages API calls (seconds each); counter
  * rows are the next step when one scope's monthly ledger reaches ~10⁵ rows.
  *
  * `fn` must use the connection it is given, never `db` (the connection is held until the end).
