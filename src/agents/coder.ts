@@ -45,6 +45,8 @@ export interface RevisionFeedback {
    * Coder answers each with `reply_to_thread`, and the stage replies in the thread.
    */
   threads?: ReviewThread[];
+  /** The failed checks' names (`ci`), for the reply when the Coder changes nothing. */
+  checks?: readonly string[];
 }
 
 /** Limits of one Coder run, enforced by the loop (it fails closed). */
@@ -90,6 +92,12 @@ export interface CoderResult {
   stopped: { limit: AgentLimitError["limit"]; message: string } | null;
   /** The Coder's `reply_to_thread` answers, one per answered thread of `feedback.threads`. */
   threadAnswers?: ThreadAnswer[];
+  /**
+   * `true` when a CI revision (`feedback.source` `ci`) finished without changing a file and no
+   * limit stopped it: the Coder judged the failure not fixable by a change (flaky, the CI
+   * infrastructure, unrelated to the change), `summary` is its reason, and nothing was pushed.
+   */
+  nothingToFix?: boolean;
 }
 
 /**
@@ -178,8 +186,13 @@ export type CoderWork = Omit<CoderResult, "pullRequest">;
  * A limit (turns, output tokens, wall clock) stops the loop: the work so far is committed and
  * pushed, and `stopped` says why — the caller must not present the result as done.
  *
+ * A CI revision (`feedback.source` `ci`) may end without changing a file: the failure is not
+ * the change's to fix. Nothing is pushed, and the result has `nothingToFix` with the Coder's
+ * final message as `summary`.
+ *
  * @throws {AgentOutputError} when the model changed no file (unless it answered every review
- *   thread it was given, each without a change: then nothing is committed or pushed)
+ *   thread it was given, each without a change: then nothing is committed or pushed; or the
+ *   revision is about CI, see above)
  */
 export async function implementChanges(runtime: AgentRuntime, deps: { workspace: CoderWorkspace; bot: BotIdentity }, input: CoderInput): Promise<CoderWork> {
   const { workspace, bot } = deps;
@@ -300,6 +313,10 @@ export async function implementChanges(runtime: AgentRuntime, deps: { workspace:
   const changedFiles = await workspace.filesChangedSince(startSha);
   // A revision that only answers review threads may change nothing: every thread answered, none of them "changed".
   const answeredWithoutChange = threads.length > 0 && threadAnswers.size === threads.length && [...threadAnswers.values()].every((a) => !a.changed);
+  // A CI revision may find nothing to fix (a flaky test, the runner's infrastructure, a failure unrelated to the change): not pushed, the stage reports it.
+  if (changedFiles.length === 0 && !stopped && input.feedback?.source === "ci") {
+    return { headSha: startSha, changedFiles, summary, turns, stopped: null, nothingToFix: true };
+  }
   if (changedFiles.length === 0 && !stopped && !answeredWithoutChange) throw new AgentOutputError("coder", "the model finished without changing any file");
   if ((await workspace.headSha()) !== startSha) await workspace.push(input.branch, input.defaultBranch);
   const headSha = await workspace.headSha();

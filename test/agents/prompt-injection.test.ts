@@ -21,10 +21,9 @@ import { reviewPullRequest } from "../../src/pipeline/stages/review.js";
 import type { CommandOutcome } from "../../src/agents/tester.js";
 import { testPullRequest } from "../../src/pipeline/stages/test.js";
 import type { CheckRunData, CheckRunOutput, GitHubPort, PullRequestData, PullRequestFile } from "../../src/ports/github.js";
-import { createAnthropic, createRecordingLlm } from "../../src/adapters/anthropic/client.js";
-import { PriceTable } from "../../src/domain/pricing.js";
 import { PROMPT_TAGS } from "../../src/prompt/index.js";
-import { ANTHROPIC_TEST_URL, FakeAnthropic, text, toolUse } from "../helpers/anthropic-fake.js";
+import { fakeAnthropicRuntime, greetingPlan } from "../helpers/agent-runtime.js";
+import { FakeAnthropic, text, toolUse } from "../helpers/anthropic-fake.js";
 
 const USAGE = { input_tokens: 100, output_tokens: 20 };
 const TOKEN = `ghs_${"Zq9".repeat(12)}`;
@@ -35,13 +34,7 @@ function smuggled(carrier: string, hidden: string): string {
   return carrier + [...Buffer.from(hidden)].map((b) => String.fromCodePoint(b < 16 ? 0xfe00 + b : 0xe0100 + b - 16)).join("");
 }
 
-const PLAN: Plan = {
-  summary: "Fix the greeting.",
-  files_to_change: [{ path: "src/greet.ts", reason: "the greeting" }],
-  steps: ["Change the greeting"],
-  definition_of_done: ["The greeting ends with an exclamation mark"],
-  test_plan: ["Unit-test greet()"],
-};
+const PLAN: Plan = greetingPlan("src/greet.ts");
 
 let anthropic: FakeAnthropic;
 let runtime: AgentRuntime;
@@ -49,12 +42,7 @@ let root: string;
 
 beforeEach(() => {
   anthropic = new FakeAnthropic().start();
-  const llm = createRecordingLlm(
-    createAnthropic({ apiKey: "sk-ant-test-x", baseURL: ANTHROPIC_TEST_URL, maxRetries: 0, timeoutMs: 5000 }),
-    new PriceTable(),
-    async () => {},
-  );
-  runtime = { llm, model: "claude-sonnet-5-5" };
+  runtime = fakeAnthropicRuntime();
   root = mkdtempSync(path.join(tmpdir(), "mc-injection-"));
 });
 

@@ -37,6 +37,23 @@ function lintJobLog(): string {
   return `\uFEFF${lines.map((l, i) => `${at(i)} ${l}`).join("\n")}\n`;
 }
 
+/** An Actions job log where `npm ci` timed out fetching a package: the runner's network, not the change. */
+function networkTimeoutJobLog(): string {
+  const lines = [
+    "##[group]Run npm ci",
+    "npm ci",
+    "shell: /usr/bin/bash -e {0}",
+    "##[endgroup]",
+    "npm error code ETIMEDOUT",
+    "npm error network request to https://packages.example.test/left-pad/-/left-pad-1.3.0.tgz failed, reason: connect ETIMEDOUT 10.0.0.7:443",
+    "npm error network This is a problem related to network connectivity.",
+    "##[error]Process completed with exit code 1.",
+    "Post job cleanup.",
+    "Cleaning up orphan processes",
+  ];
+  return `\uFEFF${lines.map((l, i) => `2025-03-11T14:06:${String(i).padStart(2, "0")}.0000000Z ${l}`).join("\n")}\n`;
+}
+
 /** The repository and installation of the scenario, as GitHub's payloads carry them. */
 function repositoryOf(cloneUrl: string) {
   const { repository, installation } = labeledPayload({ cloneUrl });
@@ -449,5 +466,73 @@ describe("the repository's CI feeds the Coder", () => {
     expect(await reviseJobs(app)).toHaveLength(0);
     expect(anthropic.requestsOf("coder")).toHaveLength(coderCallsBefore);
     expect(github.labelsOf(ISSUE)).toContain("mc:ready_for_merge");
+  }, 120_000);
+
+  it("a failure the change cannot fix: the Coder changes nothing, one reply with its reason, the task blocked, nothing pushed or tested", async () => {
+    const { app, world, pr, head } = await readyPullRequest();
+    const { github, anthropic, bare } = world;
+    const calls = (agent: string) => anthropic.requestsOf(agent).length;
+    const before = { coder: calls("coder"), tester: calls("tester"), reviewer: calls("reviewer") };
+    github.addWorkflowRun({
+      id: 9401,
+      checkSuiteId: 7401,
+      workflowName: "CI",
+      headSha: head,
+      jobs: [{ id: 901, name: "install", conclusion: "failure", steps: [{ name: "Run npm ci", conclusion: "failure" }], log: networkTimeoutJobLog() }],
+    });
+    // The Coder reads a file, changes none and explains (naming a person, who must not be pinged).
+    const explanation =
+      "The install step timed out fetching a package (ETIMEDOUT): a network problem of the runner, not of this change. @octocat, please re-run the checks.";
+    anthropic.script(
+      "coder",
+      { content: [toolUse("read_file", { path: "src/greet.js" })], usage: USAGE.coder[1]! },
+      { content: [text(explanation)], usage: USAGE.coder[2]! },
+    );
+
+    const payload = workflowRunPayload({ cloneUrl: bare, github, runId: 9401, checkSuiteId: 7401, name: "CI", headSha: head, pullNumber: pr.number });
+    expect((await deliver(app.url, { event: "workflow_run", payload, secret: SECRET })).status).toBeLessThan(300);
+    await waitForState(app, "blocked");
+
+    // Blocked (not failed), with the reason; the mc:blocked label on the issue.
+    const task = await theTask(app);
+    expect(task.failure_reason).toBeNull();
+    expect(task.blocked_reason).toContain(`The Coder made no change for the failing checks (\`CI / install\`) on \`${head.slice(0, 7)}\``);
+    expect(task.blocked_reason).toContain("`/code <instructions>`");
+    expect(github.labelsOf(ISSUE)).toContain("mc:blocked");
+    expect(github.labelsOf(ISSUE)).not.toContain("mc:failed");
+    const last = await app.db.selectFrom("transitions").select(["from_state", "to_state", "reason"]).orderBy("id", "desc").executeTakeFirstOrThrow();
+    expect(last).toEqual({ from_state: "coding", to_state: "blocked", reason: "CI failure not fixable by a change" });
+    const tracking = github.comments.filter((c) => c.body.startsWith(TRACKING));
+    expect(tracking).toHaveLength(1);
+    expect(tracking[0]?.body).toContain("The Coder made no change for the failing checks");
+
+    // One reply on the pull request: the check, the commit, the Coder's reason — and no one pinged.
+    const replies = github.comments.filter((c) => c.issue_number === pr.number && c.body.startsWith(`<!-- mission-control:ci-no-change:${head} -->`));
+    expect(replies).toHaveLength(1);
+    const reply = replies[0]?.body ?? "";
+    expect(reply).toContain(`Mission Control looked at the failing checks (\`CI / install\`) on ${head.slice(0, 7)} and made no change`);
+    expect(reply).toContain("> The install step timed out fetching a package (ETIMEDOUT): a network problem of the runner, not of this change.");
+    expect(reply).toContain("@&#8203;octocat, please re-run the checks.");
+    expect(reply).not.toMatch(/@octocat/);
+    expect(reply).toContain("re-run the failed checks");
+    expect(reply).toContain("`/code <instructions>`");
+    expect(github.comments.filter((c) => c.issue_number === pr.number && c.body.includes("Revision for the repository's failing checks"))).toHaveLength(0);
+
+    // Nothing pushed, nothing tested or reviewed: the Coder's two calls only.
+    expect(headOf(bare)).toBe(head);
+    expect(calls("coder")).toBe(before.coder + 2);
+    expect(calls("tester")).toBe(before.tester);
+    expect(calls("reviewer")).toBe(before.reviewer);
+    expect(await reviseJobs(app)).toHaveLength(1);
+    expect(task.rework_cycles).toBe(1);
+
+    // The same failure delivered again: the task waits for a person, nothing starts, no second reply.
+    expect((await deliver(app.url, { event: "workflow_run", payload, secret: SECRET })).status).toBeLessThan(300);
+    await waitForState(app, "blocked");
+    expect(ciSkips(app)).toEqual(["task_stopped"]);
+    expect(await reviseJobs(app)).toHaveLength(1);
+    expect(calls("coder")).toBe(before.coder + 2);
+    expect(github.comments.filter((c) => c.body.startsWith("<!-- mission-control:ci-no-change:"))).toHaveLength(1);
+    expect(anthropic.remaining()).toEqual({ architect: 0, coder: 0, tester: 0, reviewer: 0 });
   }, 120_000);
 });

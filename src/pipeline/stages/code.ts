@@ -16,6 +16,8 @@ import type { AgentRuntime } from "../../agents/context.js";
 import { loadRepositoryGuidance } from "../../agents/load-instructions.js";
 import { APP_ACTOR } from "../../domain/jobs.js";
 import type { BotIdentity, GitHubPort } from "../../ports/github.js";
+import { ciNoChangeTopic, failingChecks, renderCiNoChange } from "../../render/ci-no-change.js";
+import { safeName } from "../ci-feedback.js";
 import { writeTracking } from "../reporter.js";
 import { recordLearningProposal } from "../memory-proposals.js";
 import { withRepositoryMemory } from "../repository-memory.js";
@@ -29,7 +31,7 @@ import type { StageOutcome } from "../pipeline-deps.js";
  * #<n>`; a draft when a limit stopped the Coder) unless one is given or an open one exists for
  * the branch (`GET /repos/{owner}/{repo}/pulls?head=…`).
  *
- * @throws {AgentOutputError} when the model changed no file
+ * @throws {AgentOutputError} when the model changed no file (but see `implementChanges`)
  */
 export async function implementIssue(
   runtime: AgentRuntime,
@@ -64,9 +66,32 @@ async function replyToRevision(github: GitHubPort, pullNumber: number, result: C
 }
 
 /**
+ * A CI revision that changed nothing ({@link CoderResult.nothingToFix}): one reply on the pull
+ * request per head (`ensureComment`, topic `ci-no-change:<sha>`) with the failed checks and the
+ * Coder's reason, then the task stops in `blocked` — nothing pushed, no tests or review.
+ */
+async function blockOnUnfixableCi(ctx: StageContext, feedback: RevisionFeedback, result: CoderResult): Promise<StageOutcome> {
+  const checks = (feedback.checks ?? []).map(safeName);
+  const pullNumber = result.pullRequest.number;
+  const sha = result.headSha.slice(0, 7);
+  // The reply first: a retry after a failed post finds the task still `coding`, not stopped.
+  await ctx.github.ensureComment({
+    issueNumber: pullNumber,
+    topic: ciNoChangeTopic(result.headSha),
+    body: renderCiNoChange({ headSha: result.headSha, checks, reason: result.summary }),
+  });
+  ctx.log.info({ pr: pullNumber, headSha: result.headSha, checks: feedback.checks }, "CI revision: nothing to fix, no change pushed");
+  await ctx.move("blocked", "CI failure not fixable by a change", {
+    blocked_reason: `The Coder made no change for ${failingChecks(checks)} on \`${sha}\`: it judged the failure not fixable by changing the code (its reason is on pull request #${pullNumber}). Re-run the failed checks, or comment \`/code <instructions>\` on the pull request for a change.`,
+  });
+  return {};
+}
+
+/**
  * `code`: state `coding`. The issue's clone is prepared, the run's branch (`mc/issue-<n>-<slug>`,
  * `-run<k>` for run k > 1) checked out, the Coder implements the plan (or the revision), and the
- * pull request is opened or found. Next: `test` (nonce: the head sha), or `blocked` at a Coder limit.
+ * pull request is opened or found. Next: `test` (nonce: the head sha), or `blocked` at a Coder limit
+ * or when a CI revision found nothing to change.
  */
 export async function codeStage(ctx: StageContext, given: RevisionFeedback | null): Promise<StageOutcome> {
   const notes = ctx.notes();
@@ -166,6 +191,7 @@ export async function codeStage(ctx: StageContext, given: RevisionFeedback | nul
   await ctx.save({ pr_number: result.pullRequest.number, pr_url: result.pullRequest.htmlUrl, head_sha: result.headSha });
   ctx.log.info({ pr: result.pullRequest.number, branch, turns: result.turns, stopped: result.stopped?.limit }, "coder finished");
 
+  if (feedback?.source === "ci" && result.nothingToFix) return blockOnUnfixableCi(ctx, feedback, result);
   if (feedback && result.changedFiles.length > 0) await replyToRevision(ctx.github, result.pullRequest.number, result, feedback);
   // A reply in each review thread the revision was given, once its commit is pushed (not when a limit stopped it: the work is not done).
   if (feedback?.threads?.length && !result.stopped) {

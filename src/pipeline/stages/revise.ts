@@ -44,7 +44,8 @@ export async function reviseStage(ctx: StageContext): Promise<StageOutcome> {
 /**
  * The revision's feedback, sanitised: for a review, its body and the pull request's review
  * threads awaiting an answer (`pipeline/review-threads.ts`: whole, unresolved, writers only),
- * plus the review's inline comments that are in no such thread (the app's own Reviewer's).
+ * plus the review's inline comments that are in no such thread (the app's own Reviewer's); for
+ * CI, the failed checks' names.
  */
 async function feedbackFor(ctx: StageContext, payload: NonNullable<StageJobPayload["feedback"]>): Promise<RevisionFeedback> {
   let comments: RevisionFeedback["comments"] = [];
@@ -64,7 +65,14 @@ async function feedbackFor(ctx: StageContext, payload: NonNullable<StageJobPaylo
       text = sanitizeUntrustedText(review?.body ?? "");
     }
   }
-  return { source: payload.source, text, comments, requestedBy: payload.requestedBy, ...(threads ? { threads } : {}) };
+  return {
+    source: payload.source,
+    text,
+    comments,
+    requestedBy: payload.requestedBy,
+    ...(threads ? { threads } : {}),
+    ...(payload.source === "ci" && payload.checks ? { checks: payload.checks } : {}),
+  };
 }
 
 /** ` (`a`, `b`)`: the failed checks' names for the rework-limit message, or nothing. */
