@@ -95,6 +95,12 @@ export interface Reservation {
   id: number;
   /** Nano-dollars held. */
   amountNanoUsd: number;
+  /**
+   * Epoch ms the reservation counts at (the windows it was checked in). The call's usage row is
+   * recorded at this time too, so a call that ends after midnight UTC (or a week's or month's
+   * end) costs in the window its reservation was checked in, never in one that did not see it.
+   */
+  createdAt: number;
   /** Alerts this reservation raised (first crossing in the window only); usually empty. */
   alerts: BudgetAlert[];
 }
@@ -169,7 +175,9 @@ export function limitApplies(limit: BudgetLimit, subject: BudgetSubject): boolea
 }
 
 /**
- * What `limit` counts for `subject`: global → `*`; installation → the installation id;
+ * What `limit` counts for `subject`: global → `*`; installation → the installation id (both
+ * suffixed `@owner/repo` when the limit is restricted to one repository, which counts other
+ * spend than the unrestricted limit and so alerts on its own);
  * repository → `owner/repo`; agent → the agent role (limits on a role apply across
  * repositories), or `owner/repo:role` when the limit is restricted to one repository;
  * task → the task id.
@@ -177,9 +185,9 @@ export function limitApplies(limit: BudgetLimit, subject: BudgetSubject): boolea
 export function budgetScopeKey(limit: BudgetLimit, subject: BudgetSubject): string {
   switch (limit.scope) {
     case "global":
-      return "*";
+      return limit.repository === undefined ? "*" : `*@${limit.repository}`;
     case "installation":
-      return String(subject.installationId);
+      return limit.repository === undefined ? String(subject.installationId) : `${subject.installationId}@${limit.repository}`;
     case "repository":
       return subject.repository;
     case "agent":
@@ -232,10 +240,13 @@ export interface LedgerLockScope {
  * its agent role and its task — and takes each of them **shared**. For every limit it checks, it
  * takes **exclusive** the scope whose rows that limit sums: the limit's scope, or the repository
  * when the limit is restricted to one (a coarser lock that still covers every row it counts).
- * Two reservations therefore wait for each other exactly when one of them checks a limit that
- * counts the other's spend — whichever repository's configuration that limit came from, because
- * every writer takes every scope it adds to. Keys are returned sorted, each once (exclusive wins),
- * so locks taken in this order never deadlock.
+ * Two reservations therefore wait for each other whenever one of them checks a limit that counts
+ * the other's spend — whichever repository's configuration that limit came from, because every
+ * writer takes every scope it adds to — and otherwise only when they share a repository under a
+ * limit restricted to it (the coarser lock). Keys are returned sorted, each once (exclusive
+ * wins). Two reservations that write the same `budget_alerts` row ({@link alertKey}) hold the
+ * same exclusive lock, so no row lock is waited for after the advisory locks, and locks taken in
+ * one order never deadlock.
  *
  * @param limits - the limits the reservation checks (those that do not apply to `subject` are ignored)
  */

@@ -426,13 +426,16 @@ async function review(intake: Intake, p: PayloadOf<"review">): Promise<IntakeOut
   if (!(await senderCanWrite(github, p.sender.login))) return "no_permission";
   // The task is read again now: a `/stop` (or a merge) since the webhook arrived wins.
   const task = await loadTask(deps.db, job.task_id);
+  // A new run since (a `/plan` after `/stop`) has another pull request, or none yet: a review of the old one starts nothing.
+  if (task.pr_number !== p.subject.number) return "ignored";
   const config = RepoConfig.parse(JSON.parse(task.config));
   if (p.state === "approved" && !(config.auto_merge && task.stage === "ready_for_merge")) return "ignored";
   if (p.state !== "approved") {
     if (!isTaskState(task.stage)) return "ignored";
     // Made while the Coder revises (or the Architect plans): the threads of the work under way were
     // read at its start, so this review is looked at again once that work is done.
-    if (task.stage === "coding" || task.stage === "planning") return waitForIssueWork(deps, job, task, p, intake.log, "review", { review: p.reviewId });
+    if (task.stage === "coding" || task.stage === "planning")
+      return waitForIssueWork(deps, job, task, p, intake.log, "review", { review: p.reviewId }, `${task.id}:${task.run}:${p.reviewId}`);
     if (task.stage !== "changes_requested" && !canTransition(task.stage, "changes_requested")) return "ignored";
   }
   await inTransaction(deps.db, async (trx) => {

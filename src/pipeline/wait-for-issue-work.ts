@@ -30,11 +30,14 @@ export function intakeWaitDelayMs(waits: number): number {
 
 /**
  * Queues this intake again after the issue's queued work (same lock key as its stages, a later
- * `run_after`; dedupe key `<event>-wait:<delivery>:<wait>`), or — after
+ * `run_after`; dedupe key `<event>-wait:<chain>:<wait>`), or — after
  * {@link INTAKE_MAX_WAITS} waits — gives up (`ignored`, logged as a warning).
  *
  * @param what how the logs name the delivery ("CI failure", "review")
  * @param fields what the logs say about it (head sha, review id)
+ * @param chain what one chain of waits is for (default: the delivery): intakes of one chain share
+ *   their dedupe keys, so several deliveries about the same thing (a review and each of its
+ *   inline comments) wait as one
  */
 export async function waitForIssueWork(
   deps: PipelineDeps,
@@ -44,6 +47,7 @@ export async function waitForIssueWork(
   log: Logger,
   what: string,
   fields: Record<string, unknown>,
+  chain: string = job.delivery_id ?? `job-${job.id}`,
 ): Promise<IntakeOutcome> {
   if (p.waits >= INTAKE_MAX_WAITS) {
     log.warn({ reason: "waited_too_long", ...fields, waits: p.waits, stage: task.stage }, `${what}: no revision`);
@@ -55,7 +59,7 @@ export async function waitForIssueWork(
     taskId: task.id,
     installationId: job.installation_id,
     lockKey: issueLockKey({ owner: task.owner, repo: task.repo, issueNumber: task.issue_number }),
-    dedupeKey: `${p.event}-wait:${job.delivery_id ?? `job-${job.id}`}:${p.waits + 1}`,
+    dedupeKey: `${p.event}-wait:${chain}:${p.waits + 1}`,
     deliveryId: job.delivery_id,
     payload: { ...p, waits: p.waits + 1 },
     maxAttempts: deps.maxAttempts,

@@ -158,8 +158,8 @@ function serialized<T>(fn: () => Promise<T>): Promise<T> {
  * PostgreSQL: transaction-scoped advisory locks (`pg_advisory_xact_lock[_shared]`), one per
  * scope of the reservation ({@link reservationLockScopes}): shared on every scope it adds spend
  * to (global, installation, repository, agent, task), exclusive on every scope a limit it checks
- * sums. Two reservations wait for each other exactly when one checks a limit that counts the
- * other's spend; reservations of different repositories under repository and task limits (the
+ * sums. Two reservations wait for each other whenever one checks a limit that counts the other's
+ * spend; reservations of different repositories under repository and task limits (the
  * defaults) no longer take turns, while a global limit still serialises every reservation that
  * checks it. Locks are taken first, in ascending lock-id order (no deadlock), and released by
  * commit or rollback; READ COMMITTED is then enough: each statement after the locks sees every
@@ -352,7 +352,7 @@ export async function reserve(db: Db, request: ReserveRequest): Promise<Reservat
       if (check.limit.action === "warn" && exceedsLimit(check.afterNanoUsd, check.limit)) await raise(check, "exceeded", 1);
     }
 
-    return { id: inserted.id, amountNanoUsd, alerts };
+    return { id: inserted.id, amountNanoUsd, createdAt: now, alerts };
   });
 }
 

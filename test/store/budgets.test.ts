@@ -18,6 +18,8 @@ import {
   limitApplies,
   mergeLimits,
   periodWindow,
+  alertKey,
+  budgetScopeKey,
   reachesThreshold,
   reservationLockScopes,
 } from "../../src/domain/budget-rules.js";
@@ -521,6 +523,40 @@ describe("reservationLockScopes (PostgreSQL's per-scope ledger locks)", () => {
     expect(conflict(a, [limit({ scope: "global" })], c, [])).toBe(true);
     expect(conflict(a, [limit({ scope: "agent" })], b, [])).toBe(true);
     expect(conflict(a, [limit({ scope: "agent" })], c, [])).toBe(false);
+  });
+
+  it("two reservations that write the same budget_alerts row take the same exclusive lock (no row-lock wait after the advisory locks)", () => {
+    const b = subject({ repository: "octo/b", taskId: 2 });
+    const c = subject({ repository: "octo/c", taskId: 3 });
+    const shapes: BudgetLimit[] = [
+      limit({ scope: "global" }),
+      limit({ scope: "global", repository: "octo/b" }),
+      limit({ scope: "global", repository: "octo/c" }),
+      limit({ scope: "installation" }),
+      limit({ scope: "installation", repository: "octo/b" }),
+      limit({ scope: "installation", repository: "octo/c" }),
+      limit({ scope: "agent" }),
+      limit({ scope: "agent", repository: "octo/b" }),
+      limit({ scope: "repository" }),
+      limit({ scope: "task", period: "total" }),
+    ];
+    const exclusive = (s: BudgetSubject, l: BudgetLimit) => reservationLockScopes(s, [l]).find((x) => x.exclusive)?.key;
+    for (const x of shapes) {
+      for (const y of shapes) {
+        for (const [sx, sy] of [
+          [b, c],
+          [b, b],
+          [c, c],
+        ] as const) {
+          if (!limitApplies(x, sx) || !limitApplies(y, sy)) continue;
+          if (x.scope === y.scope && x.period === y.period && alertKey(x, sx) === alertKey(y, sy)) expect(exclusive(sx, x)).toBe(exclusive(sy, y));
+        }
+      }
+    }
+    // A limit restricted to one repository counts other spend than the unrestricted one: its own alert key.
+    expect(budgetScopeKey(limit({ scope: "global", repository: "octo/b" }), b)).toBe("*@octo/b");
+    expect(budgetScopeKey(limit({ scope: "installation", repository: "octo/b" }), b)).toBe("1@octo/b");
+    expect(budgetScopeKey(limit({ scope: "global" }), b)).toBe("*");
   });
 
   it("budgetAdvisoryLocks maps each scope to one 32-bit lock, exclusive when any scope on it is, in ascending order", () => {

@@ -66,7 +66,8 @@ export function createMeteredLlm(options: MeteringOptions, context: UsageContext
           db,
           {
             ...usage,
-            created_at: Date.now(),
+            // The reservation's time, not the answer's: cost and hold stay in the same budget window.
+            created_at: reservation.createdAt,
             installation_id: context.installationId,
             repository: context.repository,
             subject_number: context.subjectNumber,
