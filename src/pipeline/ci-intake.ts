@@ -93,7 +93,7 @@ export async function ciIntake(deps: PipelineDeps, job: IntakeJob, github: GitHu
   if (pr.headSha !== p.headSha) return skip("older_head", { head: pr.headSha });
 
   // A failure reported while the app's own tests or review run is looked at once they are done, on the head they leave.
-  if (await busy(deps, task, job)) return waitForIssueWork(deps, job, task, p, log, "CI failure", { headSha: p.headSha });
+  if (await busy(deps, task, job)) return waitForIssueWork(deps, job, task, p, log, { what: "CI failure", fields: { headSha: p.headSha } });
 
   const ignore = config.ci.ignore_checks;
   const collected = p.source === "workflow_run" && p.workflowRunId !== null ? await actionsFailures(github, p, ignore, log) : null;

@@ -17,6 +17,7 @@ import { asksForReview, parseMention } from "../domain/mentions.js";
 import { parseCommand } from "../domain/slash-commands.js";
 import { canTransition, ENDED_STATES, isResting, isTaskState } from "../domain/task-state.js";
 import type { GitHubPort } from "../ports/github.js";
+import { renderReviewGaveUp, reviewGaveUpTopic } from "../render/review-gave-up.js";
 import type { Db } from "../store/db.js";
 import { inTransaction } from "../store/db.js";
 import { cancelTaskJobs, enqueueJob, jobExistsForDelivery } from "../store/queue.js";
@@ -38,7 +39,7 @@ import { syncStandupSchedule } from "./orchestrator.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 import { issueClosedNote, TRACKING_NOTE } from "./reporter.js";
 import { isStandupSubject, STANDUP_COMMANDS, standupOnlyReply, standupOnlyTopic } from "./standup-commands.js";
-import { waitForIssueWork } from "./wait-for-issue-work.js";
+import { INTAKE_GIVE_UP_AFTER_MS, waitForIssueWork } from "./wait-for-issue-work.js";
 
 /** A claimed `intake` job. */
 export type IntakeJob = ClaimedJob & { data: { kind: "intake"; payload: IntakePayload } };
@@ -418,7 +419,9 @@ async function pullRequestMerged(github: GitHubPort, number: number): Promise<bo
 /**
  * A writer's review of the app's pull request: a revision, or (approval, `auto_merge`) a merge
  * check. A review made while the task is `coding` or `planning` waits for that work
- * (`wait-for-issue-work.ts`), then starts the revision after it.
+ * (`wait-for-issue-work.ts`), then starts the revision after it; when that work outlasts every
+ * wait, one comment on the pull request (no one pinged) says the review was not taken up and
+ * how to ask again.
  */
 async function review(intake: Intake, p: PayloadOf<"review">): Promise<IntakeOutcome> {
   const { deps, job, github } = intake;
@@ -434,8 +437,21 @@ async function review(intake: Intake, p: PayloadOf<"review">): Promise<IntakeOut
     if (!isTaskState(task.stage)) return "ignored";
     // Made while the Coder revises (or the Architect plans): the threads of the work under way were
     // read at its start, so this review is looked at again once that work is done.
+    // After too many waits it gives up: one comment on the pull request says so (a redelivery edits it, no second one).
     if (task.stage === "coding" || task.stage === "planning")
-      return waitForIssueWork(deps, job, task, p, intake.log, "review", { review: p.reviewId }, `${task.id}:${task.run}:${p.reviewId}`);
+      return waitForIssueWork(deps, job, task, p, intake.log, {
+        what: "review",
+        fields: { review: p.reviewId },
+        chain: `${task.id}:${task.run}:${p.reviewId}`,
+        onGiveUp: async () => {
+          const reviewUrl = task.pr_url ? `${task.pr_url}#pullrequestreview-${p.reviewId}` : null;
+          await github.ensureComment({
+            issueNumber: p.subject.number,
+            topic: reviewGaveUpTopic(p.reviewId),
+            body: renderReviewGaveUp({ reviewUrl, waitedMs: INTAKE_GIVE_UP_AFTER_MS }),
+          });
+        },
+      });
     if (task.stage !== "changes_requested" && !canTransition(task.stage, "changes_requested")) return "ignored";
   }
   await inTransaction(deps.db, async (trx) => {

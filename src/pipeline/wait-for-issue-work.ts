@@ -28,16 +28,22 @@ export function intakeWaitDelayMs(waits: number): number {
   return Math.min(INTAKE_WAIT_MAX_MS, 2_000 * 2 ** Math.min(waits, 10));
 }
 
+/** The least time an intake has waited when it gives up: the sum of its {@link INTAKE_MAX_WAITS} delays (about 26 minutes). */
+export const INTAKE_GIVE_UP_AFTER_MS = Array.from({ length: INTAKE_MAX_WAITS }, (_, waits) => intakeWaitDelayMs(waits)).reduce((a, b) => a + b, 0);
+
 /**
  * Queues this intake again after the issue's queued work (same lock key as its stages, a later
  * `run_after`; dedupe key `<event>-wait:<chain>:<wait>`), or — after
- * {@link INTAKE_MAX_WAITS} waits — gives up (`ignored`, logged as a warning).
+ * {@link INTAKE_MAX_WAITS} waits — gives up (`ignored`, logged as a warning, then `onGiveUp`:
+ * the review intake says so on the pull request).
  *
- * @param what how the logs name the delivery ("CI failure", "review")
- * @param fields what the logs say about it (head sha, review id)
- * @param chain what one chain of waits is for (default: the delivery): intakes of one chain share
- *   their dedupe keys, so several deliveries about the same thing (a review and each of its
+ * @param how.what how the logs name the delivery ("CI failure", "review")
+ * @param how.fields what the logs say about it (head sha, review id)
+ * @param how.chain what one chain of waits is for (default: the delivery): intakes of one chain
+ *   share their dedupe keys, so several deliveries about the same thing (a review and each of its
  *   inline comments) wait as one
+ * @param how.onGiveUp what else giving up does (after the log line); an error fails the intake,
+ *   whose retry gives up again, so it must be idempotent
  */
 export async function waitForIssueWork(
   deps: PipelineDeps,
@@ -45,12 +51,12 @@ export async function waitForIssueWork(
   task: Pick<Task, "id" | "owner" | "repo" | "issue_number" | "stage">,
   p: WaitingIntakePayload,
   log: Logger,
-  what: string,
-  fields: Record<string, unknown>,
-  chain: string = job.delivery_id ?? `job-${job.id}`,
+  how: { what: string; fields: Record<string, unknown>; chain?: string; onGiveUp?: () => Promise<void> },
 ): Promise<IntakeOutcome> {
+  const { what, fields, chain = job.delivery_id ?? `job-${job.id}`, onGiveUp } = how;
   if (p.waits >= INTAKE_MAX_WAITS) {
     log.warn({ reason: "waited_too_long", ...fields, waits: p.waits, stage: task.stage }, `${what}: no revision`);
+    await onGiveUp?.();
     return "ignored";
   }
   const delayMs = intakeWaitDelayMs(p.waits);

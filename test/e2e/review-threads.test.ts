@@ -5,8 +5,10 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { ANTHROPIC_TEST_URL, text, toolUse } from "../helpers/anthropic-fake.js";
 import { type RunningApp, startApp, tempDir } from "../helpers/app-harness.js";
+import type { FakeReviewComment } from "../helpers/github-fake.js";
 import { fileAt } from "../helpers/git-fixtures.js";
 import { examplePayload, deliver } from "../helpers/webhooks.js";
+import { commentPayload } from "./command-helpers.js";
 import { BRANCH, contentText, feedbackElement, firstUserText, headOf, reviewSubmittedPayload, theTask, waitForStage } from "./revision-helpers.js";
 import { createWorld, labeledPayload, PLAN, scriptHappyPath, SECRET, USAGE } from "./scenario.js";
 
@@ -71,8 +73,63 @@ const tester = {
 };
 const reviewer = { content: [toolUse("submit_review", { event: "approve", body: "Looks right.", comments: [] })], usage: USAGE.reviewer };
 
+/**
+ * Holds the first Coder request whose first user message contains `marker` until `release` is
+ * called with the assistant's content. Registered before the fake's own interceptor (call it
+ * before booting the app), so that request lands here.
+ */
+function holdCoderRequest(marker: string): { release?: (content: Array<Record<string, unknown>>) => void } {
+  const held: { release?: (content: Array<Record<string, unknown>>) => void } = {};
+  nock(ANTHROPIC_TEST_URL)
+    .post("/v1/messages", (body: { system?: unknown; messages?: Array<{ content: unknown }> }) => {
+      const system = JSON.stringify(body?.system ?? "");
+      return system.includes("You are the Coder") && contentText(body?.messages?.[0]?.content).includes(marker);
+    })
+    .reply(function (_uri, body, callback) {
+      const model = (typeof body === "string" ? JSON.parse(body) : body).model as string;
+      held.release = (content) =>
+        callback(null, [
+          200,
+          { id: "msg_held", type: "message", role: "assistant", model, content, stop_reason: "tool_use", stop_sequence: null, usage: USAGE.coder[1]! },
+          { "content-type": "application/json", "request-id": "req_held" },
+        ]);
+    });
+  return held;
+}
+
+/** Delivers `pull_request_review_comment.created` for `comment` (as the fake GitHub holds it), sent by its author. */
+function deliverInlineComment(running: RunningApp, cloneUrl: string, pullNumber: number, comment: FakeReviewComment, options: { noWait?: boolean } = {}) {
+  const payload = reviewCommentPayload({
+    cloneUrl,
+    pullNumber,
+    comment: {
+      id: comment.id,
+      pull_request_review_id: comment.pull_request_review_id!,
+      path: comment.path,
+      line: comment.line,
+      body: comment.body,
+      in_reply_to_id: comment.in_reply_to_id,
+    },
+    sender: comment.user.login,
+  });
+  return deliver(running.url, { event: "pull_request_review_comment", payload, secret: SECRET, ...options });
+}
+
 async function reviseJobs(running: RunningApp) {
   return running.db.selectFrom("jobs").select(["kind", "state", "dedupe_key"]).where("kind", "=", "revise").execute();
+}
+
+/** Waits until the task rests in `stage` and no job but `parked` is queued or running; then lets the worker finish. */
+async function waitForStageBeside(running: RunningApp, stage: string, parked: number): Promise<void> {
+  await vi.waitFor(
+    async () => {
+      const open = await running.db.selectFrom("jobs").select("id").where("state", "in", ["queued", "running"]).execute();
+      expect(open.map((j) => Number(j.id))).toEqual([parked]);
+      expect((await theTask(running)).stage).toBe(stage);
+    },
+    { timeout: 30_000, interval: 50 },
+  );
+  await running.worker.idle();
 }
 
 describe("review threads are answered where they were asked", () => {
@@ -131,13 +188,7 @@ describe("review threads are answered where they were asked", () => {
     const reviewPayload = reviewSubmittedPayload({ cloneUrl: bare, pullNumber: pr.number, reviewId, state: "changes_requested", body: "Two things inline." });
     expect((await deliver(app.url, { event: "pull_request_review", payload: reviewPayload, secret: SECRET })).status).toBeLessThan(300);
     for (const c of [commaComment!, renameComment!, readerReply.comment]) {
-      const payload = reviewCommentPayload({
-        cloneUrl: bare,
-        pullNumber: pr.number,
-        comment: { id: c.id, pull_request_review_id: c.pull_request_review_id!, path: c.path, line: c.line, body: c.body, in_reply_to_id: c.in_reply_to_id },
-        sender: c.user.login,
-      });
-      expect((await deliver(app.url, { event: "pull_request_review_comment", payload, secret: SECRET })).status).toBeLessThan(300);
+      expect((await deliverInlineComment(app, bare, pr.number, c)).status).toBeLessThan(300);
     }
     await waitForStage(app, "ready_for_merge");
 
@@ -279,23 +330,8 @@ describe("review threads are answered where they were asked", () => {
   }, 90_000);
 
   it("an inline comment made while the Coder revises is answered by one more revision after that one", async () => {
-    // The first revision's first Coder request (its feedback carries FIRST-ASK) is held here until
-    // released; registered before the fake's own interceptor, so it lands here.
-    let release: ((content: Array<Record<string, unknown>>) => void) | undefined;
-    nock(ANTHROPIC_TEST_URL)
-      .post("/v1/messages", (body: { system?: unknown; messages?: Array<{ content: unknown }> }) => {
-        const system = JSON.stringify(body?.system ?? "");
-        return system.includes("You are the Coder") && contentText(body?.messages?.[0]?.content).includes("FIRST-ASK");
-      })
-      .reply(function (_uri, body, callback) {
-        const model = (typeof body === "string" ? JSON.parse(body) : body).model as string;
-        release = (content) =>
-          callback(null, [
-            200,
-            { id: "msg_held", type: "message", role: "assistant", model, content, stop_reason: "tool_use", stop_sequence: null, usage: USAGE.coder[1]! },
-            { "content-type": "application/json", "request-id": "req_held" },
-          ]);
-      });
+    // The first revision's first Coder request (its feedback carries FIRST-ASK) is held until released.
+    const held = holdCoderRequest("FIRST-ASK");
     const { app, world, pr } = await bootToReadyForMerge();
     const { github, anthropic, bare } = world;
     const coderBefore = anthropic.requestsOf("coder").length;
@@ -306,14 +342,8 @@ describe("review threads are answered where they were asked", () => {
     anthropic.script("tester", tester, tester);
     anthropic.script("reviewer", reviewer, reviewer);
 
-    const firstPayload = reviewCommentPayload({
-      cloneUrl: bare,
-      pullNumber: pr.number,
-      comment: { id: first.id, pull_request_review_id: first.reviewId, path: "src/greet.js", line: 2, body: first.comment.body, in_reply_to_id: null },
-      sender: "maintainer",
-    });
-    expect((await deliver(app.url, { event: "pull_request_review_comment", payload: firstPayload, secret: SECRET })).status).toBeLessThan(300);
-    await vi.waitFor(() => expect(release).toBeDefined(), { timeout: 30_000, interval: 25 });
+    expect((await deliverInlineComment(app, bare, pr.number, first.comment)).status).toBeLessThan(300);
+    await vi.waitFor(() => expect(held.release).toBeDefined(), { timeout: 30_000, interval: 25 });
     expect((await theTask(app)).stage).toBe("coding");
 
     // While the Coder works: a new thread. Its intake cannot start a revision now; it waits behind the running one.
@@ -339,13 +369,7 @@ describe("review threads are answered where they were asked", () => {
       },
       { content: [text("- Renamed the parameter.")], usage: USAGE.coder[2]! },
     );
-    const secondPayload = reviewCommentPayload({
-      cloneUrl: bare,
-      pullNumber: pr.number,
-      comment: { id: second.id, pull_request_review_id: second.reviewId, path: "src/greet.js", line: 1, body: second.comment.body, in_reply_to_id: null },
-      sender: "maintainer",
-    });
-    const delivered = await deliver(app.url, { event: "pull_request_review_comment", payload: secondPayload, secret: SECRET, noWait: true });
+    const delivered = await deliverInlineComment(app, bare, pr.number, second.comment, { noWait: true });
     expect(delivered.status).toBeLessThan(300);
     await vi.waitFor(() => expect(app.logs.some((l) => l.msg === "review: the issue has work queued; looking again after it")).toBe(true), {
       timeout: 30_000,
@@ -353,7 +377,7 @@ describe("review threads are answered where they were asked", () => {
     });
     expect(await reviseJobs(app)).toEqual([expect.objectContaining({ state: "running", dedupe_key: expect.stringContaining(`review-${first.reviewId}`) })]);
 
-    release!([
+    held.release!([
       toolUse("edit_file", { path: "src/greet.js", old_text: '"Hello, "', new_text: '"Hi, "' }),
       toolUse("reply_to_thread", { thread_id: first.id, changed: true, message: "Says Hi now." }),
     ]);
@@ -382,6 +406,70 @@ describe("review threads are answered where they were asked", () => {
     expect(secondReplies[0]!.user.login).toBe(github.appLogin);
     expect(secondReplies[0]!.body).toContain(`**Changed in ${headOf(bare).slice(0, 7)}.** Renamed \`name\` to \`person\`.`);
     expect((await theTask(app)).rework_cycles).toBe(2);
+    expect(anthropic.remaining()).toEqual({ architect: 0, coder: 0, tester: 0, reviewer: 0 });
+  }, 90_000);
+
+  it("an inline comment waiting behind a revision that /stop ends starts nothing in the run /plan starts after it", async () => {
+    // The first revision's first Coder request (its feedback carries FIRST-ASK) is held until released.
+    const held = holdCoderRequest("FIRST-ASK");
+    const { app, world, pr } = await bootToReadyForMerge();
+    const { github, anthropic, bare } = world;
+    const coderBefore = anthropic.requestsOf("coder").length;
+
+    const first = github.addReviewComment(pr.number, { login: "maintainer", path: "src/greet.js", line: 2, body: "FIRST-ASK: say Hi instead of Hello." });
+    expect((await deliverInlineComment(app, bare, pr.number, first.comment)).status).toBeLessThan(300);
+    await vi.waitFor(() => expect(held.release).toBeDefined(), { timeout: 30_000, interval: 25 });
+    expect((await theTask(app)).stage).toBe("coding");
+
+    // While the Coder works: a writer's new thread. Its intake waits behind the running revision.
+    const second = github.addReviewComment(pr.number, { login: "maintainer", path: "src/greet.js", line: 1, body: "SECOND-ASK: rename the parameter." });
+    expect((await deliverInlineComment(app, bare, pr.number, second.comment, { noWait: true })).status).toBeLessThan(300);
+    await vi.waitFor(() => expect(app.logs.some((l) => l.msg === "review: the issue has work queued; looking again after it")).toBe(true), {
+      timeout: 30_000,
+      interval: 25,
+    });
+    // Its next look comes after the /stop and the /plan below, as it would after a longer wait (up to 60 s):
+    // held back until the new run is under way (it would otherwise look while the task is `cancelled`).
+    const waiting = await app.db.selectFrom("jobs").select(["id", "payload"]).where("kind", "=", "intake").where("state", "=", "queued").execute();
+    expect(waiting).toHaveLength(1);
+    expect(JSON.parse(waiting[0]!.payload)).toMatchObject({ event: "review", reviewId: second.reviewId, waits: 1 });
+    const parked = Number(waiting[0]!.id);
+    await app.db
+      .updateTable("jobs")
+      .set({ run_after: Date.now() + 3_600_000 })
+      .where("id", "=", parked)
+      .execute();
+
+    // The maintainer stops the run, then plans a new one (a whole new run: plan, code, a new pull request, tests, review).
+    scriptHappyPath(anthropic);
+    const stop = commentPayload({ cloneUrl: bare, body: "/stop", sender: "maintainer" });
+    expect((await deliver(app.url, { event: "issue_comment", payload: stop.payload, secret: SECRET })).status).toBeLessThan(300);
+    await waitForStageBeside(app, "cancelled", parked);
+    const plan = commentPayload({ cloneUrl: bare, body: "/plan", sender: "maintainer" });
+    expect((await deliver(app.url, { event: "issue_comment", payload: plan.payload, secret: SECRET })).status).toBeLessThan(300);
+    await waitForStageBeside(app, "ready_for_merge", parked);
+    const newRun = await theTask(app);
+    expect(newRun.run).toBe(2);
+    expect(github.pulls).toHaveLength(2);
+    expect(newRun.pr_number).toBe(github.pulls[1]!.number);
+    expect(newRun.pr_number).not.toBe(pr.number);
+
+    // The stopped revision's request is answered now; then the waiting intake looks again, in the new run.
+    held.release!([toolUse("reply_to_thread", { thread_id: first.id, changed: false, message: "Too late." })]);
+    await app.db.updateTable("jobs").set({ run_after: Date.now() }).where("id", "=", parked).execute();
+    await waitForStage(app, "ready_for_merge");
+
+    // The review of the old pull request was ignored: no revision for it in the new run, no reply, no Coder call.
+    const reviewIntakes = app.logs.filter((l) => l.msg === "intake handled" && l.intake === "review");
+    expect(reviewIntakes.map((l) => l.outcome)).toEqual(["enqueued", "enqueued", "ignored"]);
+    expect(await reviseJobs(app)).toEqual([expect.objectContaining({ state: "cancelled", dedupe_key: expect.stringContaining(`review-${first.reviewId}`) })]);
+    expect(github.threadReplies(second.id)).toEqual([]);
+    expect(github.threadReplies(first.id)).toEqual([]);
+    const coderRequests = anthropic.requestsOf("coder").slice(coderBefore);
+    expect(coderRequests).toHaveLength(3);
+    for (const request of coderRequests) expect(request.raw).not.toContain("SECOND-ASK");
+    const task = await theTask(app);
+    expect(task).toMatchObject({ run: 2, stage: "ready_for_merge", pr_number: newRun.pr_number, rework_cycles: 0 });
     expect(anthropic.remaining()).toEqual({ architect: 0, coder: 0, tester: 0, reviewer: 0 });
   }, 90_000);
 

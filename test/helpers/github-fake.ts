@@ -57,7 +57,7 @@ interface FakeReview {
   user: { login: string; type: string };
 }
 
-interface FakeReviewComment {
+export interface FakeReviewComment {
   id: number;
   pull_request_review_id: number | null;
   pull_number: number;
