@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { claimJob, completeJob, enqueueJob, failJob, queueDepth, releaseJob, renewLease, scheduleRetry } from "../../src/store/jobs.js";
@@ -277,5 +278,14 @@ describe("two connections on the same file", () => {
     } finally {
       await second.destroy();
     }
+  });
+});
+
+describe("jobExistsForDelivery", () => {
+  it("reads the jobs_delivery index, not the whole table (every triggering delivery asks it)", async () => {
+    const { rows } = await sql<{ detail: string }>`explain query plan select id from jobs where delivery_id = ${"d-1"} and kind = ${"plan"} limit 1`.execute(
+      db,
+    );
+    expect(rows.map((r) => r.detail).join("\n")).toMatch(/USING (COVERING )?INDEX jobs_delivery/);
   });
 });

@@ -11,6 +11,7 @@ import * as analyticsIndexes from "./2026-11-29T0000-analytics-indexes.js";
 import * as dashboardSessions from "./2026-11-29T0100-dashboard-sessions.js";
 import * as memory from "./2026-11-29T0200-memory.js";
 import * as orchestrator from "./2026-11-29T0300-orchestrator.js";
+import * as jobsDeliveryIndex from "./2026-11-30T0000-jobs-delivery-index.js";
 
 /** Every migration, by name; a static record so that it survives bundling. Names sort by time. */
 export const migrations: Record<string, Migration> = {
@@ -25,4 +26,5 @@ export const migrations: Record<string, Migration> = {
   "2026-11-29T0100-dashboard-sessions": dashboardSessions,
   "2026-11-29T0200-memory": memory,
   "2026-11-29T0300-orchestrator": orchestrator,
+  "2026-11-30T0000-jobs-delivery-index": jobsDeliveryIndex,
 };

@@ -1,12 +1,23 @@
+import { CompiledQuery, sql } from "kysely";
 import pino from "pino";
 import { expect, it, vi } from "vitest";
 
 import { inTransaction } from "../../../src/store/db.js";
-import { cancelTaskJobs, enqueueJob, intakePending, type JobSpec, liveJobsOfTask, queueDepth, type QueuedJob } from "../../../src/store/queue.js";
+import {
+  cancelTaskJobs,
+  enqueueJob,
+  intakePending,
+  jobExistsForDelivery,
+  type JobSpec,
+  liveJobsOfTask,
+  queueDepth,
+  type QueuedJob,
+} from "../../../src/store/queue.js";
 import type { PgBossQueue } from "../../../src/store/pg-queue.js";
 import { Worker } from "../../../src/worker/worker.js";
 import { insertTask } from "../../helpers/db.js";
 import { describeQueueContract, TEST_HEARTBEAT_SECONDS } from "../../helpers/queue-backends.js";
+import { postgresAdminUrl } from "../../helpers/store-backends.js";
 
 const WORK = { except: ["intake"] } as const;
 const INTAKE = { only: ["intake"] } as const;
@@ -263,6 +274,63 @@ describeQueueContract("job queue", (replicas) => {
     // The payload still parses as the job's own (the count is bookkeeping).
     expect(JSON.parse(fourth.payload)).toMatchObject({ x: 1 });
   });
+
+  it("finds a delivery's job of a kind, finished or not; PostgreSQL: through our index on pg-boss's job table, rebuilt at start", async () => {
+    const { a, b } = replicas();
+    const taskId = await insertTask(a.db);
+    await enqueueJob(a.db, spec(taskId, { lockKey: "lookup#1", dedupeKey: "plan-x", deliveryId: 'delivery-"x"' }));
+    await enqueueJob(a.db, spec(null, { kind: "intake", lockKey: "cmd:lookup#2", dedupeKey: "intake-y", deliveryId: "delivery-y" }));
+    const plan = (await a.queue.claim(a.db, "a", LEASE_MS, WORK)) as QueuedJob;
+    expect(await inTransaction(a.db, (trx) => a.queue.complete(trx, plan, "a"))).toBe(true);
+    expect(await jobExistsForDelivery(b.db, 'delivery-"x"', "plan")).toBe(true);
+    expect(await jobExistsForDelivery(b.db, 'delivery-"x"', "intake")).toBe(false);
+    expect(await jobExistsForDelivery(b.db, "delivery-y", "intake")).toBe(true);
+    expect(await jobExistsForDelivery(b.db, "delivery-y", "plan")).toBe(false);
+    expect(await jobExistsForDelivery(b.db, "delivery-z", "plan")).toBe(false);
+    // The rest is about pg-boss's job table (PostgreSQL only).
+    if (a.backend === "sqlite") return;
+
+    const { DELIVERY_INDEX, PgBossQueue } = await import("../../../src/store/pg-queue.js");
+    const indexed = () =>
+      sql<{ indexdef: string }>`select indexdef from pg_indexes where schemaname = 'pgboss' and tablename = 'job' and indexname = ${DELIVERY_INDEX}`.execute(
+        a.db,
+      );
+    expect((await indexed()).rows.map((r) => r.indexdef)).toEqual([expect.stringContaining("(data -> 'deliveryId'::text)")]);
+    // The lookup's own statement, explained: its expression is the index's. Sequential scans are
+    // off because on a test-sized table the planner rightly prefers one; a containment query
+    // (`data @> …`), which no btree serves, gets pg-boss's (name, created_on) index here instead.
+    const explained = await inTransaction(a.db, async (trx) => {
+      await sql`set local enable_seqscan = off`.execute(trx);
+      const executeQuery = vi.spyOn(trx, "executeQuery");
+      expect(await a.queue.jobExistsForDelivery(trx, 'delivery-"x"', "plan")).toBe(true);
+      const lookup = executeQuery.mock.calls[0]?.[0] as CompiledQuery;
+      executeQuery.mockRestore();
+      const result = await trx.executeQuery<{ "QUERY PLAN": unknown }>(CompiledQuery.raw(`explain (format json) ${lookup.sql}`, [...lookup.parameters]));
+      return JSON.stringify(result.rows[0]?.["QUERY PLAN"]);
+    });
+    const partitions = await sql<{ relname: string }>`
+      select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid where i.inhparent = ${`pgboss.${DELIVERY_INDEX}`}::regclass`.execute(a.db);
+    expect(partitions.rows.length).toBeGreaterThan(0);
+    expect(explained).not.toContain("Seq Scan");
+    const usedIndexes = [...explained.matchAll(/"Index Name":"([^"]+)"/g)].map((m) => m[1]);
+    expect(usedIndexes.length).toBeGreaterThan(0);
+    expect(partitions.rows.map((r) => r.relname)).toEqual(expect.arrayContaining(usedIndexes));
+
+    // Dropped (a pg-boss upgrade rebuilding its table), it is back after the next start.
+    await sql`drop index ${sql.id("pgboss", DELIVERY_INDEX)}`.execute(a.db);
+    expect((await indexed()).rows).toHaveLength(0);
+    const { rows } = await sql<{ name: string }>`select current_database() as name`.execute(a.db);
+    const url = new URL(postgresAdminUrl() ?? "");
+    url.pathname = `/${rows[0]?.name ?? ""}`;
+    const replica = new PgBossQueue({ url: url.toString(), heartbeatSeconds: TEST_HEARTBEAT_SECONDS });
+    try {
+      await replica.start();
+    } finally {
+      await replica.stop();
+    }
+    expect((await indexed()).rows).toHaveLength(1);
+    expect(await jobExistsForDelivery(b.db, 'delivery-"x"', "plan")).toBe(true);
+  }, 30_000);
 
   it("periodic work runs once per occurrence across replicas", async () => {
     const { a, b } = replicas();
