@@ -56,7 +56,10 @@ const STOPS: readonly TaskState[] = [...STOPPED_STATES];
 /**
  * The legal transitions. A stop (blocked, cancelled, budget_exceeded, failed) can happen from
  * any working state; a person resumes a stopped task into the stage it stopped in. A person
- * may merge the pull request at any point once it exists.
+ * may merge the pull request at any point once it exists. `blocked → ready_for_merge` has one
+ * use: a task stopped because a CI revision found nothing to fix (its head reviewed, unchanged)
+ * whose checks then pass on a re-run (`pipeline/ci-intake.ts`); no stage enters
+ * `ready_for_merge` on start, so no command resumes into it.
  */
 export const TRANSITIONS: Readonly<Record<TaskState | "new", readonly TaskState[]>> = {
   new: ["planning", "reviewing", "cancelled"],
@@ -67,7 +70,7 @@ export const TRANSITIONS: Readonly<Record<TaskState | "new", readonly TaskState[
   changes_requested: ["coding", "reviewing", "merged", ...STOPS],
   ready_for_merge: ["merged", "changes_requested", "testing", "reviewing", "planning", "cancelled", "budget_exceeded", "failed"],
   merged: ["planning"],
-  blocked: [...WORK, "changes_requested", "merged", "cancelled", "failed", "budget_exceeded"],
+  blocked: [...WORK, "changes_requested", "ready_for_merge", "merged", "cancelled", "failed", "budget_exceeded"],
   cancelled: ["planning", "merged"],
   budget_exceeded: [...WORK, "changes_requested", "merged", "cancelled", "blocked"],
   failed: [...WORK, "changes_requested", "merged", "cancelled"],

@@ -1,14 +1,23 @@
 /**
- * The intake of a failed CI run on the app's pull request (`check_suite.completed`,
- * `workflow_run.completed`): decides whether it starts a Coder revision, reads what failed, and
- * enqueues one revision per head. The webhook handlers (`adapters/github/inbound/
+ * The intake of a completed CI run on the app's pull request (`check_suite.completed`,
+ * `workflow_run.completed`). A failure: decides whether it starts a Coder revision, reads what
+ * failed, and enqueues one revision per head. A success while the task is stopped because a CI
+ * revision found nothing to fix: once every check on that head passed, the task is ready for
+ * merge again ({@link ciPassedIntake}). The webhook handlers (`adapters/github/inbound/
  * check-suite-completed.ts`, `workflow-run-completed.ts`) only filtered the payload and queued
  * this job in the issue's stage lane, so it never runs while a stage of the issue runs.
  */
 import type { Logger } from "pino";
 
 import { RepoConfig } from "../config/repo-config.js";
-import { CI_FAILED_CONCLUSIONS } from "../domain/ci.js";
+import {
+  CHECK_RUN_PASSED_CONCLUSIONS,
+  CI_FAILED_CONCLUSIONS,
+  CI_NOT_FIXABLE_NOTE,
+  CI_PASSED_CONCLUSIONS,
+  CI_PASSED_REASON,
+  isBlockedOnUnfixableCi,
+} from "../domain/ci.js";
 import { GitHubApiError } from "../domain/errors.js";
 import { APP_ACTOR, type IntakePayload, issueLockKey, type JobKind, stageDedupeKey } from "../domain/jobs.js";
 import { ENDED_STATES, isStopped, isTaskState } from "../domain/task-state.js";
@@ -16,7 +25,8 @@ import type { GitHubPort } from "../ports/github.js";
 import { inTransaction } from "../store/db.js";
 import { enqueueJob, liveJobsOfTask } from "../store/queue.js";
 import type { Task } from "../store/schema.js";
-import { configProblemsOf, loadTask, setTrackingNote } from "../store/tasks.js";
+import { clearTrackingNote, configProblemsOf, currentTrackingNotes, loadTask, setTrackingNote, updateTask } from "../store/tasks.js";
+import { transition, transitionsOf } from "../store/transitions.js";
 import {
   buildCiFeedback,
   CI_DETAILED_FAILURES,
@@ -29,13 +39,24 @@ import {
 } from "./ci-feedback.js";
 import type { IntakeJob, IntakeOutcome } from "./intake.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
+import { applyStateLabel, writeTracking } from "./reporter.js";
 import { waitForIssueWork } from "./wait-for-issue-work.js";
 
 /** The `ci` intake payload. */
 export type CiIntakePayload = Extract<IntakePayload, { event: "ci" }>;
 
-/** The tracking comment's note of the last CI revision (`tasks.tracking_notes`). */
+/** The tracking comment's note of the last CI revision (`tasks.tracking_notes`); replaced when the checks pass on a re-run. */
 export const CI_TRACKING_NOTE = "ci-failure";
+
+/** The note ({@link CI_NOT_FIXABLE_NOTE}) of a stop because a CI revision on `headSha` found nothing to fix. */
+export function ciNotFixableNote(headSha: string): string {
+  return `⏸️ Nothing to fix for the failed checks on \`${headSha.slice(0, 7)}\`: once every check passes on a re-run of that commit, the task is ready for merge again.`;
+}
+
+/** The note ({@link CI_TRACKING_NOTE}) once the checks passed on a re-run of `headSha`. */
+export function ciPassedNote(headSha: string): string {
+  return `🟢 The repository's checks passed on a re-run of \`${headSha.slice(0, 7)}\`: ready for merge again.`;
+}
 /** Jobs that change the pull request or move the task: while one is queued, the intake waits. */
 const WORK_KINDS: ReadonlySet<JobKind> = new Set(["plan", "code", "revise", "test", "review", "merge"]);
 /** Why a CI delivery started nothing (logged). */
@@ -51,12 +72,15 @@ type Skip =
   | "nothing_failed"
   | "all_ignored"
   | "already_handled";
+/** Why a passing CI delivery left the task as it was (logged). */
+type PassSkip = "not_blocked_on_ci" | "own_checks" | "older_head" | "pull_request_closed" | "no_checks" | "checks_not_passed";
 
 /**
  * Decides and acts on a failed CI run of the app's pull request, in this order:
  *
  * 1. the task of the pull request, its stored repository config (`ci.fix_failures`; an invalid
- *    config starts nothing), a state that is not ended or stopped;
+ *    config starts nothing), a state that is not ended — a passing run goes to
+ *    {@link ciPassedIntake} here — nor stopped;
  * 2. not the app's own checks (the suite's app slug is the app's; `GET /app`), a failing conclusion;
  * 3. the pull request still open with the failed commit as its head (`GET …/pulls/{n}`): a
  *    failure on an older head starts nothing;
@@ -84,6 +108,7 @@ export async function ciIntake(deps: PipelineDeps, job: IntakeJob, github: GitHu
   const config = RepoConfig.parse(JSON.parse(task.config));
   if (!config.ci.fix_failures) return skip("fix_failures_off");
   if (isTaskState(task.stage) && ENDED_STATES.has(task.stage)) return skip("no_task", { stage: task.stage });
+  if (CI_PASSED_CONCLUSIONS.has(p.conclusion)) return ciPassedIntake(deps, job, github, log, task, config, p);
   if (isStopped(task.stage)) return skip("task_stopped", { stage: task.stage });
   if (!CI_FAILED_CONCLUSIONS.has(p.conclusion)) return skip("not_a_failure", { conclusion: p.conclusion });
   const slug = (await github.getBotIdentity()).login.replace(/\[bot\]$/, "");
@@ -229,4 +254,89 @@ async function otherFailedChecks(github: GitHubPort, headSha: string, slug: stri
     .filter((r) => !covered.has(r.id) && r.appSlug !== slug && r.conclusion !== null && CI_FAILED_CONCLUSIONS.has(r.conclusion))
     .map((r) => r.name)
     .filter((name) => !isIgnoredCheck(name, ignore));
+}
+
+/**
+ * A passing CI run (`success`, `neutral`) on the app's pull request. It changes something only
+ * while the task is stopped because a CI revision found nothing to fix
+ * (`isBlockedOnUnfixableCi`: the code stage's note and its transition's reason), and then only when
+ *
+ * 1. the run is not the app's own, and it ran on the head the task stopped on — the task's head,
+ *    reviewed as it is, and the pull request's head now (`GET …/pulls/{n}`, open);
+ * 2. every check run on that head (`GET …/commits/{ref}/check-runs`, the latest attempt of each)
+ *    but the app's own and `ci.ignore_checks` has completed and passed (`success`, `neutral`,
+ *    `skipped`): while one is still running or failed, the task stays `blocked` (the last run to
+ *    pass brings it back; a failing re-run of a stopped task starts nothing).
+ *
+ * Then the task moves `blocked → ready_for_merge` (the only use of that edge), the tracking
+ * comment's CI note says the checks passed (no comment on the pull request), the state label
+ * follows, and with `auto_merge` a `merge` job checks the approvals (one given while the task
+ * was stopped counts). The writes are ordered so that a retried intake finishes them: the note
+ * first, then the transition, then the rest — a retry that finds the task `ready_for_merge` with
+ * this head's note redoes only the idempotent rest.
+ *
+ * @throws {GitHubApiError} of a failed read or write (5xx, rate limit): the worker retries the intake
+ */
+async function ciPassedIntake(
+  deps: PipelineDeps,
+  job: IntakeJob,
+  github: GitHubPort,
+  log: Logger,
+  task: Task,
+  config: RepoConfig,
+  p: CiIntakePayload,
+): Promise<IntakeOutcome> {
+  const skip = (reason: PassSkip, fields: Record<string, unknown> = {}): IntakeOutcome => {
+    log.info({ reason, headSha: p.headSha, source: p.source, conclusion: p.conclusion, ...fields }, "CI passed: task unchanged");
+    return "ignored";
+  };
+  const passedNote = ciPassedNote(p.headSha);
+  const notes = await currentTrackingNotes(deps.db, task.id);
+  // A retry of this intake after the move (or a second passing run of the head since): the rest is redone.
+  const moved = task.stage === "ready_for_merge" && notes[CI_TRACKING_NOTE] === passedNote;
+  if (!moved && !isBlockedOnUnfixableCi(task, notes, (await transitionsOf(deps.db, task.id)).at(-1))) return skip("not_blocked_on_ci", { stage: task.stage });
+  const slug = (await github.getBotIdentity()).login.replace(/\[bot\]$/, "");
+  if (p.appSlug === slug) return skip("own_checks");
+  if (task.head_sha !== p.headSha || task.reviewed_sha !== p.headSha) return skip("older_head", { head: task.head_sha, reviewed: task.reviewed_sha });
+  const pr = await github.getPullRequest(task.pr_number ?? p.subject.number);
+  if (pr.state !== "open") return skip("pull_request_closed");
+  if (pr.headSha !== p.headSha) return skip("older_head", { head: pr.headSha });
+
+  if (!moved) {
+    const verdict = await checksOnHead(github, p.headSha, slug, config.ci.ignore_checks);
+    if (verdict.checked === 0) return skip("no_checks");
+    if (verdict.notPassed.length > 0) return skip("checks_not_passed", { checks: verdict.notPassed });
+    await setTrackingNote(deps.db, task.id, CI_TRACKING_NOTE, passedNote);
+    await transition(deps.db, task.id, "ready_for_merge", { reason: CI_PASSED_REASON, actor: APP_ACTOR });
+  }
+  await clearTrackingNote(deps.db, task.id, CI_NOT_FIXABLE_NOTE);
+  let current = await updateTask(deps.db, task.id, { blocked_reason: null });
+  await applyStateLabel(github, current.issue_number, "ready_for_merge");
+  current = await writeTracking(deps.db, github, current);
+  log.info({ headSha: p.headSha, source: p.source, name: p.name, again: moved }, "CI passed: the task is ready for merge again");
+  if (!config.auto_merge) return "enqueued";
+  // An approval given while the task was stopped was not acted on: the merge stage checks the approvals and checks now.
+  await enqueueJob(deps.db, {
+    kind: "merge",
+    taskId: current.id,
+    installationId: current.installation_id,
+    lockKey: issueLockKey({ owner: current.owner, repo: current.repo, issueNumber: current.issue_number }),
+    dedupeKey: stageDedupeKey(current, "merge", `ci-passed-${p.headSha}`),
+    deliveryId: job.delivery_id,
+    payload: { actor: APP_ACTOR },
+    maxAttempts: deps.maxAttempts,
+  });
+  return "enqueued";
+}
+
+/**
+ * The check runs on `headSha` (the latest attempt of each) that count — not the app's own, not
+ * in `ci.ignore_checks` — and the names of those not completed with a passing conclusion.
+ */
+async function checksOnHead(github: GitHubPort, headSha: string, slug: string, ignore: readonly string[]): Promise<{ checked: number; notPassed: string[] }> {
+  const runs = (await github.listCheckRuns(headSha)).filter((r) => r.appSlug !== slug && !isIgnoredCheck(r.name, ignore));
+  const notPassed = runs
+    .filter((r) => r.status !== "completed" || r.conclusion === null || !CHECK_RUN_PASSED_CONCLUSIONS.has(r.conclusion))
+    .map((r) => `${r.name} (${r.status === "completed" ? (r.conclusion ?? "no conclusion") : r.status})`);
+  return { checked: runs.length, notPassed };
 }

@@ -35,6 +35,6 @@ export function renderCiNoChange(input: { headSha: string; checks: readonly stri
       .split("\n")
       .map((line) => `> ${line}`)
       .join("\n"),
-    "If the failure is flaky or comes from the CI infrastructure, re-run the failed checks. If the code needs a change after all, comment `/code <instructions>`. Until then the task waits for a person (`blocked`).",
+    "If the failure is flaky or comes from the CI infrastructure, re-run the failed checks: once they pass on this commit, the task is ready for merge again. If the code needs a change after all, comment `/code <instructions>`. Until then the task waits for a person (`blocked`).",
   ].join("\n\n");
 }

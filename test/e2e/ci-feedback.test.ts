@@ -5,12 +5,14 @@ import { describe, expect, it, vi } from "vitest";
 
 import { type FakeAnthropic, text, toolUse } from "../helpers/anthropic-fake.js";
 import type { RunningApp } from "../helpers/app-harness.js";
+import { git } from "../helpers/git-fixtures.js";
 import type { FakeGitHub } from "../helpers/github-fake.js";
 import { deliver, examplePayload } from "../helpers/webhooks.js";
 import { useE2E, waitForState } from "./harness.js";
-import { BRANCH, feedbackElement, firstUserText, headOf, theTask } from "./revision-helpers.js";
+import { BRANCH, feedbackElement, firstUserText, headOf, reviewSubmittedPayload, theTask } from "./revision-helpers.js";
 import { ISSUE, labeledPayload, PLAN, scriptHappyPath, SECRET, USAGE } from "./scenario.js";
 import { CI_FEEDBACK_MAX_BYTES } from "../../src/pipeline/ci-feedback.js";
+import { transition } from "../../src/store/transitions.js";
 
 const TRACKING = "<!-- mission-control:tracking -->";
 /** A real-looking GitHub Actions job log (~200 KB): `npm test` with vitest, one failing assertion. */
@@ -156,6 +158,22 @@ function scriptRevision(world: { anthropic: FakeAnthropic }) {
   world.anthropic.script("reviewer", { content: [toolUse("submit_review", { event: "approve", body: "Fine.", comments: [] })], usage: USAGE.reviewer });
 }
 
+/** Delivers a passing re-run of `headSha` and checks that it was not even queued: the task stays blocked, with no intake and no transition. */
+async function expectPassChangesNothing(
+  app: RunningApp,
+  world: { github: FakeGitHub; bare: string },
+  o: { headSha: string; pullNumber: number },
+): Promise<void> {
+  const transitions = (await app.db.selectFrom("transitions").select("id").execute()).length;
+  const intakes = (await intakeJobs(app)).length;
+  const rerun = rerunPasses(world, o);
+  expect((await deliver(app.url, { event: "workflow_run", payload: rerun, secret: SECRET })).status).toBeLessThan(300);
+  await waitForState(app, "blocked");
+  expect(await intakeJobs(app)).toHaveLength(intakes);
+  expect(await app.db.selectFrom("transitions").select("id").execute()).toHaveLength(transitions);
+  expect(world.github.labelsOf(ISSUE)).toContain("mc:blocked");
+}
+
 async function reviseJobs(app: RunningApp) {
   return app.db.selectFrom("jobs").select(["id", "payload"]).where("kind", "=", "revise").execute();
 }
@@ -163,6 +181,15 @@ async function reviseJobs(app: RunningApp) {
 /** The intake log lines that explain why a CI delivery started nothing. */
 function ciSkips(app: RunningApp): string[] {
   return app.logs.filter((l) => l.msg === "CI failure: no revision").map((l) => String(l.reason));
+}
+
+/** The intake log lines that explain why a passing CI delivery left the task as it was. */
+function ciPassSkips(app: RunningApp): string[] {
+  return app.logs.filter((l) => l.msg === "CI passed: task unchanged").map((l) => String(l.reason));
+}
+
+async function intakeJobs(app: RunningApp) {
+  return app.db.selectFrom("jobs").select("id").where("kind", "=", "intake").execute();
 }
 
 const boot = useE2E();
@@ -176,6 +203,68 @@ async function readyPullRequest(options: Parameters<typeof boot>[0] = {}) {
   await waitForState(app, "ready_for_merge");
   expect(world.github.pulls).toHaveLength(1);
   return { app, world, pr: world.github.pulls[0]!, head: headOf(world.bare) };
+}
+
+/**
+ * Runs the issue to `ready_for_merge`, then the workflow "CI" fails on the head (`npm ci` timed
+ * out: job 901 of run 9401) and the Coder finds nothing to fix: the task stops as `blocked`.
+ *
+ * @returns the world, the failure's payload, and the agents' call counts before the failure
+ */
+async function stoppedOnUnfixableCi(options: Parameters<typeof boot>[0] = {}) {
+  const { app, world, pr, head } = await readyPullRequest(options);
+  const { github, anthropic, bare } = world;
+  const calls = (agent: string) => anthropic.requestsOf(agent).length;
+  const before = { coder: calls("coder"), tester: calls("tester"), reviewer: calls("reviewer") };
+  github.addWorkflowRun({
+    id: 9401,
+    checkSuiteId: 7401,
+    workflowName: "CI",
+    headSha: head,
+    jobs: [{ id: 901, name: "install", conclusion: "failure", steps: [{ name: "Run npm ci", conclusion: "failure" }], log: networkTimeoutJobLog() }],
+  });
+  // The Coder reads a file, changes none and explains (naming a person, who must not be pinged).
+  const explanation =
+    "The install step timed out fetching a package (ETIMEDOUT): a network problem of the runner, not of this change. @octocat, please re-run the checks.";
+  anthropic.script(
+    "coder",
+    { content: [toolUse("read_file", { path: "src/greet.js" })], usage: USAGE.coder[1]! },
+    { content: [text(explanation)], usage: USAGE.coder[2]! },
+  );
+  const payload = workflowRunPayload({ cloneUrl: bare, github, runId: 9401, checkSuiteId: 7401, name: "CI", headSha: head, pullNumber: pr.number });
+  expect((await deliver(app.url, { event: "workflow_run", payload, secret: SECRET })).status).toBeLessThan(300);
+  await waitForState(app, "blocked");
+  return { app, world, pr, head, payload, before };
+}
+
+/**
+ * A maintainer re-runs workflow run 9401 on `headSha` and its job now passes. The commit's
+ * check-runs listing shows the latest attempt of each check (GitHub's default `filter=latest`),
+ * so the failed attempt (job 901) is replaced by the re-run's job (902).
+ *
+ * @returns the re-run's `workflow_run.completed` payload (conclusion `success`)
+ */
+function rerunPasses(world: { github: FakeGitHub; bare: string }, o: { headSha: string; pullNumber: number }) {
+  const { github, bare } = world;
+  const failed = github.checkRuns.findIndex((c) => c.id === 901);
+  if (failed >= 0) github.checkRuns.splice(failed, 1);
+  github.addWorkflowRun({
+    id: 9401,
+    checkSuiteId: 7401,
+    workflowName: "CI",
+    headSha: o.headSha,
+    jobs: [{ id: 902, name: "install", conclusion: "success", steps: [{ name: "Run npm ci", conclusion: "success" }], log: "added 1 package" }],
+  });
+  return workflowRunPayload({
+    cloneUrl: bare,
+    github,
+    runId: 9401,
+    checkSuiteId: 7401,
+    name: "CI",
+    headSha: o.headSha,
+    pullNumber: o.pullNumber,
+    conclusion: "success",
+  });
 }
 
 describe("the repository's CI feeds the Coder", () => {
@@ -469,29 +558,9 @@ describe("the repository's CI feeds the Coder", () => {
   }, 120_000);
 
   it("a failure the change cannot fix: the Coder changes nothing, one reply with its reason, the task blocked, nothing pushed or tested", async () => {
-    const { app, world, pr, head } = await readyPullRequest();
+    const { app, world, pr, head, payload, before } = await stoppedOnUnfixableCi();
     const { github, anthropic, bare } = world;
     const calls = (agent: string) => anthropic.requestsOf(agent).length;
-    const before = { coder: calls("coder"), tester: calls("tester"), reviewer: calls("reviewer") };
-    github.addWorkflowRun({
-      id: 9401,
-      checkSuiteId: 7401,
-      workflowName: "CI",
-      headSha: head,
-      jobs: [{ id: 901, name: "install", conclusion: "failure", steps: [{ name: "Run npm ci", conclusion: "failure" }], log: networkTimeoutJobLog() }],
-    });
-    // The Coder reads a file, changes none and explains (naming a person, who must not be pinged).
-    const explanation =
-      "The install step timed out fetching a package (ETIMEDOUT): a network problem of the runner, not of this change. @octocat, please re-run the checks.";
-    anthropic.script(
-      "coder",
-      { content: [toolUse("read_file", { path: "src/greet.js" })], usage: USAGE.coder[1]! },
-      { content: [text(explanation)], usage: USAGE.coder[2]! },
-    );
-
-    const payload = workflowRunPayload({ cloneUrl: bare, github, runId: 9401, checkSuiteId: 7401, name: "CI", headSha: head, pullNumber: pr.number });
-    expect((await deliver(app.url, { event: "workflow_run", payload, secret: SECRET })).status).toBeLessThan(300);
-    await waitForState(app, "blocked");
 
     // Blocked (not failed), with the reason; the mc:blocked label on the issue.
     const task = await theTask(app);
@@ -534,5 +603,135 @@ describe("the repository's CI feeds the Coder", () => {
     expect(calls("coder")).toBe(before.coder + 2);
     expect(github.comments.filter((c) => c.body.startsWith("<!-- mission-control:ci-no-change:"))).toHaveLength(1);
     expect(anthropic.remaining()).toEqual({ architect: 0, coder: 0, tester: 0, reviewer: 0 });
+  }, 120_000);
+
+  it("the checks pass on a re-run of the same head: ready for merge again, once every check passed — label switched, one note, no comment, no agent call", async () => {
+    const { app, world, pr, head } = await stoppedOnUnfixableCi();
+    const { github, anthropic, bare } = world;
+    const calls = {
+      coder: anthropic.requestsOf("coder").length,
+      tester: anthropic.requestsOf("tester").length,
+      reviewer: anthropic.requestsOf("reviewer").length,
+    };
+    const comments = github.comments.length;
+    const stageJobs = async () =>
+      (await app.db.selectFrom("jobs").select("id").where("kind", "in", ["plan", "code", "revise", "test", "review", "merge"]).execute()).length;
+    const stageJobsBefore = await stageJobs();
+    const transitionsBefore = await app.db.selectFrom("transitions").select("id").execute();
+    const tracking = () => github.comments.filter((c) => c.body.startsWith(TRACKING));
+    expect(tracking()[0]?.body).toContain(`⏸️ Nothing to fix for the failed checks on \`${head.slice(0, 7)}\``);
+    // Another app's check on the head is still running when the workflow's re-run passes.
+    const docs = github.addForeignCheckRun({ name: "Docs preview", appSlug: "octo-docs", checkSuiteId: 8501, headSha: head, conclusion: "success" });
+    const docsRun = github.checkRuns.find((c) => c.id === docs)!;
+    Object.assign(docsRun, { status: "in_progress", conclusion: null });
+
+    const rerun = rerunPasses(world, { headSha: head, pullNumber: pr.number });
+    expect((await deliver(app.url, { event: "workflow_run", payload: rerun, secret: SECRET })).status).toBeLessThan(300);
+    await waitForState(app, "blocked");
+    expect(ciPassSkips(app)).toEqual(["checks_not_passed"]);
+    expect(github.labelsOf(ISSUE)).toContain("mc:blocked");
+
+    // That check passes too (its suite completes): every check on the head passed.
+    Object.assign(docsRun, { status: "completed", conclusion: "success" });
+    const suite = checkSuitePayload({
+      cloneUrl: bare,
+      github,
+      suiteId: 8501,
+      appSlug: "octo-docs",
+      appName: "Docs",
+      headSha: head,
+      pullNumber: pr.number,
+      conclusion: "success",
+    });
+    expect((await deliver(app.url, { event: "check_suite", payload: suite, secret: SECRET })).status).toBeLessThan(300);
+    await waitForState(app, "ready_for_merge");
+
+    const task = await theTask(app);
+    expect(task.blocked_reason).toBeNull();
+    expect(github.labelsOf(ISSUE)).toContain("mc:ready_for_merge");
+    expect(github.labelsOf(ISSUE)).not.toContain("mc:blocked");
+    const moved = await app.db.selectFrom("transitions").select(["from_state", "to_state", "reason", "actor"]).orderBy("id").execute();
+    expect(moved.slice(transitionsBefore.length)).toEqual([
+      { from_state: "blocked", to_state: "ready_for_merge", reason: "the repository's checks passed on a re-run", actor: "mission-control" },
+    ]);
+    // The tracking comment, edited in place: the CI note now says the checks passed; no comment anywhere else.
+    expect(tracking()).toHaveLength(1);
+    const body = tracking()[0]?.body ?? "";
+    expect(body).toContain(`🟢 The repository's checks passed on a re-run of \`${head.slice(0, 7)}\`: ready for merge again.`);
+    expect(body).not.toContain("⏸️");
+    expect(body).not.toContain("🔴");
+    expect(body).toContain("**Ready for merge.**");
+    expect(github.comments).toHaveLength(comments);
+    // No agent ran, nothing was pushed, no stage job was queued (auto_merge is off: no merge job either).
+    expect(anthropic.requestsOf("coder")).toHaveLength(calls.coder);
+    expect(anthropic.requestsOf("tester")).toHaveLength(calls.tester);
+    expect(anthropic.requestsOf("reviewer")).toHaveLength(calls.reviewer);
+    expect(headOf(bare)).toBe(head);
+    expect(await stageJobs()).toBe(stageJobsBefore);
+
+    // A later pass on the head (the workflow run again) queues nothing: the task no longer waits for one.
+    const intakes = (await intakeJobs(app)).length;
+    expect((await deliver(app.url, { event: "workflow_run", payload: rerun, secret: SECRET })).status).toBeLessThan(300);
+    await waitForState(app, "ready_for_merge");
+    expect(await intakeJobs(app)).toHaveLength(intakes);
+    expect(anthropic.remaining()).toEqual({ architect: 0, coder: 0, tester: 0, reviewer: 0 });
+  }, 120_000);
+
+  it("a pass changes nothing while the task is stopped for another reason: a Coder limit after a /code (the CI stop's note still set)", async () => {
+    const { app, world, pr, head } = await stoppedOnUnfixableCi();
+    // A maintainer's `/code` resumed the task and the Coder then stopped at a limit, changing nothing:
+    // the stop of the CI failure is over, though its note is still on the task.
+    const task = await theTask(app);
+    await transition(app.db, task.id, "changes_requested", { reason: "revision requested (command)", actor: "maintainer" });
+    await transition(app.db, task.id, "coding", { reason: "revising after command", actor: "maintainer" });
+    await transition(app.db, task.id, "blocked", { reason: "coder limit: max_turns", actor: "maintainer" });
+    expect(JSON.parse((await theTask(app)).tracking_notes ?? "{}")).toHaveProperty("ci-not-fixable");
+    await expectPassChangesNothing(app, world, { headSha: head, pullNumber: pr.number });
+  }, 120_000);
+
+  it("a pass changes nothing for a task the rework limit stopped after a CI failure", async () => {
+    const { app, world, pr, head } = await readyPullRequest({ repoConfigYaml: "coder:\n  max_rework_cycles: 0\n" });
+    const { github, bare } = world;
+    github.addWorkflowRun({
+      id: 9401,
+      checkSuiteId: 7401,
+      workflowName: "CI",
+      headSha: head,
+      jobs: [{ id: 901, name: "install", conclusion: "failure", log: networkTimeoutJobLog() }],
+    });
+    const failure = workflowRunPayload({ cloneUrl: bare, github, runId: 9401, checkSuiteId: 7401, name: "CI", headSha: head, pullNumber: pr.number });
+    expect((await deliver(app.url, { event: "workflow_run", payload: failure, secret: SECRET })).status).toBeLessThan(300);
+    await waitForState(app, "blocked");
+    await expectPassChangesNothing(app, world, { headSha: head, pullNumber: pr.number });
+  }, 120_000);
+
+  it("a pass on another commit than the head the task stopped on changes nothing", async () => {
+    const { app, world, pr } = await stoppedOnUnfixableCi();
+    const { github } = world;
+    // An older commit (the default branch's, below the pull request's), whose checks all passed.
+    const older = git(["--git-dir", world.bare, "rev-parse", "refs/heads/main"]);
+    const payload = rerunPasses(world, { headSha: older, pullNumber: pr.number });
+    const transitions = (await app.db.selectFrom("transitions").select("id").execute()).length;
+    expect((await deliver(app.url, { event: "workflow_run", payload, secret: SECRET })).status).toBeLessThan(300);
+    await waitForState(app, "blocked");
+    expect(ciPassSkips(app)).toEqual(["older_head"]);
+    expect(await app.db.selectFrom("transitions").select("id").execute()).toHaveLength(transitions);
+    expect(github.labelsOf(ISSUE)).toContain("mc:blocked");
+    expect(github.requestsTo("GET", /\/commits\/[^/]+\/check-runs/).filter((r) => r.path.includes(older))).toHaveLength(0);
+  }, 120_000);
+
+  it("with auto_merge, an approval given while the task was stopped merges once the checks pass on a re-run", async () => {
+    const { app, world, pr, head } = await stoppedOnUnfixableCi({ repoConfigYaml: "auto_merge: true\n" });
+    const { github, bare } = world;
+    const reviewId = github.addHumanReview(pr.number, { login: "maintainer", state: "APPROVED", body: "LGTM" });
+    const approval = reviewSubmittedPayload({ cloneUrl: bare, pullNumber: pr.number, reviewId, state: "approved" });
+    expect((await deliver(app.url, { event: "pull_request_review", payload: approval, secret: SECRET })).status).toBeLessThan(300);
+    await waitForState(app, "blocked");
+    expect(github.merges).toEqual([]);
+
+    const rerun = rerunPasses(world, { headSha: head, pullNumber: pr.number });
+    expect((await deliver(app.url, { event: "workflow_run", payload: rerun, secret: SECRET })).status).toBeLessThan(300);
+    await vi.waitFor(() => expect(github.merges).toHaveLength(1), { timeout: 30_000, interval: 50 });
+    expect(github.merges[0]).toMatchObject({ pull: pr.number, sha: head, method: "squash" });
   }, 120_000);
 });

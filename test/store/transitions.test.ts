@@ -1,3 +1,6 @@
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { IllegalTransitionError } from "../../src/domain/errors.js";
@@ -70,5 +73,18 @@ describe("the lifecycle state machine", () => {
     expect(canTransition("planning", "reviewing")).toBe(false);
     // Every target named in the table is a known state.
     for (const targets of Object.values(TRANSITIONS)) for (const to of targets) expect(TASK_STATES).toContain(to);
+  });
+
+  it("enters ready_for_merge from reviewing or blocked only, and only the review stage and the CI intake move a task there", () => {
+    expect(TASK_STATES.filter((from) => canTransition(from, "ready_for_merge"))).toEqual(["reviewing", "blocked"]);
+    expect(canTransition(null, "ready_for_merge")).toBe(false);
+    // `blocked → ready_for_merge` is for one case (the checks passed on a re-run after a CI stop): no other code may start using it.
+    const src = path.resolve(import.meta.dirname, "../../src");
+    const movers = readdirSync(src, { recursive: true, encoding: "utf8" })
+      .filter((file) => file.endsWith(".ts"))
+      .filter((file) => /\b(?:move|transition)\([^;]*?"ready_for_merge"/s.test(readFileSync(path.join(src, file), "utf8")))
+      .map((file) => file.split(path.sep).join("/"))
+      .sort();
+    expect(movers).toEqual(["pipeline/ci-intake.ts", "pipeline/stages/review.ts"]);
   });
 });

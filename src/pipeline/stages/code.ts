@@ -14,14 +14,17 @@ import {
 } from "../../agents/coder.js";
 import type { AgentRuntime } from "../../agents/context.js";
 import { loadRepositoryGuidance } from "../../agents/load-instructions.js";
+import { CI_NOT_FIXABLE_NOTE, CI_NOT_FIXABLE_REASON } from "../../domain/ci.js";
 import { APP_ACTOR } from "../../domain/jobs.js";
 import type { BotIdentity, GitHubPort } from "../../ports/github.js";
 import { ciNoChangeTopic, failingChecks, renderCiNoChange } from "../../render/ci-no-change.js";
 import { safeName } from "../ci-feedback.js";
+import { ciNotFixableNote } from "../ci-intake.js";
 import { writeTracking } from "../reporter.js";
 import { recordLearningProposal } from "../memory-proposals.js";
 import { withRepositoryMemory } from "../repository-memory.js";
 import { replyInThreads } from "../review-threads.js";
+import { setTrackingNote } from "../../store/tasks.js";
 import { prepareWorkspace, pruneWorkspaces, workspaceDir } from "../../workspace/workspaces.js";
 import type { StageContext } from "../stage-context.js";
 import type { StageOutcome } from "../pipeline-deps.js";
@@ -68,7 +71,10 @@ async function replyToRevision(github: GitHubPort, pullNumber: number, result: C
 /**
  * A CI revision that changed nothing ({@link CoderResult.nothingToFix}): one reply on the pull
  * request per head (`ensureComment`, topic `ci-no-change:<sha>`) with the failed checks and the
- * Coder's reason, then the task stops in `blocked` — nothing pushed, no tests or review.
+ * Coder's reason, then the task stops in `blocked` — nothing pushed, no tests or review. The
+ * tracking note {@link CI_NOT_FIXABLE_NOTE} and the transition's reason
+ * {@link CI_NOT_FIXABLE_REASON} mark the stop: once the checks pass on a re-run of this head,
+ * the CI intake moves the task back to `ready_for_merge` (`isBlockedOnUnfixableCi`).
  */
 async function blockOnUnfixableCi(ctx: StageContext, feedback: RevisionFeedback, result: CoderResult): Promise<StageOutcome> {
   const checks = (feedback.checks ?? []).map(safeName);
@@ -81,7 +87,9 @@ async function blockOnUnfixableCi(ctx: StageContext, feedback: RevisionFeedback,
     body: renderCiNoChange({ headSha: result.headSha, checks, reason: result.summary }),
   });
   ctx.log.info({ pr: pullNumber, headSha: result.headSha, checks: feedback.checks }, "CI revision: nothing to fix, no change pushed");
-  await ctx.move("blocked", "CI failure not fixable by a change", {
+  // The note marks this stop (with its transition's reason): a passing re-run of the checks on this head ends it (`ci-intake.ts`).
+  await setTrackingNote(ctx.deps.db, ctx.task.id, CI_NOT_FIXABLE_NOTE, ciNotFixableNote(result.headSha));
+  await ctx.move("blocked", CI_NOT_FIXABLE_REASON, {
     blocked_reason: `The Coder made no change for ${failingChecks(checks)} on \`${sha}\`: it judged the failure not fixable by changing the code (its reason is on pull request #${pullNumber}). Re-run the failed checks, or comment \`/code <instructions>\` on the pull request for a change.`,
   });
   return {};

@@ -8,7 +8,9 @@ import type { InboundDeps, TriggerOutcome } from "./prologue.js";
  * `check_suite.completed`: another app's checks (not GitHub Actions, whose runs come through
  * `workflow_run.completed`; not this app's own) finished on a commit. A failure on one of the
  * app's pull requests queues an `intake` job that reads the failed check runs' output and
- * annotations and may start a Coder revision (`enqueueCiIntake`, `pipeline/ci-intake.ts`).
+ * annotations and may start a Coder revision (`enqueueCiIntake`, `pipeline/ci-intake.ts`); a
+ * pass does only while the task waits for the checks to pass on a re-run (the Coder found
+ * nothing to fix), and may make it ready for merge again.
  */
 export async function handleCheckSuiteCompleted(context: Context<"check_suite.completed">, deps: InboundDeps): Promise<TriggerOutcome> {
   const suite = context.payload.check_suite;

@@ -10,8 +10,9 @@ const CODE_EVENTS = new Set(["push", "pull_request", "pull_request_target"]);
 /**
  * `workflow_run.completed`: a GitHub Actions workflow run finished. A failure on the head of one
  * of the app's pull requests queues an `intake` job that reads the run's failed jobs and their
- * logs and may start a Coder revision (`enqueueCiIntake`, `pipeline/ci-intake.ts`). Runs of
- * other triggers ({@link CODE_EVENTS}) are ignored.
+ * logs and may start a Coder revision (`enqueueCiIntake`, `pipeline/ci-intake.ts`); a pass does
+ * only while the task waits for the checks to pass on a re-run (the Coder found nothing to fix),
+ * and may make it ready for merge again. Runs of other triggers ({@link CODE_EVENTS}) are ignored.
  */
 export async function handleWorkflowRunCompleted(context: Context<"workflow_run.completed">, deps: InboundDeps): Promise<TriggerOutcome> {
   const run = context.payload.workflow_run;
