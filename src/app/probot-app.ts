@@ -14,6 +14,7 @@ import { handleCheckSuiteCompleted } from "../adapters/github/inbound/check-suit
 import { handleWorkflowRunCompleted } from "../adapters/github/inbound/workflow-run-completed.js";
 import { handleReviewCommentCreated } from "../adapters/github/inbound/review-comment-created.js";
 import { handleInstallationDeleted, handleRepositoriesRemoved } from "../adapters/github/inbound/installation-removed.js";
+import { handlePush } from "../adapters/github/inbound/push.js";
 import { queueDepth, queueOf } from "../store/queue.js";
 import type { RedisProbe } from "./redis.js";
 import type { Worker } from "../worker/worker.js";
@@ -108,6 +109,12 @@ export function createApp(options: AppOptions): ApplicationFunction {
     app.on("pull_request_review_comment.created", async (context) => {
       const outcome = await handleReviewCommentCreated(context, inboundDeps);
       metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
+    });
+
+    // A push to the default branch that changed .github/mission-control.yml: the stand-up schedule follows the file.
+    app.on("push", async (context) => {
+      const outcome = await handlePush(context, inboundDeps);
+      metrics.outcomes.inc({ event: context.name, outcome });
     });
 
     // The app lost an installation or some of its repositories: their stand-up schedules stop firing.

@@ -185,6 +185,19 @@ export const IntakePayload = z.discriminatedUnion("event", [
     /** Times this intake already waited for the issue's queued stage jobs (bounded). */
     waits: z.number().int().min(0).default(0),
   }),
+  z.object({
+    /**
+     * `push` to the repository's default branch that changed `.github/mission-control.yml` (or may
+     * have: a force push, or file lists GitHub cut short). The intake reads the file and brings
+     * the stand-up schedule in line with it; no issue, task, model call or GitHub write.
+     */
+    event: z.literal("config_push"),
+    repository: z.object({ owner: z.string(), repo: z.string() }),
+    /** The default branch's new head, for the log. */
+    after: z.string(),
+    sender: Sender,
+    receivedAt: z.string(),
+  }),
 ]);
 export type IntakePayload = z.infer<typeof IntakePayload>;
 

@@ -45,7 +45,18 @@ import { INTAKE_GIVE_UP_AFTER_MS, waitForIssueWork } from "./wait-for-issue-work
 export type IntakeJob = ClaimedJob & { data: { kind: "intake"; payload: IntakePayload } };
 
 /** What the intake step decided, logged as `outcome` (the webhook's own outcome was `enqueued`). */
-export type IntakeOutcome = "enqueued" | "not_trigger_label" | "no_permission" | "already_running" | "not_a_command" | "no_task" | "ignored";
+export type IntakeOutcome =
+  | "enqueued"
+  | "not_trigger_label"
+  | "no_permission"
+  | "already_running"
+  | "not_a_command"
+  | "no_task"
+  | "ignored"
+  /** `config_push`: the stand-up schedule now follows the pushed config (recorded, changed, disabled, or already so). */
+  | "schedule_synced"
+  /** `config_push`: the pushed config does not parse or validate; the schedule is left as it was. */
+  | "invalid_config";
 
 /**
  * The first step of a delivery that needs GitHub: the checks a webhook handler may not make
@@ -59,7 +70,9 @@ export type IntakeOutcome = "enqueued" | "not_trigger_label" | "no_permission" |
  */
 export async function runIntakeJob(deps: PipelineDeps, job: IntakeJob, log: Logger): Promise<JobResult> {
   const payload = job.data.payload;
-  const { owner, repo, number } = payload.subject;
+  // A config push is about the repository, not an issue.
+  const { owner, repo } = payload.event === "config_push" ? payload.repository : payload.subject;
+  const number = payload.event === "config_push" ? undefined : payload.subject.number;
   const github = await deps.github({ installationId: job.installation_id, owner, repo, log });
   const intake: Intake = { deps, job, github, log: log.child({ intake: payload.event }) };
   const outcome = await (async (): Promise<IntakeOutcome> => {
@@ -74,6 +87,8 @@ export async function runIntakeJob(deps: PipelineDeps, job: IntakeJob, log: Logg
         return review(intake, payload);
       case "ci":
         return ciIntake(deps, job, github, intake.log, payload);
+      case "config_push":
+        return configPush(intake, payload);
     }
   })();
   intake.log.info({ outcome, issue: number }, "intake handled");
@@ -119,6 +134,40 @@ async function readRepoConfig(
     await syncStandupSchedule(schedule.db, schedule, result.config).catch((err: unknown) => log.warn({ err }, "could not record the stand-up schedule"));
   }
   return result;
+}
+
+/**
+ * A push to the default branch changed `.github/mission-control.yml` (or may have): the file is
+ * read as every intake reads it ({@link readRepoConfig}'s read: the default branch, Probot's
+ * config plugin) and the stand-up schedule follows it — recorded, changed (a new next fire), or
+ * disabled when the file no longer asks for a stand-up or is gone. A file that does not parse or
+ * validate is logged and changes nothing: the schedule stays as the last valid config left it
+ * (there is no issue to tell; the next command or trigger reports the problems as today). No
+ * task, no model call, no GitHub write.
+ *
+ * @throws {GitHubApiError} of a failed read, and a failed schedule write: the job is retried
+ */
+async function configPush(intake: Intake, p: PayloadOf<"config_push">): Promise<IntakeOutcome> {
+  const { deps, job, github } = intake;
+  const log = intake.log.child({ repo: `${p.repository.owner}/${p.repository.repo}`, after: p.after, pushedBy: p.sender.login });
+  let raw: unknown;
+  try {
+    raw = await github.readConfigFile(REPO_CONFIG_FILE);
+  } catch (err) {
+    if (typeof (err as { status?: unknown }).status === "number") throw err;
+    log.warn({ err }, `unreadable .github/${REPO_CONFIG_FILE} pushed: the stand-up schedule is left as it was`);
+    return "invalid_config";
+  }
+  const { config, problems } = parseRepoConfig(raw);
+  if (problems.length > 0) {
+    log.warn({ problems }, `invalid .github/${REPO_CONFIG_FILE} pushed: the stand-up schedule is left as it was`);
+    return "invalid_config";
+  }
+  const target = { installationId: job.installation_id, owner: p.repository.owner, repo: p.repository.repo };
+  await syncStandupSchedule(deps.db, target, config);
+  const standup = config.orchestrator.standup;
+  log.info({ standup: standup ? { cron: standup.cron, timezone: standup.timezone } : null }, "config pushed: the stand-up schedule follows it");
+  return "schedule_synced";
 }
 
 /** Where the stand-up schedule of the delivery's repository is recorded (orchestrator mode). */

@@ -13,12 +13,12 @@ const examples = require("@octokit/webhooks-examples") as ExampleGroup[];
 
 /**
  * A deep copy of GitHub's example payload for `event`/`action` (the `index`-th one), to adapt
- * to a test case.
+ * to a test case. `action` is `undefined` for an event without actions (`push`).
  *
  * @throws when no such example exists
  */
 // biome-ignore lint/suspicious/noExplicitAny: webhook payloads are adapted freely in tests
-export function examplePayload(event: string, action: string, index = 0): any {
+export function examplePayload(event: string, action: string | undefined, index = 0): any {
   const group = examples.find((g) => g.name === event);
   const found = group?.examples.filter((e) => e.action === action)[index];
   if (!found) throw new Error(`no @octokit/webhooks-examples payload for ${event}.${action}[${index}]`);
