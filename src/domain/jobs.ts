@@ -172,7 +172,7 @@ export const IntakePayload = z.discriminatedUnion("event", [
     source: z.enum(["check_suite", "workflow_run"]),
     /** The commit the checks ran on. */
     headSha: z.string(),
-    /** `failure` or `timed_out`. */
+    /** `failure` or `timed_out`; `success` or `neutral` for a task stopped on a CI failure the Coder found nothing to fix (a re-run passed). */
     conclusion: z.string(),
     /** Slug of the app that ran the checks (`github-actions` for a workflow run), when given. */
     appSlug: z.string().nullable(),
