@@ -34,7 +34,7 @@ async function main(): Promise<void> {
     databaseUrl: env.DATABASE_URL,
     databasePath: env.DATABASE_PATH,
     heartbeatSeconds: env.JOB_HEARTBEAT_SECONDS,
-    onError: (err) => log.warn({ err }, "database connection error"),
+    onError: (err) => log.warn({ err }, "database or job queue error"),
   });
   log.info({ backend: store.backend }, store.backend === "postgres" ? "store: PostgreSQL with the pg-boss queue" : `store: SQLite file ${env.DATABASE_PATH}`);
   const app = await startMissionControl({ env, db: store.db, scheduler: store.scheduler, log, privateKey });

@@ -51,6 +51,9 @@ export const QUEUE_SCHEMA = "pgboss";
  */
 export const DELIVERY_INDEX = "mc_job_delivery_id";
 
+/** How long building {@link DELIVERY_INDEX} may wait for its locks before the start goes on without it. */
+const INDEX_LOCK_TIMEOUT = "5s";
+
 /** The pg-boss queue of every job. */
 const QUEUE = "jobs";
 /** The priority of the intake lane's jobs; every other job has 0. */
@@ -141,6 +144,8 @@ export class PgBossQueue implements JobQueue {
   readonly boss: PgBoss;
   readonly #heartbeatSeconds: number;
 
+  readonly #onError: (error: Error) => void;
+
   constructor(options: PgQueueOptions) {
     this.#heartbeatSeconds = options.heartbeatSeconds;
     this.boss = new PgBoss({
@@ -151,7 +156,8 @@ export class PgBossQueue implements JobQueue {
       superviseIntervalSeconds: options.superviseIntervalSeconds ?? 10,
       monitorIntervalSeconds: options.superviseIntervalSeconds ?? 10,
     });
-    this.boss.on("error", options.onError ?? (() => undefined));
+    this.#onError = options.onError ?? (() => undefined);
+    this.boss.on("error", this.#onError);
   }
 
   /** Installs or migrates pg-boss's schema and creates the queue (idempotent across replicas). */
@@ -182,6 +188,11 @@ export class PgBossQueue implements JobQueue {
    * finds the index blocks no one; a build blocks writes to the job table while it runs (a plain
    * CREATE INDEX: PostgreSQL cannot build one concurrently on a partitioned table). Replicas that
    * start together build it once, under the store's migration lock.
+   *
+   * The index only makes a lookup fast, so it never stops a start: a build that cannot take its
+   * locks within {@link INDEX_LOCK_TIMEOUT} (a long write holding the table, another replica's
+   * build) or is refused (a database role that does not own pg-boss's tables) is reported through
+   * `onError` with the statement to run by hand, and the queue starts without it.
    */
   async #ensureIndexes(): Promise<void> {
     const db = this.boss.getDb();
@@ -193,10 +204,21 @@ export class PgBossQueue implements JobQueue {
     // One simple query of two statements: one implicit transaction, the lock held until the index
     // is committed, and rolled back whole on an error (an explicit BEGIN would leave the pooled
     // connection in an aborted transaction).
-    await db.executeSql(
-      `SELECT pg_advisory_xact_lock(${ADVISORY_LOCKS.migrations});
-       CREATE INDEX IF NOT EXISTS ${DELIVERY_INDEX} ON ${QUEUE_SCHEMA}.job ((data->'deliveryId'))`,
-    );
+    const create = `CREATE INDEX IF NOT EXISTS ${DELIVERY_INDEX} ON ${QUEUE_SCHEMA}.job ((data->'deliveryId'))`;
+    try {
+      await db.executeSql(
+        `SET LOCAL lock_timeout = '${INDEX_LOCK_TIMEOUT}';
+         SELECT pg_advisory_xact_lock(${ADVISORY_LOCKS.migrations});
+         ${create}`,
+      );
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      this.#onError(
+        new Error(
+          `the index ${QUEUE_SCHEMA}.${DELIVERY_INDEX} could not be created (${reason}): the queue runs without it, and looking jobs up by delivery scans ${QUEUE_SCHEMA}.job; create it as the owner of that table: ${create}`,
+        ),
+      );
+    }
   }
 
   /** Stops pg-boss's background work and closes its pool. */

@@ -330,6 +330,34 @@ describeQueueContract("job queue", (replicas) => {
     }
     expect((await indexed()).rows).toHaveLength(1);
     expect(await jobExistsForDelivery(b.db, 'delivery-"x"', "plan")).toBe(true);
+
+    // A role that may use pg-boss's tables but does not own them cannot build the index: the queue
+    // still starts, and the error names the statement to run by hand.
+    await sql`drop index ${sql.id("pgboss", DELIVERY_INDEX)}`.execute(a.db);
+    const role = `mc_dml_${rows[0]?.name ?? ""}`.slice(0, 60);
+    await sql`do ${sql.raw(`$$ begin if not exists (select 1 from pg_roles where rolname = '${role}') then create role ${role} login; end if; end $$`)}`.execute(
+      a.db,
+    );
+    await sql
+      .raw(
+        `grant connect on database ${rows[0]?.name ?? ""} to ${role}; grant usage on schema pgboss to ${role};
+       grant select, insert, update, delete on all tables in schema pgboss to ${role};
+       grant usage on all sequences in schema pgboss to ${role}; grant execute on all functions in schema pgboss to ${role}`,
+      )
+      .execute(a.db);
+    const errors: Error[] = [];
+    url.username = role;
+    const restricted = new PgBossQueue({ url: url.toString(), heartbeatSeconds: TEST_HEARTBEAT_SECONDS, onError: (err) => errors.push(err) });
+    try {
+      await restricted.start();
+    } finally {
+      await restricted.stop();
+      await sql.raw(`drop owned by ${role}; drop role ${role}`).execute(a.db);
+    }
+    expect((await indexed()).rows).toHaveLength(0);
+    expect(errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(/^the index pgboss\.mc_job_delivery_id could not be created \(must be owner of .*CREATE INDEX IF NOT EXISTS mc_job_delivery_id/),
+    ]);
   }, 30_000);
 
   it("periodic work runs once per occurrence across replicas", async () => {
