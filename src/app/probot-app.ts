@@ -15,6 +15,7 @@ import { handleWorkflowRunCompleted } from "../adapters/github/inbound/workflow-
 import { handleReviewCommentCreated } from "../adapters/github/inbound/review-comment-created.js";
 import { handleInstallationDeleted, handleRepositoriesRemoved } from "../adapters/github/inbound/installation-removed.js";
 import { handlePush } from "../adapters/github/inbound/push.js";
+import { handleRepositoryRenamed } from "../adapters/github/inbound/repository-renamed.js";
 import { queueDepth, queueOf } from "../store/queue.js";
 import type { RedisProbe } from "./redis.js";
 import type { Worker } from "../worker/worker.js";
@@ -115,6 +116,12 @@ export function createApp(options: AppOptions): ApplicationFunction {
     app.on("push", async (context) => {
       const outcome = await handlePush(context, inboundDeps);
       metrics.outcomes.inc({ event: context.name, outcome });
+    });
+
+    // A repository renamed on GitHub: what the store keeps under its old name follows the new one.
+    app.on("repository.renamed", async (context) => {
+      const outcome = await handleRepositoryRenamed(context, inboundDeps);
+      metrics.outcomes.inc({ event: `${context.name}.${context.payload.action}`, outcome });
     });
 
     // The app lost an installation or some of its repositories: their stand-up schedules stop firing.

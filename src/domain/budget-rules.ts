@@ -223,6 +223,32 @@ export function alertKey(limit: BudgetLimit, subject: BudgetSubject): string {
   return limit.action === "warn" ? `${key}#warn` : key;
 }
 
+/**
+ * The alert key ({@link alertKey}) that `key` becomes once repository `from` (`owner/repo`) is
+ * renamed `to`: every form {@link budgetScopeKey} builds with a repository's name — the
+ * repository scope (`owner/repo`), and limits restricted to one repository (`*@owner/repo`,
+ * `<installation>@owner/repo`, `owner/repo:<role>`) — with its `#warn` suffix kept. `null` when
+ * `key` does not name `from` (an unrestricted limit's key, a task's, another repository's).
+ */
+export function renamedAlertKey(scope: string, key: string, from: string, to: string): string | null {
+  const warn = key.endsWith("#warn") ? "#warn" : "";
+  const base = warn ? key.slice(0, -warn.length) : key;
+  switch (scope) {
+    case "repository":
+      return base === from ? `${to}${warn}` : null;
+    case "global":
+      return base === `*@${from}` ? `*@${to}${warn}` : null;
+    case "installation": {
+      const at = base.indexOf("@");
+      return at > 0 && base.slice(at + 1) === from ? `${base.slice(0, at + 1)}${to}${warn}` : null;
+    }
+    case "agent":
+      return base.startsWith(`${from}:`) ? `${to}:${base.slice(from.length + 1)}${warn}` : null;
+    default:
+      return null;
+  }
+}
+
 /** One lock of a reservation's set (see {@link reservationLockScopes}). */
 export interface LedgerLockScope {
   /** `global`, `installation:<id>`, `repository:<owner/repo>`, `agent:<role>` or `task:<id>`. */

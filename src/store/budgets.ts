@@ -32,16 +32,18 @@ import {
   percentOf,
   periodWindow,
   reachesThreshold,
+  renamedAlertKey,
   reservationLockScopes,
   type Reservation,
   resetsAtOf,
 } from "../domain/budget-rules.js";
 import { BudgetExceededError } from "../domain/errors.js";
 import { addNanoUsd, assertNanoUsd, parseNanoUsd } from "../domain/money.js";
-import type { Db } from "./db.js";
+import type { Db, DbOrTrx } from "./db.js";
 import { ADVISORY_LOCKS, isPostgres } from "./dialect.js";
 import { inheritObservers, reportBudgetAlert } from "./events.js";
 import { inheritQueue } from "./queue.js";
+import type { RepositoryRename } from "./repository-rename.js";
 import type { Database } from "./schema.js";
 import { sumNanoUsd } from "./usage.js";
 
@@ -407,4 +409,69 @@ export async function releaseStaleReservations(db: Db, options: { olderThanMs: n
       .executeTakeFirst(),
   );
   return Number(result.numUpdatedRows);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rename
+
+/**
+ * The rename of a repository (`store/repository-rename.ts`), for the budget tables: the
+ * installation's reservations under `owner/from` move to `owner/to`, and so do the alerts whose
+ * key names the repository ({@link renamedAlertKey}), so that an alert already raised in a window
+ * is not raised again under the new name. `budget_alerts` has no installation column: a key
+ * without one (`owner/repo`, `*@owner/repo`, `owner/repo:<role>`) moves whichever installation
+ * raised it. An alert whose new key the window already has stays as it is (nothing to repeat).
+ *
+ * @returns how many reservations and alerts moved
+ */
+export async function renameRepositoryBudgets(db: DbOrTrx, rename: RepositoryRename): Promise<{ reservations: number; alerts: number }> {
+  const from = `${rename.owner}/${rename.from}`;
+  const to = `${rename.owner}/${rename.to}`;
+  const reservations = await db
+    .updateTable("budget_reservations")
+    .set({ repository: to })
+    .where("installation_id", "=", rename.installationId)
+    .where("repository", "=", from)
+    .executeTakeFirst();
+  const keys = (key: string) => [key, `${key}#warn`];
+  const prefix = `${from}:`;
+  const rows = await db
+    .selectFrom("budget_alerts")
+    .select(["id", "scope", "scope_key"])
+    .where((eb) =>
+      eb.or([
+        eb.and([eb("scope", "=", "repository"), eb("scope_key", "in", keys(from))]),
+        eb.and([eb("scope", "=", "global"), eb("scope_key", "in", keys(`*@${from}`))]),
+        eb.and([eb("scope", "=", "installation"), eb("scope_key", "in", keys(`${rename.installationId}@${from}`))]),
+        eb.and([eb("scope", "=", "agent"), eb(eb.fn<string>("substr", ["scope_key", eb.lit(1), eb.lit(prefix.length)]), "=", prefix)]),
+      ]),
+    )
+    .orderBy("id")
+    .execute();
+  let alerts = 0;
+  for (const row of rows) {
+    const key = renamedAlertKey(row.scope, row.scope_key, from, to);
+    if (key === null) continue;
+    const moved = await db
+      .updateTable("budget_alerts")
+      .set({ scope_key: key })
+      .where("id", "=", row.id)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom("budget_alerts as other")
+              .select("other.id")
+              .where("other.scope_key", "=", key)
+              .whereRef("other.scope", "=", "budget_alerts.scope")
+              .whereRef("other.period", "=", "budget_alerts.period")
+              .whereRef("other.period_start", "=", "budget_alerts.period_start")
+              .whereRef("other.threshold", "=", "budget_alerts.threshold"),
+          ),
+        ),
+      )
+      .executeTakeFirst();
+    alerts += Number(moved.numUpdatedRows);
+  }
+  return { reservations: Number(reservations.numUpdatedRows), alerts };
 }

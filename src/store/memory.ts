@@ -11,6 +11,7 @@ import { MissionControlError } from "../domain/errors.js";
 
 import type { DbOrTrx } from "./db.js";
 import { isPostgres } from "./dialect.js";
+import type { RepositoryRename } from "./repository-rename.js";
 import type { Learning, LearningProposal } from "./schema.js";
 
 export type { Learning, LearningProposal };
@@ -336,4 +337,52 @@ export async function acceptLearningProposal(db: DbOrTrx, proposal: LearningProp
     .where("state", "=", "pending")
     .execute();
   return learning;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rename
+
+/**
+ * The rename of a repository (`store/repository-rename.ts`), for repository memory: the
+ * installation's learnings and learning proposals under `owner/from` move to `owner/to`. A row
+ * whose source (a learning's `source_key`, a proposal's reply comment) the new name already has
+ * — unique per repository — stays where it is rather than fail the rename.
+ *
+ * @returns how many learnings and proposals moved
+ */
+export async function renameRepositoryMemory(db: DbOrTrx, rename: RepositoryRename): Promise<{ learnings: number; proposals: number }> {
+  const from = repositoryKey(`${rename.owner}/${rename.from}`);
+  const to = repositoryKey(`${rename.owner}/${rename.to}`);
+  if (from === to) return { learnings: 0, proposals: 0 };
+  const learnings = await db
+    .updateTable("learnings")
+    .set({ repository: to })
+    .where("installation_id", "=", rename.installationId)
+    .where("repository", "=", from)
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb.selectFrom("learnings as other").select("other.id").where("other.repository", "=", to).whereRef("other.source_key", "=", "learnings.source_key"),
+        ),
+      ),
+    )
+    .executeTakeFirst();
+  const proposals = await db
+    .updateTable("learning_proposals")
+    .set({ repository: to })
+    .where("installation_id", "=", rename.installationId)
+    .where("repository", "=", from)
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom("learning_proposals as other")
+            .select("other.id")
+            .where("other.repository", "=", to)
+            .whereRef("other.comment_id", "=", "learning_proposals.comment_id"),
+        ),
+      ),
+    )
+    .executeTakeFirst();
+  return { learnings: Number(learnings.numUpdatedRows), proposals: Number(proposals.numUpdatedRows) };
 }

@@ -5,6 +5,7 @@
 import { sql } from "kysely";
 
 import type { DbOrTrx } from "./db.js";
+import type { RepositoryRename } from "./repository-rename.js";
 import type { FollowUpProposal, FollowUpSourceKind, FollowUpStatus, RepositorySchedule, Task, Transition } from "./schema.js";
 
 /** `owner/repo` in lower case: the key of a repository in these tables. */
@@ -435,4 +436,57 @@ function normaliseProposal(row: FollowUpProposal): FollowUpProposal {
     issue_number: row.issue_number === null ? null : Number(row.issue_number),
     created_at: Number(row.created_at),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rename
+
+/** `true` when the repository (in its installation) has a schedule (enabled or not) or a follow-up proposal. */
+export async function repositoryHasSchedulesOrProposals(db: DbOrTrx, ref: RepositoryRef): Promise<boolean> {
+  const repository = repositoryKey(ref.owner, ref.repo);
+  const schedule = await db
+    .selectFrom("repository_schedules")
+    .select("id")
+    .where("installation_id", "=", ref.installationId)
+    .where("repository", "=", repository)
+    .limit(1)
+    .executeTakeFirst();
+  if (schedule) return true;
+  const proposal = await db
+    .selectFrom("follow_up_proposals")
+    .select("id")
+    .where("installation_id", "=", ref.installationId)
+    .where("repository", "=", repository)
+    .limit(1)
+    .executeTakeFirst();
+  return proposal !== undefined;
+}
+
+/**
+ * The rename of a repository (`store/repository-rename.ts`), for orchestrator mode: the
+ * installation's schedules (with their stand-up issue and next fire) and follow-up proposals
+ * (with their numbers) under `owner/from` move to `owner/to`. The caller has checked that the new
+ * name has none in the installation (both tables are unique per installation and name).
+ *
+ * @returns how many schedules and proposals moved
+ */
+export async function renameRepositorySchedules(db: DbOrTrx, rename: RepositoryRename): Promise<{ schedules: number; proposals: number }> {
+  const from = repositoryKey(rename.owner, rename.from);
+  const to = repositoryKey(rename.owner, rename.to);
+  const schedules = await db
+    .updateTable("repository_schedules")
+    .set({ repository: to, owner: rename.owner, repo: rename.to })
+    .where("installation_id", "=", rename.installationId)
+    .where("repository", "=", from)
+    // A rename that changes only the name's case leaves the key as it is: only the name as shown changes.
+    .where((eb) => eb.or([eb("repository", "<>", to), eb("repo", "<>", rename.to)]))
+    .executeTakeFirst();
+  if (from === to) return { schedules: Number(schedules.numUpdatedRows), proposals: 0 };
+  const proposals = await db
+    .updateTable("follow_up_proposals")
+    .set({ repository: to })
+    .where("installation_id", "=", rename.installationId)
+    .where("repository", "=", from)
+    .executeTakeFirst();
+  return { schedules: Number(schedules.numUpdatedRows), proposals: Number(proposals.numUpdatedRows) };
 }

@@ -2,6 +2,7 @@ import { sql } from "kysely";
 
 import type { DbOrTrx } from "./db.js";
 import { isPostgres } from "./dialect.js";
+import type { RepositoryRename } from "./repository-rename.js";
 import type { NewTask, Task, TaskUpdate } from "./schema.js";
 
 /** @throws kysely's `NoResultError` when there is no task `taskId` */
@@ -226,4 +227,37 @@ export function configProblemsOf(task: Pick<Task, "config_problems">): string[] 
 /** `tasks.config` and `tasks.config_problems` for a config as read (problems: empty when valid). */
 export function configColumns(config: unknown, problems: readonly string[]): { config: string; config_problems: string | null } {
   return { config: JSON.stringify(config), config_problems: problems.length > 0 ? JSON.stringify(problems) : null };
+}
+
+/**
+ * `true` when a task is stored under `owner/repo`, compared as GitHub compares names
+ * (case-insensitively), in any installation — tasks are unique by name and issue number, and
+ * found by name alone — or only in `installationId`'s.
+ */
+export async function repositoryHasTasks(db: DbOrTrx, owner: string, repo: string, installationId?: number): Promise<boolean> {
+  const row = await db
+    .selectFrom("tasks")
+    .select("id")
+    .where(sql<boolean>`lower(owner) = ${owner.toLowerCase()} and lower(repo) = ${repo.toLowerCase()}`)
+    .$if(installationId !== undefined, (qb) => qb.where("installation_id", "=", installationId ?? 0))
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/**
+ * The rename of a repository (`store/repository-rename.ts`), for this table: the installation's
+ * tasks stored under `owner/from` (as GitHub spelled it) take the new name and clone URL.
+ *
+ * @returns how many tasks moved
+ */
+export async function renameRepositoryTasks(db: DbOrTrx, rename: RepositoryRename): Promise<number> {
+  const result = await db
+    .updateTable("tasks")
+    .set({ repo: rename.to, clone_url: rename.cloneUrl })
+    .where("installation_id", "=", rename.installationId)
+    .where("owner", "=", rename.owner)
+    .where("repo", "=", rename.from)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }

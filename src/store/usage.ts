@@ -3,6 +3,7 @@ import { type ExpressionBuilder, type RawBuilder, sql } from "kysely";
 import { assertNanoUsd, parseNanoUsd } from "../domain/money.js";
 import type { UsageTotals } from "../domain/usage.js";
 import type { Db, DbOrTrx } from "./db.js";
+import type { RepositoryRename } from "./repository-rename.js";
 import type { Database, NewLlmUsage } from "./schema.js";
 
 /**
@@ -139,4 +140,20 @@ export async function usageByAgentModelRepository(db: Db): Promise<UsageByAgentM
     cache_read: Number(r.cache_read),
     nano_usd: parseNanoUsd(r.nano_usd),
   }));
+}
+
+/**
+ * The rename of a repository (`store/repository-rename.ts`), for the ledger: the installation's
+ * calls recorded under `owner/from` count for `owner/to` from now on (its budgets included).
+ *
+ * @returns how many ledger rows moved
+ */
+export async function renameRepositoryUsage(db: DbOrTrx, rename: RepositoryRename): Promise<number> {
+  const result = await db
+    .updateTable("llm_usage")
+    .set({ repository: `${rename.owner}/${rename.to}` })
+    .where("installation_id", "=", rename.installationId)
+    .where("repository", "=", `${rename.owner}/${rename.from}`)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }

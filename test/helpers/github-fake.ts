@@ -224,6 +224,11 @@ export class FakeGitHub {
     return full;
   }
 
+  /** Renames the repository, as a maintainer does on GitHub: from now on it answers under the new name only. */
+  renameRepository(repo: string): void {
+    this.#options.repo = repo;
+  }
+
   /** Changes an issue's title and/or body, as if its author had edited it on GitHub. */
   editIssue(issueNumber: number, edit: { title?: string; body?: string }): void {
     const issue = this.issues.get(issueNumber);

@@ -127,6 +127,54 @@ export async function enqueueIntake(
   });
 }
 
+/**
+ * A repository-level delivery (no issue: a push, a rename): a redelivery is answered
+ * `duplicate_delivery`; otherwise the delivery is recorded and one `intake` job queued in
+ * `lockKey`'s lane, once per delivery, and the outcome logged with `message`.
+ *
+ * @throws {Error} when the payload has no installation id (GitHub App deliveries always have one)
+ */
+export async function enqueueRepositoryIntake(
+  deps: InboundDeps,
+  delivery: {
+    id: string;
+    event: string;
+    installationId: number | undefined;
+    owner: string;
+    repository: { name: string; clone_url: string; default_branch: string };
+  },
+  intake: { payload: IntakePayload; lockKey: string },
+  log: { message: string; fields: Record<string, unknown> },
+): Promise<TriggerOutcome> {
+  if (await isDeliveryRecorded(deps.db, delivery.id)) return "duplicate_delivery";
+  const installationId = delivery.installationId ?? 0;
+  if (!installationId) throw new Error("the delivery has no installation id");
+  const s: Subject = {
+    deliveryId: delivery.id,
+    event: delivery.event,
+    installationId,
+    owner: delivery.owner,
+    repo: delivery.repository.name,
+    number: 0,
+    cloneUrl: delivery.repository.clone_url,
+    defaultBranch: delivery.repository.default_branch,
+  };
+  const outcome = await oncePerDelivery(deps, s, async (trx) => {
+    await enqueueJob(trx, {
+      kind: "intake",
+      taskId: null,
+      installationId,
+      lockKey: intake.lockKey,
+      dedupeKey: deliveryDedupeKey(delivery.id, "intake"),
+      deliveryId: delivery.id,
+      payload: intake.payload,
+      maxAttempts: deps.maxAttempts,
+    });
+    return "enqueued";
+  });
+  return finish(deps, s, outcome, log.message, log.fields);
+}
+
 /** The intake payload's subject. */
 export function intakeSubject(s: Subject) {
   return { owner: s.owner, repo: s.repo, number: s.number, cloneUrl: s.cloneUrl, defaultBranch: s.defaultBranch };

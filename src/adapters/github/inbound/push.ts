@@ -1,10 +1,8 @@
 import type { Context } from "probot";
 
 import { REPO_CONFIG_FILE } from "../../../config/repo-config.js";
-import { deliveryDedupeKey, type IntakePayload, standupLockKey } from "../../../domain/jobs.js";
-import { isDeliveryRecorded } from "../../../store/deliveries.js";
-import { enqueueJob } from "../../../store/queue.js";
-import { finish, type InboundDeps, oncePerDelivery, type Subject, type TriggerOutcome } from "./prologue.js";
+import { type IntakePayload, standupLockKey } from "../../../domain/jobs.js";
+import { enqueueRepositoryIntake, type InboundDeps, type TriggerOutcome } from "./prologue.js";
 
 /** The repository config file's path, as a push's per-commit file lists name it. */
 export const REPO_CONFIG_PATH = `.github/${REPO_CONFIG_FILE}`;
@@ -63,20 +61,7 @@ export async function handlePush(context: Context<"push">, deps: InboundDeps): P
   const repository = payload.repository;
   if (payload.deleted || payload.ref !== `refs/heads/${repository.default_branch}`) return "ignored";
   if (!pushMayChangeConfig(payload)) return "ignored";
-  if (await isDeliveryRecorded(deps.db, context.id)) return "duplicate_delivery";
-  const installationId = payload.installation?.id ?? 0;
-  if (!installationId) throw new Error("the delivery has no installation id");
   const owner = repository.owner?.login ?? repository.full_name.split("/")[0] ?? "";
-  const s: Subject = {
-    deliveryId: context.id,
-    event: "push",
-    installationId,
-    owner,
-    repo: repository.name,
-    number: 0,
-    cloneUrl: repository.clone_url,
-    defaultBranch: repository.default_branch,
-  };
   const intake: IntakePayload = {
     event: "config_push",
     repository: { owner, repo: repository.name },
@@ -84,18 +69,10 @@ export async function handlePush(context: Context<"push">, deps: InboundDeps): P
     sender: { login: payload.sender?.login ?? payload.pusher.name, id: payload.sender?.id ?? 0 },
     receivedAt: new Date().toISOString(),
   };
-  const outcome = await oncePerDelivery(deps, s, async (trx) => {
-    await enqueueJob(trx, {
-      kind: "intake",
-      taskId: null,
-      installationId,
-      lockKey: standupLockKey(owner, repository.name),
-      dedupeKey: deliveryDedupeKey(context.id, "intake"),
-      deliveryId: context.id,
-      payload: intake,
-      maxAttempts: deps.maxAttempts,
-    });
-    return "enqueued";
-  });
-  return finish(deps, s, outcome, "config push handled", { after: payload.after });
+  return enqueueRepositoryIntake(
+    deps,
+    { id: context.id, event: "push", installationId: payload.installation?.id, owner, repository },
+    { payload: intake, lockKey: standupLockKey(owner, repository.name) },
+    { message: "config push handled", fields: { after: payload.after } },
+  );
 }
