@@ -1,6 +1,35 @@
 /**
  * Facts about a repository's own CI that the webhook handlers and the pipeline share. No I/O.
  */
+import type { IntakePayload } from "./jobs.js";
+
+/** The `ci` intake payload: a completed check suite or workflow run of the app's pull request. */
+export type CiIntakePayload = Extract<IntakePayload, { event: "ci" }>;
+
+/** What a `ci` intake is told about the run it is queued for (what the handlers read from the payload). */
+export type CiRunFacts = Pick<CiIntakePayload, "source" | "headSha" | "conclusion" | "appSlug" | "checkSuiteId" | "workflowRunId" | "name">;
+
+/**
+ * The payload of a `ci` intake job, built the same way wherever one is queued: by the webhook
+ * handlers (`adapters/github/inbound/ci-completed.ts`) and by the code stage's re-check after a
+ * stop on a CI failure the Coder found nothing to fix (`ciRecheckJob`). It has not waited yet.
+ */
+export function ciIntakePayload(subject: CiIntakePayload["subject"], sender: CiIntakePayload["sender"], run: CiRunFacts, receivedAt: string): CiIntakePayload {
+  return {
+    event: "ci",
+    subject,
+    sender,
+    source: run.source,
+    headSha: run.headSha,
+    conclusion: run.conclusion,
+    appSlug: run.appSlug,
+    checkSuiteId: run.checkSuiteId,
+    workflowRunId: run.workflowRunId,
+    name: run.name,
+    receivedAt,
+    waits: 0,
+  };
+}
 
 /**
  * Conclusions of a check suite, check run, workflow run or job that count as a failure the

@@ -382,11 +382,35 @@ export function safeName(name: string): string {
 /**
  * `true` when a check's `name` matches one of `patterns` (`ci.ignore_checks`): compared whole
  * and case-insensitively, `*` matching any run of characters (`Lint*`, `* / coverage`). Every
- * other character is literal.
+ * other character is literal. The readers of the checks apply it through {@link isIgnoredCheckRun}.
  */
 export function isIgnoredCheck(name: string, patterns: readonly string[]): boolean {
   const subject = name.toLowerCase();
   return patterns.some((pattern) => wildcardMatch(pattern.toLowerCase(), subject));
+}
+
+/**
+ * `true` when a failed or listed check is in `ci.ignore_checks` ({@link isIgnoredCheck} for each
+ * name it goes by) — the one rule every reader of the checks applies:
+ *
+ * - `workflow` known (a workflow run's job, a check suite's run: the workflow's or the suite's
+ *   name): the check run's `name`, the `workflow` alone, or `Workflow / name`;
+ * - `workflow` unknown (`null`: a check run from the commit's listing, which does not name its
+ *   workflow): the `name`, or a pattern of the form `<workflow> / <job>` whose `<job>` part (after
+ *   its first ` / `) matches the name — so `CI / coverage` also ignores a check run `coverage`.
+ */
+export function isIgnoredCheckRun(check: { name: string; workflow: string | null }, patterns: readonly string[]): boolean {
+  if (check.workflow !== null) {
+    return [check.name, check.workflow, `${check.workflow} / ${check.name}`].some((name) => isIgnoredCheck(name, patterns));
+  }
+  const subject = check.name.toLowerCase();
+  return (
+    isIgnoredCheck(check.name, patterns) ||
+    patterns.some((pattern) => {
+      const at = pattern.indexOf(" / ");
+      return at >= 0 && wildcardMatch(pattern.slice(at + 3).toLowerCase(), subject);
+    })
+  );
 }
 
 /**

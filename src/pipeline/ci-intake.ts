@@ -15,15 +15,18 @@ import {
   CI_FAILED_CONCLUSIONS,
   CI_NOT_FIXABLE_NOTE,
   CI_PASSED_CONCLUSIONS,
+  CI_NOT_FIXABLE_REASON,
   CI_PASSED_REASON,
+  type CiIntakePayload,
+  ciIntakePayload,
   isBlockedOnUnfixableCi,
 } from "../domain/ci.js";
 import { GitHubApiError } from "../domain/errors.js";
-import { APP_ACTOR, type IntakePayload, issueLockKey, type JobKind, stageDedupeKey } from "../domain/jobs.js";
+import { APP_ACTOR, issueLockKey, type JobKind, stageDedupeKey } from "../domain/jobs.js";
 import { ENDED_STATES, isStopped, isTaskState } from "../domain/task-state.js";
 import type { GitHubPort } from "../ports/github.js";
-import { inTransaction } from "../store/db.js";
-import { enqueueJob, liveJobsOfTask } from "../store/queue.js";
+import { type DbOrTrx, inTransaction } from "../store/db.js";
+import { enqueueJob, type JobSpec, liveJobsOfTask } from "../store/queue.js";
 import type { Task } from "../store/schema.js";
 import { clearTrackingNote, configProblemsOf, currentTrackingNotes, loadTask, setTrackingNote, updateTask } from "../store/tasks.js";
 import { transition, transitionsOf } from "../store/transitions.js";
@@ -35,15 +38,14 @@ import {
   ciTrackingNote,
   type FailedCheckRun,
   type FailedJob,
-  isIgnoredCheck,
+  isIgnoredCheckRun,
 } from "./ci-feedback.js";
 import type { IntakeJob, IntakeOutcome } from "./intake.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 import { applyStateLabel, writeTracking } from "./reporter.js";
 import { waitForIssueWork } from "./wait-for-issue-work.js";
 
-/** The `ci` intake payload. */
-export type CiIntakePayload = Extract<IntakePayload, { event: "ci" }>;
+export type { CiIntakePayload };
 
 /** The tracking comment's note of the last CI revision (`tasks.tracking_notes`); replaced when the checks pass on a re-run. */
 export const CI_TRACKING_NOTE = "ci-failure";
@@ -57,6 +59,51 @@ export function ciNotFixableNote(headSha: string): string {
 export function ciPassedNote(headSha: string): string {
   return `🟢 The repository's checks passed on a re-run of \`${headSha.slice(0, 7)}\`: ready for merge again.`;
 }
+/** The `name` a re-check's payload carries (in the logs): no run GitHub reported. */
+const CI_RECHECK_NAME = "re-check after the stop";
+
+/**
+ * The `ci` intake the code stage queues as it stops the task on a CI failure the Coder found
+ * nothing to fix: a pass ({@link ciPassedIntake}) for `headSha`, so the head's check runs are read
+ * once after the stop. A re-run that passed while the Coder worked was not queued (the task was
+ * not stopped yet): if every check on the head passed, the task is ready for merge now; if not,
+ * nothing changes and the next passing run decides, as usual. The payload is a handler's
+ * (`ciIntakePayload`) about no run in particular — the app as sender, a `success` that only routes
+ * it to the pass path (which reads every check itself), no app slug, suite or workflow run. In the
+ * issue's stage lane, so it runs after the code job; one per task, run and head
+ * (`ci-recheck:<task>:<run>:<sha>`).
+ */
+export function ciRecheckJob(deps: Pick<PipelineDeps, "maxAttempts">, task: Task, pullNumber: number, headSha: string, deliveryId: string | null): JobSpec {
+  return {
+    kind: "intake",
+    taskId: task.id,
+    installationId: task.installation_id,
+    lockKey: issueLockKey({ owner: task.owner, repo: task.repo, issueNumber: task.issue_number }),
+    dedupeKey: `ci-recheck:${task.id}:${task.run}:${headSha}`,
+    deliveryId,
+    payload: ciIntakePayload(
+      { owner: task.owner, repo: task.repo, number: pullNumber, cloneUrl: task.clone_url, defaultBranch: task.default_branch },
+      { login: APP_ACTOR, id: 0 },
+      { source: "check_suite", headSha, conclusion: "success", appSlug: null, checkSuiteId: 0, workflowRunId: null, name: CI_RECHECK_NAME },
+      new Date().toISOString(),
+    ),
+    maxAttempts: deps.maxAttempts,
+  };
+}
+
+/**
+ * Whether `task` rests on the stop of a CI revision that found nothing to fix — `blocked`, its
+ * latest transition that stop's ({@link CI_NOT_FIXABLE_REASON}) — and whether a passing re-run
+ * still ends it (`armed`: {@link isBlockedOnUnfixableCi}, its note set; `/stop` clears the note);
+ * `null` in any other state or stop.
+ */
+export async function unfixableCiStop(db: DbOrTrx, task: Task): Promise<{ armed: boolean } | null> {
+  if (task.stage !== "blocked") return null;
+  const last = (await transitionsOf(db, task.id)).at(-1);
+  if (last?.to_state !== "blocked" || last.reason !== CI_NOT_FIXABLE_REASON) return null;
+  return { armed: isBlockedOnUnfixableCi(task, await currentTrackingNotes(db, task.id), last) };
+}
+
 /** Jobs that change the pull request or move the task: while one is queued, the intake waits. */
 const WORK_KINDS: ReadonlySet<JobKind> = new Set(["plan", "code", "revise", "test", "review", "merge"]);
 /** Why a CI delivery started nothing (logged). */
@@ -194,7 +241,7 @@ async function actionsFailures(github: GitHubPort, p: CiIntakePayload, ignore: r
   for (const j of failed) {
     const workflow = j.workflowName ?? p.name;
     const name = `${workflow} / ${j.name}`;
-    if (isIgnoredCheck(j.name, ignore) || isIgnoredCheck(workflow, ignore) || isIgnoredCheck(name, ignore)) {
+    if (isIgnoredCheckRun({ name: j.name, workflow }, ignore)) {
       ignored.push(name);
       continue;
     }
@@ -222,7 +269,7 @@ async function checkSuiteFailures(github: GitHubPort, p: CiIntakePayload, slug: 
   const ignored: string[] = [];
   for (const r of failed) {
     const app = r.appSlug ?? p.name;
-    if (isIgnoredCheck(r.name, ignore) || isIgnoredCheck(`${p.name} / ${r.name}`, ignore)) {
+    if (isIgnoredCheckRun({ name: r.name, workflow: p.name }, ignore)) {
       ignored.push(r.name);
       continue;
     }
@@ -253,13 +300,14 @@ async function otherFailedChecks(github: GitHubPort, headSha: string, slug: stri
   return runs
     .filter((r) => !covered.has(r.id) && r.appSlug !== slug && r.conclusion !== null && CI_FAILED_CONCLUSIONS.has(r.conclusion))
     .map((r) => r.name)
-    .filter((name) => !isIgnoredCheck(name, ignore));
+    .filter((name) => !isIgnoredCheckRun({ name, workflow: null }, ignore));
 }
 
 /**
  * A passing CI run (`success`, `neutral`) on the app's pull request. It changes something only
  * while the task is stopped because a CI revision found nothing to fix
- * (`isBlockedOnUnfixableCi`: the code stage's note and its transition's reason), and then only when
+ * (`isBlockedOnUnfixableCi`: the code stage's note and its transition's reason) — queued by the
+ * handlers for such a task, and once by the code stage as it stops it ({@link ciRecheckJob}) — and then only when
  *
  * 1. the run is not the app's own, and it ran on the head the task stopped on — the task's head,
  *    reviewed as it is, and the pull request's head now (`GET …/pulls/{n}`, open);
@@ -334,7 +382,7 @@ async function ciPassedIntake(
  * in `ci.ignore_checks` — and the names of those not completed with a passing conclusion.
  */
 async function checksOnHead(github: GitHubPort, headSha: string, slug: string, ignore: readonly string[]): Promise<{ checked: number; notPassed: string[] }> {
-  const runs = (await github.listCheckRuns(headSha)).filter((r) => r.appSlug !== slug && !isIgnoredCheck(r.name, ignore));
+  const runs = (await github.listCheckRuns(headSha)).filter((r) => r.appSlug !== slug && !isIgnoredCheckRun({ name: r.name, workflow: null }, ignore));
   const notPassed = runs
     .filter((r) => r.status !== "completed" || r.conclusion === null || !CHECK_RUN_PASSED_CONCLUSIONS.has(r.conclusion))
     .map((r) => `${r.name} (${r.status === "completed" ? (r.conclusion ?? "no conclusion") : r.status})`);

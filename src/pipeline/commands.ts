@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 
 import { repoBudgetLimits, RepoConfig } from "../config/repo-config.js";
 import { mergeLimits } from "../domain/budget-rules.js";
+import { CI_NOT_FIXABLE_NOTE } from "../domain/ci.js";
 import { type CommandJobPayload, commandNonce, type StageKind } from "../domain/jobs.js";
 import { helpText } from "../domain/slash-commands.js";
 import { canTransition, isResting, isStopped, isTaskState, STAGE_ENTRY_STATE, type TaskState } from "../domain/task-state.js";
@@ -10,9 +11,10 @@ import { pauseInstallation, resumeInstallation } from "../store/pauses.js";
 import { clearTrackingNote, loadTask, startNewRun, updateTask } from "../store/tasks.js";
 import { stateBefore } from "../store/transitions.js";
 import type { ClaimedJob, JobResult } from "../worker/worker.js";
+import { unfixableCiStop } from "./ci-intake.js";
 import { renderBudget, renderReport, renderStatus } from "./reports.js";
 import { nextJob, type PipelineDeps } from "./pipeline-deps.js";
-import { TRACKING_NOTE } from "./reporter.js";
+import { TRACKING_NOTE, writeTracking } from "./reporter.js";
 import { runMemoryCommand } from "./memory-commands.js";
 import { confirmLearningProposals } from "./memory-proposals.js";
 import { isStandupIssue, runProposalCommand } from "./orchestrator.js";
@@ -108,6 +110,20 @@ export async function runCommandJob(deps: PipelineDeps, job: CommandJob, log: Lo
         return {};
       }
       const cancelled = await cancelTaskJobs(deps.db, task.id, job.id);
+      // Stopped on a CI failure the Coder found nothing to fix, the task still waits for a passing re-run of the checks: `/stop` ends that wait.
+      if (isResting(state) && cancelled === 0 && (await unfixableCiStop(deps.db, task))) {
+        const sha = `\`${(task.head_sha ?? "").slice(0, 7)}\``;
+        await clearTrackingNote(deps.db, task.id, CI_NOT_FIXABLE_NOTE);
+        task = await updateTask(deps.db, task.id, {
+          blocked_reason: `The Coder made no change for the failing checks on ${sha} (its reason is on pull request #${task.pr_number ?? "?"}), and @${payload.actor} stopped the wait for a passing re-run. Comment \`/code <instructions>\` on the pull request for a change.`,
+        });
+        await writeTracking(deps.db, github, task);
+        await reply(
+          "stop",
+          `⏹️ Stopped by @${payload.actor}: #${task.issue_number} stays \`blocked\` and will no longer return to ready for merge on its own when the checks pass on a re-run of ${sha}. Comment \`/code <instructions>\` on the pull request for a change.`,
+        );
+        return {};
+      }
       if (isResting(state) && cancelled === 0) {
         await reply("stop", `Nothing is running for #${task.issue_number} (state \`${state}\`).`);
         return {};
@@ -125,6 +141,16 @@ export async function runCommandJob(deps: PipelineDeps, job: CommandJob, log: Lo
         if (!(await allowed("plan"))) return {};
         await adoptIssueText();
         return start("plan");
+      }
+      // The Coder found nothing to fix for a CI failure: running it again on the plan would change nothing.
+      const ciStop = await unfixableCiStop(deps.db, task);
+      if (ciStop) {
+        const rerun = ciStop.armed ? `re-run the failed checks (once they pass, #${task.issue_number} is ready for merge again), ` : "";
+        await reply(
+          "retry",
+          `The Coder found nothing to fix for the failing checks on \`${(task.head_sha ?? "").slice(0, 7)}\`, so \`/retry\` does not run it again. To go on: ${rerun}comment \`/code <instructions>\` on the pull request for a change, or merge the pull request.`,
+        );
+        return {};
       }
       const stoppedIn = await stateBefore(deps.db, task.id, state);
       const kind = stoppedIn ? RESUME[stoppedIn] : undefined;

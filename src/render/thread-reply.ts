@@ -17,10 +17,19 @@ export function threadReplyMarker(threadId: number, lastCommentId: number): stri
 }
 
 /**
+ * A code span or fenced code block (a run of backticks up to the next run of the same length),
+ * or the `<` that opens an HTML tag, a comment, a declaration or an autolink (`<b`, `</b`, `<!`,
+ * `<?`).
+ */
+const CODE_OR_TAG = /(?<!`)(`+)(?!`)[\s\S]*?(?<!`)\1(?!`)|<(?=[A-Za-z/!?])/g;
+
+/**
  * Makes model-written text safe to post: no one is pinged (`@name` and `@org/team` become
  * `@&#8203;name`, which GitHub shows as `@name` without a mention), no hidden HTML comment
- * (so it cannot carry or fake a marker), secrets redacted before the text is cut to at most
- * `maxChars` characters (default {@link MESSAGE_CHARS}).
+ * (so it cannot carry or fake a marker), no raw HTML outside code (the `<` of a tag becomes
+ * `&lt;`, so GitHub shows the tag as text: nothing can close a quote, fake a heading or hide a
+ * word; code spans and fenced blocks, which GitHub shows literally, keep their text), secrets
+ * redacted before the text is cut to at most `maxChars` characters (default {@link MESSAGE_CHARS}).
  */
 export function quietMarkdown(text: string, maxChars = MESSAGE_CHARS): string {
   // Redact first, then cut: a cut through a secret would leave a piece its pattern no longer matches.
@@ -28,6 +37,7 @@ export function quietMarkdown(text: string, maxChars = MESSAGE_CHARS): string {
   const clipped = redacted.length > maxChars ? `${redacted.slice(0, maxChars)}…` : redacted;
   return clipped
     .replace(/<!--/g, "&lt;!--")
+    .replace(CODE_OR_TAG, (match) => (match === "<" ? "&lt;" : match))
     .replace(/@(?=[A-Za-z0-9])/g, "@&#8203;")
     .trim();
 }

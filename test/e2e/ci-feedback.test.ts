@@ -8,6 +8,7 @@ import type { RunningApp } from "../helpers/app-harness.js";
 import { git } from "../helpers/git-fixtures.js";
 import type { FakeGitHub } from "../helpers/github-fake.js";
 import { deliver, examplePayload } from "../helpers/webhooks.js";
+import { commentPayload, waitForReply } from "./command-helpers.js";
 import { useE2E, waitForState } from "./harness.js";
 import { BRANCH, feedbackElement, firstUserText, headOf, reviewSubmittedPayload, theTask } from "./revision-helpers.js";
 import { ISSUE, labeledPayload, PLAN, scriptHappyPath, SECRET, USAGE } from "./scenario.js";
@@ -207,13 +208,27 @@ async function readyPullRequest(options: Parameters<typeof boot>[0] = {}) {
 
 /**
  * Runs the issue to `ready_for_merge`, then the workflow "CI" fails on the head (`npm ci` timed
- * out: job 901 of run 9401) and the Coder finds nothing to fix: the task stops as `blocked`.
+ * out: job 901 of run 9401) and the Coder finds nothing to fix: the task stops as `blocked`. The
+ * stop reads the head's checks once (the failed job is still failed: nothing changes).
  *
  * @returns the world, the failure's payload, and the agents' call counts before the failure
  */
 async function stoppedOnUnfixableCi(options: Parameters<typeof boot>[0] = {}) {
+  const stopped = await failUnfixably(options);
+  await waitForState(stopped.app, "blocked");
+  expect(ciPassSkips(stopped.app)).toEqual(["checks_not_passed"]);
+  return stopped;
+}
+
+/**
+ * As {@link stoppedOnUnfixableCi}, without waiting for the stop: returns once the failure's intake
+ * queued the revision. With `delayReplyMs`, the Coder's reply on the pull request (the first
+ * comment posted there) is answered that late, so the task stays `coding` meanwhile.
+ */
+async function failUnfixably(options: Parameters<typeof boot>[0] = {}, o: { delayReplyMs?: number } = {}) {
   const { app, world, pr, head } = await readyPullRequest(options);
   const { github, anthropic, bare } = world;
+  if (o.delayReplyMs) github.delayNext("POST", new RegExp(`/issues/${pr.number}/comments$`), o.delayReplyMs);
   const calls = (agent: string) => anthropic.requestsOf(agent).length;
   const before = { coder: calls("coder"), tester: calls("tester"), reviewer: calls("reviewer") };
   github.addWorkflowRun({
@@ -233,7 +248,6 @@ async function stoppedOnUnfixableCi(options: Parameters<typeof boot>[0] = {}) {
   );
   const payload = workflowRunPayload({ cloneUrl: bare, github, runId: 9401, checkSuiteId: 7401, name: "CI", headSha: head, pullNumber: pr.number });
   expect((await deliver(app.url, { event: "workflow_run", payload, secret: SECRET })).status).toBeLessThan(300);
-  await waitForState(app, "blocked");
   return { app, world, pr, head, payload, before };
 }
 
@@ -628,7 +642,7 @@ describe("the repository's CI feeds the Coder", () => {
     const rerun = rerunPasses(world, { headSha: head, pullNumber: pr.number });
     expect((await deliver(app.url, { event: "workflow_run", payload: rerun, secret: SECRET })).status).toBeLessThan(300);
     await waitForState(app, "blocked");
-    expect(ciPassSkips(app)).toEqual(["checks_not_passed"]);
+    expect(ciPassSkips(app)).toEqual(["checks_not_passed", "checks_not_passed"]);
     expect(github.labelsOf(ISSUE)).toContain("mc:blocked");
 
     // That check passes too (its suite completes): every check on the head passed.
@@ -714,7 +728,7 @@ describe("the repository's CI feeds the Coder", () => {
     const transitions = (await app.db.selectFrom("transitions").select("id").execute()).length;
     expect((await deliver(app.url, { event: "workflow_run", payload, secret: SECRET })).status).toBeLessThan(300);
     await waitForState(app, "blocked");
-    expect(ciPassSkips(app)).toEqual(["older_head"]);
+    expect(ciPassSkips(app)).toEqual(["checks_not_passed", "older_head"]);
     expect(await app.db.selectFrom("transitions").select("id").execute()).toHaveLength(transitions);
     expect(github.labelsOf(ISSUE)).toContain("mc:blocked");
     expect(github.requestsTo("GET", /\/commits\/[^/]+\/check-runs/).filter((r) => r.path.includes(older))).toHaveLength(0);
@@ -733,5 +747,88 @@ describe("the repository's CI feeds the Coder", () => {
     expect((await deliver(app.url, { event: "workflow_run", payload: rerun, secret: SECRET })).status).toBeLessThan(300);
     await vi.waitFor(() => expect(github.merges).toHaveLength(1), { timeout: 30_000, interval: 50 });
     expect(github.merges[0]).toMatchObject({ pull: pr.number, sha: head, method: "squash" });
+  }, 120_000);
+
+  it("a re-run that passed while the Coder worked is not lost: the stop reads the head's checks once, and the task is ready for merge again", async () => {
+    const { app, world, pr, head } = await failUnfixably({}, { delayReplyMs: 3_000 });
+    const { github } = world;
+    // The Coder is done and its reply on the pull request is on its way (held back): the task is still `coding`.
+    await vi.waitFor(() => expect(github.requestsTo("POST", new RegExp(`/issues/${pr.number}/comments$`))).toHaveLength(1), {
+      timeout: 30_000,
+      interval: 25,
+    });
+    expect((await theTask(app)).stage).toBe("coding");
+    // A maintainer re-ran the flaky job and it passed: the task is not stopped (yet), so the handler queues nothing
+    // (an intake would wait in the issue's lane behind the code job).
+    const intakes = (await intakeJobs(app)).length;
+    const rerun = rerunPasses(world, { headSha: head, pullNumber: pr.number });
+    expect((await deliver(app.url, { event: "workflow_run", payload: rerun, secret: SECRET })).status).toBeLessThan(300);
+    expect(await intakeJobs(app)).toHaveLength(intakes);
+    expect((await theTask(app)).stage).toBe("coding");
+
+    await waitForState(app, "ready_for_merge");
+    const moved = await app.db.selectFrom("transitions").select(["from_state", "to_state", "reason"]).orderBy("id", "desc").limit(2).execute();
+    expect(moved.reverse()).toEqual([
+      { from_state: "coding", to_state: "blocked", reason: "CI failure not fixable by a change" },
+      { from_state: "blocked", to_state: "ready_for_merge", reason: "the repository's checks passed on a re-run" },
+    ]);
+    expect(ciPassSkips(app)).toEqual([]);
+    // The stop's own read of the head's checks moved it (no delivery did).
+    expect(app.logs.filter((l) => l.msg === "CI passed: the task is ready for merge again").map((l) => l.name)).toEqual(["re-check after the stop"]);
+    expect(github.labelsOf(ISSUE)).toContain("mc:ready_for_merge");
+    expect(github.comments.filter((c) => c.body.startsWith(`<!-- mission-control:ci-no-change:${head} -->`))).toHaveLength(1);
+  }, 120_000);
+
+  it("ci.ignore_checks `CI / coverage` also ignores the commit's check run `coverage` when the checks pass on a re-run", async () => {
+    const { app, world, pr, head } = await stoppedOnUnfixableCi({ repoConfigYaml: "ci:\n  ignore_checks: ['CI / coverage']\n" });
+    // The workflow's coverage job fails too; the commit's list of check runs names it `coverage`, without its workflow.
+    world.github.addForeignCheckRun({ name: "coverage", appSlug: "github-actions", checkSuiteId: 7401, headSha: head, conclusion: "failure" });
+    const rerun = rerunPasses(world, { headSha: head, pullNumber: pr.number });
+    expect((await deliver(app.url, { event: "workflow_run", payload: rerun, secret: SECRET })).status).toBeLessThan(300);
+    await waitForState(app, "ready_for_merge");
+    // Only the stop's own read of the checks found one not passed (the install job, failed then).
+    expect(ciPassSkips(app)).toEqual(["checks_not_passed"]);
+    expect(world.github.labelsOf(ISSUE)).toContain("mc:ready_for_merge");
+  }, 120_000);
+
+  it("/stop on the stopped task ends its wait: it stays blocked, says so, and a later passing re-run changes nothing", async () => {
+    const { app, world, pr, head } = await stoppedOnUnfixableCi();
+    const { github } = world;
+    const { payload, commentId } = commentPayload({ cloneUrl: world.bare, body: "/stop" });
+    expect((await deliver(app.url, { event: "issue_comment", payload, secret: SECRET })).status).toBeLessThan(300);
+    const reply = await waitForReply(github, commentId);
+    expect(reply).toContain(`#${ISSUE} stays \`blocked\` and will no longer return to ready for merge on its own`);
+    expect(reply).not.toContain("Nothing is running");
+    await waitForState(app, "blocked");
+    const task = await theTask(app);
+    expect(JSON.parse(task.tracking_notes ?? "{}")).not.toHaveProperty("ci-not-fixable");
+    expect(task.blocked_reason).toContain("@maintainer stopped the wait for a passing re-run");
+    const tracking = github.comments.find((c) => c.body.startsWith(TRACKING))?.body ?? "";
+    expect(tracking).not.toContain("Nothing to fix for the failed checks");
+    expect(tracking).not.toContain("Re-run the failed checks");
+    await expectPassChangesNothing(app, world, { headSha: head, pullNumber: pr.number });
+  }, 120_000);
+
+  it("/retry on the stopped task runs no Coder: one reply names the ways on", async () => {
+    const { app, world, head } = await stoppedOnUnfixableCi();
+    const { github, anthropic } = world;
+    const coder = anthropic.requestsOf("coder").length;
+    const transitions = (await app.db.selectFrom("transitions").select("id").execute()).length;
+    const coderJobs = async () => (await app.db.selectFrom("jobs").select("id").where("kind", "in", ["code", "revise"]).execute()).length;
+    const coderJobsBefore = await coderJobs();
+    const { payload, commentId } = commentPayload({ cloneUrl: world.bare, body: "/retry" });
+    // Delivered twice (a redelivery): one reply all the same.
+    for (let k = 0; k < 2; k++) expect((await deliver(app.url, { event: "issue_comment", payload, secret: SECRET })).status).toBeLessThan(300);
+    const reply = await waitForReply(github, commentId);
+    await waitForState(app, "blocked");
+    expect(reply).toContain(`The Coder found nothing to fix for the failing checks on \`${head.slice(0, 7)}\`, so \`/retry\` does not run it again.`);
+    expect(reply).toContain(`re-run the failed checks (once they pass, #${ISSUE} is ready for merge again)`);
+    expect(reply).toContain("`/code <instructions>`");
+    expect(reply).toContain("merge the pull request");
+    expect(github.comments.filter((c) => c.body.startsWith(`<!-- mission-control:command:${commentId}:`))).toHaveLength(1);
+    expect(anthropic.requestsOf("coder")).toHaveLength(coder);
+    expect(await app.db.selectFrom("transitions").select("id").execute()).toHaveLength(transitions);
+    expect(await coderJobs()).toBe(coderJobsBefore);
+    expect(anthropic.remaining()).toEqual({ architect: 0, coder: 0, tester: 0, reviewer: 0 });
   }, 120_000);
 });

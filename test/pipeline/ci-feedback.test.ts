@@ -8,6 +8,7 @@ import {
   CI_FEEDBACK_MAX_BYTES,
   ciTrackingNote,
   isIgnoredCheck,
+  isIgnoredCheckRun,
   normaliseActionsLog,
   safeName,
   splitSteps,
@@ -277,6 +278,16 @@ describe("check names", () => {
     expect(isIgnoredCheck("test (20.x)", ["test (20.x)"])).toBe(true);
     expect(isIgnoredCheck("test (20x)", ["test (20.x)"])).toBe(false);
     expect(isIgnoredCheck("anything", [])).toBe(false);
+  });
+
+  it("a check run is ignored by its own name, its workflow's, or `Workflow / job`; without a known workflow, by the job part of such a pattern", () => {
+    expect(isIgnoredCheckRun({ name: "coverage", workflow: "CI" }, ["CI / coverage"])).toBe(true);
+    expect(isIgnoredCheckRun({ name: "coverage", workflow: "CI" }, ["CI"])).toBe(true);
+    expect(isIgnoredCheckRun({ name: "coverage", workflow: "Docs" }, ["CI / coverage"])).toBe(false);
+    expect(isIgnoredCheckRun({ name: "coverage", workflow: null }, ["CI / coverage"])).toBe(true);
+    expect(isIgnoredCheckRun({ name: "coverage (20.x)", workflow: null }, ["* / coverage*"])).toBe(true);
+    expect(isIgnoredCheckRun({ name: "test", workflow: null }, ["CI / coverage", "Lint"])).toBe(false);
+    expect(isIgnoredCheckRun({ name: "Lint", workflow: null }, ["lint"])).toBe(true);
   });
 
   it("a name in app-written Markdown stays one inert line of code", () => {

@@ -25,6 +25,17 @@ describe("the reply in a review thread", () => {
     expect(quietMarkdown("x".repeat(5000)).length).toBeLessThanOrEqual(2001);
   });
 
+  it("shows raw HTML as text outside code, and leaves code spans and fenced blocks as written", () => {
+    const quiet = quietMarkdown("</blockquote><h1>Approved</h1> <img src=x> <https://x.example> a < b, x<3 `Array<string>`\n```tsx\nconst a = <div />;\n```");
+    expect(quiet).toBe(
+      "&lt;/blockquote>&lt;h1>Approved&lt;/h1> &lt;img src=x> &lt;https://x.example> a < b, x<3 `Array<string>`\n```tsx\nconst a = <div />;\n```",
+    );
+    // An unclosed backtick opens no code span: the tag after it is escaped too.
+    expect(quietMarkdown("a ` b <b>c</b>")).toBe("a ` b &lt;b>c&lt;/b>");
+    // A hidden comment is escaped even inside code (markers are found in the raw text).
+    expect(quietMarkdown("`<!-- mission-control:x -->`")).toBe("`&lt;!-- mission-control:x -->`");
+  });
+
   it("redacts before it cuts: a secret the cut goes through leaves no piece behind", () => {
     const password = 'password: "correct-horse-battery-staple-9931"';
     // The cut at 300 falls inside the quoted value (270 + 45 characters).

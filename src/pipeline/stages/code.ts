@@ -19,7 +19,7 @@ import { APP_ACTOR } from "../../domain/jobs.js";
 import type { BotIdentity, GitHubPort } from "../../ports/github.js";
 import { ciNoChangeTopic, failingChecks, renderCiNoChange } from "../../render/ci-no-change.js";
 import { safeName } from "../ci-feedback.js";
-import { ciNotFixableNote } from "../ci-intake.js";
+import { ciNotFixableNote, ciRecheckJob } from "../ci-intake.js";
 import { writeTracking } from "../reporter.js";
 import { recordLearningProposal } from "../memory-proposals.js";
 import { withRepositoryMemory } from "../repository-memory.js";
@@ -74,7 +74,9 @@ async function replyToRevision(github: GitHubPort, pullNumber: number, result: C
  * Coder's reason, then the task stops in `blocked` — nothing pushed, no tests or review. The
  * tracking note {@link CI_NOT_FIXABLE_NOTE} and the transition's reason
  * {@link CI_NOT_FIXABLE_REASON} mark the stop: once the checks pass on a re-run of this head,
- * the CI intake moves the task back to `ready_for_merge` (`isBlockedOnUnfixableCi`).
+ * the CI intake moves the task back to `ready_for_merge` (`isBlockedOnUnfixableCi`). A re-run that
+ * passed while the Coder worked was not queued for it, so the stop queues one pass intake for the
+ * head after this job (`ciRecheckJob`): the head's checks are read once, now that the task waits.
  */
 async function blockOnUnfixableCi(ctx: StageContext, feedback: RevisionFeedback, result: CoderResult): Promise<StageOutcome> {
   const checks = (feedback.checks ?? []).map(safeName);
@@ -92,7 +94,7 @@ async function blockOnUnfixableCi(ctx: StageContext, feedback: RevisionFeedback,
   await ctx.move("blocked", CI_NOT_FIXABLE_REASON, {
     blocked_reason: `The Coder made no change for ${failingChecks(checks)} on \`${sha}\`: it judged the failure not fixable by changing the code (its reason is on pull request #${pullNumber}). Re-run the failed checks, or comment \`/code <instructions>\` on the pull request for a change.`,
   });
-  return {};
+  return { next: ciRecheckJob(ctx.deps, ctx.task, pullNumber, result.headSha, ctx.job.delivery_id) };
 }
 
 /**

@@ -1,5 +1,5 @@
-import { CI_FAILED_CONCLUSIONS, CI_PASSED_CONCLUSIONS, isBlockedOnUnfixableCi } from "../../../domain/ci.js";
-import { deliveryDedupeKey, type IntakePayload, issueLockKey } from "../../../domain/jobs.js";
+import { CI_FAILED_CONCLUSIONS, CI_PASSED_CONCLUSIONS, ciIntakePayload, isBlockedOnUnfixableCi } from "../../../domain/ci.js";
+import { deliveryDedupeKey, issueLockKey } from "../../../domain/jobs.js";
 import { isDeliveryRecorded } from "../../../store/deliveries.js";
 import { enqueueJob } from "../../../store/queue.js";
 import type { Task } from "../../../store/schema.js";
@@ -55,20 +55,12 @@ export async function enqueueCiIntake(context: DeliveryContext, deps: InboundDep
   if (passed && !(await awaitingCiRerun(deps, task))) return "ignored";
   const s = subjectOf(context, task.pr_number);
   if (!s.installationId) throw new Error("the delivery has no installation id");
-  const payload: IntakePayload = {
-    event: "ci",
-    subject: intakeSubject(s),
-    sender: { login: context.payload.sender.login, id: context.payload.sender.id },
-    source: ci.source,
-    headSha: ci.headSha,
-    conclusion: ci.conclusion,
-    appSlug: ci.appSlug,
-    checkSuiteId: ci.checkSuiteId,
-    workflowRunId: ci.workflowRunId,
-    name: ci.name,
-    receivedAt: new Date().toISOString(),
-    waits: 0,
-  };
+  const payload = ciIntakePayload(
+    intakeSubject(s),
+    { login: context.payload.sender.login, id: context.payload.sender.id },
+    { ...ci, conclusion: ci.conclusion },
+    new Date().toISOString(),
+  );
   const issue = task;
   const outcome = await oncePerDelivery(deps, s, async (trx) => {
     await enqueueJob(trx, {
