@@ -198,24 +198,6 @@ export const IntakePayload = z.discriminatedUnion("event", [
     sender: Sender,
     receivedAt: z.string(),
   }),
-  z.object({
-    /**
-     * `repository.renamed`: the rows the store keys by the repository's name move from the old
-     * name to the new one (`store/repository-rename.ts`); no GitHub request, no task, no model call.
-     */
-    event: z.literal("repository_renamed"),
-    repository: z.object({
-      owner: z.string(),
-      /** The old name (`changes.repository.name.from`), without the owner. */
-      from: z.string(),
-      /** The new name, without the owner. */
-      to: z.string(),
-      /** The repository's clone URL under its new name. */
-      cloneUrl: z.string(),
-    }),
-    sender: Sender,
-    receivedAt: z.string(),
-  }),
 ]);
 export type IntakePayload = z.infer<typeof IntakePayload>;
 

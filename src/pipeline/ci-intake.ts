@@ -28,8 +28,8 @@ import type { GitHubPort } from "../ports/github.js";
 import { type DbOrTrx, inTransaction } from "../store/db.js";
 import { enqueueJob, type JobSpec, liveJobsOfTask } from "../store/queue.js";
 import type { Task } from "../store/schema.js";
-import { clearTrackingNote, configProblemsOf, currentTrackingNotes, loadTask, setTrackingNote, updateTask } from "../store/tasks.js";
-import { transition, transitionsOf } from "../store/transitions.js";
+import { clearTrackingNote, configProblemsOf, currentTrackingNotes, loadTask, setTrackingNote, trackingNotesOf, updateTask } from "../store/tasks.js";
+import { transitionIf, transitionsOf } from "../store/transitions.js";
 import {
   buildCiFeedback,
   CI_DETAILED_FAILURES,
@@ -354,8 +354,16 @@ async function ciPassedIntake(
     const verdict = await checksOnHead(github, p.headSha, slug, config.ci.ignore_checks);
     if (verdict.checked === 0) return skip("no_checks");
     if (verdict.notPassed.length > 0) return skip("checks_not_passed", { checks: verdict.notPassed });
-    await setTrackingNote(deps.db, task.id, CI_TRACKING_NOTE, passedNote);
-    await transition(deps.db, task.id, "ready_for_merge", { reason: CI_PASSED_REASON, actor: APP_ACTOR });
+    // Moved only if the task still waits for this pass as the move is made (a `/stop` may have ended
+    // the wait during the reads above), with the note in the same transaction.
+    const movedNow = await inTransaction(deps.db, async (trx) => {
+      const done = await transitionIf(trx, task.id, "ready_for_merge", { reason: CI_PASSED_REASON, actor: APP_ACTOR }, (t, last) =>
+        isBlockedOnUnfixableCi(t, trackingNotesOf(t), last),
+      );
+      if (done) await setTrackingNote(trx, task.id, CI_TRACKING_NOTE, passedNote);
+      return done !== null;
+    });
+    if (!movedNow) return skip("not_blocked_on_ci", { stage: task.stage });
   }
   await clearTrackingNote(deps.db, task.id, CI_NOT_FIXABLE_NOTE);
   let current = await updateTask(deps.db, task.id, { blocked_reason: null });

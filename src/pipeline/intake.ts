@@ -21,7 +21,6 @@ import { renderReviewGaveUp, reviewGaveUpTopic } from "../render/review-gave-up.
 import type { Db } from "../store/db.js";
 import { inTransaction } from "../store/db.js";
 import { cancelTaskJobs, enqueueJob, jobExistsForDelivery } from "../store/queue.js";
-import { renameRepository } from "../store/repository-rename.js";
 import type { Task } from "../store/schema.js";
 import {
   configColumns,
@@ -57,11 +56,7 @@ export type IntakeOutcome =
   /** `config_push`: the stand-up schedule now follows the pushed config (recorded, changed, disabled, or already so). */
   | "schedule_synced"
   /** `config_push`: the pushed config does not parse or validate; the schedule is left as it was. */
-  | "invalid_config"
-  /** `repository_renamed`: the rows under the old name moved to the new one (or there were none left). */
-  | "renamed"
-  /** `repository_renamed`: the new name already has rows of its own; nothing moved (a warning is logged). */
-  | "rename_refused";
+  | "invalid_config";
 
 /**
  * The first step of a delivery that needs GitHub: the checks a webhook handler may not make
@@ -75,12 +70,6 @@ export type IntakeOutcome =
  */
 export async function runIntakeJob(deps: PipelineDeps, job: IntakeJob, log: Logger): Promise<JobResult> {
   const payload = job.data.payload;
-  // A rename is a local write only: no GitHub client is made for it.
-  if (payload.event === "repository_renamed") {
-    const renameLog = log.child({ intake: payload.event });
-    renameLog.info({ outcome: await repositoryRenamed(deps.db, job, renameLog, payload) }, "intake handled");
-    return {};
-  }
   // A config push is about the repository, not an issue.
   const { owner, repo } = payload.event === "config_push" ? payload.repository : payload.subject;
   const number = payload.event === "config_push" ? undefined : payload.subject.number;
@@ -179,26 +168,6 @@ async function configPush(intake: Intake, p: PayloadOf<"config_push">): Promise<
   const standup = config.orchestrator.standup;
   log.info({ standup: standup ? { cron: standup.cron, timezone: standup.timezone } : null }, "config pushed: the stand-up schedule follows it");
   return "schedule_synced";
-}
-
-/**
- * The repository was renamed on GitHub: the rows the store keys by its name — the
- * installation's tasks, ledger, budget reservations and alerts, memory, stand-up schedule and
- * proposals — move to the new name in one transaction (`store/repository-rename.ts`), so that
- * deliveries under the new name find the app's pull requests and the budget, learnings and
- * stand-up carry on. When the new name already has rows of its own (a name reused), nothing
- * moves and a warning says so. No GitHub request, no task, no model call.
- */
-async function repositoryRenamed(db: Db, job: IntakeJob, log: Logger, p: PayloadOf<"repository_renamed">): Promise<IntakeOutcome> {
-  const { owner, from, to, cloneUrl } = p.repository;
-  const fields = { from: `${owner}/${from}`, to: `${owner}/${to}`, renamedBy: p.sender.login };
-  const result = await renameRepository(db, { installationId: job.installation_id, owner, from, to, cloneUrl });
-  if (result.outcome === "refused") {
-    log.warn({ ...fields, reason: result.reason }, "repository renamed to a name already in use: its rows stay under the old name");
-    return "rename_refused";
-  }
-  log.info({ ...fields, moved: result.moved }, "repository renamed: its rows follow the new name");
-  return "renamed";
 }
 
 /** Where the stand-up schedule of the delivery's repository is recorded (orchestrator mode). */

@@ -22,7 +22,7 @@ const INTAKE_WAIT_MAX_MS = 60_000;
 
 /**
  * Delay before the `waits`-th re-check of a busy task, in milliseconds: 2 s doubling up to 60 s
- * (about 25 minutes over {@link INTAKE_MAX_WAITS} waits).
+ * (about 26 minutes over {@link INTAKE_MAX_WAITS} waits).
  */
 export function intakeWaitDelayMs(waits: number): number {
   return Math.min(INTAKE_WAIT_MAX_MS, 2_000 * 2 ** Math.min(waits, 10));

@@ -17,11 +17,13 @@ export function threadReplyMarker(threadId: number, lastCommentId: number): stri
 }
 
 /**
- * A code span or fenced code block (a run of backticks up to the next run of the same length),
- * or the `<` that opens an HTML tag, a comment, a declaration or an autolink (`<b`, `</b`, `<!`,
- * `<?`).
+ * A fenced code block (a line opening with three or more backticks, up to a line closing with as
+ * many), a code span (one or two backticks, up to the same run, never across a blank line, as
+ * GitHub reads it), or the `<` that opens an HTML tag, a comment, a declaration or an autolink
+ * (`<b`, `</b`, `<!`, `<?`). A stray backtick therefore cannot shelter a tag in the paragraphs
+ * after it.
  */
-const CODE_OR_TAG = /(?<!`)(`+)(?!`)[\s\S]*?(?<!`)\1(?!`)|<(?=[A-Za-z/!?])/g;
+const CODE_OR_TAG = /^(`{3,})[^\n]*\n[\s\S]*?\n\1`*[ \t]*$|(?<!`)(`{1,2})(?!`)(?:(?!\n[ \t]*\n)[^`])+?(?<!`)\2(?!`)|<(?=[A-Za-z/!?])/gm;
 
 /**
  * Makes model-written text safe to post: no one is pinged (`@name` and `@org/team` become

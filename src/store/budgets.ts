@@ -39,11 +39,11 @@ import {
 } from "../domain/budget-rules.js";
 import { BudgetExceededError } from "../domain/errors.js";
 import { addNanoUsd, assertNanoUsd, parseNanoUsd } from "../domain/money.js";
+import type { RepositoryRename } from "../domain/repository.js";
 import type { Db, DbOrTrx } from "./db.js";
 import { ADVISORY_LOCKS, isPostgres } from "./dialect.js";
 import { inheritObservers, reportBudgetAlert } from "./events.js";
 import { inheritQueue } from "./queue.js";
-import type { RepositoryRename } from "./repository-rename.js";
 import type { Database } from "./schema.js";
 import { sumNanoUsd } from "./usage.js";
 

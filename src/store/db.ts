@@ -4,6 +4,7 @@ import path from "node:path";
 import SQLite from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
 
+import { inheritObservers } from "./events.js";
 import { inheritQueue } from "./queue.js";
 import type { Database } from "./schema.js";
 
@@ -22,6 +23,8 @@ export function inTransaction<T>(db: Db, fn: (trx: DbOrTrx) => Promise<T>): Prom
   return db.transaction().execute((trx) => {
     // On PostgreSQL, jobs enqueued in the transaction go to the database's pg-boss queue, in the transaction.
     inheritQueue(db, trx);
+    // A transition or budget alert recorded in it reaches the database's observers (`events.ts`).
+    inheritObservers(db, trx);
     return fn(trx);
   });
 }

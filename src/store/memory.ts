@@ -8,10 +8,10 @@
 import { sql } from "kysely";
 
 import { MissionControlError } from "../domain/errors.js";
+import type { RepositoryRename } from "../domain/repository.js";
 
 import type { DbOrTrx } from "./db.js";
 import { isPostgres } from "./dialect.js";
-import type { RepositoryRename } from "./repository-rename.js";
 import type { Learning, LearningProposal } from "./schema.js";
 
 export type { Learning, LearningProposal };

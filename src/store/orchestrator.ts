@@ -4,8 +4,8 @@
  */
 import { sql } from "kysely";
 
+import type { RepositoryRename } from "../domain/repository.js";
 import type { DbOrTrx } from "./db.js";
-import type { RepositoryRename } from "./repository-rename.js";
 import type { FollowUpProposal, FollowUpSourceKind, FollowUpStatus, RepositorySchedule, Task, Transition } from "./schema.js";
 
 /** `owner/repo` in lower case: the key of a repository in these tables. */

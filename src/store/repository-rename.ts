@@ -1,28 +1,16 @@
 /**
  * A repository renamed on GitHub (`repository.renamed`): every table that keys a repository by
- * its name follows it, in one transaction. Each table is changed by the module that owns it;
- * this is the one place that calls them all, and decides whether the rename may happen.
+ * its name follows it, in one transaction (the webhook handler's, `repository-renamed.ts`). Each
+ * table is changed by the module that owns it; this is the one place that calls them all, and
+ * decides whether the rename may happen.
  */
-import { type Db, inTransaction } from "./db.js";
+import type { RepositoryRename } from "../domain/repository.js";
+import { type DbOrTrx, inTransaction } from "./db.js";
 import { renameRepositoryBudgets } from "./budgets.js";
 import { renameRepositoryMemory } from "./memory.js";
 import { renameRepositorySchedules, repositoryHasSchedulesOrProposals } from "./orchestrator.js";
 import { renameRepositoryTasks, repositoryHasTasks } from "./tasks.js";
 import { renameRepositoryUsage } from "./usage.js";
-
-/** A repository's rename within its owner (a transfer to another owner is not one). */
-export interface RepositoryRename {
-  /** The installation the delivery came from: only its rows move, where a table records one. */
-  installationId: number;
-  /** The owner's login, as the delivery spells it. */
-  owner: string;
-  /** The old name without the owner (`changes.repository.name.from`), as GitHub spelled it. */
-  from: string;
-  /** The new name without the owner. */
-  to: string;
-  /** The clone URL under the new name (stored on the tasks). */
-  cloneUrl: string;
-}
 
 /** How many rows of each table moved to the new name. */
 export interface RenamedRows {
@@ -38,15 +26,16 @@ export interface RenamedRows {
 
 /**
  * What {@link renameRepository} did: `renamed` (the counts may all be 0: nothing was stored
- * under the old name, or a retried job finds it done), or `refused` — the new name already has
- * rows of its own while the old one still has some (a name reused: a repository deleted or
- * renamed away, and another given its name), and nothing moved: merging two repositories'
- * tasks, spend and memory under one name would be wrong.
+ * under the old name, or another delivery of the same rename finds it done), or `refused` — the
+ * new name already has rows of its own while the old one still has some (a name reused: a
+ * repository deleted or renamed away, and another given its name), and nothing moved: merging
+ * two repositories' tasks, spend and memory under one name would be wrong.
  */
 export type RenameResult = { outcome: "renamed"; moved: RenamedRows } | { outcome: "refused"; reason: string };
 
 /**
- * Moves everything the store keeps under `owner/from` to `owner/to`, in one transaction: the
+ * Moves everything the store keeps under `owner/from` to `owner/to`, in one transaction (`db`'s
+ * when it is one, so the caller's other writes commit with it; else its own): the
  * installation's tasks (name and clone URL), ledger rows and budget reservations, the budget
  * alerts whose keys name the repository, learnings and learning proposals, stand-up schedules
  * and follow-up proposals. Rows of another installation and of any other repository stay.
@@ -56,11 +45,11 @@ export type RenameResult = { outcome: "renamed"; moved: RenamedRows } | { outcom
  * by name and issue number, and found by name alone), or a schedule or follow-up proposal of this
  * installation (both unique per installation and name). Then, if the old name still has tasks,
  * schedules or proposals of this installation, the rename is refused and nothing is written;
- * otherwise (a retry after the move, a late ledger row) the rest moves. A rename that changes
- * only the name's case is always the same repository.
+ * otherwise (the same rename delivered again after the move, a late ledger row) the rest moves.
+ * A rename that changes only the name's case is always the same repository.
  */
-export async function renameRepository(db: Db, rename: RepositoryRename): Promise<RenameResult> {
-  return inTransaction(db, async (trx) => {
+export async function renameRepository(db: DbOrTrx, rename: RepositoryRename): Promise<RenameResult> {
+  const move = async (trx: DbOrTrx): Promise<RenameResult> => {
     const sameName = rename.from.toLowerCase() === rename.to.toLowerCase();
     if (!sameName) {
       const target = { installationId: rename.installationId, owner: rename.owner, repo: rename.to };
@@ -94,5 +83,6 @@ export async function renameRepository(db: Db, rename: RepositoryRename): Promis
         followUpProposals: orchestrator.proposals,
       },
     };
-  });
+  };
+  return db.isTransaction ? move(db) : inTransaction(db, move);
 }

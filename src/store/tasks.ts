@@ -1,8 +1,8 @@
 import { sql } from "kysely";
 
+import type { RepositoryRename } from "../domain/repository.js";
 import type { DbOrTrx } from "./db.js";
 import { isPostgres } from "./dialect.js";
-import type { RepositoryRename } from "./repository-rename.js";
 import type { NewTask, Task, TaskUpdate } from "./schema.js";
 
 /** @throws kysely's `NoResultError` when there is no task `taskId` */
@@ -111,7 +111,7 @@ export async function startNewRun(db: DbOrTrx, taskId: number, starter: RunStart
 }
 
 /** The notes stored on a task (`tasks.tracking_notes`), by key, in the order they were added. */
-function trackingNotesOf(task: Pick<Task, "tracking_notes">): Record<string, string> {
+export function trackingNotesOf(task: Pick<Task, "tracking_notes">): Record<string, string> {
   if (!task.tracking_notes) return {};
   try {
     const parsed: unknown = JSON.parse(task.tracking_notes);

@@ -1,9 +1,9 @@
 import { type ExpressionBuilder, type RawBuilder, sql } from "kysely";
 
 import { assertNanoUsd, parseNanoUsd } from "../domain/money.js";
+import type { RepositoryRename } from "../domain/repository.js";
 import type { UsageTotals } from "../domain/usage.js";
 import type { Db, DbOrTrx } from "./db.js";
-import type { RepositoryRename } from "./repository-rename.js";
 import type { Database, NewLlmUsage } from "./schema.js";
 
 /**

@@ -32,6 +32,10 @@ describe("the reply in a review thread", () => {
     );
     // An unclosed backtick opens no code span: the tag after it is escaped too.
     expect(quietMarkdown("a ` b <b>c</b>")).toBe("a ` b &lt;b>c&lt;/b>");
+    // Two stray backticks paragraphs apart shelter nothing: a code span never crosses a blank line.
+    expect(quietMarkdown("a ` b\n\n<details><summary>x</summary>\n\nhidden ` c")).toBe("a ` b\n\n&lt;details>&lt;summary>x&lt;/summary>\n\nhidden ` c");
+    // A fence mid-line is not a fence.
+    expect(quietMarkdown("x ```\n<b>y</b>\n```")).toBe("x ```\n&lt;b>y&lt;/b>\n```");
     // A hidden comment is escaped even inside code (markers are found in the raw text).
     expect(quietMarkdown("`<!-- mission-control:x -->`")).toBe("`&lt;!-- mission-control:x -->`");
   });

@@ -82,7 +82,7 @@ describe("the lifecycle state machine", () => {
     const src = path.resolve(import.meta.dirname, "../../src");
     const movers = readdirSync(src, { recursive: true, encoding: "utf8" })
       .filter((file) => file.endsWith(".ts"))
-      .filter((file) => /\b(?:move|transition)\([^;]*?"ready_for_merge"/s.test(readFileSync(path.join(src, file), "utf8")))
+      .filter((file) => /\b(?:move|transition|transitionIf)\([^;]*?"ready_for_merge"/s.test(readFileSync(path.join(src, file), "utf8")))
       .map((file) => file.split(path.sep).join("/"))
       .sort();
     expect(movers).toEqual(["pipeline/ci-intake.ts", "pipeline/stages/review.ts"]);

@@ -1,6 +1,8 @@
 import type { RevisionFeedback } from "../../agents/coder.js";
+import { CI_NOT_FIXABLE_NOTE } from "../../domain/ci.js";
 import type { StageJobPayload } from "../../domain/jobs.js";
 import { sanitizeUntrustedText } from "../../prompt/index.js";
+import { clearTrackingNote } from "../../store/tasks.js";
 import { collectReviewThreads } from "../review-threads.js";
 import { codeStage } from "./code.js";
 import { safeName } from "../ci-feedback.js";
@@ -38,6 +40,8 @@ export async function reviseStage(ctx: StageContext): Promise<StageOutcome> {
   }
   // Counted once per revision job, not again when a transient failure retries it.
   if (ctx.job.attempts <= 1) await ctx.save({ rework_cycles: ctx.task.rework_cycles + 1 });
+  // A revision ends any wait for a passing re-run of the checks (a stop on a CI failure the Coder found nothing to fix): its note goes.
+  await clearTrackingNote(ctx.deps.db, ctx.task.id, CI_NOT_FIXABLE_NOTE);
   return codeStage(ctx, revision);
 }
 

@@ -30,10 +30,9 @@ afterEach(async () => {
 
 describe("the metered client's ledger rows", () => {
   it("records a call's usage at its reservation's time, so a call answered after midnight UTC costs in the window its reservation was checked in", async () => {
-    // A clock that moves 250 ms on every reading: the reservation is taken before midnight, and
-    // by the time the answer is recorded the clock has passed it.
-    let reading = 0;
-    vi.spyOn(Date, "now").mockImplementation(() => BEFORE_MIDNIGHT + 250 * reading++);
+    // The clock reads one second before midnight until the Messages API has the request (the
+    // reservation is taken before it is sent), and half a second after midnight from then on.
+    vi.spyOn(Date, "now").mockImplementation(() => (anthropic.requests.length === 0 ? BEFORE_MIDNIGHT : MIDNIGHT + 500));
     const limits = serverBudgetLimits({ BUDGET_GLOBAL_DAILY_USD: "100", BUDGET_REPOSITORY_MONTHLY_USD: "100" });
     const llm = createMeteredLlm(
       {

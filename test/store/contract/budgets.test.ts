@@ -1,5 +1,5 @@
 import { sql } from "kysely";
-import { expect, it } from "vitest";
+import { expect, it, onTestFinished } from "vitest";
 
 import type { BudgetLimit, BudgetSubject } from "../../../src/domain/budget-rules.js";
 import { BudgetExceededError } from "../../../src/domain/errors.js";
@@ -52,6 +52,29 @@ async function statuses(db: Db) {
 async function spent(db: Db, l: BudgetLimit): Promise<number> {
   const [status] = await spendReport(db, subject(), [l], T);
   return status?.spentNanoUsd ?? Number.NaN;
+}
+
+/**
+ * Takes locks in a transaction on `conn` (`take`) and holds them until `release()` (idempotent),
+ * which ends the transaction; resolves once they are held.
+ */
+async function holdLocks(conn: Db, take: (trx: Db) => Promise<void>): Promise<{ release: () => Promise<void> }> {
+  let end!: () => void;
+  const ending = new Promise<void>((resolve) => (end = resolve));
+  let held!: () => void;
+  const isHeld = new Promise<void>((resolve) => (held = resolve));
+  const transaction = conn.transaction().execute(async (trx) => {
+    await take(trx);
+    held();
+    await ending;
+  });
+  await Promise.race([isHeld, transaction]);
+  return {
+    release: async () => {
+      end();
+      await transaction;
+    },
+  };
 }
 
 describeStoreContract("budgets", (getDb, backend) => {
@@ -137,22 +160,16 @@ describeStoreContract("budgets", (getDb, backend) => {
       const perRepo = [limit({ scope: "repository", period: "monthly", limitNanoUsd: usd(10) })];
       const settled = (p: Promise<unknown>, ms: number) =>
         Promise.race([p.then(() => "done" as const), new Promise<"waiting">((resolve) => setTimeout(() => resolve("waiting"), ms))]);
-      let releaseHolder!: () => void;
-      const holding = new Promise<void>((resolve) => (releaseHolder = resolve));
-      let held!: () => void;
-      const isHeld = new Promise<void>((resolve) => (held = resolve));
       // What a reservation of octo/widgets checking an installation limit and its repository limit holds.
-      const holder = other.transaction().execute(async (trx) => {
+      const holder = await holdLocks(other, async (trx) => {
         for (const lock of budgetAdvisoryLocks([
           { key: "installation:1", exclusive: true },
           { key: "repository:octo/widgets", exclusive: true },
         ])) {
           await sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.budgetScopes}, ${lock.id})`.execute(trx);
         }
-        held();
-        await holding;
       });
-      await isHeld;
+      onTestFinished(holder.release);
       const db = getDb();
       // Another installation's repository under the default kind of limits: not held up.
       const elsewhere = reserve(db, {
@@ -168,8 +185,7 @@ describeStoreContract("budgets", (getDb, backend) => {
       // Same repository: waits.
       const sameRepository = reserve(db, { subject: subject({ taskId: 4 }), limits: perRepo, amountNanoUsd: usd(1), now: T });
       expect(await settled(Promise.any([sameInstallation, sameRepository]), 500)).toBe("waiting");
-      releaseHolder();
-      await holder;
+      await holder.release();
       expect(await settled(Promise.all([sameInstallation, sameRepository]), 5_000)).toBe("done");
       expect(await db.selectFrom("budget_reservations").select("task_id").orderBy("task_id").execute()).toEqual([
         { task_id: 2 },
@@ -180,22 +196,15 @@ describeStoreContract("budgets", (getDb, backend) => {
 
     it("PostgreSQL: while a replica of the previous version holds the old ledger-wide lock, a reservation waits for it (rolling upgrade)", async () => {
       const old = backend.openConnection();
-      let releaseOld!: () => void;
-      const holding = new Promise<void>((resolve) => (releaseOld = resolve));
-      let held!: () => void;
-      const isHeld = new Promise<void>((resolve) => (held = resolve));
-      const oldReplica = old.transaction().execute(async (trx) => {
+      const oldReplica = await holdLocks(old, async (trx) => {
         await sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.budgets})`.execute(trx);
-        held();
-        await holding;
       });
-      await isHeld;
+      onTestFinished(oldReplica.release);
       let done = false;
       const reservation = reserve(getDb(), { subject: subject(), limits: [], amountNanoUsd: usd(1), now: T }).then(() => (done = true));
       await new Promise((resolve) => setTimeout(resolve, 400));
       expect(done).toBe(false);
-      releaseOld();
-      await oldReplica;
+      await oldReplica.release();
       await reservation;
       expect(done).toBe(true);
     });

@@ -2,10 +2,11 @@ import { expect, it } from "vitest";
 
 import type { BudgetLimit } from "../../../src/domain/budget-rules.js";
 import { spendReport } from "../../../src/store/budgets.js";
-import type { Db } from "../../../src/store/db.js";
+import type { RepositoryRename } from "../../../src/domain/repository.js";
+import { type Db, inTransaction } from "../../../src/store/db.js";
 import { addLearning, addLearningProposal, listLearnings, pendingLearningProposals } from "../../../src/store/memory.js";
 import { addProposals, findProposal, findSchedule, recordStandupRun, upsertSchedule } from "../../../src/store/orchestrator.js";
-import { renameRepository, type RepositoryRename } from "../../../src/store/repository-rename.js";
+import { renameRepository } from "../../../src/store/repository-rename.js";
 import { findTaskByIssue, findTaskByPullRequest, loadTask } from "../../../src/store/tasks.js";
 import { recordUsage } from "../../../src/store/usage.js";
 import { insertTask, usageRow } from "../../helpers/db.js";
@@ -335,6 +336,37 @@ describeStoreContract("repository rename", (getDb) => {
       standup_issue_number: 42,
     });
     expect(await renameRepository(db, lower)).toEqual({ outcome: "renamed", moved: NOTHING });
+  });
+
+  it("renames in a row, applied in the order they arrived (A→B, then B→C), end under C", async () => {
+    const db = getDb();
+    const ids = await seed(db);
+    const third = { ...RENAME, from: TO, to: "Doohickeys", cloneUrl: "https://github.com/Octo-Org/Doohickeys.git" };
+    expect(await renameRepository(db, RENAME)).toMatchObject({ outcome: "renamed", moved: { tasks: 2, schedules: 1 } });
+    expect(await renameRepository(db, third)).toMatchObject({ outcome: "renamed", moved: { tasks: 2, llmUsage: 2, learnings: 2, schedules: 1 } });
+
+    expect(await findTaskByPullRequest(db, OWNER, "Doohickeys", 12)).toMatchObject({ id: ids.task, repo: "Doohickeys", clone_url: third.cloneUrl });
+    expect(await findTaskByIssue(db, OWNER, TO, 7)).toBeUndefined();
+    expect(await monthlySpend(db, INST, "Doohickeys")).toEqual({ usage: 3_000, held: 300 });
+    expect(await monthlySpend(db, INST, TO)).toEqual({ usage: 0, held: 0 });
+    expect((await listLearnings(db, INST, `${OWNER}/Doohickeys`)).total).toBe(2);
+    expect(await findSchedule(db, { installationId: INST, owner: OWNER, repo: "Doohickeys" }, "standup")).toMatchObject({ standup_issue_number: 42 });
+    expect(await findSchedule(db, { installationId: INST, owner: OWNER, repo: TO }, "standup")).toBeUndefined();
+    // The other installation's rows never moved.
+    expect(await loadTask(db, ids.otherInstallation)).toMatchObject({ repo: FROM });
+  });
+
+  it("given an open transaction, it writes in it: rolled back with the caller's other writes", async () => {
+    const db = getDb();
+    await seed(db);
+    const before = await snapshot(db);
+    await expect(
+      inTransaction(db, async (trx) => {
+        expect(await renameRepository(trx, RENAME)).toMatchObject({ outcome: "renamed", moved: { tasks: 2 } });
+        throw new Error("the caller's next write failed");
+      }),
+    ).rejects.toThrow("the caller's next write failed");
+    expect(await snapshot(db)).toEqual(before);
   });
 
   it("a repository the store never saw: nothing to move", async () => {

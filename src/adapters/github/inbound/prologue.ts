@@ -87,8 +87,14 @@ export async function prologue(deps: InboundDeps, context: DeliveryContext): Pro
 /**
  * Records the delivery and runs `body` in one transaction; a second delivery with the same id
  * (a race with the prologue's check) does nothing and is `duplicate_delivery`.
+ *
+ * @returns what `body` returned (a {@link TriggerOutcome}, or the handler's own outcome), or `duplicate_delivery`
  */
-export async function oncePerDelivery(deps: InboundDeps, s: Subject, body: (trx: Db) => Promise<TriggerOutcome>): Promise<TriggerOutcome> {
+export async function oncePerDelivery<T extends string = TriggerOutcome>(
+  deps: InboundDeps,
+  s: Subject,
+  body: (trx: Db) => Promise<T>,
+): Promise<T | "duplicate_delivery"> {
   return inTransaction(deps.db, async (trx) => {
     if (!(await recordDelivery(trx, s.deliveryId, s.event))) return "duplicate_delivery";
     return body(trx);
@@ -128,7 +134,7 @@ export async function enqueueIntake(
 }
 
 /**
- * A repository-level delivery (no issue: a push, a rename): a redelivery is answered
+ * A repository-level delivery (no issue: a push): a redelivery is answered
  * `duplicate_delivery`; otherwise the delivery is recorded and one `intake` job queued in
  * `lockKey`'s lane, once per delivery, and the outcome logged with `message`.
  *
