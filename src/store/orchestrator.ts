@@ -443,20 +443,13 @@ function normaliseProposal(row: FollowUpProposal): FollowUpProposal {
 
 /** `true` when the repository (in its installation) has a schedule (enabled or not) or a follow-up proposal. */
 export async function repositoryHasSchedulesOrProposals(db: DbOrTrx, ref: RepositoryRef): Promise<boolean> {
-  const repository = repositoryKey(ref.owner, ref.repo);
-  const schedule = await db
-    .selectFrom("repository_schedules")
-    .select("id")
-    .where("installation_id", "=", ref.installationId)
-    .where("repository", "=", repository)
-    .limit(1)
-    .executeTakeFirst();
-  if (schedule) return true;
+  // The stand-up is the only kind of schedule.
+  if (await findSchedule(db, ref, "standup")) return true;
   const proposal = await db
     .selectFrom("follow_up_proposals")
     .select("id")
     .where("installation_id", "=", ref.installationId)
-    .where("repository", "=", repository)
+    .where("repository", "=", repositoryKey(ref.owner, ref.repo))
     .limit(1)
     .executeTakeFirst();
   return proposal !== undefined;
